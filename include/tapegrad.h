@@ -1,0 +1,396 @@
+/* tapegrad: tensors, a dynamic graph with tape autograd, CPU and OpenCL backends.
+ *
+ * A short tour. Every op runs at once and, when an input requires grad, records a
+ * backward closure; tg_backward() walks them in reverse:
+ *
+ *     tg_device *dev = tg_device_get(NULL);                  // TG_DEVICE, else "cpu"
+ *     tg_manual_seed(42);
+ *     tg_tensor *w = tg_param(tg_randn(TG_F32, TG_SHAPE(784, 10), dev));
+ *     tg_scope_begin();                                      // a training step is one scope
+ *     tg_tensor *loss = tg_cross_entropy(tg_matmul(x, w), y); // NULL propagates on error
+ *     if (!loss) fprintf(stderr, "%s\n", tg_last_error());
+ *     tg_backward(loss);                                     // tg_grad(w) now holds dL/dw
+ *     tg_scope_end();                                        // frees loss and every temporary
+ *
+ * Ownership: every tensor an API call returns belongs to the innermost scope (a
+ * thread-local stack with a root scope that lives until exit). tg_keep() moves a
+ * tensor to the parent scope; tg_retain()/tg_release() hold one past any scope.
+ * Tensors are reference-counted inside, so ending a scope never breaks a pending
+ * backward: the graph keeps alive what it needs.
+ *
+ * Errors: op builders return NULL and set a thread-local message (tg_last_error())
+ * naming the op and the values; a NULL input gives a NULL output, so a chain of calls
+ * needs one check at the end. Calls that are not chained return tg_status.
+ * TG_ABORT_ON_ERROR=1 in the environment aborts on the first error, for debugging.
+ */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TG_BUILDING) && defined(__GNUC__)
+#define TG_API __attribute__((visibility("default")))
+#else
+#define TG_API
+#endif
+
+#define TG_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- basic types */
+
+typedef struct tg_tensor tg_tensor; /* opaque; read with the accessors below */
+typedef struct tg_device tg_device; /* opaque; from tg_device_get() */
+
+typedef enum { TG_F32, TG_F64, TG_I32, TG_U8, TG_NUM_DTYPES } tg_dtype;
+
+typedef enum {
+    TG_OK = 0,
+    TG_ERR_INVALID = -1, /* a bad argument: NULL, out-of-range axis or index, bad option */
+    TG_ERR_SHAPE = -2,   /* shapes that do not fit together */
+    TG_ERR_DTYPE = -3,   /* a dtype the op does not take, or two that differ */
+    TG_ERR_DEVICE = -4,  /* tensors on two devices, or a device that is not there */
+    TG_ERR_NOMEM = -5,   /* host or device memory exhausted */
+    TG_ERR_BACKEND = -6, /* the backend failed (OpenCL error, failed kernel build) */
+    TG_ERR_STATE = -7,   /* a call at the wrong time: backward through a freed graph, … */
+    TG_ERR_IO = -8,      /* a file is missing, unreadable or corrupt */
+} tg_status;
+
+/* A shape by value: TG_SHAPE(64, 784). A 0-d (scalar) shape is TG_SCALAR_SHAPE. */
+typedef struct {
+    int ndim;
+    int64_t dims[TG_MAX_DIMS];
+} tg_shape;
+#define TG_NARGS_(...) ((int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)))
+#define TG_SHAPE(...) ((tg_shape){ .ndim = TG_NARGS_(__VA_ARGS__), .dims = { __VA_ARGS__ } })
+#define TG_SCALAR_SHAPE ((tg_shape){ .ndim = 0 })
+
+/* A set of axes: TG_AXES(0, 2); negative axes count from the end; TG_ALL is every axis.
+ * tg_permute takes its order the same way. */
+typedef struct {
+    int n; /* -1: all axes */
+    int axes[TG_MAX_DIMS];
+} tg_axes;
+#define TG_AXES(...) ((tg_axes){ .n = TG_NARGS_(__VA_ARGS__), .axes = { __VA_ARGS__ } })
+#define TG_ALL ((tg_axes){ .n = -1 })
+
+/* Padding amounts as in PyTorch's F.pad: (left, right) of the last axis first, then
+ * the axis before it: TG_PADS(1, 1, 2, 2) pads W by 1 and H by 2. */
+typedef struct {
+    int n;
+    int64_t v[2 * TG_MAX_DIMS];
+} tg_pads;
+#define TG_PADS(...) ((tg_pads){ .n = TG_NARGS_(__VA_ARGS__), .v = { __VA_ARGS__ } })
+
+/* ---------------------------------------------------------------- errors */
+
+/* The message of the last failed call on this thread ("" if none). Valid until the
+ * next failing call on this thread. */
+TG_API const char *tg_last_error(void);
+TG_API void tg_clear_error(void);
+TG_API const char *tg_status_str(tg_status s);
+/* The status kind of the last error on this thread (TG_OK if none). */
+TG_API tg_status tg_last_status(void);
+
+/* ---------------------------------------------------------------- devices */
+
+/* "cpu", "opencl" (first GPU, else first OpenCL device), "opencl:N". NULL means
+ * $TG_DEVICE, else "cpu". Returns NULL with a message if the device is not there.
+ * Devices live until exit; never free them. */
+TG_API tg_device *tg_device_get(const char *name);
+TG_API const char *tg_device_name(const tg_device *dev);
+
+typedef struct {
+    size_t bytes_in_use;   /* held by live tensors */
+    size_t bytes_cached;   /* freed by tensors, kept by the caching allocator for reuse */
+    size_t peak_in_use;    /* the high-water mark of bytes_in_use */
+    uint64_t allocations;  /* calls that reached the system allocator */
+} tg_memory_stats;
+TG_API tg_status tg_device_memory_stats(const tg_device *dev, tg_memory_stats *out);
+/* Returns cached blocks to the system. */
+TG_API void tg_device_empty_cache(tg_device *dev);
+
+/* CPU threads used by kernels: $TG_NUM_THREADS, else the cores this process may use. */
+TG_API void tg_set_num_threads(int n);
+TG_API int tg_get_num_threads(void);
+
+/* ---------------------------------------------------------------- scopes and lifetime */
+
+TG_API void tg_scope_begin(void);
+/* Releases every tensor created since the matching tg_scope_begin, except those kept. */
+TG_API void tg_scope_end(void);
+/* Moves t from the current scope to its parent; returns t (NULL passes through). */
+TG_API tg_tensor *tg_keep(tg_tensor *t);
+/* Takes an owned reference that survives every scope; drop it with tg_release. */
+TG_API tg_tensor *tg_retain(tg_tensor *t);
+TG_API void tg_release(tg_tensor *t); /* NULL is fine */
+/* Number of live tensor objects (for leak checks in tests and long loops). */
+TG_API int64_t tg_live_tensors(void);
+
+/* ---------------------------------------------------------------- creation */
+
+/* Copies numel(shape) elements of dtype from host memory. */
+TG_API tg_tensor *tg_from_data(const void *data, tg_dtype dtype, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_from_f32(const float *data, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_from_f64(const double *data, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_from_i32(const int32_t *data, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_from_u8(const uint8_t *data, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_empty(tg_dtype dtype, tg_shape shape, tg_device *dev); /* uninitialised */
+TG_API tg_tensor *tg_zeros(tg_dtype dtype, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_ones(tg_dtype dtype, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_full(tg_dtype dtype, tg_shape shape, double value, tg_device *dev);
+TG_API tg_tensor *tg_scalar(tg_dtype dtype, double value, tg_device *dev); /* 0-d */
+TG_API tg_tensor *tg_zeros_like(const tg_tensor *t);
+TG_API tg_tensor *tg_ones_like(const tg_tensor *t);
+TG_API tg_tensor *tg_full_like(const tg_tensor *t, double value);
+/* [start, end) in steps of step, as numpy.arange. */
+TG_API tg_tensor *tg_arange(tg_dtype dtype, double start, double end, double step, tg_device *dev);
+TG_API tg_tensor *tg_linspace(tg_dtype dtype, double start, double end, int64_t steps, tg_device *dev);
+TG_API tg_tensor *tg_eye(tg_dtype dtype, int64_t n, tg_device *dev);
+
+/* Random numbers come from Philox-4x32-10 keyed by the seed, with a counter that each
+ * call advances by the numbers it draws: the same seed gives the same tensors on every
+ * device and thread count. */
+TG_API void tg_manual_seed(uint64_t seed);
+TG_API tg_tensor *tg_rand(tg_dtype dtype, tg_shape shape, tg_device *dev);  /* U[0,1) */
+TG_API tg_tensor *tg_randn(tg_dtype dtype, tg_shape shape, tg_device *dev); /* N(0,1) */
+TG_API tg_tensor *tg_bernoulli(tg_dtype dtype, tg_shape shape, double p, tg_device *dev);
+/* Uniform in [lo, hi), normal with mean and std: fill existing tensors (no grad). */
+TG_API tg_status tg_uniform_(tg_tensor *t, double lo, double hi);
+TG_API tg_status tg_normal_(tg_tensor *t, double mean, double std);
+
+/* ---------------------------------------------------------------- inspection */
+
+TG_API int tg_ndim(const tg_tensor *t);
+TG_API tg_shape tg_shape_of(const tg_tensor *t);
+TG_API int64_t tg_size(const tg_tensor *t, int axis); /* negative axis counts from the end */
+TG_API int64_t tg_stride(const tg_tensor *t, int axis);
+TG_API int64_t tg_numel(const tg_tensor *t);
+TG_API tg_dtype tg_dtype_of(const tg_tensor *t);
+TG_API tg_device *tg_device_of(const tg_tensor *t);
+TG_API bool tg_is_contiguous(const tg_tensor *t);
+TG_API const char *tg_dtype_name(tg_dtype dtype);
+TG_API size_t tg_dtype_size(tg_dtype dtype);
+
+/* The value of a one-element tensor as double; NaN with a message otherwise. */
+TG_API double tg_item(const tg_tensor *t);
+/* Copies t (any strides) into dst as a dense row-major array of t's dtype; nbytes must
+ * be at least numel * dtype size. Waits for pending device work. */
+TG_API tg_status tg_copy_to_host(const tg_tensor *t, void *dst, size_t nbytes);
+/* Shape, dtype, device and values, abbreviated like PyTorch's for large tensors. */
+TG_API void tg_print(const tg_tensor *t);
+TG_API void tg_fprint(FILE *f, const tg_tensor *t);
+/* Same as tg_fprint into a buffer; returns the length it needed (snprintf rules). */
+TG_API int tg_snprint(char *buf, size_t size, const tg_tensor *t);
+
+/* ---------------------------------------------------------------- autograd */
+
+/* Marks a leaf as requiring grad and returns it: tg_param(tg_randn(...)). */
+TG_API tg_tensor *tg_param(tg_tensor *t);
+TG_API tg_status tg_set_requires_grad(tg_tensor *t, bool requires_grad);
+TG_API bool tg_requires_grad(const tg_tensor *t);
+TG_API bool tg_is_leaf(const tg_tensor *t);
+/* The gradient accumulated in a leaf, or NULL with a message if it has none. Owned by
+ * the leaf: valid until the next tg_zero_grad on it or the leaf's release. */
+TG_API tg_tensor *tg_grad(const tg_tensor *t);
+/* Drops the accumulated gradient (the next backward starts from zero). */
+TG_API void tg_zero_grad(tg_tensor *t);
+
+typedef struct {
+    bool retain_graph; /* keep saved tensors so a second backward can run */
+    bool create_graph; /* record the backward pass itself: higher-order gradients */
+} tg_backward_opts;
+
+/* Backpropagates from a one-element loss (gradient 1) into every leaf's .grad. */
+TG_API tg_status tg_backward(tg_tensor *loss);
+/* The general form: grad_output has t's shape (NULL: ones, only for one element). */
+TG_API tg_status tg_backward_ex(tg_tensor *t, tg_tensor *grad_output, const tg_backward_opts *opts);
+/* Gradients of sum_i <outputs[i], grad_outputs[i]> with respect to inputs, returned in
+ * grads[] (owned by the current scope) without touching any .grad. grad_outputs may be
+ * NULL (ones for one-element outputs). An input the outputs do not depend on gets
+ * zeros. */
+TG_API tg_status tg_autograd_grad(int n_outputs, tg_tensor *const *outputs,
+                                  tg_tensor *const *grad_outputs, int n_inputs,
+                                  tg_tensor *const *inputs, tg_tensor **grads,
+                                  const tg_backward_opts *opts);
+
+/* Grad mode: when off, no op records. Returns the previous setting, to restore. */
+TG_API bool tg_set_grad_enabled(bool enabled);
+TG_API bool tg_is_grad_enabled(void);
+/* A new tensor sharing t's storage, cut from the graph (no grad). */
+TG_API tg_tensor *tg_detach(tg_tensor *t);
+
+/* ---------------------------------------------------------------- gradient checking */
+
+typedef tg_tensor *(*tg_fn)(tg_tensor *const *inputs, void *ctx);
+typedef struct {
+    double eps, atol, rtol; /* 0: defaults 1e-6, 1e-5, 1e-3 */
+} tg_gradcheck_opts;
+typedef struct {
+    int input;         /* the input where the check failed, or -1 */
+    int64_t element;   /* its flat element index */
+    double analytic, numeric;
+    double max_abs_error; /* over every element checked */
+    char message[256];    /* "input 1, element [2]: analytic 0.41 vs numeric 0.38" */
+} tg_gradcheck_report;
+
+/* Compares the gradient of sum(fn(inputs) * r) (r a fixed random tensor) computed by
+ * backward with central differences. Inputs must be f64; the function must be
+ * deterministic. Returns TG_OK, or TG_ERR_INVALID with the report filled. */
+TG_API tg_status tg_gradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inputs,
+                              const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
+/* The same for the gradient of the gradient (second order, via create_graph). */
+TG_API tg_status tg_gradgradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inputs,
+                                  const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
+
+/* ---------------------------------------------------------------- elementwise ops
+ * Binary ops broadcast like numpy; both inputs must share dtype and device. */
+
+TG_API tg_tensor *tg_neg(tg_tensor *x);
+TG_API tg_tensor *tg_exp(tg_tensor *x);
+TG_API tg_tensor *tg_log(tg_tensor *x);
+TG_API tg_tensor *tg_sqrt(tg_tensor *x);
+TG_API tg_tensor *tg_rsqrt(tg_tensor *x);
+TG_API tg_tensor *tg_abs(tg_tensor *x);
+TG_API tg_tensor *tg_sign(tg_tensor *x);       /* gradient zero */
+TG_API tg_tensor *tg_relu(tg_tensor *x);
+TG_API tg_tensor *tg_sigmoid(tg_tensor *x);
+TG_API tg_tensor *tg_tanh(tg_tensor *x);
+TG_API tg_tensor *tg_sin(tg_tensor *x);
+TG_API tg_tensor *tg_cos(tg_tensor *x);
+TG_API tg_tensor *tg_square(tg_tensor *x);
+TG_API tg_tensor *tg_reciprocal(tg_tensor *x);
+TG_API tg_tensor *tg_leaky_relu(tg_tensor *x, double negative_slope);
+TG_API tg_tensor *tg_pow_scalar(tg_tensor *x, double exponent);
+TG_API tg_tensor *tg_add_scalar(tg_tensor *x, double value);
+TG_API tg_tensor *tg_mul_scalar(tg_tensor *x, double value);
+/* lo/hi may be -INFINITY/INFINITY for no bound. */
+TG_API tg_tensor *tg_clamp(tg_tensor *x, double lo, double hi);
+
+TG_API tg_tensor *tg_add(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_div(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b);
+
+/* Comparisons give u8 masks (1 true, 0 false). */
+TG_API tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_ne(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_le(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b);
+/* cond (u8) ? a : b, all three broadcast together. */
+TG_API tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b);
+
+/* ---------------------------------------------------------------- reductions */
+
+TG_API tg_tensor *tg_sum(tg_tensor *x, tg_axes axes, bool keepdim);
+TG_API tg_tensor *tg_mean(tg_tensor *x, tg_axes axes, bool keepdim);
+TG_API tg_tensor *tg_max(tg_tensor *x, tg_axes axes, bool keepdim); /* ties share the gradient */
+TG_API tg_tensor *tg_min(tg_tensor *x, tg_axes axes, bool keepdim);
+/* correction 1 is the unbiased estimate (PyTorch's default), 0 the population one. */
+TG_API tg_tensor *tg_var(tg_tensor *x, tg_axes axes, int correction, bool keepdim);
+TG_API tg_tensor *tg_std(tg_tensor *x, tg_axes axes, int correction, bool keepdim);
+TG_API tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim);
+/* The Euclidean norm of all elements, 0-d. */
+TG_API tg_tensor *tg_norm(tg_tensor *x);
+/* Index of the first largest (smallest) element along one axis, i32. */
+TG_API tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim);
+TG_API tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim);
+
+/* ---------------------------------------------------------------- softmax and losses */
+
+TG_API tg_tensor *tg_softmax(tg_tensor *x, int axis);
+TG_API tg_tensor *tg_log_softmax(tg_tensor *x, int axis);
+
+typedef enum { TG_REDUCTION_MEAN, TG_REDUCTION_SUM, TG_REDUCTION_NONE } tg_reduction;
+typedef struct {
+    tg_reduction reduction; /* default (0): mean over the targets not ignored */
+    int32_t ignore_index;   /* labels equal to it add nothing; default (0 in a zeroed
+                               struct) means -100 as in PyTorch: set use_ignore_index
+                               to ignore label 0 */
+    bool use_ignore_index;
+} tg_cross_entropy_opts;
+/* logits (N, C) or (N, C, d...), labels i32 (N) or (N, d...). */
+TG_API tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels);
+TG_API tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels,
+                                      const tg_cross_entropy_opts *opts);
+
+/* ---------------------------------------------------------------- matmul */
+
+/* numpy/PyTorch matmul: 1-D vectors, 2-D matrices, and batches of matrices whose
+ * leading axes broadcast: (B,1,M,K) @ (H,K,N) -> (B,H,M,N). */
+TG_API tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+
+/* ---------------------------------------------------------------- movement
+ * Views share storage with their input (no copy) where strides allow. */
+
+/* One dim may be -1 (inferred). A view when strides allow, else a copy. */
+TG_API tg_tensor *tg_reshape(tg_tensor *x, tg_shape shape);
+/* Like reshape but never copies: an error if x's strides do not allow a view. */
+TG_API tg_tensor *tg_view(tg_tensor *x, tg_shape shape);
+/* Merges axes start_axis..end into one: tg_flatten(x, 1) turns (B,C,H,W) into (B,C*H*W). */
+TG_API tg_tensor *tg_flatten(tg_tensor *x, int start_axis);
+TG_API tg_tensor *tg_permute(tg_tensor *x, tg_axes order);
+TG_API tg_tensor *tg_transpose(tg_tensor *x, int axis0, int axis1);
+/* Broadcasts size-1 axes (and new leading ones) to shape; -1 keeps a size. */
+TG_API tg_tensor *tg_expand(tg_tensor *x, tg_shape shape);
+/* Python's x[start:stop:step] on one axis; negative start/stop count from the end,
+ * out-of-range ones are clamped, step > 0. Use INT64_MAX as stop for "to the end". */
+TG_API tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
+TG_API tg_tensor *tg_squeeze(tg_tensor *x, int axis);
+TG_API tg_tensor *tg_unsqueeze(tg_tensor *x, int axis);
+TG_API tg_tensor *tg_flip(tg_tensor *x, tg_axes axes); /* a view with negative strides */
+TG_API tg_tensor *tg_contiguous(tg_tensor *x);         /* a dense copy, or a new view of x if already dense */
+TG_API tg_tensor *tg_clone(tg_tensor *x);              /* always a copy */
+
+TG_API tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis);
+TG_API tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis);
+/* Splits x along axis into pieces of split_size (the last may be smaller); writes at
+ * most max_out views to out and returns how many there are, or -1 on error. */
+TG_API int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int max_out);
+/* Constant padding as in F.pad. */
+TG_API tg_tensor *tg_pad(tg_tensor *x, tg_pads pads, double value);
+
+/* ---------------------------------------------------------------- indexing */
+
+/* out[i][j] = x[i][index[i][j]] for axis 1 (PyTorch's gather); index is i32 with x's
+ * number of axes. */
+TG_API tg_tensor *tg_gather(tg_tensor *x, int axis, tg_tensor *index);
+/* Rows (or slices along axis) picked by a 1-D i32 index. */
+TG_API tg_tensor *tg_index_select(tg_tensor *x, int axis, tg_tensor *index);
+/* A copy of x with src added at the positions index names along axis (PyTorch's
+ * scatter_add, out of place). */
+TG_API tg_tensor *tg_scatter_add(tg_tensor *x, int axis, tg_tensor *index, tg_tensor *src);
+/* i32 labels (any shape) -> i32 one-hot with a trailing axis of num_classes. */
+TG_API tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes);
+TG_API tg_tensor *tg_cast(tg_tensor *x, tg_dtype dtype);
+/* A copy on another device (x itself as a new view if already there). */
+TG_API tg_tensor *tg_to(tg_tensor *x, tg_device *dev);
+
+/* ---------------------------------------------------------------- in-place updates
+ * For optimizers and initialisation: they are not recorded, so they refuse a tensor
+ * that requires grad while grad mode is on. Each bumps dst's version counter: a
+ * backward that saved dst before the update reports it instead of using stale data. */
+
+TG_API tg_status tg_copy_(tg_tensor *dst, tg_tensor *src); /* src broadcasts to dst */
+TG_API tg_status tg_add_(tg_tensor *dst, tg_tensor *src);
+TG_API tg_status tg_sub_(tg_tensor *dst, tg_tensor *src);
+TG_API tg_status tg_mul_(tg_tensor *dst, tg_tensor *src);
+TG_API tg_status tg_fill_(tg_tensor *dst, double value);
+/* dst += alpha * src: the SGD step. */
+TG_API tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

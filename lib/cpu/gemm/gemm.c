@@ -1,0 +1,177 @@
+/* The CPU GEMM entry points: picks the micro-kernels for this CPU once, keeps per-thread
+ * packing buffers, and instantiates the driver (gemm_driver_tmpl.h) for f32 and f64.
+ * Scratch rule: each thread owns one 64-byte-aligned buffer that grows to the largest
+ * request and is freed when the thread exits (a pthread key destructor). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/cpu/gemm/gemm.h"
+#include "lib/cpu/gemm/gemm_kernels.h"
+#include "lib/cpu/threadpool.h"
+
+/* Below this many flops the unpacked small-problem kernel runs (no packing, no
+ * threads); below TG_GEMM_THREAD_FLOPS one thread runs (waking the pool costs more
+ * than it saves). Measured with bench/bench_gemm.c. */
+#define TG_GEMM_SMALL_FLOPS (2.0 * 32 * 32 * 64)
+#define TG_GEMM_THREAD_FLOPS (2.0 * 96 * 96 * 96)
+/* A batch item above this many flops per thread threads within itself instead. */
+#define TG_GEMM_BATCH_ITEM_FLOPS (2.0 * 256 * 256 * 256)
+
+/* ---------------------------------------------------------------- scratch */
+
+typedef struct {
+    void *data;
+    size_t size;
+} tg_gemm_buf;
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void tg_gemm_buf_free(void *p)
+{
+    tg_gemm_buf *b = p;
+    if (b)
+        free(b->data);
+    free(b);
+}
+
+static void tg_gemm_scratch_init(void)
+{
+    pthread_key_create(&g_scratch_key, tg_gemm_buf_free);
+}
+
+/* The calling thread's buffer of at least size bytes, or NULL when out of memory.
+ * Invalidates what an earlier call on this thread returned. */
+static void *tg_gemm_scratch(size_t size)
+{
+    pthread_once(&g_scratch_once, tg_gemm_scratch_init);
+    tg_gemm_buf *b = pthread_getspecific(g_scratch_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(g_scratch_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->size < size) {
+        size = (size + 4095) & ~(size_t)4095;
+        free(b->data);
+        b->data = aligned_alloc(64, size);
+        b->size = b->data ? size : 0;
+    }
+    return b->data;
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static tg_gemm_kernels g_kernels;
+static pthread_once_t g_kernels_once = PTHREAD_ONCE_INIT;
+
+static void ukr_c_f32(int64_t k, const float *a, const float *b, float *c, int64_t rsc, int acc);
+static void ukr_c_f64(int64_t k, const double *a, const double *b, double *c, int64_t rsc,
+                      int acc);
+
+/* Fills k with the named set; "" picks the best this CPU runs. Returns 0 or -1. */
+static int tg_gemm_fill(tg_gemm_kernels *k, const char *name)
+{
+    *k = (tg_gemm_kernels){ .name = "c",
+                            .f32 = { 4, 8, 256, 128, 1024, ukr_c_f32, NULL },
+                            .f64 = { 4, 8, 256, 128, 1024, ukr_c_f64, NULL } };
+    int best = !*name;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f");
+    if (avx512 && (best || strcmp(name, "avx512") == 0)) {
+        tg_gemm_fill_avx512(k);
+        return 0;
+    }
+    if (avx2 && (best || strcmp(name, "avx2") == 0)) {
+        tg_gemm_fill_avx2(k);
+        return 0;
+    }
+#endif
+    return best || strcmp(name, "c") == 0 ? 0 : -1;
+}
+
+static void tg_gemm_kernels_init(void)
+{
+    tg_gemm_fill(&g_kernels, "");
+}
+
+int tg_gemm_select(const char *name)
+{
+    pthread_once(&g_kernels_once, tg_gemm_kernels_init);
+    tg_gemm_kernels k;
+    if (tg_gemm_fill(&k, name) != 0)
+        return -1;
+    g_kernels = k;
+    return 0;
+}
+
+static const tg_gemm_kernels *tg_gemm_kernels_get(void)
+{
+    pthread_once(&g_kernels_once, tg_gemm_kernels_init);
+    return &g_kernels;
+}
+
+const char *tg_cpu_gemm_kernel_name(void)
+{
+    return tg_gemm_kernels_get()->name;
+}
+
+static int64_t tg_gemm_abs(int64_t x)
+{
+    return x < 0 ? -x : x;
+}
+
+/* ---------------------------------------------------------------- the driver */
+
+#define T float
+#define S f32
+#define FN(name) name##_f32
+#include "lib/cpu/gemm/gemm_driver_tmpl.h"
+#undef T
+#undef S
+#undef FN
+
+#define T double
+#define S f64
+#define FN(name) name##_f64
+#include "lib/cpu/gemm/gemm_driver_tmpl.h"
+#undef T
+#undef S
+#undef FN
+
+void tg_cpu_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa,
+                     const float *B, int64_t rsb, int64_t csb, float beta, float *C,
+                     int64_t rsc, int64_t csc)
+{
+    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
+}
+
+void tg_cpu_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
+                     int64_t csa, const double *B, int64_t rsb, int64_t csb, double beta,
+                     double *C, int64_t rsc, int64_t csc)
+{
+    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
+}
+
+void tg_cpu_gemm_batched_f32(int64_t batch, int64_t M, int64_t N, int64_t K, const float *A,
+                             const int64_t *a_off, int64_t rsa, int64_t csa, const float *B,
+                             const int64_t *b_off, int64_t rsb, int64_t csb, float beta,
+                             float *C, const int64_t *c_off, int64_t rsc, int64_t csc)
+{
+    gemm_batched_f32(batch, M, N, K, A, a_off, rsa, csa, B, b_off, rsb, csb, beta, C, c_off,
+                     rsc, csc);
+}
+
+void tg_cpu_gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K, const double *A,
+                             const int64_t *a_off, int64_t rsa, int64_t csa, const double *B,
+                             const int64_t *b_off, int64_t rsb, int64_t csb, double beta,
+                             double *C, const int64_t *c_off, int64_t rsc, int64_t csc)
+{
+    gemm_batched_f64(batch, M, N, K, A, a_off, rsa, csa, B, b_off, rsb, csb, beta, C, c_off,
+                     rsc, csc);
+}

@@ -1,0 +1,270 @@
+/* CPU elementwise kernels: fill, copy/cast, unary, binary, where, arange. Each is the
+ * plain strided reference loop; contiguous f32/f64 rows go to the SIMD table, whose
+ * C twins are checked against these semantics by tests/test_simd.c. */
+#include <math.h>
+#include <string.h>
+
+#include "lib/cpu/cpu.h"
+#include "lib/cpu/simd/simd.h"
+#include "lib/cpu/threadpool.h"
+
+/* ------------------------------------------------------------- scalar semantics */
+
+static inline double un_d(tg_unary_op op, double x, double p0, double p1) {
+    switch (op) {
+    case TG_UN_NEG: return -x;
+    case TG_UN_EXP: return exp(x);
+    case TG_UN_LOG: return log(x);
+    case TG_UN_SQRT: return sqrt(x);
+    case TG_UN_RSQRT: return 1.0 / sqrt(x);
+    case TG_UN_ABS: return fabs(x);
+    case TG_UN_SIGN: return (x > 0) - (x < 0);
+    case TG_UN_RELU: return x > 0 ? x : 0.0;
+    case TG_UN_SIGMOID: return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+    case TG_UN_TANH: return tanh(x);
+    case TG_UN_SIN: return sin(x);
+    case TG_UN_COS: return cos(x);
+    case TG_UN_SQUARE: return x * x;
+    case TG_UN_RECIPROCAL: return 1.0 / x;
+    case TG_UN_POW_SCALAR: return pow(x, p0);
+    case TG_UN_ADD_SCALAR: return x + p0;
+    case TG_UN_MUL_SCALAR: return x * p0;
+    case TG_UN_CLAMP: return fmin(fmax(x, p0), p1);
+    case TG_UN_STEP: return x > p0 ? 1.0 : 0.0;
+    case TG_UN_COUNT: break;
+    }
+    return 0;
+}
+
+static inline float un_f(tg_unary_op op, float x, float p0, float p1) {
+    switch (op) {
+    case TG_UN_EXP: return expf(x);
+    case TG_UN_LOG: return logf(x);
+    case TG_UN_SQRT: return sqrtf(x);
+    case TG_UN_RSQRT: return 1.0f / sqrtf(x);
+    case TG_UN_SIGMOID: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+    case TG_UN_TANH: return tanhf(x);
+    case TG_UN_SIN: return sinf(x);
+    case TG_UN_COS: return cosf(x);
+    case TG_UN_POW_SCALAR: return powf(x, p0);
+    case TG_UN_ADD_SCALAR: return x + p0;
+    case TG_UN_MUL_SCALAR: return x * p0;
+    case TG_UN_CLAMP: return fminf(fmaxf(x, p0), p1);
+    case TG_UN_STEP: return x > p0 ? 1.0f : 0.0f;
+    default: return (float)un_d(op, x, p0, p1);
+    }
+}
+
+static inline double bin_d(tg_binary_op op, double a, double b) {
+    switch (op) {
+    case TG_BIN_ADD: return a + b;
+    case TG_BIN_SUB: return a - b;
+    case TG_BIN_MUL: return a * b;
+    case TG_BIN_DIV: return a / b;
+    case TG_BIN_POW: return pow(a, b);
+    case TG_BIN_MAXIMUM: return isnan(a) || a > b ? a : b; /* NaN propagates */
+    case TG_BIN_MINIMUM: return isnan(a) || a < b ? a : b;
+    case TG_BIN_EQ: return a == b;
+    case TG_BIN_NE: return a != b;
+    case TG_BIN_LT: return a < b;
+    case TG_BIN_LE: return a <= b;
+    case TG_BIN_GT: return a > b;
+    case TG_BIN_GE: return a >= b;
+    case TG_BIN_COUNT: break;
+    }
+    return 0;
+}
+
+/* Reads element p of dtype d as double, and writes back, converting. Integers saturate
+ * rather than invoke undefined behaviour on out-of-range floats. */
+static inline double load(tg_dtype d, const char *p) {
+    switch (d) {
+    case TG_F32: return *(const float *)p;
+    case TG_F64: return *(const double *)p;
+    case TG_I32: return *(const int32_t *)p;
+    default: return *(const uint8_t *)p;
+    }
+}
+
+static inline void store(tg_dtype d, char *p, double v) {
+    switch (d) {
+    case TG_F32: *(float *)p = (float)v; break;
+    case TG_F64: *(double *)p = v; break;
+    case TG_I32: *(int32_t *)p = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v; break;
+    default: *(uint8_t *)p = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; break;
+    }
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static void iter_of(tg_cpu_iter *it, const tg_tensor *shape_of, int nops, const tg_tensor *const *ts) {
+    char *base[TG_ITER_MAX_OPS];
+    const int64_t *strides[TG_ITER_MAX_OPS];
+    size_t sizes[TG_ITER_MAX_OPS];
+    for (int k = 0; k < nops; k++) {
+        base[k] = tg_cpu_ptr(ts[k]);
+        strides[k] = ts[k]->strides;
+        sizes[k] = tg_elsize(ts[k]->dtype);
+    }
+    tg_cpu_iter_init(it, shape_of->ndim, shape_of->shape, nops, base, strides, sizes);
+}
+
+/* ------------------------------------------------------------- fill, copy, arange */
+
+typedef struct {
+    tg_dtype d;
+    double v;
+    char bytes[8];
+} fill_ctx;
+
+static void fill_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const fill_ctx *c = vc;
+    size_t es = tg_elsize(c->d);
+    for (int64_t i = 0; i < n; i++) memcpy(p[0] + i * st[0], c->bytes, es);
+}
+
+tg_status tg_cpu_fill(tg_tensor *out, double value) {
+    fill_ctx c = { out->dtype, value, { 0 } };
+    store(out->dtype, c.bytes, value);
+    tg_cpu_iter it;
+    iter_of(&it, out, 1, (const tg_tensor *[]){ out });
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, fill_row, &c);
+    return TG_OK;
+}
+
+typedef struct {
+    tg_dtype od, xd;
+} copy_ctx;
+
+static void copy_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const copy_ctx *c = vc;
+    size_t es = tg_elsize(c->od);
+    if (c->od == c->xd) {
+        if (st[0] == (int64_t)es && st[1] == (int64_t)es) {
+            memcpy(p[0], p[1], (size_t)n * es);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++) memcpy(p[0] + i * st[0], p[1] + i * st[1], es);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) store(c->od, p[0] + i * st[0], load(c->xd, p[1] + i * st[1]));
+}
+
+tg_status tg_cpu_copy(tg_tensor *out, const tg_tensor *x) {
+    copy_ctx c = { out->dtype, x->dtype };
+    tg_cpu_iter it;
+    iter_of(&it, out, 2, (const tg_tensor *[]){ out, x });
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, copy_row, &c);
+    return TG_OK;
+}
+
+tg_status tg_cpu_arange(tg_tensor *out, double start, double step) {
+    char *p = tg_cpu_ptr(out);
+    size_t es = tg_elsize(out->dtype);
+    for (int64_t i = 0; i < out->shape[0]; i++) store(out->dtype, p + i * es, start + (double)i * step);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------- unary */
+
+typedef struct {
+    tg_unary_op op;
+    tg_dtype d;
+    double p0, p1;
+    tg_unary_f32_fn f32;
+    tg_unary_f64_fn f64;
+} unary_ctx;
+
+static void unary_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const unary_ctx *c = vc;
+    if (c->d == TG_F32) {
+        if (c->f32 && st[0] == 4 && st[1] == 4) {
+            c->f32(n, (const float *)p[1], (float *)p[0], (float)c->p0, (float)c->p1);
+            return;
+        }
+        float p0 = (float)c->p0, p1 = (float)c->p1;
+        for (int64_t i = 0; i < n; i++)
+            *(float *)(p[0] + i * st[0]) = un_f(c->op, *(const float *)(p[1] + i * st[1]), p0, p1);
+    } else if (c->d == TG_F64) {
+        if (c->f64 && st[0] == 8 && st[1] == 8) {
+            c->f64(n, (const double *)p[1], (double *)p[0], c->p0, c->p1);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++)
+            *(double *)(p[0] + i * st[0]) = un_d(c->op, *(const double *)(p[1] + i * st[1]), c->p0, c->p1);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            store(c->d, p[0] + i * st[0], un_d(c->op, load(c->d, p[1] + i * st[1]), c->p0, c->p1));
+    }
+}
+
+tg_status tg_cpu_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1) {
+    const tg_simd_table *s = tg_simd();
+    unary_ctx c = { op, x->dtype, p0, p1, s->unary_f32[op], s->unary_f64[op] };
+    tg_cpu_iter it;
+    iter_of(&it, out, 2, (const tg_tensor *[]){ out, x });
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, unary_row, &c);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------- binary */
+
+typedef struct {
+    tg_binary_op op;
+    tg_dtype d; /* the inputs' dtype */
+    tg_binary_f32_fn f32;
+    tg_binary_f64_fn f64;
+} binary_ctx;
+
+static void binary_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const binary_ctx *c = vc;
+    if (c->d == TG_F32 && c->f32 && st[0] == 4 && (st[1] == 4 || st[1] == 0) && (st[2] == 4 || st[2] == 0)) {
+        c->f32(n, (const float *)p[1], st[1] / 4, (const float *)p[2], st[2] / 4, (float *)p[0]);
+        return;
+    }
+    if (c->d == TG_F64 && c->f64 && st[0] == 8 && (st[1] == 8 || st[1] == 0) && (st[2] == 8 || st[2] == 0)) {
+        c->f64(n, (const double *)p[1], st[1] / 8, (const double *)p[2], st[2] / 8, (double *)p[0]);
+        return;
+    }
+    tg_dtype od = c->op >= TG_BIN_FIRST_CMP ? TG_U8 : c->d;
+    if (c->d == TG_F32 && od == TG_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            float a = *(const float *)(p[1] + i * st[1]), b = *(const float *)(p[2] + i * st[2]);
+            *(float *)(p[0] + i * st[0]) = c->op == TG_BIN_POW ? powf(a, b) : (float)bin_d(c->op, a, b);
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        store(od, p[0] + i * st[0], bin_d(c->op, load(c->d, p[1] + i * st[1]), load(c->d, p[2] + i * st[2])));
+}
+
+tg_status tg_cpu_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
+    const tg_simd_table *s = tg_simd();
+    binary_ctx c = { op, a->dtype, NULL, NULL };
+    if (op < TG_BIN_FIRST_CMP) {
+        c.f32 = s->binary_f32[op];
+        c.f64 = s->binary_f64[op];
+    }
+    tg_cpu_iter it;
+    iter_of(&it, out, 3, (const tg_tensor *[]){ out, a, b });
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, binary_row, &c);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------- where */
+
+static void where_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    size_t es = *(const size_t *)vc;
+    for (int64_t i = 0; i < n; i++) {
+        const char *src = *(const uint8_t *)(p[1] + i * st[1]) ? p[2] + i * st[2] : p[3] + i * st[3];
+        memcpy(p[0] + i * st[0], src, es);
+    }
+}
+
+tg_status tg_cpu_where(tg_tensor *out, const tg_tensor *cond, const tg_tensor *a, const tg_tensor *b) {
+    size_t es = tg_elsize(out->dtype);
+    tg_cpu_iter it;
+    iter_of(&it, out, 4, (const tg_tensor *[]){ out, cond, a, b });
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, where_row, &es);
+    return TG_OK;
+}

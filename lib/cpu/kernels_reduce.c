@@ -1,0 +1,246 @@
+/* CPU reductions (sum, max, min, argmax, argmin) and log-softmax. Sums, maxima and
+ * minima accumulate in double, whatever the dtype, so f32 results are accurate and
+ * identical for any thread count: work splits on fixed block boundaries, never on the
+ * number of threads. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/cpu/cpu.h"
+#include "lib/cpu/simd/simd.h"
+#include "lib/cpu/threadpool.h"
+#include "lib/graph/error.h"
+
+#define BLOCK 65536 /* elements per partial result of a full reduction */
+
+static inline double load_d(tg_dtype d, const char *p) {
+    switch (d) {
+    case TG_F32: return *(const float *)p;
+    case TG_F64: return *(const double *)p;
+    case TG_I32: return *(const int32_t *)p;
+    default: return *(const uint8_t *)p;
+    }
+}
+
+static inline double combine(tg_reduce_op op, double acc, double v) {
+    if (op == TG_RED_SUM) return acc + v;
+    if (isnan(acc)) return acc;
+    if (isnan(v)) return v;
+    return op == TG_RED_MAX ? (v > acc ? v : acc) : (v < acc ? v : acc);
+}
+
+static double identity(tg_reduce_op op) {
+    return op == TG_RED_SUM ? 0.0 : op == TG_RED_MAX ? -INFINITY : INFINITY;
+}
+
+/* Reduces n contiguous elements with the SIMD table when it has the kernel. */
+static double reduce_dense(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
+    const tg_simd_table *s = tg_simd();
+    if (d == TG_F32 && op == TG_RED_SUM) return s->sum_f32(n, (const float *)p);
+    if (d == TG_F64 && op == TG_RED_SUM) return s->sum_f64(n, (const double *)p);
+    if (n > 0 && d == TG_F32) return op == TG_RED_MAX ? s->max_f32(n, (const float *)p) : s->min_f32(n, (const float *)p);
+    if (n > 0 && d == TG_F64) return op == TG_RED_MAX ? s->max_f64(n, (const double *)p) : s->min_f64(n, (const double *)p);
+    double acc = identity(op);
+    size_t es = tg_elsize(d);
+    for (int64_t i = 0; i < n; i++) acc = combine(op, acc, load_d(d, p + (size_t)i * es));
+    return acc;
+}
+
+typedef struct {
+    tg_reduce_op op;
+    tg_dtype d;
+    const char *x;
+    int64_t n;
+    double *partial;
+} full_ctx;
+
+static void full_block(void *vc, int64_t b, int64_t e) {
+    full_ctx *c = vc;
+    size_t es = tg_elsize(c->d);
+    for (int64_t blk = b; blk < e; blk++) {
+        int64_t lo = blk * BLOCK, hi = lo + BLOCK < c->n ? lo + BLOCK : c->n;
+        c->partial[blk] = reduce_dense(c->op, c->d, c->x + (size_t)lo * es, hi - lo);
+    }
+}
+
+/* Accumulating rows: p[0] is the double accumulator (stride 0 on reduced axes). */
+typedef struct {
+    tg_reduce_op op;
+    tg_dtype d;
+} acc_ctx;
+
+static void acc_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const acc_ctx *c = vc;
+    double *acc = (double *)p[0];
+    if (st[0] == 0) {
+        if (st[1] == (int64_t)tg_elsize(c->d)) {
+            *acc = combine(c->op, *acc, reduce_dense(c->op, c->d, p[1], n));
+            return;
+        }
+        double a = *acc;
+        for (int64_t i = 0; i < n; i++) a = combine(c->op, a, load_d(c->d, p[1] + i * st[1]));
+        *acc = a;
+        return;
+    }
+    if (c->op == TG_RED_SUM && c->d == TG_F32 && st[0] == 8 && st[1] == 4) {
+        const float *x = (const float *)p[1];
+        for (int64_t i = 0; i < n; i++) acc[i] += x[i];
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double *a = (double *)(p[0] + i * st[0]);
+        *a = combine(c->op, *a, load_d(c->d, p[1] + i * st[1]));
+    }
+}
+
+typedef struct {
+    const tg_cpu_iter *it;
+    acc_ctx *ac;
+} outer_ctx;
+
+/* Splits the outermost axis, whose accumulator stride is non-zero: no two tasks
+ * touch the same output. */
+static void outer_task(void *vc, int64_t b, int64_t e) {
+    const outer_ctx *c = vc;
+    tg_cpu_iter sub = *c->it;
+    memmove(sub.shape, sub.shape + 1, (size_t)(sub.ndim - 1) * sizeof sub.shape[0]);
+    for (int k = 0; k < 2; k++) memmove(sub.st[k], sub.st[k] + 1, (size_t)(sub.ndim - 1) * sizeof sub.st[k][0]);
+    sub.ndim--;
+    for (int64_t i = b; i < e; i++) {
+        for (int k = 0; k < 2; k++) sub.base[k] = c->it->base[k] + i * c->it->st[k][0];
+        tg_cpu_iter_run(&sub, false, 0, acc_row, c->ac);
+    }
+}
+
+static void reduce_into(tg_reduce_op op, double *acc, int64_t nout, const tg_tensor *x, uint32_t mask) {
+    int64_t numel = tg_shape_numel(x->ndim, x->shape);
+    for (int64_t i = 0; i < nout; i++) acc[i] = identity(op);
+    if (numel == 0) return;
+    if (nout == 1 && tg_tensor_is_dense(x)) {
+        int64_t nblk = (numel + BLOCK - 1) / BLOCK;
+        double stackbuf[64], *partial = nblk <= 64 ? stackbuf : malloc((size_t)nblk * sizeof *partial);
+        TG_ASSERT(partial != NULL);
+        full_ctx c = { op, x->dtype, tg_cpu_ptr(x), numel, partial };
+        tg_pool_parallel_for(nblk, 1, full_block, &c);
+        for (int64_t b = 0; b < nblk; b++) acc[0] = combine(op, acc[0], partial[b]);
+        if (partial != stackbuf) free(partial);
+        return;
+    }
+    int64_t ost[TG_MAX_DIMS], oshape[TG_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) oshape[i] = mask >> i & 1 ? 1 : x->shape[i];
+    tg_contiguous_strides(x->ndim, oshape, ost);
+    for (int i = 0; i < x->ndim; i++)
+        if (mask >> i & 1) ost[i] = 0;
+    tg_cpu_iter it;
+    tg_cpu_iter_init(&it, x->ndim, x->shape, 2, (char *[]){ (char *)acc, tg_cpu_ptr(x) },
+                     (const int64_t *[]){ ost, x->strides }, (size_t[]){ 8, tg_elsize(x->dtype) });
+    acc_ctx ac = { op, x->dtype };
+    if (it.ndim >= 2 && it.st[0][0] != 0 && numel >= TG_GRAIN_ELEMENTWISE) {
+        outer_ctx oc = { &it, &ac };
+        tg_pool_parallel_for(it.shape[0], 1, outer_task, &oc);
+    } else {
+        tg_cpu_iter_run(&it, false, 0, acc_row, &ac);
+    }
+}
+
+/* Arg reductions: one axis; p[0] is the i32 output, p[1] the start of x's line. */
+typedef struct {
+    bool is_max;
+    tg_dtype d;
+    int64_t len, stride; /* the axis, stride in bytes */
+} arg_ctx;
+
+static void arg_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const arg_ctx *c = vc;
+    for (int64_t i = 0; i < n; i++) {
+        const char *line = p[1] + i * st[1];
+        double best = load_d(c->d, line);
+        int32_t bi = 0;
+        for (int64_t j = 1; j < c->len && !isnan(best); j++) {
+            double v = load_d(c->d, line + j * c->stride);
+            if (isnan(v) || (c->is_max ? v > best : v < best)) {
+                best = v;
+                bi = (int32_t)j;
+            }
+        }
+        *(int32_t *)(p[0] + i * st[0]) = bi;
+    }
+}
+
+/* Iterates over the positions of out (x's shape with 1 on axis) with x's strides. */
+static void line_iter(tg_cpu_iter *it, const tg_tensor *out, const tg_tensor *x, int axis) {
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[axis] = 1;
+    tg_cpu_iter_init(it, x->ndim, shape, 2, (char *[]){ tg_cpu_ptr(out), tg_cpu_ptr(x) },
+                     (const int64_t *[]){ out->strides, x->strides },
+                     (size_t[]){ tg_elsize(out->dtype), tg_elsize(x->dtype) });
+}
+
+static int single_axis(uint32_t mask) {
+    for (int i = 0; i < TG_MAX_DIMS; i++)
+        if (mask == 1u << i) return i;
+    return -1;
+}
+
+tg_status tg_cpu_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask) {
+    if (op == TG_RED_ARGMAX || op == TG_RED_ARGMIN) {
+        int axis = single_axis(mask);
+        TG_ASSERT(axis >= 0 && out->dtype == TG_I32);
+        arg_ctx c = { op == TG_RED_ARGMAX, x->dtype, x->shape[axis],
+                      x->strides[axis] * (int64_t)tg_elsize(x->dtype) };
+        tg_cpu_iter it;
+        line_iter(&it, out, x, axis);
+        tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE / (c.len + 1) + 1, arg_row, &c);
+        return TG_OK;
+    }
+    int64_t nout = tg_shape_numel(out->ndim, out->shape);
+    double one, *acc = &one;
+    if (nout > 1 && tg_cpu_alloc(out->storage->dev, (size_t)nout * sizeof *acc, (void **)&acc) != TG_OK)
+        return TG_ERR_NOMEM;
+    reduce_into(op, acc, nout, x, mask);
+    tg_tensor accv = *out; /* a dense f64 view of acc, copied into out with conversion */
+    tg_storage st = { .refcount = 1, .dev = out->storage->dev, .data = acc };
+    accv.dtype = TG_F64;
+    accv.storage = &st;
+    accv.offset = 0;
+    tg_contiguous_strides(accv.ndim, accv.shape, accv.strides);
+    tg_cpu_copy(out, &accv);
+    if (acc != &one) tg_cpu_free(out->storage->dev, acc, (size_t)nout * sizeof *acc);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------- log-softmax */
+
+typedef struct {
+    tg_dtype d;
+    int64_t len, sx, so; /* axis length and byte strides of x and out along it */
+} lsm_ctx;
+
+static inline void store_f(tg_dtype d, char *p, double v) {
+    if (d == TG_F32) *(float *)p = (float)v;
+    else *(double *)p = v;
+}
+
+static void lsm_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const lsm_ctx *c = vc;
+    for (int64_t i = 0; i < n; i++) {
+        char *o = p[0] + i * st[0];
+        const char *x = p[1] + i * st[1];
+        double m = -INFINITY, s = 0;
+        for (int64_t j = 0; j < c->len; j++) m = fmax(m, load_d(c->d, x + j * c->sx));
+        if (isinf(m)) m = 0; /* all -inf: keep -inf outputs, avoid inf - inf */
+        for (int64_t j = 0; j < c->len; j++) s += exp(load_d(c->d, x + j * c->sx) - m);
+        double lse = m + log(s);
+        for (int64_t j = 0; j < c->len; j++) store_f(c->d, o + j * c->so, load_d(c->d, x + j * c->sx) - lse);
+    }
+}
+
+tg_status tg_cpu_log_softmax(tg_tensor *out, const tg_tensor *x, int axis) {
+    size_t es = tg_elsize(x->dtype);
+    lsm_ctx c = { x->dtype, x->shape[axis], x->strides[axis] * (int64_t)es, out->strides[axis] * (int64_t)es };
+    tg_cpu_iter it;
+    line_iter(&it, out, x, axis);
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE / (c.len + 1) + 1, lsm_row, &c);
+    return TG_OK;
+}

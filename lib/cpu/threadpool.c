@@ -1,0 +1,236 @@
+/* The CPU thread pool: persistent pthread workers, created on first use, that split a
+ * range [0, n) into one chunk per thread. The caller runs chunk 0 itself; worker w runs
+ * chunk w + 1. Workers spin briefly on the job counter, then sleep on a condition
+ * variable, so an idle pool costs no CPU.
+ *
+ * Rules: one job runs at a time (g_run_lock); a second application thread that finds
+ * the pool busy, and any call from inside a job, runs inline. Workers are never joined
+ * at exit: they sleep on a condvar, which LeakSanitizer does not mind. */
+#include "lib/cpu/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TG_CPU_RELAX() _mm_pause()
+#else
+#define TG_CPU_RELAX() ((void)0)
+#endif
+
+#define TG_POOL_MAX_THREADS 256
+/* How long a worker spins for the next job before it sleeps, and how long the caller
+ * spins for the workers to finish before it yields. Back-to-back ops (a training step)
+ * land inside the spin window; an idle pool sleeps after it. */
+#define TG_POOL_SPIN_NS 20000
+#define TG_POOL_WAIT_SPIN_NS 200000
+
+typedef struct {
+    pthread_t thread;
+    int index;               /* runs chunk index + 1 */
+    uint64_t start_gen;      /* g_gen when created: the first job is any later value */
+    atomic_bool quit;        /* set by a shrink, under g_lock */
+} tg_pool_worker;
+
+/* The job being run; written by the caller before g_gen is bumped (release). A worker
+ * whose chunk is past the job's chunk count must not read g_job (the next job may be
+ * writing it), so the count also travels in the low bits of g_gen. */
+static struct {
+    tg_pool_fn fn;
+    void *ctx;
+    int64_t n;
+    int nchunks;
+} g_job;
+#define TG_POOL_GEN_SHIFT 16
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_run_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;     /* sleep / wake */
+static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
+static atomic_uint_fast64_t g_gen;     /* bumped once per job (and on shrink) */
+static atomic_int g_remaining;         /* worker chunks of the current job not done */
+static atomic_int g_nthreads;          /* configured threads, caller included */
+static int g_nworkers;                 /* workers alive; changed under g_run_lock */
+static tg_pool_worker *g_workers[TG_POOL_MAX_THREADS];
+static _Thread_local bool tls_in_job;  /* inside fn: nested calls run inline */
+
+static int64_t tg_pool_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void tg_pool_run_chunk(int chunk)
+{
+    int64_t n = g_job.n, c = g_job.nchunks;
+    int64_t begin = n * chunk / c, end = n * (chunk + 1) / c;
+    tls_in_job = true;
+    g_job.fn(g_job.ctx, begin, end);
+    tls_in_job = false;
+}
+
+/* Waits until g_gen differs from seen (spin, then sleep); returns the new value. */
+static uint64_t tg_pool_wait_job(uint64_t seen)
+{
+    int64_t deadline = tg_pool_now_ns() + TG_POOL_SPIN_NS;
+    for (int i = 1;; i++) {
+        uint64_t g = atomic_load_explicit(&g_gen, memory_order_acquire);
+        if (g != seen)
+            return g;
+        TG_CPU_RELAX();
+        if ((i & 63) == 0 && tg_pool_now_ns() > deadline)
+            break;
+    }
+    pthread_mutex_lock(&g_lock);
+    uint64_t g;
+    while ((g = atomic_load_explicit(&g_gen, memory_order_acquire)) == seen)
+        pthread_cond_wait(&g_cond, &g_lock);
+    pthread_mutex_unlock(&g_lock);
+    return g;
+}
+
+static void *tg_pool_worker_main(void *arg)
+{
+    tg_pool_worker *w = arg;
+    uint64_t seen = w->start_gen;
+    for (;;) {
+        seen = tg_pool_wait_job(seen);
+        if (atomic_load_explicit(&w->quit, memory_order_acquire))
+            break;
+        int nchunks = (int)(seen & ((1u << TG_POOL_GEN_SHIFT) - 1));
+        if (w->index + 1 < nchunks) {
+            tg_pool_run_chunk(w->index + 1);
+            atomic_fetch_sub_explicit(&g_remaining, 1, memory_order_acq_rel);
+        }
+    }
+    free(w);
+    return NULL;
+}
+
+/* Bumps the generation and wakes sleepers. The bump happens before g_lock is taken, and
+ * a sleeper checks g_gen under g_lock, so no wake-up is lost. */
+static void tg_pool_publish(int nchunks)
+{
+    uint64_t g = atomic_load_explicit(&g_gen, memory_order_relaxed) >> TG_POOL_GEN_SHIFT;
+    atomic_store_explicit(&g_gen, ((g + 1) << TG_POOL_GEN_SHIFT) | (uint64_t)nchunks,
+                          memory_order_release);
+    pthread_mutex_lock(&g_lock);
+    pthread_cond_broadcast(&g_cond);
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* Grows or shrinks the worker set to want workers; caller holds g_run_lock. On a failed
+ * pthread_create the pool keeps the workers it has. */
+static void tg_pool_resize(int want)
+{
+    while (g_nworkers < want) {
+        tg_pool_worker *w = calloc(1, sizeof *w);
+        if (!w)
+            break;
+        w->index = g_nworkers;
+        w->start_gen = atomic_load_explicit(&g_gen, memory_order_relaxed);
+        atomic_init(&w->quit, false);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&w->thread, &attr, tg_pool_worker_main, w);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            free(w);
+            break;
+        }
+        g_workers[g_nworkers++] = w;
+    }
+    if (g_nworkers > want) {
+        /* No job is running (we hold g_run_lock), so the quitting workers are idle;
+         * a publish with nchunks = 0 wakes everyone, and only they exit. */
+        while (g_nworkers > want)
+            atomic_store_explicit(&g_workers[--g_nworkers]->quit, true, memory_order_release);
+        tg_pool_publish(0);
+    }
+}
+
+static void tg_pool_init(void)
+{
+    int n = 0;
+    const char *env = getenv("TG_NUM_THREADS");
+    if (env && *env)
+        n = atoi(env);
+    if (n <= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    }
+    if (n < 1)
+        n = 1;
+    if (n > TG_POOL_MAX_THREADS)
+        n = TG_POOL_MAX_THREADS;
+    atomic_store(&g_nthreads, n);
+}
+
+int tg_pool_num_threads(void)
+{
+    pthread_once(&g_once, tg_pool_init);
+    return atomic_load(&g_nthreads);
+}
+
+void tg_pool_set_num_threads(int n)
+{
+    pthread_once(&g_once, tg_pool_init);
+    if (n < 1)
+        n = 1;
+    if (n > TG_POOL_MAX_THREADS)
+        n = TG_POOL_MAX_THREADS;
+    pthread_mutex_lock(&g_run_lock);
+    atomic_store(&g_nthreads, n);
+    if (g_nworkers > n - 1)
+        tg_pool_resize(n - 1);  /* growing waits for the next job that needs them */
+    pthread_mutex_unlock(&g_run_lock);
+}
+
+void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    int nthreads = tg_pool_num_threads();
+    int64_t nchunks = n / grain;
+    if (nchunks > nthreads)
+        nchunks = nthreads;
+    if (nchunks <= 1 || tls_in_job || pthread_mutex_trylock(&g_run_lock) != 0) {
+        fn(ctx, 0, n);
+        return;
+    }
+    if (g_nworkers < nchunks - 1)
+        tg_pool_resize((int)nchunks - 1);
+    if (g_nworkers < nchunks - 1)  /* thread creation failed: use what we have */
+        nchunks = g_nworkers + 1;
+
+    g_job.fn = fn;
+    g_job.ctx = ctx;
+    g_job.n = n;
+    g_job.nchunks = (int)nchunks;
+    atomic_store_explicit(&g_remaining, (int)nchunks - 1, memory_order_relaxed);
+    tg_pool_publish((int)nchunks);
+
+    tg_pool_run_chunk(0);
+
+    int64_t deadline = 0;
+    for (int i = 1; atomic_load_explicit(&g_remaining, memory_order_acquire) > 0; i++) {
+        TG_CPU_RELAX();
+        if ((i & 63) == 0) {
+            int64_t now = tg_pool_now_ns();
+            if (!deadline)
+                deadline = now + TG_POOL_WAIT_SPIN_NS;
+            else if (now > deadline)
+                sched_yield();
+        }
+    }
+    pthread_mutex_unlock(&g_run_lock);
+}

@@ -1,0 +1,23 @@
+/* The CPU thread pool: persistent workers that split a range of work. Workers spin
+ * briefly for new work, then sleep, so a shared machine is not starved. */
+#ifndef TG_CPU_THREADPOOL_H
+#define TG_CPU_THREADPOOL_H
+
+#include <stdint.h>
+
+/* Runs fn(ctx, begin, end) over chunks covering [0, n). Runs inline on the caller when
+ * n <= grain or one thread is configured; otherwise splits into at most one chunk per
+ * thread (each at least grain long) and returns when all are done. Not reentrant from
+ * inside fn (a nested call runs inline). */
+typedef void (*tg_pool_fn)(void *ctx, int64_t begin, int64_t end);
+void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx);
+
+/* Threads used: $TG_NUM_THREADS, else the cores this process may use (sched_getaffinity). */
+int tg_pool_num_threads(void);
+void tg_pool_set_num_threads(int n);
+
+/* Elements below which an elementwise kernel stays on the calling thread (measured:
+ * see bench/). */
+#define TG_GRAIN_ELEMENTWISE 32768
+
+#endif

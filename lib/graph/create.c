@@ -1,0 +1,183 @@
+/* Creating tensors: from host data, constants, ranges, the identity, random numbers;
+ * and reading them back (tg_item, tg_copy_to_host). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/graph/error.h"
+#include "lib/graph/tensor-impl.h"
+
+static uint64_t g_seed = 0x5eed;
+static _Atomic uint64_t g_counter;
+
+static bool check_args(const char *name, tg_dtype dtype, tg_device *dev) {
+    if ((unsigned)dtype >= TG_NUM_DTYPES) {
+        tg_error(TG_ERR_DTYPE, "%s: unknown dtype %d", name, (int)dtype);
+        return false;
+    }
+    if (!dev) {
+        if (tg_last_status() == TG_OK) tg_error(TG_ERR_DEVICE, "%s: device is NULL", name);
+        return false;
+    }
+    return true;
+}
+
+static tg_tensor *new_tensor(const char *name, tg_dtype dtype, tg_shape shape, tg_device *dev) {
+    if (!check_args(name, dtype, dev)) return NULL;
+    tg_tensor *t = tg_tensor_new(dtype, shape.ndim, shape.dims, dev);
+    if (!t && tg_last_status() == TG_ERR_SHAPE) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s: %s", name, tg_last_error() + strlen("tensor: "));
+        tg_error(TG_ERR_SHAPE, "%s", buf);
+    }
+    return t;
+}
+
+tg_tensor *tg_empty(tg_dtype dtype, tg_shape shape, tg_device *dev) { return new_tensor("tg_empty", dtype, shape, dev); }
+
+tg_tensor *tg_from_data(const void *data, tg_dtype dtype, tg_shape shape, tg_device *dev) {
+    if (!data) return tg_error_null(TG_ERR_INVALID, "tg_from_data: data is NULL");
+    tg_tensor *t = new_tensor("tg_from_data", dtype, shape, dev);
+    if (!t) return NULL;
+    if (dev->be->upload(dev, t->storage->data, 0, data, t->storage->nbytes) != TG_OK) return NULL;
+    return t;
+}
+
+tg_tensor *tg_from_f32(const float *d, tg_shape s, tg_device *dev) { return tg_from_data(d, TG_F32, s, dev); }
+tg_tensor *tg_from_f64(const double *d, tg_shape s, tg_device *dev) { return tg_from_data(d, TG_F64, s, dev); }
+tg_tensor *tg_from_i32(const int32_t *d, tg_shape s, tg_device *dev) { return tg_from_data(d, TG_I32, s, dev); }
+tg_tensor *tg_from_u8(const uint8_t *d, tg_shape s, tg_device *dev) { return tg_from_data(d, TG_U8, s, dev); }
+
+tg_tensor *tg_full(tg_dtype dtype, tg_shape shape, double value, tg_device *dev) {
+    tg_tensor *t = new_tensor("tg_full", dtype, shape, dev);
+    if (!t || dev->be->fill(t, value) != TG_OK) return NULL;
+    return t;
+}
+
+tg_tensor *tg_zeros(tg_dtype dtype, tg_shape shape, tg_device *dev) { return tg_full(dtype, shape, 0, dev); }
+tg_tensor *tg_ones(tg_dtype dtype, tg_shape shape, tg_device *dev) { return tg_full(dtype, shape, 1, dev); }
+tg_tensor *tg_scalar(tg_dtype dtype, double value, tg_device *dev) { return tg_full(dtype, TG_SCALAR_SHAPE, value, dev); }
+
+tg_tensor *tg_full_like(const tg_tensor *t, double value) {
+    if (!t) return tg_last_status() ? NULL : tg_error_null(TG_ERR_INVALID, "tg_full_like: t is NULL");
+    return tg_full(t->dtype, tg_shape_of(t), value, t->storage->dev);
+}
+tg_tensor *tg_zeros_like(const tg_tensor *t) { return tg_full_like(t, 0); }
+tg_tensor *tg_ones_like(const tg_tensor *t) { return tg_full_like(t, 1); }
+
+tg_tensor *tg_arange(tg_dtype dtype, double start, double end, double step, tg_device *dev) {
+    if (step == 0 || !isfinite(start) || !isfinite(end) || !isfinite(step))
+        return tg_error_null(TG_ERR_INVALID, "tg_arange: bad range [%g, %g) step %g", start, end, step);
+    double n = ceil((end - start) / step);
+    tg_tensor *t = new_tensor("tg_arange", dtype, TG_SHAPE(n > 0 ? (int64_t)n : 0), dev);
+    if (!t || dev->be->arange(t, start, step) != TG_OK) return NULL;
+    return t;
+}
+
+tg_tensor *tg_linspace(tg_dtype dtype, double start, double end, int64_t steps, tg_device *dev) {
+    if (steps < 0) return tg_error_null(TG_ERR_INVALID, "tg_linspace: steps must be >= 0, got %lld", (long long)steps);
+    tg_tensor *t = new_tensor("tg_linspace", dtype, TG_SHAPE(steps), dev);
+    double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
+    if (!t || dev->be->arange(t, start, step) != TG_OK) return NULL;
+    return t;
+}
+
+tg_tensor *tg_eye(tg_dtype dtype, int64_t n, tg_device *dev) {
+    if (n < 0) return tg_error_null(TG_ERR_INVALID, "tg_eye: n must be >= 0, got %lld", (long long)n);
+    tg_tensor *t = tg_zeros(dtype, TG_SHAPE(n, n), dev);
+    if (!t) return NULL;
+    tg_tensor diag = *t; /* the diagonal as a strided 1-D view */
+    diag.ndim = 1;
+    diag.shape[0] = n;
+    diag.strides[0] = n + 1;
+    return dev->be->fill(&diag, 1) == TG_OK ? t : NULL;
+}
+
+/* ------------------------------------------------------------- random */
+
+void tg_manual_seed(uint64_t seed) {
+    g_seed = seed;
+    g_counter = 0;
+}
+
+static tg_status random_fill(const char *name, tg_rng_kind kind, tg_tensor *t, double p0, double p1) {
+    uint64_t n = (uint64_t)tg_shape_numel(t->ndim, t->shape);
+    uint64_t counter = atomic_fetch_add(&g_counter, n);
+    if (tg_tensor_is_dense(t)) return t->storage->dev->be->random(kind, t, g_seed, counter, p0, p1);
+    tg_tensor *tmp = tg_tensor_new_unscoped(t->dtype, t->ndim, t->shape, t->storage->dev);
+    if (!tmp) return tg_last_status();
+    tg_status st = t->storage->dev->be->random(kind, tmp, g_seed, counter, p0, p1);
+    if (st == TG_OK) st = t->storage->dev->be->copy(t, tmp);
+    tg_tensor_decref(tmp);
+    (void)name;
+    return st;
+}
+
+static tg_tensor *random_new(const char *name, tg_rng_kind kind, tg_dtype dtype, tg_shape shape, tg_device *dev,
+                             double p0, double p1) {
+    tg_tensor *t = new_tensor(name, dtype, shape, dev);
+    if (!t) return NULL;
+    if (kind != TG_RNG_BERNOULLI && !tg_is_float(dtype))
+        return tg_error_null(TG_ERR_DTYPE, "%s: expected a floating dtype (f32 or f64), got %s", name, tg_dtype_name(dtype));
+    return random_fill(name, kind, t, p0, p1) == TG_OK ? t : NULL;
+}
+
+tg_tensor *tg_rand(tg_dtype d, tg_shape s, tg_device *dev) { return random_new("tg_rand", TG_RNG_UNIFORM, d, s, dev, 0, 1); }
+tg_tensor *tg_randn(tg_dtype d, tg_shape s, tg_device *dev) { return random_new("tg_randn", TG_RNG_NORMAL, d, s, dev, 0, 1); }
+
+tg_tensor *tg_bernoulli(tg_dtype d, tg_shape s, double p, tg_device *dev) {
+    if (!(p >= 0 && p <= 1)) return tg_error_null(TG_ERR_INVALID, "tg_bernoulli: p must be in [0, 1], got %g", p);
+    return random_new("tg_bernoulli", TG_RNG_BERNOULLI, d, s, dev, p, 0);
+}
+
+static tg_status random_inplace(const char *name, tg_rng_kind kind, tg_tensor *t, double p0, double p1) {
+    if (!t) return tg_error(TG_ERR_INVALID, "%s: tensor is NULL", name);
+    if (!tg_is_float(t->dtype))
+        return tg_error(TG_ERR_DTYPE, "%s: expected a floating dtype (f32 or f64), got %s", name, tg_dtype_name(t->dtype));
+    if (t->requires_grad && tg_is_grad_enabled())
+        return tg_error(TG_ERR_STATE, "%s: the tensor requires grad and grad mode is on", name);
+    t->storage->version++;
+    return random_fill(name, kind, t, p0, p1);
+}
+
+tg_status tg_uniform_(tg_tensor *t, double lo, double hi) { return random_inplace("tg_uniform_", TG_RNG_UNIFORM, t, lo, hi); }
+tg_status tg_normal_(tg_tensor *t, double mean, double std) { return random_inplace("tg_normal_", TG_RNG_NORMAL, t, mean, std); }
+
+/* ------------------------------------------------------------- reading back */
+
+tg_status tg_copy_to_host(const tg_tensor *t, void *dst, size_t nbytes) {
+    if (!t || !dst) return tg_error(TG_ERR_INVALID, "tg_copy_to_host: NULL argument");
+    size_t need = (size_t)tg_shape_numel(t->ndim, t->shape) * tg_elsize(t->dtype);
+    if (nbytes < need)
+        return tg_error(TG_ERR_INVALID, "tg_copy_to_host: buffer of %zu bytes, tensor needs %zu", nbytes, need);
+    tg_device *dev = t->storage->dev;
+    if (tg_tensor_is_dense(t))
+        return dev->be->download(dev, dst, t->storage->data, (size_t)t->offset * tg_elsize(t->dtype), need);
+    tg_tensor *tmp = tg_tensor_new_unscoped(t->dtype, t->ndim, t->shape, dev);
+    if (!tmp) return tg_last_status();
+    tg_status st = dev->be->copy(tmp, t);
+    if (st == TG_OK) st = dev->be->download(dev, dst, tmp->storage->data, 0, need);
+    tg_tensor_decref(tmp);
+    return st;
+}
+
+double tg_item(const tg_tensor *t) {
+    if (!t) {
+        if (tg_last_status() == TG_OK) tg_error(TG_ERR_INVALID, "tg_item: tensor is NULL");
+        return NAN;
+    }
+    if (tg_shape_numel(t->ndim, t->shape) != 1) {
+        char b[128];
+        tg_error(TG_ERR_SHAPE, "tg_item: the tensor has shape %s; only one-element tensors have an item",
+                 tg_shape_str(b, t->ndim, t->shape));
+        return NAN;
+    }
+    union { float f; double d; int32_t i; uint8_t u; } v;
+    if (tg_copy_to_host(t, &v, sizeof v) != TG_OK) return NAN;
+    switch (t->dtype) {
+    case TG_F32: return v.f;
+    case TG_F64: return v.d;
+    case TG_I32: return v.i;
+    default: return v.u;
+    }
+}

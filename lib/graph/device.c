@@ -1,0 +1,56 @@
+/* Device lookup by name and device-wide settings. Backends register nothing: each
+ * exposes a getter (tg_cpu_device, tg_opencl_device) and this file maps names to them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/cpu/threadpool.h"
+#include "lib/graph/error.h"
+#include "lib/graph/tensor-impl.h"
+
+#ifdef TG_HAVE_OPENCL
+tg_device *tg_opencl_device(int index); /* opencl/device.c; index -1: first GPU, else first */
+#endif
+
+tg_device *tg_device_get(const char *name) {
+    if (!name) name = getenv("TG_DEVICE");
+    if (!name || !*name || strcmp(name, "cpu") == 0) return tg_cpu_device();
+    if (strncmp(name, "opencl", 6) == 0) {
+        const char *rest = name + 6;
+        int index = -1;
+        if (*rest == ':') {
+            char *end;
+            long v = strtol(rest + 1, &end, 10);
+            if (end == rest + 1 || *end || v < 0)
+                return tg_error_null(TG_ERR_DEVICE, "tg_device_get: bad device name \"%s\" "
+                                     "(expected opencl:N with N >= 0)", name);
+            index = (int)v;
+        } else if (*rest) {
+            return tg_error_null(TG_ERR_DEVICE, "tg_device_get: unknown device \"%s\" "
+                                 "(expected cpu, opencl or opencl:N)", name);
+        }
+#ifdef TG_HAVE_OPENCL
+        return tg_opencl_device(index);
+#else
+        (void)index;
+        return tg_error_null(TG_ERR_DEVICE, "tg_device_get: \"%s\": this build has no OpenCL "
+                             "backend (configure with -Dopencl=enabled)", name);
+#endif
+    }
+    return tg_error_null(TG_ERR_DEVICE, "tg_device_get: unknown device \"%s\" "
+                         "(expected cpu, opencl or opencl:N)", name);
+}
+
+const char *tg_device_name(const tg_device *dev) { return dev ? dev->name : "(null)"; }
+
+tg_status tg_device_memory_stats(const tg_device *dev, tg_memory_stats *out) {
+    if (!dev || !out) return tg_error(TG_ERR_INVALID, "tg_device_memory_stats: NULL argument");
+    *out = dev->stats;
+    return TG_OK;
+}
+
+void tg_device_empty_cache(tg_device *dev) {
+    if (dev && dev->be->empty_cache) dev->be->empty_cache(dev);
+}
+
+void tg_set_num_threads(int n) { tg_pool_set_num_threads(n); }
+int tg_get_num_threads(void) { return tg_pool_num_threads(); }

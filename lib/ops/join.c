@@ -1,0 +1,158 @@
+/* Ops that assemble tensors from pieces: embed (a tensor placed in a filled one, the
+ * adjoint of slice), pad, cat, stack and split. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/ops/ops.h"
+
+/* The region of `out` that x occupies: start and step per axis, x's shape. */
+static void region_of(tg_tensor *view, const tg_tensor *out, const tg_tensor *x, const int64_t *start,
+                      const int64_t *step) {
+    *view = *out;
+    for (int i = 0; i < out->ndim; i++) {
+        view->offset += start[i] * out->strides[i];
+        view->strides[i] = out->strides[i] * step[i];
+        view->shape[i] = x->shape[i];
+    }
+}
+
+tg_tensor *tg_embed(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *start, const int64_t *step,
+                    double fill) {
+    if (!tg_op_nonnull("tg_embed", "x", x)) return NULL;
+    tg_tensor *out = tg_tensor_new(x->dtype, ndim, shape, tg_dev(x));
+    if (!out || tg_dev(x)->be->fill(out, fill) != TG_OK) return NULL;
+    tg_tensor region;
+    region_of(&region, out, x, start, step);
+    if (tg_dev(x)->be->copy(&region, x) != TG_OK) return NULL;
+    if (tg_should_record(1, &x)) {
+        tg_node *n = tg_record(TG_OP_EMBED, out, 1, &x);
+        if (!n) return NULL;
+        memcpy(n->larg, start, (size_t)ndim * sizeof *start);
+        memcpy(n->larg + TG_MAX_DIMS, step, (size_t)ndim * sizeof *step);
+    }
+    return out;
+}
+
+tg_status tg_bw_embed(tg_node *n, tg_tensor *g, tg_tensor **gin) {
+    const tg_edge *e = &n->inputs[0];
+    tg_tensor *r = g;
+    for (int i = 0; i < e->ndim && r; i++) {
+        int64_t start = n->larg[i], step = n->larg[TG_MAX_DIMS + i];
+        if (start != 0 || step != 1 || e->shape[i] != g->shape[i])
+            r = tg_slice(r, i, start, start + e->shape[i] * step, step);
+    }
+    gin[0] = r;
+    return r ? TG_OK : tg_last_status();
+}
+
+tg_tensor *tg_pad(tg_tensor *x, tg_pads pads, double value) {
+    if (!tg_op_nonnull("tg_pad", "x", x)) return NULL;
+    if (pads.n < 0 || pads.n % 2 || pads.n > 2 * x->ndim)
+        return tg_error_null(TG_ERR_INVALID, "tg_pad: %d padding values for %d dimensions (expected an even "
+                             "number, at most %d)", pads.n, x->ndim, 2 * x->ndim);
+    int64_t shape[TG_MAX_DIMS], start[TG_MAX_DIMS] = { 0 }, step[TG_MAX_DIMS];
+    tg_tensor *src = x;
+    for (int i = 0; i < x->ndim; i++) {
+        step[i] = 1;
+        shape[i] = x->shape[i];
+    }
+    for (int k = 0; k < pads.n / 2; k++) {
+        int a = x->ndim - 1 - k;
+        int64_t lo = pads.v[2 * k], hi = pads.v[2 * k + 1];
+        if (x->shape[a] + lo + hi < 0)
+            return tg_error_null(TG_ERR_SHAPE, "tg_pad: padding (%lld, %lld) leaves axis %d of size %lld negative",
+                                 (long long)lo, (long long)hi, a, (long long)x->shape[a]);
+        if (lo < 0 || hi < 0) /* negative padding crops */
+            src = tg_slice(src, a, lo < 0 ? -lo : 0, hi < 0 ? x->shape[a] + hi : INT64_MAX, 1);
+        start[a] = lo > 0 ? lo : 0;
+        shape[a] = x->shape[a] + lo + hi;
+    }
+    return tg_embed(src, x->ndim, shape, start, step, value);
+}
+
+/* ------------------------------------------------------------- cat, stack, split */
+
+tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis) {
+    char b1[128], b2[128];
+    if (n <= 0 || !xs) return tg_error_null(TG_ERR_INVALID, "tg_cat: needs at least one tensor");
+    for (int i = 0; i < n; i++)
+        if (!tg_op_nonnull("tg_cat", "a tensor", xs[i])) return NULL;
+    const tg_tensor *x0 = xs[0];
+    int a = axis;
+    if (!tg_axis_norm(&a, x0->ndim))
+        return tg_error_null(TG_ERR_INVALID, "tg_cat: axis %d is out of range for %d dimensions", axis, x0->ndim);
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, x0->shape, sizeof shape);
+    shape[a] = 0;
+    for (int i = 0; i < n; i++) {
+        const tg_tensor *x = xs[i];
+        if (!tg_op_compatible("tg_cat", xs[0], xs[i])) return NULL;
+        bool fits = x->ndim == x0->ndim;
+        for (int d = 0; d < x0->ndim && fits; d++) fits = d == a || x->shape[d] == x0->shape[d];
+        if (!fits)
+            return tg_error_null(TG_ERR_SHAPE, "tg_cat: tensor %d has shape %s, tensor 0 has %s (they may differ "
+                                 "only on axis %d)", i, tg_shape_str(b1, x->ndim, x->shape),
+                                 tg_shape_str(b2, x0->ndim, x0->shape), a);
+        shape[a] += x->shape[a];
+    }
+    tg_tensor *out = tg_tensor_new(x0->dtype, x0->ndim, shape, tg_dev(x0));
+    if (!out) return NULL;
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        tg_tensor region = *out;
+        region.offset += off * out->strides[a];
+        region.shape[a] = xs[i]->shape[a];
+        if (tg_dev(out)->be->copy(&region, xs[i]) != TG_OK) return NULL;
+        off += xs[i]->shape[a];
+    }
+    if (tg_should_record(n, xs)) {
+        tg_node *node = tg_record(TG_OP_CAT, out, n, xs);
+        if (!node) return NULL;
+        node->iarg[0] = a;
+    }
+    return out;
+}
+
+tg_status tg_bw_cat(tg_node *n, tg_tensor *g, tg_tensor **gin) {
+    int a = n->iarg[0];
+    int64_t off = 0;
+    for (int i = 0; i < n->n_inputs; i++) {
+        int64_t len = n->inputs[i].shape[a];
+        if (tg_node_needs(n, i) && !(gin[i] = tg_slice(g, a, off, off + len, 1))) return tg_last_status();
+        off += len;
+    }
+    return TG_OK;
+}
+
+tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis) {
+    if (n <= 0 || !xs) return tg_error_null(TG_ERR_INVALID, "tg_stack: needs at least one tensor");
+    tg_tensor **u = malloc((size_t)n * sizeof *u);
+    if (!u) return tg_error_null(TG_ERR_NOMEM, "tg_stack: out of host memory");
+    tg_tensor *out = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!tg_op_nonnull("tg_stack", "a tensor", xs[i])) goto done;
+        int a = axis < 0 ? axis + xs[i]->ndim + 1 : axis;
+        if (!(u[i] = tg_unsqueeze(xs[i], a))) goto done;
+    }
+    out = tg_cat(n, u, axis < 0 ? axis + xs[0]->ndim + 1 : axis);
+done:
+    free(u);
+    return out;
+}
+
+int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int max_out) {
+    if (!tg_op_nonnull("tg_split", "x", x)) return -1;
+    int a = axis;
+    if (!tg_axis_norm(&a, x->ndim)) {
+        tg_error(TG_ERR_INVALID, "tg_split: axis %d is out of range for %d dimensions", axis, x->ndim);
+        return -1;
+    }
+    if (split_size <= 0) {
+        tg_error(TG_ERR_INVALID, "tg_split: split_size must be positive, got %lld", (long long)split_size);
+        return -1;
+    }
+    int64_t count = (x->shape[a] + split_size - 1) / split_size;
+    for (int64_t i = 0; i < count && i < max_out; i++)
+        if (!(out[i] = tg_slice(x, a, i * split_size, (i + 1) * split_size, 1))) return -1;
+    return (int)count;
+}

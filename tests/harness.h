@@ -1,0 +1,88 @@
+/* A tiny test harness: TEST(name) defines a case, main() from TG_TEST_MAIN runs them
+ * all, each inside its own scope, and prints "N passed, M failed". A check failure
+ * prints file, line and the expression, and fails the case without stopping the run. */
+#ifndef TG_TEST_HARNESS_H
+#define TG_TEST_HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tapegrad.h"
+
+typedef void (*tg_test_fn)(int *failed);
+typedef struct {
+    const char *name;
+    tg_test_fn fn;
+} tg_test_case;
+
+#define TEST(name)                                                   \
+    static void test_##name(int *tg_failed_);                        \
+    static const tg_test_case tg_case_##name = { #name, test_##name }; \
+    static void test_##name(int *tg_failed_)
+
+#define FAIL_(fmt, ...)                                                          \
+    do {                                                                         \
+        fprintf(stderr, "  %s:%d: " fmt "\n", __FILE__, __LINE__, __VA_ARGS__); \
+        (*tg_failed_)++;                                                         \
+    } while (0)
+
+#define CHECK(cond)                                  \
+    do {                                             \
+        if (!(cond)) FAIL_("check failed: %s", #cond); \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                  \
+    do {                                                                                       \
+        double a_ = (a), b_ = (b);                                                             \
+        if (!(fabs(a_ - b_) <= (tol))) FAIL_("%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); \
+    } while (0)
+
+/* The expression must fail (NULL or a non-OK status) with a message containing sub. */
+#define CHECK_ERROR(expr, sub)                                                                   \
+    do {                                                                                         \
+        tg_clear_error();                                                                        \
+        (void)(expr);                                                                            \
+        if (!strstr(tg_last_error(), (sub)))                                                     \
+            FAIL_("%s: expected an error containing \"%s\", got \"%s\"", #expr, (sub), tg_last_error()); \
+    } while (0)
+
+#define TG_TEST_MAIN(...)                                                                  \
+    int main(int argc, char **argv) {                                                      \
+        const tg_test_case *cases[] = { __VA_ARGS__ };                                     \
+        int n = (int)(sizeof cases / sizeof cases[0]), passed = 0, failed = 0;             \
+        for (int i = 0; i < n; i++) {                                                      \
+            if (argc > 1 && !strstr(cases[i]->name, argv[1])) continue;                    \
+            int f = 0;                                                                     \
+            tg_clear_error();                                                              \
+            tg_scope_begin();                                                              \
+            cases[i]->fn(&f);                                                              \
+            tg_scope_end();                                                                \
+            printf("%s %s\n", f ? "FAIL" : "ok  ", cases[i]->name);                        \
+            if (f) failed++;                                                               \
+            else passed++;                                                                 \
+        }                                                                                  \
+        printf("%d passed, %d failed\n", passed, failed);                                  \
+        return failed ? 1 : 0;                                                             \
+    }
+
+/* Reads a tensor's values as doubles (any dtype); caller frees. */
+static inline double *tg_test_values(tg_tensor *t) {
+    int64_t n = tg_numel(t);
+    double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    tg_tensor *d = tg_cast(t, TG_F64);
+    if (!d || tg_copy_to_host(d, v, (size_t)n * sizeof *v) != TG_OK) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* The device under test: $TG_TEST_DEVICE, else cpu. */
+static inline tg_device *tg_test_device(void) {
+    const char *d = getenv("TG_TEST_DEVICE");
+    return tg_device_get(d && *d ? d : "cpu");
+}
+
+#endif
