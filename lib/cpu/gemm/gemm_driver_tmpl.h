@@ -123,7 +123,7 @@ static int FN(serial)(const tg_gemm_kernels *kr, const FN(problem) *pb)
         int64_t nc = pb->N - jc < NC ? pb->N - jc : NC;
         for (int64_t pc = 0; pc < pb->K; pc += KC) {
             int64_t kc = pb->K - pc < KC ? pb->K - pc : KC;
-            int acc = pb->accumulate;
+            int acc = pc > 0 || pb->accumulate;
             FN(pack_b)(kc, nc, pb->B + pc * pb->rsb + jc * pb->csb, pb->rsb, pb->csb, bp, nr);
             for (int64_t ic = 0; ic < pb->M; ic += MC) {
                 int64_t mc = pb->M - ic < MC ? pb->M - ic : MC;
