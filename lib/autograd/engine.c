@@ -67,7 +67,7 @@ static tg_status collect(node_list *order, int n_roots, tg_tensor *const *roots)
             }
         }
     }
-    qsort(order->v, (size_t)order->n, sizeof *order->v, by_seq_desc);
+    if (order->n > 1) qsort(order->v, (size_t)order->n, sizeof *order->v, by_seq_desc);
     goto done;
 nomem:
     st = tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory walking the graph");

@@ -48,10 +48,11 @@ tg_status tg_cpu_alloc(tg_device *dev, size_t nbytes, void **out) {
     }
     pthread_mutex_unlock(&g_lock);
     if (!b) {
-        b = aligned_alloc(ALIGN, size);
+        size_t rounded = (size + ALIGN - 1) / ALIGN * ALIGN; /* C11 wants a multiple of the alignment */
+        b = aligned_alloc(ALIGN, rounded);
         if (!b) {
             tg_cpu_empty_cache(dev);
-            b = aligned_alloc(ALIGN, size);
+            b = aligned_alloc(ALIGN, rounded);
         }
         if (!b)
             return tg_error(TG_ERR_NOMEM, "out of host memory: %zu bytes requested "

@@ -16,7 +16,7 @@
 
 /* The first allocation for the data; beyond it memory follows the bytes actually read,
  * so a corrupt header that claims terabytes fails as truncated, not as out of memory. */
-#define IDX_FIRST_CHUNK ((size_t)1 << 26)
+#define IDX_FIRST_CHUNK ((size_t)1 << 20)
 
 typedef struct {
     uint8_t code;

@@ -124,10 +124,18 @@ static int FN(serial)(const tg_gemm_kernels *kr, const FN(problem) *pb)
         for (int64_t pc = 0; pc < pb->K; pc += KC) {
             int64_t kc = pb->K - pc < KC ? pb->K - pc : KC;
             int acc = pc > 0 || pb->accumulate;
-            FN(pack_b)(kc, nc, pb->B + pc * pb->rsb + jc * pb->csb, pb->rsb, pb->csb, bp, nr);
+            const T *bsrc = pb->B + pc * pb->rsb + jc * pb->csb;
+            if (pb->rsb == 1 && kr->S.pack_b_colmajor)
+                kr->S.pack_b_colmajor(kc, nc, bsrc, pb->csb, bp);
+            else
+                FN(pack_b)(kc, nc, bsrc, pb->rsb, pb->csb, bp, nr);
             for (int64_t ic = 0; ic < pb->M; ic += MC) {
                 int64_t mc = pb->M - ic < MC ? pb->M - ic : MC;
-                FN(pack_a)(mc, kc, pb->A + ic * pb->rsa + pc * pb->csa, pb->rsa, pb->csa, ap, mr);
+                const T *asrc = pb->A + ic * pb->rsa + pc * pb->csa;
+                if (pb->csa == 1 && kr->S.pack_a_rowmajor)
+                    kr->S.pack_a_rowmajor(mc, kc, asrc, pb->rsa, ap);
+                else
+                    FN(pack_a)(mc, kc, asrc, pb->rsa, pb->csa, ap, mr);
                 for (int64_t ir = 0; ir < mc; ir += mr) {
                     int64_t m = mc - ir < mr ? mc - ir : mr;
                     const T *a = ap + ir * kc;

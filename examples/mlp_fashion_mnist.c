@@ -1,0 +1,312 @@
+/* The README's main example: a 784-256-10 MLP trained on Fashion-MNIST with plain SGD
+ * written from primitives, reading Debian's dataset-fashion-mnist IDX files.
+ *
+ *     build/examples/mlp_fashion_mnist [--data DIR] [--epochs N] [--batch B] [--lr X]
+ *                                      [--device NAME] [--limit N] [--seed S]
+ *
+ * Ends with "epoch E: test accuracy 0.xxxx"; exit code 1 if the data is missing or
+ * corrupt or the library reports an error. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tapegrad.h"
+#include "tapegrad/data.h"
+
+#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+#define PIXEL_MEAN 0.2860 /* of Fashion-MNIST's training pixels, scaled to [0,1] */
+#define PIXEL_STD 0.3530
+#define IMAGE_SIZE 784
+#define HIDDEN 256
+#define CLASSES 10
+#define LOG_EVERY 200
+
+typedef struct {
+    const char *data_dir, *device;
+    int epochs, batch;
+    double lr;
+    long limit; /* 0: every training image */
+    unsigned long seed;
+} options;
+
+typedef struct {
+    tg_tensor *w1, *b1, *w2, *b2; /* w1 (784,256), b1 (256), w2 (256,10), b2 (10) */
+} mlp;
+
+typedef struct {
+    tg_tensor *x, *y; /* x f32 (N,784) normalised, y i32 (N) */
+} split;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mlp_fashion_mnist [--data DIR] [--epochs N] [--batch B] [--lr X] [--device NAME]\n"
+               "                         [--limit N] [--seed S]\n"
+               "  --data DIR     the IDX files (default " DEFAULT_DATA_DIR ")\n"
+               "  --epochs N     passes over the training set (default 1)\n"
+               "  --batch B      images per SGD step (default 64)\n"
+               "  --lr X         learning rate (default 0.1)\n"
+               "  --device NAME  cpu, opencl, opencl:N (default $TG_DEVICE, else cpu)\n"
+               "  --limit N      train on the first N images only (default all)\n"
+               "  --seed S       seeds the initialisation and the shuffle (default 42)\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- options */
+
+static bool parse_num(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || end == s || *end || errno || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "mlp_fashion_mnist: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Returns 0 to go on, else the exit code (--help: 0 after printing, bad usage: 2). */
+static int parse_args(int argc, char **argv, options *o, bool *stop) {
+    *stop = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0;
+        bool ok = true;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            *stop = true;
+            return 0;
+        } else if (!strcmp(a, "--data") && v) o->data_dir = v;
+        else if (!strcmp(a, "--device") && v) o->device = v;
+        else if (!strcmp(a, "--epochs")) ok = parse_num(a, v, 1, 1000, &x) && (o->epochs = (int)x);
+        else if (!strcmp(a, "--batch")) ok = parse_num(a, v, 1, 1 << 20, &x) && (o->batch = (int)x);
+        else if (!strcmp(a, "--lr")) ok = parse_num(a, v, 1e-9, 1e3, &x) && ((o->lr = x) > 0);
+        else if (!strcmp(a, "--limit")) ok = parse_num(a, v, 1, 1e9, &x) && (o->limit = (long)x);
+        else if (!strcmp(a, "--seed")) ok = parse_num(a, v, 0, 4e9, &x) && ((o->seed = (unsigned long)x), true);
+        else {
+            fprintf(stderr, "mlp_fashion_mnist: unknown or incomplete option '%s'\n", a);
+            ok = false;
+        }
+        if (!ok) {
+            usage(stderr);
+            *stop = true;
+            return 2;
+        }
+        i++; /* every option takes a value */
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- data */
+
+/* Loads DIR/NAME.gz, else DIR/NAME uncompressed; the error names the .gz path. */
+static tg_tensor *load_idx(const char *dir, const char *name, tg_device *dev) {
+    char gz[4096], plain[4096];
+    snprintf(gz, sizeof gz, "%s/%s.gz", dir, name);
+    snprintf(plain, sizeof plain, "%s/%s", dir, name);
+    FILE *f = fopen(gz, "rb");
+    if (f) fclose(f);
+    else if ((f = fopen(plain, "rb"))) {
+        fclose(f);
+        return tg_idx_load(plain, dev);
+    }
+    return tg_idx_load(gz, dev);
+}
+
+/* Reads one split and turns it into normalised f32 images and i32 labels, or reports
+ * what is wrong with the files and returns false. */
+static bool load_split(const char *dir, const char *prefix, tg_device *dev, split *out) {
+    char iname[64], lname[64];
+    snprintf(iname, sizeof iname, "%s-images-idx3-ubyte", prefix);
+    snprintf(lname, sizeof lname, "%s-labels-idx1-ubyte", prefix);
+    tg_tensor *img = load_idx(dir, iname, dev), *lab = img ? load_idx(dir, lname, dev) : NULL;
+    if (!img || !lab) {
+        fprintf(stderr, "mlp_fashion_mnist: %s\n", tg_last_error());
+        return false;
+    }
+    int64_t n = tg_size(img, 0);
+    if (tg_dtype_of(img) != TG_U8 || tg_ndim(img) != 3 || tg_size(img, 1) != 28 || tg_size(img, 2) != 28 ||
+        tg_dtype_of(lab) != TG_U8 || tg_ndim(lab) != 1 || tg_size(lab, 0) != n || n == 0) {
+        fprintf(stderr, "mlp_fashion_mnist: %s/%s*: expected u8 images (N, 28, 28) and u8 labels (N), N > 0\n", dir,
+                prefix);
+        return false;
+    }
+    tg_tensor *x = tg_mul_scalar(tg_cast(tg_reshape(img, TG_SHAPE(n, IMAGE_SIZE)), TG_F32), 1.0 / 255);
+    x = tg_mul_scalar(tg_add_scalar(x, -PIXEL_MEAN), 1.0 / PIXEL_STD);
+    tg_tensor *y = tg_cast(lab, TG_I32);
+    double top = tg_item(tg_max(tg_cast(lab, TG_F32), TG_ALL, false));
+    if (!x || !y || isnan(top)) {
+        fprintf(stderr, "mlp_fashion_mnist: preparing %s data: %s\n", prefix, tg_last_error());
+        return false;
+    }
+    if (top >= CLASSES) {
+        fprintf(stderr, "mlp_fashion_mnist: %s/%s.gz: label %g is out of range [0, %d)\n", dir, lname, top, CLASSES);
+        return false;
+    }
+    *out = (split){ x, y };
+    return true;
+}
+
+/* A Fisher-Yates shuffle of 0..n-1 driven by splitmix64. */
+static void shuffle(int32_t *perm, int64_t n, uint64_t *state) {
+    for (int64_t i = 0; i < n; i++) perm[i] = (int32_t)i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        int64_t j = (int64_t)(z % (uint64_t)(i + 1));
+        int32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+/* ------------------------------------------------------------- the model */
+
+/* Kaiming-uniform weights (bound sqrt(6 / fan_in), for ReLU) and zero biases. */
+static tg_tensor *kaiming_uniform(int64_t fan_in, int64_t fan_out, tg_device *dev) {
+    double bound = sqrt(6.0 / (double)fan_in);
+    return tg_add_scalar(tg_mul_scalar(tg_rand(TG_F32, TG_SHAPE(fan_in, fan_out), dev), 2 * bound), -bound);
+}
+
+static bool mlp_init(mlp *m, tg_device *dev) {
+    m->w1 = tg_param(kaiming_uniform(IMAGE_SIZE, HIDDEN, dev));
+    m->b1 = tg_param(tg_zeros(TG_F32, TG_SHAPE(HIDDEN), dev));
+    m->w2 = tg_param(kaiming_uniform(HIDDEN, CLASSES, dev));
+    m->b2 = tg_param(tg_zeros(TG_F32, TG_SHAPE(CLASSES), dev));
+    return m->w1 && m->b1 && m->w2 && m->b2;
+}
+
+/* x (B,784) -> logits (B,10) */
+static tg_tensor *mlp_forward(const mlp *m, tg_tensor *x) {
+    tg_tensor *h = tg_relu(tg_add(tg_matmul(x, m->w1), m->b1));
+    return tg_add(tg_matmul(h, m->w2), m->b2);
+}
+
+/* Plain SGD from primitives: p -= lr * dL/dp, then drop the gradient. */
+static tg_status sgd_step(const mlp *m, double lr) {
+    tg_tensor *params[] = { m->w1, m->b1, m->w2, m->b2 };
+    bool prev = tg_set_grad_enabled(false);
+    tg_status st = TG_OK;
+    for (int i = 0; i < 4; i++) {
+        if (st == TG_OK) st = tg_axpy_(params[i], -lr, tg_grad(params[i]));
+        tg_zero_grad(params[i]);
+    }
+    tg_set_grad_enabled(prev);
+    return st;
+}
+
+/* ------------------------------------------------------------- train and test */
+
+/* Fraction of test images whose largest logit is the label; NaN on error. */
+static double evaluate(const mlp *m, const split *test) {
+    const int64_t n = tg_size(test->x, 0), bs = 1000;
+    bool prev = tg_set_grad_enabled(false);
+    double correct = 0;
+    for (int64_t off = 0; off < n && !isnan(correct); off += bs) {
+        tg_scope_begin();
+        tg_tensor *pred = tg_argmax(mlp_forward(m, tg_slice(test->x, 0, off, off + bs, 1)), 1, false);
+        tg_tensor *hit = tg_cast(tg_eq(pred, tg_slice(test->y, 0, off, off + bs, 1)), TG_F32);
+        correct += tg_item(tg_sum(hit, TG_ALL, false));
+        tg_scope_end();
+    }
+    tg_set_grad_enabled(prev);
+    return correct / (double)n;
+}
+
+/* One pass over train in a fresh random order; false (message printed) on error. */
+static bool train_epoch(const mlp *m, const split *train, const options *o, int epoch, int32_t *perm,
+                        uint64_t *rng) {
+    const int64_t n = tg_size(train->x, 0), steps = (n + o->batch - 1) / o->batch;
+    tg_device *dev = tg_device_of(train->x);
+    shuffle(perm, n, rng);
+    double t0 = now_s(), t_log = t0, loss_sum = 0, epoch_loss = 0;
+    int64_t seen = 0, logged = 0;
+    for (int64_t step = 0; step < steps; step++) {
+        int64_t off = step * o->batch, nb = n - off < o->batch ? n - off : o->batch;
+        tg_scope_begin();
+        tg_tensor *idx = tg_from_i32(perm + off, TG_SHAPE(nb), dev);
+        tg_tensor *xb = tg_index_select(train->x, 0, idx), *yb = tg_index_select(train->y, 0, idx);
+        tg_tensor *loss = tg_cross_entropy(mlp_forward(m, xb), yb);
+        double l = tg_item(loss);
+        bool ok = loss && !isnan(l) && tg_backward(loss) == TG_OK && sgd_step(m, o->lr) == TG_OK;
+        tg_scope_end();
+        if (!ok) {
+            fprintf(stderr, "mlp_fashion_mnist: step %lld: %s\n", (long long)step + 1, tg_last_error());
+            return false;
+        }
+        loss_sum += l;
+        epoch_loss += l;
+        seen += nb;
+        if ((step + 1) % LOG_EVERY == 0 || step + 1 == steps) {
+            double t = now_s();
+            printf("epoch %d step %4lld/%lld  loss %.4f  %.0f images/s\n", epoch, (long long)step + 1,
+                   (long long)steps, loss_sum / (double)(step + 1 - logged), (double)seen / (t - t_log));
+            fflush(stdout);
+            loss_sum = 0;
+            logged = step + 1;
+            seen = 0;
+            t_log = t;
+        }
+    }
+    double dt = now_s() - t0;
+    printf("epoch %d done: %lld steps in %.2f s (%.0f images/s), mean loss %.4f\n", epoch, (long long)steps, dt,
+           (double)n / dt, epoch_loss / (double)steps);
+    return true;
+}
+
+int main(int argc, char **argv) {
+    options o = { .data_dir = DEFAULT_DATA_DIR, .epochs = 1, .batch = 64, .lr = 0.1, .seed = 42 };
+    bool stop;
+    int rc = parse_args(argc, argv, &o, &stop);
+    if (stop) return rc;
+
+    tg_device *dev = tg_device_get(o.device);
+    if (!dev) {
+        fprintf(stderr, "mlp_fashion_mnist: %s\n", tg_last_error());
+        return 1;
+    }
+    tg_manual_seed(o.seed);
+    uint64_t rng = o.seed;
+    double t0 = now_s();
+    split train, test;
+    if (!load_split(o.data_dir, "train", dev, &train) || !load_split(o.data_dir, "t10k", dev, &test)) return 1;
+    if (o.limit > 0 && o.limit < tg_size(train.x, 0)) {
+        train.x = tg_slice(train.x, 0, 0, o.limit, 1);
+        train.y = tg_slice(train.y, 0, 0, o.limit, 1);
+    }
+    int64_t n = tg_size(train.x, 0);
+    printf("device %s, %lld training and %lld test images (loaded in %.2f s), batch %d, lr %g\n",
+           tg_device_name(dev), (long long)n, (long long)tg_size(test.x, 0), now_s() - t0, o.batch, o.lr);
+
+    mlp m;
+    int32_t *perm = malloc((size_t)n * sizeof *perm);
+    if (!perm || !mlp_init(&m, dev)) {
+        fprintf(stderr, "mlp_fashion_mnist: %s\n", perm ? tg_last_error() : "out of memory");
+        free(perm);
+        return 1;
+    }
+    for (int e = 1; e <= o.epochs; e++) {
+        if (!train_epoch(&m, &train, &o, e, perm, &rng)) {
+            rc = 1;
+            break;
+        }
+        double acc = evaluate(&m, &test);
+        if (isnan(acc)) {
+            fprintf(stderr, "mlp_fashion_mnist: evaluating: %s\n", tg_last_error());
+            rc = 1;
+            break;
+        }
+        printf("epoch %d: test accuracy %.4f\n", e, acc);
+    }
+    free(perm);
+    return rc;
+}
