@@ -26,10 +26,8 @@
 
 typedef struct {
     const char *data_dir, *device;
-    int epochs, batch;
-    double lr;
-    long limit; /* 0: every training image */
-    unsigned long seed;
+    double epochs, batch, lr, limit, seed; /* limit 0: every training image */
+    bool constant_lr;
 } options;
 
 typedef struct {
@@ -37,16 +35,18 @@ typedef struct {
 } mlp;
 
 typedef struct {
-    tg_tensor *x, *y; /* x f32 (N,784) normalised, y i32 (N) */
+    tg_tensor *x, *y; /* x u8 (N,784) raw pixels, y i32 (N) */
 } split;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mlp_fashion_mnist [--data DIR] [--epochs N] [--batch B] [--lr X] [--device NAME]\n"
-               "                         [--limit N] [--seed S]\n"
+    fprintf(f, "usage: mlp_fashion_mnist [--data DIR] [--epochs N] [--batch B] [--lr X] [--constant-lr]\n"
+               "                         [--device NAME] [--limit N] [--seed S]\n"
                "  --data DIR     the IDX files (default " DEFAULT_DATA_DIR ")\n"
                "  --epochs N     passes over the training set (default 1)\n"
                "  --batch B      images per SGD step (default 64)\n"
-               "  --lr X         learning rate (default 0.1)\n"
+               "  --lr X         the first step's learning rate; it decays linearly towards 0\n"
+               "                 over the run (default 0.1)\n"
+               "  --constant-lr  keep the learning rate at X throughout\n"
                "  --device NAME  cpu, opencl, opencl:N (default $TG_DEVICE, else cpu)\n"
                "  --limit N      train on the first N images only (default all)\n"
                "  --seed S       seeds the initialisation and the shuffle (default 42)\n");
@@ -60,48 +60,63 @@ static double now_s(void) {
 
 /* ------------------------------------------------------------- options */
 
-static bool parse_num(const char *flag, const char *s, double lo, double hi, double *out) {
-    char *end;
+/* The numeric options: flag, where it goes, and its range. */
+typedef struct {
+    const char *flag;
+    size_t offset;
+    double lo, hi;
+} num_option;
+
+static const num_option k_num_options[] = {
+    { "--epochs", offsetof(options, epochs), 1, 1000 },
+    { "--batch", offsetof(options, batch), 1, 1 << 20 },
+    { "--lr", offsetof(options, lr), 1e-9, 1e3 },
+    { "--limit", offsetof(options, limit), 1, 1e9 },
+    { "--seed", offsetof(options, seed), 0, 1e15 },
+};
+
+/* Reads the value of a numeric flag; false (message printed) if it is not a number in
+ * range, integers only except --lr. */
+static bool parse_num(const num_option *no, const char *s, options *o) {
+    char *end = NULL;
     errno = 0;
     double v = s ? strtod(s, &end) : 0;
-    if (!s || end == s || *end || errno || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "mlp_fashion_mnist: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, s ? s : "");
+    bool integral = strcmp(no->flag, "--lr") == 0 || v == floor(v);
+    if (!s || end == s || *end || errno || !(v >= no->lo && v <= no->hi) || !integral) {
+        fprintf(stderr, "mlp_fashion_mnist: %s needs a%s number in [%g, %g], got '%s'\n", no->flag,
+                strcmp(no->flag, "--lr") ? "n integer" : "", no->lo, no->hi, s ? s : "");
         return false;
     }
-    *out = v;
+    *(double *)((char *)o + no->offset) = v;
     return true;
 }
 
-/* Returns 0 to go on, else the exit code (--help: 0 after printing, bad usage: 2). */
-static int parse_args(int argc, char **argv, options *o, bool *stop) {
-    *stop = false;
+/* Returns -1 to go on, else the exit code: 0 after --help, 2 for bad usage. */
+static int parse_args(int argc, char **argv, options *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x = 0;
-        bool ok = true;
+        const num_option *no = NULL;
+        for (size_t k = 0; k < sizeof k_num_options / sizeof k_num_options[0]; k++)
+            if (!strcmp(a, k_num_options[k].flag)) no = &k_num_options[k];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
-            *stop = true;
             return 0;
-        } else if (!strcmp(a, "--data") && v) o->data_dir = v;
-        else if (!strcmp(a, "--device") && v) o->device = v;
-        else if (!strcmp(a, "--epochs")) ok = parse_num(a, v, 1, 1000, &x) && (o->epochs = (int)x);
-        else if (!strcmp(a, "--batch")) ok = parse_num(a, v, 1, 1 << 20, &x) && (o->batch = (int)x);
-        else if (!strcmp(a, "--lr")) ok = parse_num(a, v, 1e-9, 1e3, &x) && ((o->lr = x) > 0);
-        else if (!strcmp(a, "--limit")) ok = parse_num(a, v, 1, 1e9, &x) && (o->limit = (long)x);
-        else if (!strcmp(a, "--seed")) ok = parse_num(a, v, 0, 4e9, &x) && ((o->seed = (unsigned long)x), true);
-        else {
-            fprintf(stderr, "mlp_fashion_mnist: unknown or incomplete option '%s'\n", a);
-            ok = false;
+        } else if (!strcmp(a, "--constant-lr")) {
+            o->constant_lr = true;
+        } else if ((!strcmp(a, "--data") || !strcmp(a, "--device")) && v) {
+            *(a[2] == 'd' && a[3] == 'a' ? &o->data_dir : &o->device) = argv[++i];
+        } else if (no) {
+            if (!parse_num(no, v, o)) break;
+            i++;
+        } else {
+            fprintf(stderr, "mlp_fashion_mnist: unknown option or missing value: '%s'\n", a);
+            break;
         }
-        if (!ok) {
-            usage(stderr);
-            *stop = true;
-            return 2;
-        }
-        i++; /* every option takes a value */
+        if (i == argc - 1) return -1;
     }
-    return 0;
+    if (argc <= 1) return -1;
+    usage(stderr);
+    return 2;
 }
 
 /* ------------------------------------------------------------- data */
@@ -120,8 +135,8 @@ static tg_tensor *load_idx(const char *dir, const char *name, tg_device *dev) {
     return tg_idx_load(gz, dev);
 }
 
-/* Reads one split and turns it into normalised f32 images and i32 labels, or reports
- * what is wrong with the files and returns false. */
+/* Reads one split as u8 images (N,784) and i32 labels, or reports what is wrong with
+ * the files and returns false. */
 static bool load_split(const char *dir, const char *prefix, tg_device *dev, split *out) {
     char iname[64], lname[64];
     snprintf(iname, sizeof iname, "%s-images-idx3-ubyte", prefix);
@@ -138,8 +153,7 @@ static bool load_split(const char *dir, const char *prefix, tg_device *dev, spli
                 prefix);
         return false;
     }
-    tg_tensor *x = tg_mul_scalar(tg_cast(tg_reshape(img, TG_SHAPE(n, IMAGE_SIZE)), TG_F32), 1.0 / 255);
-    x = tg_mul_scalar(tg_add_scalar(x, -PIXEL_MEAN), 1.0 / PIXEL_STD);
+    tg_tensor *x = tg_reshape(img, TG_SHAPE(n, IMAGE_SIZE));
     tg_tensor *y = tg_cast(lab, TG_I32);
     double top = tg_item(tg_max(tg_cast(lab, TG_F32), TG_ALL, false));
     if (!x || !y || isnan(top)) {
@@ -152,6 +166,11 @@ static bool load_split(const char *dir, const char *prefix, tg_device *dev, spli
     }
     *out = (split){ x, y };
     return true;
+}
+
+/* u8 pixels (B,784) -> f32 in [0,1], then standardised: (x / 255 - mean) / std. */
+static tg_tensor *normalise(tg_tensor *x) {
+    return tg_add_scalar(tg_mul_scalar(tg_cast(x, TG_F32), 1.0 / (255 * PIXEL_STD)), -PIXEL_MEAN / PIXEL_STD);
 }
 
 /* A Fisher-Yates shuffle of 0..n-1 driven by splitmix64. */
@@ -185,9 +204,9 @@ static bool mlp_init(mlp *m, tg_device *dev) {
     return m->w1 && m->b1 && m->w2 && m->b2;
 }
 
-/* x (B,784) -> logits (B,10) */
-static tg_tensor *mlp_forward(const mlp *m, tg_tensor *x) {
-    tg_tensor *h = tg_relu(tg_add(tg_matmul(x, m->w1), m->b1));
+/* u8 pixels (B,784) -> logits (B,10) */
+static tg_tensor *mlp_forward(const mlp *m, tg_tensor *pixels) {
+    tg_tensor *h = tg_relu(tg_add(tg_matmul(normalise(pixels), m->w1), m->b1));
     return tg_add(tg_matmul(h, m->w2), m->b2);
 }
 

@@ -393,4 +393,7 @@ TG_API tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src);
 #ifdef __cplusplus
 }
 #endif
+
+#include "tapegrad/data.h"
+#include "tapegrad/devices.h"
 #endif
