@@ -13,7 +13,9 @@
 /* Below this many flops the unpacked small-problem kernel runs (no packing, no
  * threads); below TG_GEMM_THREAD_FLOPS one thread runs (waking the pool costs more
  * than it saves). Measured with bench/bench_gemm.c. */
+#ifndef TG_GEMM_SMALL_FLOPS
 #define TG_GEMM_SMALL_FLOPS (2.0 * 32 * 32 * 64)
+#endif
 #define TG_GEMM_THREAD_FLOPS (2.0 * 96 * 96 * 96)
 /* A batch item above this many flops per thread threads within itself instead. */
 #define TG_GEMM_BATCH_ITEM_FLOPS (2.0 * 256 * 256 * 256)

@@ -30,9 +30,9 @@ static void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t rsa, int64
                         x[r][1] = VFMA(ar, b1, x[r][1]);
                     }
                 }
-            } else {
+            } else if (n1 > 0) {
                 for (int64_t p = 0; p < K; p++, b += rsb) {
-                    V b0 = VLOADN(b, n0), b1 = n1 > 0 ? VLOADN(b + VL, n1) : VZERO();
+                    V b0 = VLOADU(b), b1 = VLOADN(b + VL, n1);
 #pragma GCC unroll 4
                     for (int r = 0; r < 4; r++) {
                         V ar = VSET1(a[r][p * csa]);
@@ -40,8 +40,32 @@ static void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t rsa, int64
                         x[r][1] = VFMA(ar, b1, x[r][1]);
                     }
                 }
+            } else { /* one vector: even and odd k in separate accumulators, for ILP */
+                int64_t p = 0;
+                for (; p + 2 <= K; p += 2, b += 2 * rsb) {
+                    V b0 = VLOADN(b, n0), b1 = VLOADN(b + rsb, n0);
+#pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++) {
+                        x[r][0] = VFMA(VSET1(a[r][p * csa]), b0, x[r][0]);
+                        x[r][1] = VFMA(VSET1(a[r][(p + 1) * csa]), b1, x[r][1]);
+                    }
+                }
+                if (p < K) {
+                    V b0 = VLOADN(b, n0);
+#pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++)
+                        x[r][0] = VFMA(VSET1(a[r][p * csa]), b0, x[r][0]);
+                }
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    x[r][0] = VADD(x[r][0], x[r][1]);
+                    x[r][1] = VZERO();
+                }
             }
-            for (int r = 0; r < rows; r++) {
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) { /* constant indices keep x in registers */
+                if (r >= rows)
+                    break;
                 T *c = C + (i0 + r) * rsc + j0;
                 if (accumulate) {
                     x[r][0] = VADD(x[r][0], VLOADN(c, n0));
