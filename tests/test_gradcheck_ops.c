@@ -96,7 +96,7 @@ typedef struct {
 static const unary_case k_unary[] = {
     { "neg", tg_neg, D_ANY },         { "exp", tg_exp, D_ANY },           { "log", tg_log, D_POS },
     { "sqrt", tg_sqrt, D_POS },       { "rsqrt", tg_rsqrt, D_POS },       { "abs", tg_abs, D_AWAY0 },
-    { "sign", tg_sign, D_AWAY0 },     { "relu", tg_relu, D_AWAY0 },       { "sigmoid", tg_sigmoid, D_ANY },
+    { "relu", tg_relu, D_AWAY0 },       { "sigmoid", tg_sigmoid, D_ANY },
     { "tanh", tg_tanh, D_ANY },       { "sin", tg_sin, D_ANY },           { "cos", tg_cos, D_ANY },
     { "square", tg_square, D_ANY },   { "reciprocal", tg_reciprocal, D_AWAY0 },
     { "leaky_relu", u_leaky, D_AWAY0 }, { "pow_scalar(2)", u_pow2, D_ANY }, { "pow_scalar(3)", u_pow3, D_ANY },
@@ -139,6 +139,26 @@ TEST(gradcheck_unary) {
         WHAT("%s on a strided slice (7)", k_unary[k].name);
         GRADCHECK(f_unary, &box, tg_slice(domain_input(k_unary[k].domain, TG_SHAPE(14)), 0, 1, INT64_MAX, 2));
     }
+}
+
+/* sign's gradient is zero (the header says so): the check compares zeros with the
+ * numeric zeros of a step function away from its jump. */
+TEST(gradcheck_sign_zero_gradient) {
+    tg_manual_seed(15);
+    un_box box = { tg_sign };
+    WHAT("sign (3,4)");
+    GRADCHECK(f_unary, &box, away0(TG_SHAPE(3, 4), 0.2, 2));
+    WHAT("sign on a transposed view input");
+    GRADCHECK(f_unary, &box, tg_transpose(away0(TG_SHAPE(4, 3), 0.2, 2), 0, 1));
+}
+
+static tg_tensor *f_sign_mul(tg_tensor *const *in, void *ctx) { return tg_mul(tg_sign(in[0]), in[1]); }
+
+TEST(gradcheck_sign_inside_a_product) {
+    /* sign(a) * b: d/db = sign(a), d/da = 0 */
+    tg_manual_seed(16);
+    WHAT("sign(a) * b");
+    GRADCHECK(f_sign_mul, NULL, away0(TG_SHAPE(2, 3), 0.2, 2), tg_transpose(away0(TG_SHAPE(3, 2), 0.2, 2), 0, 1));
 }
 
 /* ================================================================== binary */
@@ -429,7 +449,8 @@ static tg_tensor *m_transpose(tg_tensor *const *in, void *c) { return tg_transpo
 static tg_tensor *m_expand(tg_tensor *const *in, void *c) { return tg_expand(in[0], TG_SHAPE(2, 3, 4)); }
 static tg_tensor *m_slice(tg_tensor *const *in, void *c) { return tg_slice(in[0], 1, -5, INT64_MAX, 2); }
 static tg_tensor *m_slice2(tg_tensor *const *in, void *c) {
-    return tg_mul(tg_slice(tg_slice(in[0], 0, 1, 4, 1), 1, 0, 5, 3), tg_slice(in[0], 0, -3, INT64_MAX, 1));
+    /* rows 1..3, columns 0 and 3, times rows 3..5, columns 1 and 3: two overlapping views */
+    return tg_mul(tg_slice(tg_slice(in[0], 0, 1, 4, 1), 1, 0, 5, 3), tg_slice(tg_slice(in[0], 0, -3, INT64_MAX, 1), 1, 1, 5, 2));
 }
 static tg_tensor *m_squeeze(tg_tensor *const *in, void *c) { return tg_squeeze(in[0], 1); }
 static tg_tensor *m_unsqueeze(tg_tensor *const *in, void *c) { return tg_unsqueeze(in[0], 1); }
@@ -577,8 +598,7 @@ TEST(gradgradcheck_ops) {
                { "sigmoid", tg_sigmoid, D_ANY }, { "sin", tg_sin, D_ANY },       { "cos", tg_cos, D_ANY },
                { "sqrt", tg_sqrt, D_POS },       { "rsqrt", tg_rsqrt, D_POS },   { "reciprocal", tg_reciprocal, D_AWAY0 },
                { "square", tg_square, D_ANY },   { "pow_scalar(2.5)", u_pow_25, D_POS },
-               { "pow_scalar(3)", u_pow3, D_ANY }, { "pow_scalar(-1.5)", u_pow_m15, D_POS },
-               { "leaky_relu", u_leaky, D_AWAY0 } };
+               { "pow_scalar(3)", u_pow3, D_ANY }, { "pow_scalar(-1.5)", u_pow_m15, D_POS } };
     for (int k = 0; k < (int)(sizeof un / sizeof un[0]); k++) {
         un_box box = { un[k].fn };
         WHAT("gradgrad %s", un[k].name);
@@ -586,7 +606,7 @@ TEST(gradgradcheck_ops) {
         WHAT("gradgrad %s transposed view", un[k].name);
         GRADGRADCHECK(f_unary, &box, tg_transpose(domain_input(un[k].domain, TG_SHAPE(3, 2)), 0, 1));
     }
-    bin_box mul = { tg_mul }, div = { tg_div }, pw = { tg_pow }, sub = { tg_sub };
+    bin_box mul = { tg_mul }, div = { tg_div }, pw = { tg_pow };
     WHAT("gradgrad mul broadcast");
     GRADGRADCHECK(f_binary, &mul, uni(TG_SHAPE(2, 3), -2, 2), uni(TG_SHAPE(3), -2, 2));
     WHAT("gradgrad mul with itself");
@@ -595,8 +615,6 @@ TEST(gradgradcheck_ops) {
     GRADGRADCHECK(f_binary, &div, uni(TG_SHAPE(2, 3), -2, 2), away0(TG_SHAPE(2, 1), 0.5, 2));
     WHAT("gradgrad pow");
     GRADGRADCHECK(f_binary, &pw, uni(TG_SHAPE(2, 3), 0.5, 2), uni(TG_SHAPE(2, 3), -1.5, 1.5));
-    WHAT("gradgrad sub (linear)");
-    GRADGRADCHECK(f_binary, &sub, uni(TG_SHAPE(2, 3), -2, 2), uni(TG_SCALAR_SHAPE, -2, 2));
     WHAT("gradgrad matmul 2-D");
     GRADGRADCHECK(f_matmul, NULL, uni(TG_SHAPE(2, 3), -2, 2), uni(TG_SHAPE(3, 2), -2, 2));
     WHAT("gradgrad matmul batched broadcast");
@@ -621,7 +639,7 @@ TEST(gradgradcheck_ops) {
     WHAT("gradgrad mean keepdim");
     GRADGRADCHECK(g_mean, NULL, uni(TG_SHAPE(3, 4), -2, 2));
     for (int k = 0; k < R_COUNT; k++) {
-        if (k == R_MAX || k == R_MIN) continue;
+        if (k == R_MAX || k == R_MIN || k == R_SUM || k == R_MEAN) continue; /* linear: below */
         red_ctx c = { k, TG_AXES(1), false, false };
         WHAT("gradgrad %s axis 1", k_red_names[k]);
         GRADGRADCHECK(f_reduce, &c, distinct(TG_SHAPE(2, 3, 2), 0));
@@ -637,6 +655,29 @@ TEST(gradgradcheck_ops) {
     WHAT("gradgrad MLP with tanh and cross-entropy");
     GRADGRADCHECK(f_mlp_ce, lab4, uni(TG_SHAPE(4, 3), -1, 1), uni(TG_SHAPE(3, 5), -1, 1), uni(TG_SHAPE(5), -1, 1),
                   uni(TG_SHAPE(5, 3), -1, 1));
+}
+
+/* Ops whose gradient does not depend on the input (linear, or piecewise linear away
+ * from the kinks) are twice differentiable with a zero second derivative: the check
+ * must compare zeros with the numeric zeros, not refuse. */
+TEST(gradgradcheck_linear_ops) {
+    tg_manual_seed(17);
+    bin_box sub = { tg_sub }, add = { tg_add };
+    WHAT("gradgrad sub");
+    GRADGRADCHECK(f_binary, &sub, uni(TG_SHAPE(2, 3), -2, 2), uni(TG_SCALAR_SHAPE, -2, 2));
+    WHAT("gradgrad add broadcast");
+    GRADGRADCHECK(f_binary, &add, uni(TG_SHAPE(2, 3), -2, 2), uni(TG_SHAPE(3), -2, 2));
+    for (int k = R_SUM; k <= R_MEAN; k++) {
+        red_ctx c = { k, TG_AXES(1), false, false };
+        WHAT("gradgrad %s axis 1", k_red_names[k]);
+        GRADGRADCHECK(f_reduce, &c, uni(TG_SHAPE(2, 3, 2), -2, 2));
+        red_ctx ca = { k, TG_ALL, true, true };
+        WHAT("gradgrad %s all, keepdim, permuted", k_red_names[k]);
+        GRADGRADCHECK(f_reduce, &ca, uni(TG_SHAPE(3, 2, 2), -2, 2));
+    }
+    un_box leaky = { u_leaky };
+    WHAT("gradgrad leaky_relu");
+    GRADGRADCHECK(f_unary, &leaky, away0(TG_SHAPE(2, 3), 0.2, 2));
 }
 
 /* ================================================================== the checker itself */
@@ -696,9 +737,34 @@ TEST(gradcheck_report_names_input_and_element) {
     CHECK(rep.max_abs_error < 1e-6);
 }
 
-TG_TEST_MAIN(&tg_case_gradcheck_unary, &tg_case_gradcheck_binary_broadcast_noncontiguous, &tg_case_gradcheck_where,
+/* x * detach(x): backward sees d/dx = x, central differences 2x. The checker must
+ * catch a gradient that is wrong, at first and at second order. */
+static tg_tensor *f_hidden_dep(tg_tensor *const *in, void *ctx) { return tg_mul(in[0], tg_detach(in[0])); }
+static tg_tensor *f_hidden_dep2(tg_tensor *const *in, void *ctx) {
+    return tg_mul(tg_square(in[0]), tg_detach(in[0]));
+}
+
+TEST(gradcheck_catches_a_wrong_gradient) {
+    tg_manual_seed(18);
+    tg_tensor *in[1] = { away0(TG_SHAPE(2, 3), 0.5, 2) };
+    tg_gradcheck_report rep;
+    WHAT("x * detach(x)");
+    CHECK(tg_gradcheck(f_hidden_dep, NULL, 1, in, NULL, &rep) == TG_ERR_INVALID);
+    CHECK(rep.input == 0 && rep.element == 0);
+    double x0 = tg_item(tg_reshape(tg_slice(tg_flatten(in[0], 0), 0, 0, 1, 1), TG_SCALAR_SHAPE));
+    CHECK(fabs(rep.numeric - 2 * rep.analytic) <= 1e-6 * (1 + fabs(rep.numeric))); /* 2x w vs x w */
+    CHECK(fabs(rep.analytic) >= 0.5 * 0.5 * fabs(x0) - 1e-12);
+    CHECK(strstr(rep.message, "input 0, element [0,0]") != NULL);
+    WHAT("x^2 * detach(x), second order");
+    CHECK(tg_gradcheck(f_hidden_dep2, NULL, 1, in, NULL, &rep) == TG_ERR_INVALID);
+    CHECK(tg_gradgradcheck(f_hidden_dep2, NULL, 1, in, NULL, &rep) == TG_ERR_INVALID);
+    CHECK(rep.input == 0);
+}
+
+TG_TEST_MAIN(&tg_case_gradcheck_unary, &tg_case_gradcheck_sign_zero_gradient, &tg_case_gradcheck_sign_inside_a_product,
+             &tg_case_gradcheck_binary_broadcast_noncontiguous, &tg_case_gradcheck_where,
              &tg_case_gradcheck_reductions, &tg_case_gradcheck_norm, &tg_case_gradcheck_logsumexp_large_logits,
              &tg_case_gradcheck_softmax_log_softmax, &tg_case_gradcheck_cross_entropy, &tg_case_gradcheck_matmul_shapes,
              &tg_case_gradcheck_movement, &tg_case_gradcheck_indexing, &tg_case_gradcheck_compositions,
-             &tg_case_gradgradcheck_ops, &tg_case_gradcheck_rejects_f32_inputs,
-             &tg_case_gradcheck_report_names_input_and_element)
+             &tg_case_gradgradcheck_ops, &tg_case_gradgradcheck_linear_ops, &tg_case_gradcheck_rejects_f32_inputs,
+             &tg_case_gradcheck_report_names_input_and_element, &tg_case_gradcheck_catches_a_wrong_gradient)

@@ -42,6 +42,18 @@ static tg_tensor *objective(tg_tensor *const *in, void *vctx) {
     return tg_sum(tg_mul(y, weights_like(y, 0x9e37)), TG_ALL, false);
 }
 
+/* Gradients of L, or zeros when L does not depend on the inputs through the tape (sign,
+ * or the gradient of a linear function): their derivative is zero, not an error. */
+static tg_status grads_or_zeros(tg_tensor *L, int n, tg_tensor *const *xs, tg_tensor **gs, bool create_graph) {
+    if (tg_requires_grad(L)) {
+        tg_backward_opts o = { .create_graph = create_graph };
+        return tg_autograd_grad(1, &L, NULL, n, xs, gs, &o);
+    }
+    for (int i = 0; i < n; i++)
+        if (!(gs[i] = tg_zeros_like(xs[i]))) return tg_last_status();
+    return TG_OK;
+}
+
 /* <grad objective(in), v>: differentiable again because the gradient is taken with
  * create_graph. Inputs that do not require grad (numeric evaluations) get leaf aliases. */
 static tg_tensor *grad_objective(tg_tensor *const *in, void *vctx) {
@@ -52,9 +64,7 @@ static tg_tensor *grad_objective(tg_tensor *const *in, void *vctx) {
         if (!tg_requires_grad(in[i])) tg_param(xs[i] = tg_detach(in[i]));
     }
     tg_tensor *L = objective(xs, c);
-    if (!L) return NULL;
-    tg_backward_opts o = { .create_graph = true };
-    if (tg_autograd_grad(1, &L, NULL, c->n, xs, gs, &o) != TG_OK) return NULL;
+    if (!L || grads_or_zeros(L, c->n, xs, gs, true) != TG_OK) return NULL;
     tg_tensor *h = NULL;
     for (int i = 0; i < c->n; i++) {
         tg_tensor *term = tg_sum(tg_mul(gs[i], weights_like(gs[i], 0x85eb + (uint32_t)i)), TG_ALL, false);
@@ -143,7 +153,7 @@ static tg_status check(tg_fn f, void *ctx, int n, tg_tensor *const *inputs, cons
         st = tg_last_status() ? tg_last_status() : TG_ERR_INVALID;
         snprintf(rep->message, sizeof rep->message, "the function failed: %s", tg_last_error());
     } else {
-        st = tg_autograd_grad(1, &L, NULL, n, xs, gs, NULL);
+        st = grads_or_zeros(L, n, xs, gs, false);
         if (st != TG_OK) snprintf(rep->message, sizeof rep->message, "backward failed: %s", tg_last_error());
     }
     for (int i = 0; i < n && st == TG_OK; i++) {

@@ -1,11 +1,13 @@
 /* CPU kernels that address memory by computed indices: matmul (batches over GEMM),
  * gather, scatter-add and random fills. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/gemm/gemm.h"
+#include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
 /* ------------------------------------------------------------- matmul */
@@ -45,62 +47,63 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
 
 /* ------------------------------------------------------------- gather / scatter-add */
 
-/* Walks every position of idx (shape `shape`); calls visit with the byte offsets of
- * the matching element in `dst`-shaped and `src`-shaped tensors, where the dst offset
- * uses the index value on `axis`. Returns false at the first out-of-range index. */
+/* Both walk idx's positions with the strided iterator over three operands: idx, the
+ * tensor addressed at the same position (`fixed`), and the indexed tensor (`moved`)
+ * with stride 0 on axis; the index value then moves along axis. */
 typedef struct {
-    const tg_tensor *idx, *moved, *fixed; /* moved: indexed along axis */
-    int axis;
-    int64_t bad_value;
-} index_walk;
+    int64_t limit, axis_stride; /* moved's axis length, and its stride in bytes */
+    size_t es;
+    bool scatter;
+    _Atomic int64_t bad;        /* an out-of-range index value, or INT64_MIN (set by any thread) */
+} index_ctx;
 
-static bool walk(index_walk *w, void (*visit)(char *moved, char *fixed, size_t es), size_t es) {
-    const tg_tensor *idx = w->idx;
-    int nd = idx->ndim;
-    int64_t n = tg_shape_numel(nd, idx->shape), pos[TG_MAX_DIMS] = { 0 };
-    int64_t limit = w->moved->shape[w->axis];
-    const char *ip = tg_cpu_ptr(idx);
-    char *mp = tg_cpu_ptr(w->moved), *fp = tg_cpu_ptr(w->fixed);
-    for (int64_t e = 0; e < n; e++) {
-        int64_t io = 0, mo = 0, fo = 0;
-        for (int d = 0; d < nd; d++) {
-            io += pos[d] * idx->strides[d];
-            fo += pos[d] * w->fixed->strides[d];
-            if (d != w->axis) mo += pos[d] * w->moved->strides[d];
+static void index_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    index_ctx *c = vc;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = *(const int32_t *)(p[0] + i * st[0]);
+        if (v < 0) v += c->limit;
+        if (v < 0 || v >= c->limit) {
+            int64_t none = INT64_MIN;
+            atomic_compare_exchange_strong(&c->bad, &none, *(const int32_t *)(p[0] + i * st[0]));
+            return;
         }
-        int64_t v = ((const int32_t *)ip)[io];
-        if (v < 0) v += limit;
-        if (v < 0 || v >= limit) {
-            w->bad_value = ((const int32_t *)ip)[io];
-            return false;
-        }
-        mo += v * w->moved->strides[w->axis];
-        visit(mp + mo * (int64_t)es, fp + fo * (int64_t)es, es);
-        for (int d = nd - 1; d >= 0 && ++pos[d] == idx->shape[d]; d--) pos[d] = 0;
+        char *fixed = p[1] + i * st[1], *moved = p[2] + i * st[2] + v * c->axis_stride;
+        if (!c->scatter) memcpy(fixed, moved, c->es);
+        else if (c->es == 8) *(double *)moved += *(const double *)fixed;
+        else *(float *)moved += *(const float *)fixed;
     }
-    return true;
 }
 
-static void visit_gather(char *moved, char *fixed, size_t es) { memcpy(fixed, moved, es); }
-
-static void visit_scatter_add(char *moved, char *fixed, size_t es) {
-    if (es == 8) *(double *)moved += *(const double *)fixed;
-    else *(float *)moved += *(const float *)fixed;
+static bool walk(const tg_tensor *idx, const tg_tensor *fixed, const tg_tensor *moved, int axis, bool scatter,
+                 int64_t *bad) {
+    size_t es = tg_elsize(moved->dtype);
+    int64_t mst[TG_MAX_DIMS];
+    memcpy(mst, moved->strides, sizeof mst);
+    mst[axis] = 0;
+    tg_cpu_iter it;
+    tg_cpu_iter_init(&it, idx->ndim, idx->shape, 3,
+                     (char *[]){ tg_cpu_ptr(idx), tg_cpu_ptr(fixed), tg_cpu_ptr(moved) },
+                     (const int64_t *[]){ idx->strides, fixed->strides, mst }, (size_t[]){ 4, es, es });
+    index_ctx c = { moved->shape[axis], moved->strides[axis] * (int64_t)es, es, scatter, INT64_MIN };
+    /* Gather writes distinct outputs and may split; scatter-add may hit one target twice. */
+    tg_cpu_iter_run(&it, !scatter, TG_GRAIN_ELEMENTWISE, index_row, &c);
+    *bad = c.bad;
+    return c.bad == INT64_MIN;
 }
 
 tg_status tg_cpu_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *idx) {
-    index_walk w = { idx, x, out, axis, 0 };
-    if (!walk(&w, visit_gather, tg_elsize(x->dtype)))
+    int64_t bad;
+    if (!walk(idx, out, x, axis, false, &bad))
         return tg_error(TG_ERR_INVALID, "tg_gather: index %lld is out of range for axis %d of size %lld",
-                        (long long)w.bad_value, axis, (long long)x->shape[axis]);
+                        (long long)bad, axis, (long long)x->shape[axis]);
     return TG_OK;
 }
 
 tg_status tg_cpu_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, const tg_tensor *src) {
-    index_walk w = { idx, out, src, axis, 0 };
-    if (!walk(&w, visit_scatter_add, tg_elsize(out->dtype)))
+    int64_t bad;
+    if (!walk(idx, src, out, axis, true, &bad))
         return tg_error(TG_ERR_INVALID, "tg_scatter_add: index %lld is out of range for axis %d of size %lld",
-                        (long long)w.bad_value, axis, (long long)out->shape[axis]);
+                        (long long)bad, axis, (long long)out->shape[axis]);
     return TG_OK;
 }
 

@@ -74,12 +74,29 @@ tg_tensor *tg_arange(tg_dtype dtype, double start, double end, double step, tg_d
     return t;
 }
 
+/* Computed on the host, from both ends as numpy and PyTorch do, so the last value is
+ * exactly `end`; then converted to dtype on the device. */
 tg_tensor *tg_linspace(tg_dtype dtype, double start, double end, int64_t steps, tg_device *dev) {
     if (steps < 0) return tg_error_null(TG_ERR_INVALID, "tg_linspace: steps must be >= 0, got %lld", (long long)steps);
-    tg_tensor *t = new_tensor("tg_linspace", dtype, TG_SHAPE(steps), dev);
+    if (!check_args("tg_linspace", dtype, dev)) return NULL;
+    double *v = malloc((size_t)(steps ? steps : 1) * sizeof *v);
+    if (!v) return tg_error_null(TG_ERR_NOMEM, "tg_linspace: out of host memory");
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
-    if (!t || dev->be->arange(t, start, step) != TG_OK) return NULL;
-    return t;
+    for (int64_t i = 0; i < steps; i++) v[i] = i < (steps + 1) / 2 ? start + (double)i * step : end - (double)(steps - 1 - i) * step;
+    tg_tensor *t = new_tensor("tg_linspace", dtype, TG_SHAPE(steps), dev), *host = NULL;
+    if (t) host = tg_tensor_new_unscoped(TG_F64, 1, t->shape, tg_cpu_device());
+    tg_status st = host ? TG_OK : TG_ERR_NOMEM;
+    if (host) memcpy(host->storage->data, v, (size_t)steps * sizeof *v);
+    if (st == TG_OK && dtype == TG_F64) st = dev->be->upload(dev, t->storage->data, 0, v, (size_t)steps * sizeof *v);
+    else if (st == TG_OK) { /* narrow on the host, then upload the bytes */
+        tg_tensor *narrow = tg_tensor_new_unscoped(dtype, 1, t->shape, tg_cpu_device());
+        st = narrow ? tg_cpu_device()->be->copy(narrow, host) : TG_ERR_NOMEM;
+        if (st == TG_OK) st = dev->be->upload(dev, t->storage->data, 0, narrow->storage->data, (size_t)steps * tg_elsize(dtype));
+        tg_tensor_decref(narrow);
+    }
+    tg_tensor_decref(host);
+    free(v);
+    return st == TG_OK ? t : NULL;
 }
 
 tg_tensor *tg_eye(tg_dtype dtype, int64_t n, tg_device *dev) {

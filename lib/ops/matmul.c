@@ -46,6 +46,7 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
                              a->ndim, b->ndim);
     bool va = a->ndim == 1, vb = b->ndim == 1;
     tg_tensor *r = matmul2(va ? tg_unsqueeze(a, 0) : a, vb ? tg_unsqueeze(b, 1) : b);
+    if (va && vb) return tg_reshape(r, TG_SCALAR_SHAPE); /* a dot product: 0-d */
     if (vb) r = tg_squeeze(r, -1);
     if (va) r = tg_squeeze(r, -2);
     return r;

@@ -78,8 +78,8 @@ static void ukr_c_f64(int64_t k, const double *a, const double *b, double *c, in
 static int tg_gemm_fill(tg_gemm_kernels *k, const char *name)
 {
     *k = (tg_gemm_kernels){ .name = "c",
-                            .f32 = { 4, 8, 256, 128, 1024, ukr_c_f32, NULL, NULL, NULL },
-                            .f64 = { 4, 8, 256, 128, 1024, ukr_c_f64, NULL, NULL, NULL } };
+                            .f32 = { 4, 8, 256, 128, 1024, ukr_c_f32, NULL, NULL, NULL, NULL, NULL },
+                            .f64 = { 4, 8, 256, 128, 1024, ukr_c_f64, NULL, NULL, NULL, NULL, NULL } };
     int best = !*name;
 #if defined(__x86_64__)
     __builtin_cpu_init();

@@ -182,6 +182,73 @@ static void pack_b_colmajor_f64(int64_t kc, int64_t nc, const double *B, int64_t
         }
 }
 
+/* A with unit row stride: each k is 14 contiguous values of a column; columns are read
+ * whole, one after another. */
+static void pack_a_colmajor_f32(int64_t mc, int64_t kc, const float *A, int64_t csa, float *dst)
+{
+    for (int64_t p = 0; p < kc; p++) {
+        const float *a = A + p * csa;
+        float *d = dst + p * 14;
+        for (int64_t ir = 0; ir < mc; ir += 14, d += 14 * kc) {
+            __mmask16 m = (__mmask16)((1u << imin(14, mc - ir)) - 1);
+            _mm512_mask_storeu_ps(d, 0x3fff, _mm512_maskz_loadu_ps(m, a + ir));
+        }
+    }
+}
+
+/* B with unit column stride: each k is 32 contiguous values of a row. Rows are read
+ * whole, one after another (sequential reads; the writes go to nc/32 panels). */
+static void pack_b_rowmajor_f32(int64_t kc, int64_t nc, const float *B, int64_t rsb, float *dst)
+{
+    int64_t full = nc / 32 * 32, n = nc - full;
+    __mmask16 m0 = (__mmask16)((1u << imin(16, n)) - 1);
+    __mmask16 m1 = (__mmask16)((1u << imax(0, n - 16)) - 1);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *b = B + p * rsb;
+        float *d = dst + p * 32;
+        for (int64_t jr = 0; jr < full; jr += 32, d += 32 * kc) {
+            _mm512_store_ps(d, _mm512_loadu_ps(b + jr));
+            _mm512_store_ps(d + 16, _mm512_loadu_ps(b + jr + 16));
+        }
+        if (n) {
+            _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, b + full));
+            _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, b + full + 16));
+        }
+    }
+}
+
+static void pack_a_colmajor_f64(int64_t mc, int64_t kc, const double *A, int64_t csa,
+                                double *dst)
+{
+    for (int64_t p = 0; p < kc; p++) {
+        const double *a = A + p * csa;
+        double *d = dst + p * 14;
+        for (int64_t ir = 0; ir < mc; ir += 14, d += 14 * kc) {
+            int64_t m = imin(14, mc - ir);
+            __mmask8 m0 = (__mmask8)((1u << imin(8, m)) - 1);
+            __mmask8 m1 = (__mmask8)((1u << imax(0, m - 8)) - 1);
+            _mm512_storeu_pd(d, _mm512_maskz_loadu_pd(m0, a + ir));
+            _mm512_mask_storeu_pd(d + 8, 0x3f, _mm512_maskz_loadu_pd(m1, a + ir + 8));
+        }
+    }
+}
+
+static void pack_b_rowmajor_f64(int64_t kc, int64_t nc, const double *B, int64_t rsb,
+                                double *dst)
+{
+    for (int64_t p = 0; p < kc; p++) {
+        const double *b = B + p * rsb;
+        double *d = dst + p * 16;
+        for (int64_t jr = 0; jr < nc; jr += 16, d += 16 * kc) {
+            int64_t n = imin(16, nc - jr);
+            __mmask8 m0 = (__mmask8)((1u << imin(8, n)) - 1);
+            __mmask8 m1 = (__mmask8)((1u << imax(0, n - 8)) - 1);
+            _mm512_store_pd(d, _mm512_maskz_loadu_pd(m0, b + jr));
+            _mm512_store_pd(d + 8, _mm512_maskz_loadu_pd(m1, b + jr + 8));
+        }
+    }
+}
+
 void tg_gemm_fill_avx512(tg_gemm_kernels *k)
 {
     k->name = "avx512";
@@ -194,6 +261,8 @@ void tg_gemm_fill_avx512(tg_gemm_kernels *k)
     k->f32.small = small_f32;
     k->f32.pack_a_rowmajor = pack_a_rowmajor_f32;
     k->f32.pack_b_colmajor = pack_b_colmajor_f32;
+    k->f32.pack_a_colmajor = pack_a_colmajor_f32;
+    k->f32.pack_b_rowmajor = pack_b_rowmajor_f32;
     k->f64.mr = 14;
     k->f64.nr = 16;
     k->f64.kc = 256;
@@ -203,4 +272,6 @@ void tg_gemm_fill_avx512(tg_gemm_kernels *k)
     k->f64.small = small_f64;
     k->f64.pack_a_rowmajor = pack_a_rowmajor_f64;
     k->f64.pack_b_colmajor = pack_b_colmajor_f64;
+    k->f64.pack_a_colmajor = pack_a_colmajor_f64;
+    k->f64.pack_b_rowmajor = pack_b_rowmajor_f64;
 }

@@ -125,7 +125,9 @@ static int FN(serial)(const tg_gemm_kernels *kr, const FN(problem) *pb)
             int64_t kc = pb->K - pc < KC ? pb->K - pc : KC;
             int acc = pc > 0 || pb->accumulate;
             const T *bsrc = pb->B + pc * pb->rsb + jc * pb->csb;
-            if (pb->rsb == 1 && kr->S.pack_b_colmajor)
+            if (pb->csb == 1 && kr->S.pack_b_rowmajor)
+                kr->S.pack_b_rowmajor(kc, nc, bsrc, pb->rsb, bp);
+            else if (pb->rsb == 1 && kr->S.pack_b_colmajor)
                 kr->S.pack_b_colmajor(kc, nc, bsrc, pb->csb, bp);
             else
                 FN(pack_b)(kc, nc, bsrc, pb->rsb, pb->csb, bp, nr);
@@ -134,6 +136,8 @@ static int FN(serial)(const tg_gemm_kernels *kr, const FN(problem) *pb)
                 const T *asrc = pb->A + ic * pb->rsa + pc * pb->csa;
                 if (pb->csa == 1 && kr->S.pack_a_rowmajor)
                     kr->S.pack_a_rowmajor(mc, kc, asrc, pb->rsa, ap);
+                else if (pb->rsa == 1 && kr->S.pack_a_colmajor)
+                    kr->S.pack_a_colmajor(mc, kc, asrc, pb->csa, ap);
                 else
                     FN(pack_a)(mc, kc, asrc, pb->rsa, pb->csa, ap, mr);
                 for (int64_t ir = 0; ir < mc; ir += mr) {

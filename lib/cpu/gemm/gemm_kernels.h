@@ -25,17 +25,14 @@ typedef void (*tg_gemm_small_f64)(int64_t M, int64_t N, int64_t K, const double 
                                   int64_t rsa, int64_t csa, const double *B, int64_t rsb,
                                   double *C, int64_t rsc, int accumulate);
 
-/* Optional packers for the two transposing cases, in the layouts of the driver's
- * pack_a/pack_b (gemm_driver_tmpl.h): A (mc x kc) with unit column stride into mr-row
- * micro-panels, B (kc x nc) with unit row stride into nr-column micro-panels. */
-typedef void (*tg_gemm_pack_a_f32)(int64_t mc, int64_t kc, const float *A, int64_t rsa,
-                                   float *dst);
-typedef void (*tg_gemm_pack_b_f32)(int64_t kc, int64_t nc, const float *B, int64_t csb,
-                                   float *dst);
-typedef void (*tg_gemm_pack_a_f64)(int64_t mc, int64_t kc, const double *A, int64_t rsa,
-                                   double *dst);
-typedef void (*tg_gemm_pack_b_f64)(int64_t kc, int64_t nc, const double *B, int64_t csb,
-                                   double *dst);
+/* Optional packers for A and B with a unit stride, in the layouts of the driver's
+ * pack_a/pack_b (gemm_driver_tmpl.h): A (mc x kc) into mr-row micro-panels, B (kc x nc)
+ * into nr-column micro-panels, zero-padded. ld is the stride that is not 1: rsa for a
+ * row-major A (csa == 1), csa for a column-major A (rsa == 1), and likewise for B. */
+typedef void (*tg_gemm_pack_f32)(int64_t rows, int64_t cols, const float *X, int64_t ld,
+                                 float *dst);
+typedef void (*tg_gemm_pack_f64)(int64_t rows, int64_t cols, const double *X, int64_t ld,
+                                 double *dst);
 
 /* One type's kernel and blocking: kc rows of K per packed block (the A micro-panel,
  * mr x kc, stays in L1), nc columns of B per packed block (kc x nc stays in L2), mc rows
@@ -45,8 +42,10 @@ typedef void (*tg_gemm_pack_b_f64)(int64_t kc, int64_t nc, const double *B, int6
         int mr, nr, kc, mc, nc;                                                         \
         tg_gemm_ukr_##S ukr;                                                            \
         tg_gemm_small_##S small;                                                        \
-        tg_gemm_pack_a_##S pack_a_rowmajor; /* optional: A with csa == 1 */             \
-        tg_gemm_pack_b_##S pack_b_colmajor; /* optional: B with rsb == 1 */             \
+        tg_gemm_pack_##S pack_a_rowmajor; /* optional: A with csa == 1 */               \
+        tg_gemm_pack_##S pack_a_colmajor; /* optional: A with rsa == 1 */               \
+        tg_gemm_pack_##S pack_b_rowmajor; /* optional: B with csb == 1 */               \
+        tg_gemm_pack_##S pack_b_colmajor; /* optional: B with rsb == 1 */               \
     }
 
 typedef struct {
