@@ -213,8 +213,8 @@ TG_API tg_status tg_backward(tg_tensor *loss);
 TG_API tg_status tg_backward_ex(tg_tensor *t, tg_tensor *grad_output, const tg_backward_opts *opts);
 /* Gradients of sum_i <outputs[i], grad_outputs[i]> with respect to inputs, returned in
  * grads[] (owned by the current scope) without touching any .grad. grad_outputs may be
- * NULL (ones for one-element outputs). An input the outputs do not depend on gets
- * zeros. */
+ * NULL (ones for one-element outputs). Every output must require grad; an input the
+ * outputs do not depend on gets zeros. */
 TG_API tg_status tg_autograd_grad(int n_outputs, tg_tensor *const *outputs,
                                   tg_tensor *const *grad_outputs, int n_inputs,
                                   tg_tensor *const *inputs, tg_tensor **grads,

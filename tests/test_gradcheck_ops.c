@@ -228,6 +228,24 @@ TEST(gradcheck_binary_broadcast_noncontiguous) {
     }
 }
 
+/* Leaves that are broadcast views (stride 0): each of their elements is its own input
+ * to the check, even though they share storage. */
+static tg_tensor *f_matmul(tg_tensor *const *in, void *ctx);
+
+TEST(gradcheck_stride0_inputs) {
+    tg_manual_seed(19);
+    bin_box mul = { tg_mul }, mx = { tg_maximum };
+    WHAT("mul with an expanded (3,1)->(3,4) input");
+    GRADCHECK(f_binary, &mul, tg_expand(uni(TG_SHAPE(3, 1), -2, 2), TG_SHAPE(3, 4)), uni(TG_SHAPE(3, 4), -2, 2));
+    WHAT("maximum with an expanded 0-d input");
+    GRADCHECK(f_binary, &mx, tg_expand(tg_scalar(TG_F64, 0.05, dev()), TG_SHAPE(2, 3)), distinct(TG_SHAPE(2, 3), 0.18));
+    un_box ex = { tg_exp };
+    WHAT("exp of an expanded input");
+    GRADCHECK(f_unary, &ex, tg_expand(uni(TG_SHAPE(1, 4), -1, 1), TG_SHAPE(3, 4)));
+    WHAT("matmul of an expanded input");
+    GRADCHECK(f_matmul, NULL, tg_expand(uni(TG_SHAPE(1, 3), -1, 1), TG_SHAPE(2, 3)), uni(TG_SHAPE(3, 2), -1, 1));
+}
+
 /* ------------------------------------------------------------------ where */
 
 static tg_tensor *f_where(tg_tensor *const *in, void *ctx) { return tg_where((tg_tensor *)ctx, in[0], in[1]); }
@@ -762,7 +780,8 @@ TEST(gradcheck_catches_a_wrong_gradient) {
 }
 
 TG_TEST_MAIN(&tg_case_gradcheck_unary, &tg_case_gradcheck_sign_zero_gradient, &tg_case_gradcheck_sign_inside_a_product,
-             &tg_case_gradcheck_binary_broadcast_noncontiguous, &tg_case_gradcheck_where,
+             &tg_case_gradcheck_binary_broadcast_noncontiguous, &tg_case_gradcheck_stride0_inputs,
+             &tg_case_gradcheck_where,
              &tg_case_gradcheck_reductions, &tg_case_gradcheck_norm, &tg_case_gradcheck_logsumexp_large_logits,
              &tg_case_gradcheck_softmax_log_softmax, &tg_case_gradcheck_cross_entropy, &tg_case_gradcheck_matmul_shapes,
              &tg_case_gradcheck_movement, &tg_case_gradcheck_indexing, &tg_case_gradcheck_compositions,

@@ -698,7 +698,7 @@ typedef struct {
     tg_axes axes;
 } red_setup;
 
-#define N_RED_SETUPS 17
+#define N_RED_SETUPS 18
 static void red_setups(red_setup *r) {
     red_setup rs[N_RED_SETUPS] = {
         { TG_SHAPE(3, 4, 5), TG_ALL },          { TG_SHAPE(3, 4, 5), TG_AXES(0) },
@@ -706,7 +706,8 @@ static void red_setups(red_setup *r) {
         { TG_SHAPE(3, 4, 5), TG_AXES(-1) },     { TG_SHAPE(3, 4, 5), TG_AXES(0, 2) },
         { TG_SHAPE(3, 4, 5), TG_AXES(2, 1) },   { TG_SHAPE(3, 4, 5), TG_AXES(0, 1, 2) },
         { TG_SHAPE(2, 3, 4, 5), TG_AXES(1, 3) }, { TG_SHAPE(7), TG_AXES(0) },
-        { TG_SHAPE(17, 1, 3), TG_AXES(0) },     { TG_SHAPE(1), TG_ALL },
+        { TG_SHAPE(17, 1, 3), TG_AXES(0) },     { TG_SHAPE(17, 1, 3), TG_AXES(1) },
+        { TG_SHAPE(1), TG_ALL },
         { TG_SCALAR_SHAPE, TG_ALL },            { TG_SHAPE(1023), TG_ALL },
         { TG_SHAPE(313, 321), TG_ALL },         { TG_SHAPE(313, 321), TG_AXES(0) },
         { TG_SHAPE(313, 321), TG_AXES(1) },
@@ -919,7 +920,7 @@ TEST(cross_entropy_reductions_ignore_layouts_dtypes) {
                     if (numel_of(sy) > 1 && mode == 5) lab[0] = 0; /* at least one ignored 0 */
                     if (mode == 5 && numel_of(sy) > 1) lab[1] = C - 1;
                     if (mode == 4 && numel_of(sy) > 1) lab[1] = C > 2 ? 2 : 0;
-                    tg_tensor *ty = from_doubles(TG_I32, sy, lab);
+                    tg_tensor *ty = make(TG_I32, sy, lab, (l + 1) % L_COUNT); /* labels non-contiguous too */
                     double *per = dbuf(numel_of(sy));
                     double valid = ref_ce(x, lab, N, C, D, ignore, per), total = 0, stotal = 0;
                     for (int64_t i = 0; i < numel_of(sy); i++) total += per[i], stotal += fabs(per[i]);
@@ -1623,6 +1624,92 @@ TEST(cast_all_dtype_pairs) {
     release(m);
 }
 
+/* ================================================================== stride-0 and empty inputs */
+
+TEST(ops_on_broadcast_views) {
+    for (int d = 0; d < 2; d++) {
+        size_t m = mark();
+        tg_dtype dt = k_float_dtypes[d];
+        WHAT("ops on a stride-0 view %s", tg_dtype_name(dt));
+        double *x;
+        tg_tensor *row = input(dt, TG_SHAPE(1, 5), -2, 2, L_CONTIG, &x);
+        tg_tensor *e = tg_expand(row, TG_SHAPE(4, 5)); /* every row the same */
+        double rep[20], colsum[5], rowsum[4] = { 0 }, sm0[20], ex[20], mm[16], absum[16];
+        for (int i = 0; i < 20; i++) rep[i] = x[i % 5], ex[i] = exp(x[i % 5]), sm0[i] = 0.25;
+        for (int j = 0; j < 5; j++) colsum[j] = 4 * x[j];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 5; j++) rowsum[i] += x[j];
+        double ss = 0, sa = 0;
+        for (int j = 0; j < 5; j++) ss += x[j] * x[j], sa += x[j] * x[j];
+        for (int i = 0; i < 16; i++) mm[i] = ss, absum[i] = sa;
+        EXPECT(tg_sum(e, TG_AXES(0), false), TG_SHAPE(5), dt, colsum, tol_a(dt), tol_r(dt));
+        EXPECT(tg_sum(e, TG_AXES(1), true), TG_SHAPE(4, 1), dt, rowsum, tol_a(dt), 1e-5);
+        EXPECT(tg_softmax(e, 0), TG_SHAPE(4, 5), dt, sm0, tol_a(dt), tol_r(dt));
+        EXPECT(tg_exp(e), TG_SHAPE(4, 5), dt, ex, tol_a(dt), tol_r(dt));
+        EXPECT_SCALED(tg_matmul(e, tg_transpose(e, 0, 1)), TG_SHAPE(4, 4), dt, mm, tol_a(dt), tol_r(dt), absum);
+        EXPECT_EXACT(tg_reshape(e, TG_SHAPE(20)), TG_SHAPE(20), dt, rep);
+        EXPECT_EXACT(tg_contiguous(e), TG_SHAPE(4, 5), dt, rep);
+        EXPECT_EXACT(tg_cast(e, TG_F64), TG_SHAPE(4, 5), TG_F64, rep);
+        tg_tensor *two[2] = { e, row };
+        double cat[25];
+        for (int i = 0; i < 25; i++) cat[i] = x[i % 5];
+        EXPECT_EXACT(tg_cat(2, two, 0), TG_SHAPE(5, 5), dt, cat);
+        double gi[4] = { 4, 0, 2, 2 };
+        tg_tensor *idx = from_doubles(TG_I32, TG_SHAPE(4, 1), gi);
+        EXPECT_EXACT(tg_gather(e, 1, idx), TG_SHAPE(4, 1), dt, ((double[]){ x[4], x[0], x[2], x[2] }));
+        /* a 0-d value broadcast over a large shape: a threaded sum of a stride-0 input */
+        double v = 0.5;
+        tg_tensor *big = tg_expand(from_doubles(dt, TG_SCALAR_SHAPE, &v), TG_SHAPE(311, 321));
+        double total = 0.5 * 311 * 321;
+        EXPECT(tg_sum(big, TG_ALL, false), TG_SCALAR_SHAPE, dt, &total, 0, 1e-6);
+        double *halfs = dbuf(321);
+        for (int i = 0; i < 321; i++) halfs[i] = 0.5;
+        EXPECT_EXACT(tg_max(big, TG_AXES(0), false), TG_SHAPE(321), dt, halfs);
+        EXPECT(tg_mean(big, TG_AXES(1), false), TG_SHAPE(311), dt, halfs, tol_a(dt), tol_r(dt));
+        release(m);
+    }
+}
+
+TEST(empty_tensors) {
+    tg_device *dev = tg_test_device();
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = k_float_dtypes[d];
+        WHAT("empty tensors %s", tg_dtype_name(dt));
+        tg_tensor *e = tg_zeros(dt, TG_SHAPE(0, 3), dev);
+        double none[1] = { 0 };
+        EXPECT_EXACT(tg_exp(e), TG_SHAPE(0, 3), dt, none);
+        EXPECT_EXACT(tg_add(e, tg_ones(dt, TG_SHAPE(3), dev)), TG_SHAPE(0, 3), dt, none);
+        EXPECT_EXACT(tg_sum(e, TG_AXES(0), false), TG_SHAPE(3), dt, ((double[]){ 0, 0, 0 }));
+        EXPECT_EXACT(tg_sum(e, TG_ALL, false), TG_SCALAR_SHAPE, dt, ((double[]){ 0 }));
+        EXPECT_EXACT(tg_sum(e, TG_AXES(1), false), TG_SHAPE(0), dt, none);
+        EXPECT_EXACT(tg_transpose(e, 0, 1), TG_SHAPE(3, 0), dt, none);
+        EXPECT_EXACT(tg_reshape(e, TG_SHAPE(3, -1, 5)), TG_SHAPE(3, 0, 5), dt, none);
+        double *x;
+        tg_tensor *t = input(dt, TG_SHAPE(2, 3), -2, 2, L_TRANSPOSED, &x);
+        tg_tensor *two[2] = { e, t };
+        EXPECT_EXACT(tg_cat(2, two, 0), TG_SHAPE(2, 3), dt, x);
+        /* K = 0: a sum of nothing is zero; M = 0: no rows */
+        EXPECT_EXACT(tg_matmul(tg_zeros(dt, TG_SHAPE(2, 0), dev), tg_zeros(dt, TG_SHAPE(0, 3), dev)), TG_SHAPE(2, 3), dt,
+                     ((double[]){ 0, 0, 0, 0, 0, 0 }));
+        tg_tensor *k0a = tg_full(dt, TG_SHAPE(2, 0), 1, dev), *k0b = tg_full(dt, TG_SHAPE(0, 3), 1, dev);
+        EXPECT_EXACT(tg_add_scalar(tg_matmul(k0a, k0b), 1), TG_SHAPE(2, 3), dt, ((double[]){ 1, 1, 1, 1, 1, 1 }));
+        EXPECT_EXACT(tg_matmul(e, tg_ones(dt, TG_SHAPE(3, 2), dev)), TG_SHAPE(0, 2), dt, none);
+        EXPECT_EXACT(tg_slice(t, 0, 1, 1, 1), TG_SHAPE(0, 3), dt, none);
+        CHECK_ERROR(tg_max(e, TG_AXES(0), false), "tg_max");
+    }
+}
+
+TEST(logsumexp_positive_infinity) {
+    /* log(exp(inf) + exp(0)) is inf, as in PyTorch, not inf - inf */
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = k_float_dtypes[d];
+        WHAT("logsumexp with +inf %s", tg_dtype_name(dt));
+        double xs[] = { INFINITY, 0, 1, -INFINITY };
+        tg_tensor *x = from_doubles(dt, TG_SHAPE(2, 2), xs);
+        EXPECT(tg_logsumexp(x, TG_AXES(1), false), TG_SHAPE(2), dt, ((double[]){ INFINITY, 1 }), 0, 1e-6);
+    }
+}
+
 /* ================================================================== creation */
 
 TEST(zeros_ones_full_scalar_like) {
@@ -1849,5 +1936,6 @@ TG_TEST_MAIN(&tg_case_unary_all_ops_sizes_layouts_dtypes, &tg_case_unary_special
              &tg_case_stack_axes, &tg_case_split_pieces, &tg_case_pad_positive_negative_mixed,
              &tg_case_gather_axes_layouts_dtypes, &tg_case_index_select_axes_layouts_dtypes,
              &tg_case_scatter_add_axes_layouts_dtypes, &tg_case_one_hot, &tg_case_cast_all_dtype_pairs,
+             &tg_case_ops_on_broadcast_views, &tg_case_empty_tensors, &tg_case_logsumexp_positive_infinity,
              &tg_case_zeros_ones_full_scalar_like, &tg_case_arange_linspace_eye, &tg_case_rand_randn_bernoulli_statistics,
              &tg_case_random_same_seed_same_numbers, &tg_case_uniform_normal_fill_in_place)

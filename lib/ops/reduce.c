@@ -91,7 +91,8 @@ tg_tensor *tg_std(tg_tensor *x, tg_axes axes, int correction, bool keepdim) {
 }
 
 /* max + log(sum(exp(x - max))), with the max detached: the result does not depend on
- * it, and a detached shift keeps the gradient exact. Rows that are all -inf give -inf. */
+ * it, and a detached shift keeps the gradient exact. Rows that are all -inf give -inf,
+ * rows with +inf give +inf. */
 tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim) {
     uint32_t mask;
     if (!tg_op_nonnull("tg_logsumexp", "x", x) || !tg_op_float("tg_logsumexp", x) ||
@@ -99,7 +100,10 @@ tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim) {
         return NULL;
     bool prev = tg_set_grad_enabled(false);
     tg_tensor *m = tg_reduce_keep("tg_logsumexp", TG_OP_MAX, TG_RED_MAX, x, mask);
-    m = tg_clamp(m, -3.0e38, INFINITY); /* an all -inf row: shift by a finite number */
+    if (m) { /* an infinite max (a row with +inf, or all -inf) shifts by 0 instead, as PyTorch does */
+        tg_tensor *inf = tg_eq(tg_abs(m), tg_scalar(x->dtype, INFINITY, tg_dev(x)));
+        m = tg_where(inf, tg_scalar(x->dtype, 0, tg_dev(x)), m);
+    }
     tg_set_grad_enabled(prev);
     tg_tensor *r = tg_add(tg_log(tg_sum(tg_exp(tg_sub(x, m)), axes, true)), m);
     return keepdim ? r : tg_squeeze_mask(r, mask);

@@ -10,12 +10,16 @@
 #include "lib/cpu/gemm/gemm_kernels.h"
 #include "lib/cpu/threadpool.h"
 
-/* Below this many flops the unpacked small-problem kernel runs (no packing, no
- * threads); below TG_GEMM_THREAD_FLOPS one thread runs (waking the pool costs more
- * than it saves). Measured with bench/bench_gemm.c. */
+/* The unpacked small-problem kernel runs below TG_GEMM_SMALL_FLOPS (packing would cost
+ * more than the product), and whenever B fits in L2 (it is then read from L2 for every
+ * four rows of A at full speed) unless K is too short to amortise a tile's stores.
+ * Below TG_GEMM_THREAD_FLOPS one thread runs (waking the pool costs more than it saves).
+ * Measured with bench/bench_gemm.c on Zen 4 (1 MB L2). */
 #ifndef TG_GEMM_SMALL_FLOPS
 #define TG_GEMM_SMALL_FLOPS (2.0 * 32 * 32 * 64)
 #endif
+#define TG_GEMM_SMALL_B_BYTES (384.0 * 1024)
+#define TG_GEMM_SMALL_MIN_K 64
 #define TG_GEMM_THREAD_FLOPS (2.0 * 96 * 96 * 96)
 /* A batch item above this many flops per thread threads within itself instead. */
 #define TG_GEMM_BATCH_ITEM_FLOPS (2.0 * 256 * 256 * 256)

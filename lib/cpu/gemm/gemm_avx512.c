@@ -267,7 +267,7 @@ void tg_gemm_fill_avx512(tg_gemm_kernels *k)
     k->f64.nr = 16;
     k->f64.kc = 256;
     k->f64.mc = 14 * 24;
-    k->f64.nc = 256;
+    k->f64.nc = 1024;
     k->f64.ukr = ukr_f64_14x16;
     k->f64.small = small_f64;
     k->f64.pack_a_rowmajor = pack_a_rowmajor_f64;

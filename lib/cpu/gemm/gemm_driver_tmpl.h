@@ -168,6 +168,7 @@ typedef struct {
     FN(problem) pb;
     int split_n;   /* parts split N (else M), in units of nr (mr) */
     int64_t parts;
+    int small;     /* the unpacked kernel, parts split M in units of 4 rows */
 } FN(par);
 
 static void FN(ref_acc)(const FN(problem) *pb)
@@ -182,10 +183,16 @@ static void FN(run)(const tg_gemm_kernels *kr, const FN(problem) *pb)
         FN(ref_acc)(pb);
 }
 
+static void FN(run_small)(const tg_gemm_kernels *kr, const FN(problem) *pb)
+{
+    kr->S.small(pb->M, pb->N, pb->K, pb->A, pb->rsa, pb->csa, pb->B, pb->rsb, pb->C, pb->rsc,
+                pb->accumulate);
+}
+
 static void FN(par_fn)(void *ctx, int64_t begin, int64_t end)
 {
     const FN(par) *w = ctx;
-    int64_t unit = w->split_n ? w->kr->S.nr : w->kr->S.mr;
+    int64_t unit = w->small ? 4 : w->split_n ? w->kr->S.nr : w->kr->S.mr;
     int64_t len = w->split_n ? w->pb.N : w->pb.M;
     int64_t units = (len + unit - 1) / unit;
     for (int64_t t = begin; t < end; t++) {
@@ -203,7 +210,10 @@ static void FN(par_fn)(void *ctx, int64_t begin, int64_t end)
             sub.A += lo * sub.rsa;
             sub.C += lo * sub.rsc;
         }
-        FN(run)(w->kr, &sub);
+        if (w->small)
+            FN(run_small)(w->kr, &sub);
+        else
+            FN(run)(w->kr, &sub);
     }
 }
 
@@ -234,18 +244,22 @@ static void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t rsa, i
     }
     const tg_gemm_kernels *kr = tg_gemm_kernels_get();
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    if (kr->S.small && pb.csb == 1 && pb.csc == 1 && flops <= TG_GEMM_SMALL_FLOPS) {
-        kr->S.small(pb.M, pb.N, pb.K, pb.A, pb.rsa, pb.csa, pb.B, pb.rsb, pb.C, pb.rsc,
-                    pb.accumulate);
+    int64_t parts = flops < TG_GEMM_THREAD_FLOPS ? 1 : max_threads;
+    int b_in_l2 = (double)K * (double)pb.N * sizeof(T) <= TG_GEMM_SMALL_B_BYTES;
+    if (kr->S.small && pb.csb == 1 && pb.csc == 1 &&
+        (flops <= TG_GEMM_SMALL_FLOPS || (b_in_l2 && K >= TG_GEMM_SMALL_MIN_K))) {
+        /* B stays in L2: no packing; threads take bands of rows */
+        FN(par) w = { kr, pb, 0, parts < (pb.M + 3) / 4 ? parts : (pb.M + 3) / 4, 1 };
+        if (w.parts > 1)
+            tg_pool_parallel_for(w.parts, 1, FN(par_fn), &w);
+        else
+            FN(run_small)(kr, &pb);
         return;
     }
-    int64_t parts = max_threads;
-    if (flops < TG_GEMM_THREAD_FLOPS)
-        parts = 1;
     if (parts > 1) {
         /* Split the dimension with more micro-tiles; each part packs its own panels. */
         int64_t nt = (pb.N + kr->S.nr - 1) / kr->S.nr, mt = (pb.M + kr->S.mr - 1) / kr->S.mr;
-        FN(par) w = { kr, pb, nt >= parts && nt * kr->S.nr >= mt * kr->S.mr, 0 };
+        FN(par) w = { kr, pb, nt >= parts && nt * kr->S.nr >= mt * kr->S.mr, 0, 0 };
         int64_t units = w.split_n ? nt : mt;
         w.parts = parts < units ? parts : units;
         if (w.parts > 1) {

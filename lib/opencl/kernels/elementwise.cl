@@ -1,0 +1,208 @@
+/* Elementwise kernels of the per-dtype program: fill, same-dtype copy, unary, binary,
+ * comparisons, where, arange and random fills. One work-item per output element;
+ * every operand is a buffer, an element offset and element strides over a shared
+ * shape (the host merges axes first, so dense tensors arrive as one axis). */
+
+/* tg_unary_op and tg_binary_op of lib/graph/backend.h; opencl/kernels.c asserts the counts. */
+#define UN_NEG 0
+#define UN_EXP 1
+#define UN_LOG 2
+#define UN_SQRT 3
+#define UN_RSQRT 4
+#define UN_ABS 5
+#define UN_SIGN 6
+#define UN_RELU 7
+#define UN_SIGMOID 8
+#define UN_TANH 9
+#define UN_SIN 10
+#define UN_COS 11
+#define UN_SQUARE 12
+#define UN_RECIPROCAL 13
+#define UN_POW_SCALAR 14
+#define UN_ADD_SCALAR 15
+#define UN_MUL_SCALAR 16
+#define UN_CLAMP 17
+#define UN_STEP 18
+
+#define BIN_ADD 0
+#define BIN_SUB 1
+#define BIN_MUL 2
+#define BIN_DIV 3
+#define BIN_POW 4
+#define BIN_MAXIMUM 5
+#define BIN_MINIMUM 6
+#define BIN_EQ 7
+#define BIN_NE 8
+#define BIN_LT 9
+#define BIN_LE 10
+#define BIN_GT 11
+#define BIN_GE 12
+
+#define RNG_UNIFORM 0
+#define RNG_NORMAL 1
+#define RNG_BERNOULLI 2
+
+__kernel void tg_fill(long n, int nd, long8 shape, __global T *out, long oo, long8 os, T value) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    out[oo + off1(i, nd, sh, so)] = value;
+}
+
+__kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+                      __global const T *x, long xo, long8 xs) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    GEOM(sx, xs);
+    long2 o = off2(i, nd, sh, so, sx);
+    out[oo + o.x] = x[xo + o.y];
+}
+
+inline CT unary_op(int op, CT x, CT p0, CT p1) {
+    switch (op) {
+    case UN_NEG: return -x;
+    case UN_EXP: return exp(x);
+    case UN_LOG: return log(x);
+    case UN_SQRT: return sqrt(x);
+    case UN_RSQRT: return (CT)1 / sqrt(x);
+    case UN_ABS: return fabs(x);
+    case UN_SIGN: return (CT)((x > 0) - (x < 0));
+    case UN_RELU: return x > 0 ? x : (CT)0;
+    case UN_SIGMOID: return x >= 0 ? (CT)1 / ((CT)1 + exp(-x)) : exp(x) / ((CT)1 + exp(x));
+    case UN_TANH: return tanh(x);
+    case UN_SIN: return sin(x);
+    case UN_COS: return cos(x);
+    case UN_SQUARE: return x * x;
+    case UN_RECIPROCAL: return (CT)1 / x;
+    case UN_POW_SCALAR: return pow(x, p0);
+    case UN_ADD_SCALAR: return x + p0;
+    case UN_MUL_SCALAR: return x * p0;
+    case UN_CLAMP: return fmin(fmax(x, p0), p1);
+    case UN_STEP: return x > p0 ? (CT)1 : (CT)0;
+    }
+    return 0;
+}
+
+__kernel void tg_unary(int op, CT p0, CT p1, long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+                       __global const T *x, long xo, long8 xs) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    GEOM(sx, xs);
+    long2 o = off2(i, nd, sh, so, sx);
+#if T_FLOAT
+    out[oo + o.x] = unary_op(op, x[xo + o.y], p0, p1);
+#else
+    out[oo + o.x] = to_T(unary_op(op, (CT)x[xo + o.y], p0, p1));
+#endif
+}
+
+inline T binary_op(int op, T a, T b) {
+#if T_FLOAT
+    switch (op) {
+    case BIN_ADD: return a + b;
+    case BIN_SUB: return a - b;
+    case BIN_MUL: return a * b;
+    case BIN_DIV: return a / b;
+    case BIN_POW: return pow(a, b);
+    case BIN_MAXIMUM: return isnan(a) || a > b ? a : b; /* NaN propagates */
+    case BIN_MINIMUM: return isnan(a) || a < b ? a : b;
+    }
+    return 0;
+#else
+    /* The CPU computes in double and saturates; long is exact for + - *. */
+    switch (op) {
+    case BIN_ADD: return long_to_T((long)a + (long)b);
+    case BIN_SUB: return long_to_T((long)a - (long)b);
+    case BIN_MUL: return long_to_T((long)a * (long)b);
+    case BIN_DIV: return to_T((W)a / (W)b);
+    case BIN_POW: return to_T(pow((W)a, (W)b));
+    case BIN_MAXIMUM: return a > b ? a : b;
+    case BIN_MINIMUM: return a < b ? a : b;
+    }
+    return 0;
+#endif
+}
+
+__kernel void tg_binary(int op, long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+                        __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    GEOM(sa, as);
+    GEOM(sb, bs);
+    long4 o = off4(i, nd, sh, so, sa, sb, sb);
+    out[oo + o.x] = binary_op(op, a[ao + o.y], b[bo + o.z]);
+}
+
+__kernel void tg_compare(int op, long n, int nd, long8 shape, __global uchar *out, long oo, long8 os,
+                         __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    GEOM(sa, as);
+    GEOM(sb, bs);
+    long4 o = off4(i, nd, sh, so, sa, sb, sb);
+    T x = a[ao + o.y], y = b[bo + o.z];
+    int r = 0;
+    switch (op) {
+    case BIN_EQ: r = x == y; break;
+    case BIN_NE: r = x != y; break;
+    case BIN_LT: r = x < y; break;
+    case BIN_LE: r = x <= y; break;
+    case BIN_GT: r = x > y; break;
+    case BIN_GE: r = x >= y; break;
+    }
+    out[oo + o.x] = (uchar)r;
+}
+
+__kernel void tg_where(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+                       __global const uchar *c, long co, long8 cs, __global const T *a, long ao, long8 as,
+                       __global const T *b, long bo, long8 bs) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    GEOM(sc, cs);
+    GEOM(sa, as);
+    GEOM(sb, bs);
+    long4 o = off4(i, nd, sh, so, sc, sa, sb);
+    out[oo + o.x] = c[co + o.y] ? a[ao + o.z] : b[bo + o.w];
+}
+
+__kernel void tg_arange(long n, __global T *out, long oo, W start, W step) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    out[oo + i] = to_T(start + (W)i * step);
+}
+
+/* Dense out; element i uses counter + i. The bit-to-number mappings are
+ * tg_cpu_random's; bernoulli compares the top 24 bits with ceil(p * 2^24). */
+__kernel void tg_random(int kind, long n, __global T *out, long oo, ulong seed, ulong counter, W p0, W p1,
+                        uint threshold) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    uint4 r = philox4x32(counter + (ulong)i, seed);
+    W v;
+    if (kind == RNG_NORMAL) {
+        W u1 = ((W)(r.z >> 8) + WC(1.0)) * WC(5.9604644775390625e-08); /* 2^-24: (0, 1] */
+        W u2 = (W)(r.w >> 8) * WC(5.9604644775390625e-08);
+        v = p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
+    } else if (kind == RNG_UNIFORM) {
+#if TG_DT == 1
+        W u = ((W)(r.x >> 5) * 67108864.0 + (W)(r.y >> 6)) * 1.1102230246251565e-16; /* 2^-53 */
+#else
+        W u = (W)(r.x >> 8) * WC(5.9604644775390625e-08);
+#endif
+        v = p0 + (p1 - p0) * u;
+    } else {
+        v = (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
+    }
+    out[oo + i] = to_T(v);
+}
