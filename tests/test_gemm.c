@@ -63,6 +63,18 @@ static double rnd(void)
 
 /* ---------------------------------------------------------------- one case */
 
+static void noop(void *ctx, int64_t begin, int64_t end)
+{
+    (void)ctx, (void)begin, (void)end;
+}
+
+/* Wakes the pool's workers (a job of 64 grains is never run inline), so that the GEMM
+ * right after finds them spinning and splits even mid-sized problems. */
+static void warm_pool(void)
+{
+    tg_pool_parallel_for(64, 1, noop, NULL);
+}
+
 typedef struct {
     int64_t M, N, K;
     int la, lb, lc;
@@ -97,6 +109,7 @@ typedef struct {
                 C0[vc.off + i * vc.rs + j * vc.cs] = g->beta ? (T)rnd() : (T)NAN;        \
         memcpy(C, C0, (size_t)vc.size * sizeof(T));                                      \
         memcpy(R, C0, (size_t)vc.size * sizeof(T));                                      \
+        warm_pool();                                                                     \
         GEMM(g->M, g->N, g->K, A + va.off, va.rs, va.cs, B + vb.off, vb.rs, vb.cs,       \
              (T)g->beta, C + vc.off, vc.rs, vc.cs);                                      \
         REF(g->M, g->N, g->K, A + va.off, va.rs, va.cs, B + vb.off, vb.rs, vb.cs,        \
@@ -174,6 +187,7 @@ static void run_case(const gcase *g, int is_f64)
             C[i] = R[i] = beta ? (T)rnd() : (T)NAN;                                      \
         for (int64_t b = 0; b < batch; b++) /* items in reverse order in memory */       \
             ao[b] = (batch - 1 - b) * sa, bo[b] = b * sb, co[b] = (batch - 1 - b) * sc;   \
+        warm_pool();                                                                     \
         BATCHED(batch, M, N, K, A, ao, K, 1, B, bo, 1, K, (T)beta, C, co, rsc, 1);       \
         for (int64_t b = 0; b < batch; b++)                                              \
             REF(M, N, K, A + ao[b], K, 1, B + bo[b], 1, K, (T)beta, R + co[b], rsc, 1);  \
@@ -240,6 +254,15 @@ static void suite(int is_f64)
                                 l % 2 };
                     run_case(&g, is_f64);
                 }
+    /* row counts that end on the short kernels (M mod 14 = 4 or 8) and their neighbours,
+     * full-width columns, B row-major (packed since K < 64) and column-major */
+    static const int64_t edge_m[] = { 4, 8, 18, 22, 64, 65 };
+    for (int mi = 0; mi < 6; mi++)
+        for (int lb = 0; lb < 2; lb++)
+            for (int beta = 0; beta < 2; beta++) {
+                gcase g = { edge_m[mi], 64, 40, L_ROW, lb ? L_COL : L_ROW, L_ROW, beta };
+                run_case(&g, is_f64);
+            }
     /* K = 0: C = beta C */
     for (int beta = 0; beta < 2; beta++)
         for (int lc = 0; lc < L_COUNT; lc++) {

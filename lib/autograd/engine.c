@@ -2,6 +2,7 @@
  * sequence number (a valid reverse topological order, since a node is always created
  * after its inputs' nodes), runs each rule, and sums gradients into the next nodes and
  * into leaves. Rules are op-builder code, so with create_graph they record themselves. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,41 @@ typedef struct {
 
 static int g_epoch;
 
+/* The walk's two lists keep their capacity between calls (no malloc in a steady-state
+ * step); a backward started while another runs on the thread uses fresh ones. A thread's
+ * lists are freed when it exits. */
+static _Thread_local node_list g_lists[2];
+static _Thread_local bool g_lists_busy;
+static pthread_key_t g_lists_key;
+static pthread_once_t g_lists_once = PTHREAD_ONCE_INIT;
+
+static void free_lists(void *arg) {
+    node_list *l = arg;
+    free(l[0].v), free(l[1].v);
+    l[0] = l[1] = (node_list){ 0 };
+}
+
+static void make_key(void) { pthread_key_create(&g_lists_key, free_lists); }
+
+static bool borrow_lists(node_list **order, node_list **stack, node_list *own) {
+    if (g_lists_busy) {
+        own[0] = own[1] = (node_list){ 0 };
+        *order = &own[0], *stack = &own[1];
+        return false;
+    }
+    pthread_once(&g_lists_once, make_key);
+    pthread_setspecific(g_lists_key, g_lists);
+    g_lists_busy = true;
+    g_lists[0].n = g_lists[1].n = 0;
+    *order = &g_lists[0], *stack = &g_lists[1];
+    return true;
+}
+
+static void return_lists(bool borrowed, node_list *own) {
+    if (borrowed) g_lists_busy = false;
+    else free_lists(own);
+}
+
 static bool push(node_list *l, tg_node *n) {
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 64;
@@ -40,19 +76,18 @@ static int by_seq_desc(const void *a, const void *b) {
 }
 
 /* Depth-first over input edges with an explicit stack; fills `order` sorted. */
-static tg_status collect(node_list *order, int n_roots, tg_tensor *const *roots) {
+static tg_status collect(node_list *order, node_list *stack, int n_roots, tg_tensor *const *roots) {
     int epoch = ++g_epoch;
-    node_list stack = { 0 };
     tg_status st = TG_OK;
     for (int r = 0; r < n_roots; r++) {
         tg_node *fn = roots[r]->grad_fn;
         if (fn && fn->visit_mark != epoch) {
             fn->visit_mark = epoch;
-            if (!push(&stack, fn)) goto nomem;
+            if (!push(stack, fn)) goto nomem;
         }
     }
-    while (stack.n > 0) {
-        tg_node *n = stack.v[--stack.n];
+    while (stack->n > 0) {
+        tg_node *n = stack->v[--stack->n];
         if (n->released) {
             st = tg_error(TG_ERR_STATE, "tg_backward: the graph through tg_%s was already freed by a "
                           "backward pass; pass retain_graph to run backward twice", tg_op_names[n->op]);
@@ -63,7 +98,7 @@ static tg_status collect(node_list *order, int n_roots, tg_tensor *const *roots)
             tg_node *in = n->inputs[i].fn;
             if (in && in->visit_mark != epoch) {
                 in->visit_mark = epoch;
-                if (!push(&stack, in)) goto nomem;
+                if (!push(stack, in)) goto nomem;
             }
         }
     }
@@ -72,7 +107,6 @@ static tg_status collect(node_list *order, int n_roots, tg_tensor *const *roots)
 nomem:
     st = tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory walking the graph");
 done:
-    free(stack.v);
     return st;
 }
 
@@ -171,21 +205,22 @@ static tg_status seed(tg_tensor *root, tg_tensor *grad, const run_opts *o) {
 }
 
 static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *grads, const run_opts *o) {
-    node_list order = { 0 };
-    tg_status st = collect(&order, n_roots, roots);
+    node_list own[2], *order, *stack;
+    bool borrowed = borrow_lists(&order, &stack, own);
+    tg_status st = collect(order, stack, n_roots, roots);
     bool prev = tg_set_grad_enabled(o->create_graph);
     tg_scope_begin();
     for (int r = 0; r < n_roots && st == TG_OK; r++) st = seed(roots[r], grads ? grads[r] : NULL, o);
-    for (int i = 0; i < order.n && st == TG_OK; i++)
-        if (order.v[i]->grad_acc) st = run_node(order.v[i], o);
+    for (int i = 0; i < order->n && st == TG_OK; i++)
+        if (order->v[i]->grad_acc) st = run_node(order->v[i], o);
     tg_scope_end();
     tg_set_grad_enabled(prev);
-    for (int i = 0; i < order.n; i++) {
-        tg_tensor_decref(order.v[i]->grad_acc);
-        order.v[i]->grad_acc = NULL;
-        if (!o->retain_graph && st == TG_OK) tg_node_release_saved(order.v[i]);
+    for (int i = 0; i < order->n; i++) {
+        tg_tensor_decref(order->v[i]->grad_acc);
+        order->v[i]->grad_acc = NULL;
+        if (!o->retain_graph && st == TG_OK) tg_node_release_saved(order->v[i]);
     }
-    free(order.v);
+    return_lists(borrowed, own);
     return st;
 }
 

@@ -4,6 +4,7 @@
 
 #include "lib/autograd/node.h"
 #include "lib/graph/error.h"
+#include "lib/graph/recycle.h"
 
 static _Thread_local bool g_grad_disabled;
 static _Atomic uint64_t g_seq;
@@ -24,11 +25,11 @@ bool tg_should_record(int n, tg_tensor *const *inputs) {
 }
 
 tg_node *tg_record(tg_op op, tg_tensor *out, int n, tg_tensor *const *inputs) {
-    tg_node *node = calloc(1, sizeof *node);
+    tg_node *node = tg_recycle_alloc(tg_recycler_get(2, sizeof(tg_node)));
     if (!node) return tg_error_null(TG_ERR_NOMEM, "tg_%s: out of host memory recording the tape", tg_op_names[op]);
     node->inputs = node->small_inputs;
     if (n > 3 && !(node->inputs = calloc((size_t)n, sizeof *node->inputs))) {
-        free(node);
+        tg_recycle_free(tg_recycler_get(2, sizeof(tg_node)), node);
         return tg_error_null(TG_ERR_NOMEM, "tg_%s: out of host memory recording the tape", tg_op_names[op]);
     }
     node->refcount = 1; /* held by out->grad_fn */
@@ -107,5 +108,5 @@ void tg_node_decref(tg_node *n) {
     }
     tg_tensor_decref(n->grad_acc);
     if (n->inputs != n->small_inputs) free(n->inputs);
-    free(n);
+    tg_recycle_free(tg_recycler_get(2, sizeof(tg_node)), n);
 }

@@ -4,8 +4,12 @@
  * variable, so an idle pool costs no CPU.
  *
  * Rules: one job runs at a time (g_run_lock); a second application thread that finds
- * the pool busy, and any call from inside a job, runs inline. Workers are never joined
- * at exit: they sleep on a condvar, which LeakSanitizer does not mind. */
+ * the pool busy, and any call from inside a job, runs inline; so does a small job when
+ * the workers are asleep (it pokes them awake for the next one). Workers are never
+ * joined at exit: they sleep on a condvar, which LeakSanitizer does not mind. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT (meson passes it; plain builds may not) */
+#endif
 #include "lib/cpu/threadpool.h"
 
 #include <pthread.h>
@@ -28,6 +32,10 @@
  * land inside the spin window; an idle pool sleeps after it. */
 #define TG_POOL_SPIN_NS 20000
 #define TG_POOL_WAIT_SPIN_NS 200000
+/* A job that finds the workers asleep waits 40-70 us for them (measured on a 2-vCPU
+ * KVM guest), the time of some 10-15 grains; below this many grains such a job runs
+ * inline instead and only pokes the workers, so the calls after it find them spinning. */
+#define TG_POOL_COLD_GRAINS 32
 
 typedef struct {
     pthread_t thread;
@@ -54,6 +62,8 @@ static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
 static atomic_uint_fast64_t g_gen;     /* bumped once per job (and on shrink) */
 static atomic_int g_remaining;         /* worker chunks of the current job not done */
 static atomic_int g_nthreads;          /* configured threads, caller included */
+static atomic_int g_sleepers;          /* workers blocked on g_cond */
+static atomic_uint g_poke;             /* bumped to send sleepers back to spinning */
 static int g_nworkers;                 /* workers alive; changed under g_run_lock */
 static tg_pool_worker *g_workers[TG_POOL_MAX_THREADS];
 static _Thread_local bool tls_in_job;  /* inside fn: nested calls run inline */
@@ -74,24 +84,44 @@ static void tg_pool_run_chunk(int chunk)
     tls_in_job = false;
 }
 
-/* Waits until g_gen differs from seen (spin, then sleep); returns the new value. */
+/* Waits until g_gen differs from seen (spin, then sleep); returns the new value. A poke
+ * (g_poke) while asleep starts another spin. */
 static uint64_t tg_pool_wait_job(uint64_t seen)
 {
-    int64_t deadline = tg_pool_now_ns() + TG_POOL_SPIN_NS;
-    for (int i = 1;; i++) {
-        uint64_t g = atomic_load_explicit(&g_gen, memory_order_acquire);
+    for (;;) {
+        int64_t deadline = tg_pool_now_ns() + TG_POOL_SPIN_NS;
+        for (int i = 1;; i++) {
+            uint64_t g = atomic_load_explicit(&g_gen, memory_order_acquire);
+            if (g != seen)
+                return g;
+            TG_CPU_RELAX();
+            if ((i & 63) == 0 && tg_pool_now_ns() > deadline)
+                break;
+        }
+        pthread_mutex_lock(&g_lock);
+        unsigned poke = atomic_load(&g_poke);
+        atomic_fetch_add(&g_sleepers, 1);
+        uint64_t g;
+        while ((g = atomic_load(&g_gen)) == seen && atomic_load(&g_poke) == poke)
+            pthread_cond_wait(&g_cond, &g_lock);
+        atomic_fetch_sub(&g_sleepers, 1);
+        pthread_mutex_unlock(&g_lock);
         if (g != seen)
             return g;
-        TG_CPU_RELAX();
-        if ((i & 63) == 0 && tg_pool_now_ns() > deadline)
-            break;
     }
+}
+
+/* Wakes the sleepers, if any. The caller changed g_gen or g_poke first (seq_cst), and a
+ * sleeper counts itself in g_sleepers before it checks them under g_lock: either we
+ * see it counted and broadcast under the lock, or it sees the change. No wake-up is
+ * lost. */
+static void tg_pool_wake(void)
+{
+    if (atomic_load(&g_sleepers) == 0)
+        return;
     pthread_mutex_lock(&g_lock);
-    uint64_t g;
-    while ((g = atomic_load_explicit(&g_gen, memory_order_acquire)) == seen)
-        pthread_cond_wait(&g_cond, &g_lock);
+    pthread_cond_broadcast(&g_cond);
     pthread_mutex_unlock(&g_lock);
-    return g;
 }
 
 static void *tg_pool_worker_main(void *arg)
@@ -112,16 +142,12 @@ static void *tg_pool_worker_main(void *arg)
     return NULL;
 }
 
-/* Bumps the generation and wakes sleepers. The bump happens before g_lock is taken, and
- * a sleeper checks g_gen under g_lock, so no wake-up is lost. */
+/* Publishes a job of nchunks chunks (0: wake only, for a shrink). */
 static void tg_pool_publish(int nchunks)
 {
     uint64_t g = atomic_load_explicit(&g_gen, memory_order_relaxed) >> TG_POOL_GEN_SHIFT;
-    atomic_store_explicit(&g_gen, ((g + 1) << TG_POOL_GEN_SHIFT) | (uint64_t)nchunks,
-                          memory_order_release);
-    pthread_mutex_lock(&g_lock);
-    pthread_cond_broadcast(&g_cond);
-    pthread_mutex_unlock(&g_lock);
+    atomic_store(&g_gen, ((g + 1) << TG_POOL_GEN_SHIFT) | (uint64_t)nchunks);
+    tg_pool_wake();
 }
 
 /* Grows or shrinks the worker set to want workers; caller holds g_run_lock. On a failed
@@ -207,8 +233,16 @@ void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx)
         fn(ctx, 0, n);
         return;
     }
+    int cold = g_nworkers < nchunks - 1 || atomic_load(&g_sleepers) > 0;
     if (g_nworkers < nchunks - 1)
-        tg_pool_resize((int)nchunks - 1);
+        tg_pool_resize((int)nchunks - 1); /* new workers start out spinning */
+    if (cold && n < TG_POOL_COLD_GRAINS * grain) {
+        atomic_fetch_add(&g_poke, 1);
+        tg_pool_wake();
+        pthread_mutex_unlock(&g_run_lock);
+        fn(ctx, 0, n);
+        return;
+    }
     if (g_nworkers < nchunks - 1)  /* thread creation failed: use what we have */
         nchunks = g_nworkers + 1;
 

@@ -7,8 +7,11 @@
 
 /* Runs fn(ctx, begin, end) over chunks covering [0, n). Runs inline on the caller when
  * n <= grain or one thread is configured; otherwise splits into at most one chunk per
- * thread (each at least grain long) and returns when all are done. Not reentrant from
- * inside fn (a nested call runs inline). */
+ * thread (each at least grain long) and returns when all are done. grain is the least
+ * work worth handing to a running thread: size it at a few microseconds. When the
+ * workers are asleep (idle for more than ~20 us) waking them costs 40-70 us, so a job
+ * below 32 grains then runs inline too, and only nudges them awake for the next call.
+ * Not reentrant from inside fn (a nested call runs inline). */
 typedef void (*tg_pool_fn)(void *ctx, int64_t begin, int64_t end);
 void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx);
 
@@ -16,8 +19,9 @@ void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx);
 int tg_pool_num_threads(void);
 void tg_pool_set_num_threads(int n);
 
-/* Elements below which an elementwise kernel stays on the calling thread (measured:
- * see bench/). */
+/* Elements below which an elementwise kernel stays on the calling thread: 32768 f32
+ * adds take ~4 us on one Zen 4 core; 64K elements on two awake threads run 1.9x faster
+ * than on one, while 16K would gain little over the hand-off. */
 #define TG_GRAIN_ELEMENTWISE 32768
 
 #endif

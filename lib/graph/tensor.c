@@ -7,9 +7,13 @@
 #include <string.h>
 
 #include "lib/graph/error.h"
+#include "lib/graph/recycle.h"
 #include "lib/graph/tensor-impl.h"
 
 static _Atomic int64_t g_live;
+
+static tg_tensor *tensor_struct(void) { return tg_recycle_alloc(tg_recycler_get(0, sizeof(tg_tensor))); }
+static void tensor_struct_free(tg_tensor *t) { tg_recycle_free(tg_recycler_get(0, sizeof(tg_tensor)), t); }
 
 typedef struct {
     tg_tensor **items;
@@ -22,10 +26,11 @@ static _Thread_local int g_nscopes, g_capscopes;
 /* ------------------------------------------------------------- storage */
 
 static tg_storage *storage_new(tg_device *dev, size_t nbytes) {
-    tg_storage *s = calloc(1, sizeof *s);
+    tg_recycler *r = tg_recycler_get(1, sizeof(tg_storage));
+    tg_storage *s = tg_recycle_alloc(r);
     if (!s) return tg_error_null(TG_ERR_NOMEM, "out of host memory allocating a storage");
     if (dev->be->alloc(dev, nbytes, &s->data) != TG_OK) {
-        free(s);
+        tg_recycle_free(r, s);
         return NULL;
     }
     s->refcount = 1;
@@ -41,7 +46,7 @@ static void storage_decref(tg_storage *s) {
     if (!s || --s->refcount > 0) return;
     s->dev->stats.bytes_in_use -= s->nbytes;
     s->dev->be->free(s->dev, s->data, s->nbytes);
-    free(s);
+    tg_recycle_free(tg_recycler_get(1, sizeof(tg_storage)), s);
 }
 
 /* ------------------------------------------------------------- tensors */
@@ -60,11 +65,11 @@ tg_tensor *tg_tensor_new_unscoped(tg_dtype dtype, int ndim, const int64_t *shape
                                  tg_shape_str(buf, ndim, shape));
         numel *= shape[i];
     }
-    tg_tensor *t = calloc(1, sizeof *t);
+    tg_tensor *t = tensor_struct();
     if (!t) return tg_error_null(TG_ERR_NOMEM, "out of host memory allocating a tensor");
     t->storage = storage_new(dev, (size_t)numel * tg_elsize(dtype));
     if (!t->storage) {
-        free(t);
+        tensor_struct_free(t);
         return NULL;
     }
     t->refcount = 1;
@@ -84,7 +89,7 @@ tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, tg_devi
 
 tg_tensor *tg_tensor_alias_unscoped(const tg_tensor *src, int ndim, const int64_t *shape,
                                     const int64_t *strides, int64_t offset) {
-    tg_tensor *t = calloc(1, sizeof *t);
+    tg_tensor *t = tensor_struct();
     if (!t) return tg_error_null(TG_ERR_NOMEM, "out of host memory allocating a tensor");
     t->refcount = 1;
     t->dtype = src->dtype;
@@ -116,7 +121,7 @@ void tg_tensor_decref(tg_tensor *t) {
     storage_decref(t->storage);
     tg_node_decref(t->grad_fn);
     tg_tensor_decref(t->grad);
-    free(t);
+    tensor_struct_free(t);
     g_live--;
 }
 
@@ -128,9 +133,10 @@ static void scopes_atexit(void) {
     while (g_nscopes > 0) {
         scope *s = &g_scopes[g_nscopes - 1];
         for (int i = 0; i < s->n; i++) tg_tensor_decref(s->items[i]);
-        free(s->items);
+        s->n = 0;
         g_nscopes--;
     }
+    for (int i = 0; i < g_capscopes; i++) free(g_scopes[i].items);
     free(g_scopes);
     g_scopes = NULL;
     g_capscopes = 0;
@@ -165,10 +171,11 @@ void tg_scope_begin(void) {
     if (g_nscopes == g_capscopes) {
         scope *grown = realloc(g_scopes, (size_t)g_capscopes * 2 * sizeof *grown);
         TG_ASSERT(grown != NULL);
+        memset(grown + g_capscopes, 0, (size_t)g_capscopes * sizeof *grown);
         g_scopes = grown;
         g_capscopes *= 2;
     }
-    g_scopes[g_nscopes++] = (scope){ 0 };
+    g_scopes[g_nscopes++].n = 0; /* the level keeps its item array from earlier scopes */
 }
 
 void tg_scope_end(void) {
@@ -176,10 +183,11 @@ void tg_scope_end(void) {
         tg_error(TG_ERR_STATE, "tg_scope_end: no open scope (more ends than begins)");
         return;
     }
-    scope s = g_scopes[--g_nscopes];
-    /* Release newest first: later tensors tend to reference earlier ones. */
-    for (int i = s.n - 1; i >= 0; i--) tg_tensor_decref(s.items[i]);
-    free(s.items);
+    scope *s = &g_scopes[--g_nscopes];
+    /* Release newest first: later tensors tend to reference earlier ones. A decref can
+     * run no scope code, so s stays valid; its array is kept for the next scope. */
+    for (int i = s->n - 1; i >= 0; i--) tg_tensor_decref(s->items[i]);
+    s->n = 0;
 }
 
 tg_tensor *tg_keep(tg_tensor *t) {

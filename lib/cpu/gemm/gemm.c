@@ -3,6 +3,7 @@
  * Scratch rule: each thread owns one 64-byte-aligned buffer that grows to the largest
  * request and is freed when the thread exits (a pthread key destructor). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,14 +14,17 @@
 /* The unpacked small-problem kernel runs below TG_GEMM_SMALL_FLOPS (packing would cost
  * more than the product), and whenever B fits in L2 (it is then read from L2 for every
  * four rows of A at full speed) unless K is too short to amortise a tile's stores.
- * Below TG_GEMM_THREAD_FLOPS one thread runs (waking the pool costs more than it saves).
- * Measured with bench/bench_gemm.c on Zen 4 (1 MB L2). */
+ * TG_GEMM_GRAIN_FLOPS is the pool's grain: the least work (~5 us on one core) worth a
+ * thread that is awake. Measured on Zen 4 (1 MB L2) with bench/bench_gemm.c. */
 #ifndef TG_GEMM_SMALL_FLOPS
 #define TG_GEMM_SMALL_FLOPS (2.0 * 32 * 32 * 64)
 #endif
 #define TG_GEMM_SMALL_B_BYTES (384.0 * 1024)
 #define TG_GEMM_SMALL_MIN_K 64
-#define TG_GEMM_THREAD_FLOPS (2.0 * 96 * 96 * 96)
+#define TG_GEMM_GRAIN_FLOPS (2.0 * 64 * 64 * 64)
+/* The narrowest band of C a thread takes in the packed path: a band re-packs the whole
+ * other operand, which must stay small next to the band's product. */
+#define TG_GEMM_MIN_BAND 256
 /* A batch item above this many flops per thread threads within itself instead. */
 #define TG_GEMM_BATCH_ITEM_FLOPS (2.0 * 256 * 256 * 256)
 
@@ -82,8 +86,8 @@ static void ukr_c_f64(int64_t k, const double *a, const double *b, double *c, in
 static int tg_gemm_fill(tg_gemm_kernels *k, const char *name)
 {
     *k = (tg_gemm_kernels){ .name = "c",
-                            .f32 = { 4, 8, 256, 128, 1024, ukr_c_f32, NULL, NULL, NULL, NULL, NULL },
-                            .f64 = { 4, 8, 256, 128, 1024, ukr_c_f64, NULL, NULL, NULL, NULL, NULL } };
+                            .f32 = { 4, 8, 256, 128, 1024, ukr_c_f32, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
+                            .f64 = { 4, 8, 256, 128, 1024, ukr_c_f64, NULL, NULL, NULL, NULL, NULL, NULL, NULL } };
     int best = !*name;
 #if defined(__x86_64__)
     __builtin_cpu_init();

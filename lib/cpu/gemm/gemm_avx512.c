@@ -1,5 +1,7 @@
-/* AVX-512 GEMM micro-kernels: f32 MR x 32 and f64 MR x 16 tiles (two zmm per row of C),
- * and the blocking tuned for them. Built with -mavx512f -mavx2 -mfma (meson.build). */
+/* AVX-512 GEMM micro-kernels: f32 14 x 32 and f64 14 x 16 tiles (two zmm per row of C,
+ * 28 accumulators), shorter ones for the last rows, the small-problem kernels, packing
+ * with in-register transposes, and the blocking tuned for them on Zen 4 (32 KB L1,
+ * 1 MB L2). Built with -mavx512f -mavx2 -mfma (meson.build). */
 #include <immintrin.h>
 
 #include "lib/cpu/gemm/gemm_kernels.h"
@@ -21,6 +23,19 @@
 #include "lib/cpu/gemm/gemm_ukr_tmpl.h"
 #undef MR
 #undef NAME
+/* the last 1-4 and 5-8 rows of M, from 14-row panels */
+#define ASTEP 14
+#define MR 8
+#define NAME ukr_f32_8x32
+#include "lib/cpu/gemm/gemm_ukr_tmpl.h"
+#undef MR
+#undef NAME
+#define MR 4
+#define NAME ukr_f32_4x32
+#include "lib/cpu/gemm/gemm_ukr_tmpl.h"
+#undef MR
+#undef NAME
+#undef ASTEP
 #define NAME small_f32
 #include "lib/cpu/gemm/gemm_small_tmpl.h"
 #undef NAME
@@ -53,6 +68,19 @@
 #define NAME ukr_f64_14x16
 #include "lib/cpu/gemm/gemm_ukr_tmpl.h"
 #undef NAME
+#undef MR
+#define ASTEP 14
+#define MR 8
+#define NAME ukr_f64_8x16
+#include "lib/cpu/gemm/gemm_ukr_tmpl.h"
+#undef MR
+#undef NAME
+#define MR 4
+#define NAME ukr_f64_4x16
+#include "lib/cpu/gemm/gemm_ukr_tmpl.h"
+#undef MR
+#undef NAME
+#undef ASTEP
 #define NAME small_f64
 #include "lib/cpu/gemm/gemm_small_tmpl.h"
 
@@ -258,6 +286,8 @@ void tg_gemm_fill_avx512(tg_gemm_kernels *k)
     k->f32.mc = 14 * 24;
     k->f32.nc = 2048;
     k->f32.ukr = ukr_f32_14x32;
+    k->f32.ukr4 = ukr_f32_4x32;
+    k->f32.ukr8 = ukr_f32_8x32;
     k->f32.small = small_f32;
     k->f32.pack_a_rowmajor = pack_a_rowmajor_f32;
     k->f32.pack_b_colmajor = pack_b_colmajor_f32;
@@ -269,6 +299,8 @@ void tg_gemm_fill_avx512(tg_gemm_kernels *k)
     k->f64.mc = 14 * 24;
     k->f64.nc = 1024;
     k->f64.ukr = ukr_f64_14x16;
+    k->f64.ukr4 = ukr_f64_4x16;
+    k->f64.ukr8 = ukr_f64_8x16;
     k->f64.small = small_f64;
     k->f64.pack_a_rowmajor = pack_a_rowmajor_f64;
     k->f64.pack_b_colmajor = pack_b_colmajor_f64;

@@ -41,6 +41,8 @@ typedef void (*tg_gemm_pack_f64)(int64_t rows, int64_t cols, const double *X, in
     struct {                                                                            \
         int mr, nr, kc, mc, nc;                                                         \
         tg_gemm_ukr_##S ukr;                                                            \
+        /* optional: the first 4 / 8 rows of an mr-row panel, for the last rows of M */ \
+        tg_gemm_ukr_##S ukr4, ukr8;                                                     \
         tg_gemm_small_##S small;                                                        \
         tg_gemm_pack_##S pack_a_rowmajor; /* optional: A with csa == 1 */               \
         tg_gemm_pack_##S pack_a_colmajor; /* optional: A with rsa == 1 */               \

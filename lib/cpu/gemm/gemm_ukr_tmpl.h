@@ -1,9 +1,16 @@
 /* One register-blocked micro-kernel: an MR x (2 * VL) tile of C held in 2 * MR vector
  * registers; each step of k loads two vectors of packed B and broadcasts MR values of
- * packed A. Included by the ISA files with T, V, VL, MR, NAME and the vector ops VLOAD
+ * packed A. ASTEP, if defined, is the packed A panel's height when it differs from MR
+ * (the short kernels for the last rows read the first MR rows of a taller panel).
+ * Included by the ISA files with T, V, VL, MR, NAME and the vector ops VLOAD
  * (aligned), VLOADU, VSTOREU, VSET1, VFMA(a, b, c) = a*b + c, VADD, VZERO defined; the
  * fixed-trip loops unroll fully, so the tile never leaves the registers.
  * No include guard: included once per kernel. */
+
+#ifndef ASTEP
+#define ASTEP MR
+#define TG_UKR_ASTEP_DEFAULT
+#endif
 
 static void NAME(int64_t k, const T *a, const T *b, T *c, int64_t rsc, int accumulate)
 {
@@ -24,7 +31,7 @@ static void NAME(int64_t k, const T *a, const T *b, T *c, int64_t rsc, int accum
             x0[i] = VFMA(ai, b0, x0[i]);
             x1[i] = VFMA(ai, b1, x1[i]);
         }
-        a += MR;
+        a += ASTEP;
         b += 2 * VL;
     }
     if (accumulate) {
@@ -41,3 +48,8 @@ static void NAME(int64_t k, const T *a, const T *b, T *c, int64_t rsc, int accum
         }
     }
 }
+
+#ifdef TG_UKR_ASTEP_DEFAULT
+#undef ASTEP
+#undef TG_UKR_ASTEP_DEFAULT
+#endif

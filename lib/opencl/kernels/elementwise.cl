@@ -61,6 +61,13 @@ __kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, lon
     out[oo + o.x] = x[xo + o.y];
 }
 
+/* Beyond this |x|, tanh(x) rounds to +-1 in CT. */
+#if TG_DT == 0
+#define TANH_ONE 10.0f
+#else
+#define TANH_ONE WC(20.0)
+#endif
+
 inline CT unary_op(int op, CT x, CT p0, CT p1) {
     switch (op) {
     case UN_NEG: return -x;
@@ -70,9 +77,9 @@ inline CT unary_op(int op, CT x, CT p0, CT p1) {
     case UN_RSQRT: return (CT)1 / sqrt(x);
     case UN_ABS: return fabs(x);
     case UN_SIGN: return (CT)((x > 0) - (x < 0));
-    case UN_RELU: return x > 0 ? x : (CT)0;
+    case UN_RELU: return x < 0 ? (CT)0 : x; /* the SIMD table's: NaN and -0 pass */
     case UN_SIGMOID: return x >= 0 ? (CT)1 / ((CT)1 + exp(-x)) : exp(x) / ((CT)1 + exp(x));
-    case UN_TANH: return tanh(x);
+    case UN_TANH: return fabs(x) >= TANH_ONE ? copysign((CT)1, x) : tanh(x); /* some libms miss +-1 */
     case UN_SIN: return sin(x);
     case UN_COS: return cos(x);
     case UN_SQUARE: return x * x;
@@ -80,7 +87,7 @@ inline CT unary_op(int op, CT x, CT p0, CT p1) {
     case UN_POW_SCALAR: return pow(x, p0);
     case UN_ADD_SCALAR: return x + p0;
     case UN_MUL_SCALAR: return x * p0;
-    case UN_CLAMP: return fmin(fmax(x, p0), p1);
+    case UN_CLAMP: x = x < p0 ? p0 : x; return x > p1 ? p1 : x; /* NaN passes */
     case UN_STEP: return x > p0 ? (CT)1 : (CT)0;
     }
     return 0;

@@ -1,0 +1,169 @@
+/* OpenCL elementwise launches: fill, copy/cast, unary, binary, where, arange, random.
+ * Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
+ * merging axes, so dense operands take the one-axis path. */
+#include <math.h>
+#include <string.h>
+
+#include "lib/graph/error.h"
+#include "lib/opencl/opencl.h"
+
+_Static_assert(TG_UN_COUNT == 19 && TG_BIN_COUNT == 13 && TG_BIN_FIRST_CMP == 7,
+               "kernels/elementwise.cl numbers the ops as lib/graph/backend.h does");
+
+/* A scalar argument in the kernel's W (double where the device has fp64) or CT type. */
+typedef union {
+    cl_float f;
+    cl_double d;
+    cl_int i;
+    cl_uchar u;
+} scalar;
+
+static tg_cl_arg as_float(scalar *s, double v, bool dbl) {
+    if (dbl) {
+        s->d = v;
+        return (tg_cl_arg){ sizeof s->d, &s->d };
+    }
+    s->f = (cl_float)v;
+    return (tg_cl_arg){ sizeof s->f, &s->f };
+}
+
+static tg_cl_arg wide(const tg_cl_device *d, scalar *s, double v) { return as_float(s, v, d->fp64); }
+
+/* The CPU path's store(): integers saturate, NaN becomes 0. */
+static tg_cl_arg element(scalar *s, tg_dtype dt, double v) {
+    switch (dt) {
+    case TG_F32: return as_float(s, v, false);
+    case TG_F64: return as_float(s, v, true);
+    case TG_I32:
+        s->i = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (cl_int)v;
+        return (tg_cl_arg){ sizeof s->i, &s->i };
+    default:
+        s->u = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (cl_uchar)v;
+        return (tg_cl_arg){ sizeof s->u, &s->u };
+    }
+}
+
+tg_status tg_cl_fill(tg_tensor *out, double value) {
+    tg_cl_device *d = tg_cl_of(out);
+    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_FILL);
+    if (!k) return tg_last_status();
+    tg_cl_geom g;
+    tg_cl_geom_init(&g, out->ndim, out->shape, 1, (const tg_tensor *[]){ out });
+    cl_mem om = tg_cl_mem(out);
+    cl_long oo = out->offset, n = g.numel;
+    scalar v;
+    return tg_cl_launch_1d(d, k, "tg_fill",
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                                      TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), element(&v, out->dtype, value)),
+                           n);
+}
+
+tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
+    tg_cl_device *d = tg_cl_of(out);
+    int64_t numel = tg_shape_numel(out->ndim, out->shape);
+    if (numel == 0) return TG_OK;
+    if (out->dtype == x->dtype && tg_tensor_is_dense(out) && tg_tensor_is_dense(x)) {
+        size_t es = tg_elsize(out->dtype);
+        if (tg_cl_mem(out) == tg_cl_mem(x) && out->offset == x->offset) return TG_OK;
+        cl_int e = clEnqueueCopyBuffer(d->queue, tg_cl_mem(x), tg_cl_mem(out), (size_t)x->offset * es,
+                                       (size_t)out->offset * es, (size_t)numel * es, 0, NULL, NULL);
+        return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueCopyBuffer", e);
+    }
+    cl_kernel k = out->dtype == x->dtype ? tg_cl_kernel(d, out->dtype, TG_K_COPY)
+                                         : tg_cl_copy_kernel(d, out->dtype, x->dtype);
+    if (!k) return tg_last_status();
+    tg_cl_geom g;
+    tg_cl_geom_init(&g, out->ndim, out->shape, 2, (const tg_tensor *[]){ out, x });
+    cl_mem om = tg_cl_mem(out), xm = tg_cl_mem(x);
+    cl_long oo = out->offset, xo = x->offset, n = g.numel;
+    return tg_cl_launch_1d(d, k, out->dtype == x->dtype ? "tg_copy" : "tg_convert",
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                                      TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(xm), TG_CL_ARG(xo),
+                                      TG_CL_ARG(g.st[1])),
+                           n);
+}
+
+tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1) {
+    tg_cl_device *d = tg_cl_of(out);
+    cl_kernel k = tg_cl_kernel(d, x->dtype, TG_K_UNARY);
+    if (!k) return tg_last_status();
+    tg_cl_geom g;
+    tg_cl_geom_init(&g, out->ndim, out->shape, 2, (const tg_tensor *[]){ out, x });
+    cl_mem om = tg_cl_mem(out), xm = tg_cl_mem(x);
+    cl_long oo = out->offset, xo = x->offset, n = g.numel;
+    cl_int cop = (cl_int)op;
+    /* CT: the dtype itself for floats, W for integers. */
+    bool dbl = x->dtype == TG_F64 || (!tg_is_float(x->dtype) && d->fp64);
+    scalar s0, s1;
+    return tg_cl_launch_1d(d, k, "tg_unary",
+                           TG_CL_ARGS(TG_CL_ARG(cop), as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(n),
+                                      TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om), TG_CL_ARG(oo),
+                                      TG_CL_ARG(g.st[0]), TG_CL_ARG(xm), TG_CL_ARG(xo), TG_CL_ARG(g.st[1])),
+                           n);
+}
+
+tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
+    tg_cl_device *d = tg_cl_of(out);
+    bool cmp = op >= TG_BIN_FIRST_CMP;
+    cl_kernel k = tg_cl_kernel(d, a->dtype, cmp ? TG_K_COMPARE : TG_K_BINARY);
+    if (!k) return tg_last_status();
+    tg_cl_geom g;
+    tg_cl_geom_init(&g, out->ndim, out->shape, 3, (const tg_tensor *[]){ out, a, b });
+    cl_mem om = tg_cl_mem(out), am = tg_cl_mem(a), bm = tg_cl_mem(b);
+    cl_long oo = out->offset, ao = a->offset, bo = b->offset, n = g.numel;
+    cl_int cop = (cl_int)op;
+    return tg_cl_launch_1d(d, k, cmp ? "tg_compare" : "tg_binary",
+                           TG_CL_ARGS(TG_CL_ARG(cop), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
+                                      TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(am),
+                                      TG_CL_ARG(ao), TG_CL_ARG(g.st[1]), TG_CL_ARG(bm), TG_CL_ARG(bo),
+                                      TG_CL_ARG(g.st[2])),
+                           n);
+}
+
+tg_status tg_cl_where(tg_tensor *out, const tg_tensor *c, const tg_tensor *a, const tg_tensor *b) {
+    tg_cl_device *d = tg_cl_of(out);
+    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_WHERE);
+    if (!k) return tg_last_status();
+    tg_cl_geom g;
+    tg_cl_geom_init(&g, out->ndim, out->shape, 4, (const tg_tensor *[]){ out, c, a, b });
+    cl_mem om = tg_cl_mem(out), cm = tg_cl_mem(c), am = tg_cl_mem(a), bm = tg_cl_mem(b);
+    cl_long oo = out->offset, co = c->offset, ao = a->offset, bo = b->offset, n = g.numel;
+    return tg_cl_launch_1d(d, k, "tg_where",
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                                      TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(cm), TG_CL_ARG(co),
+                                      TG_CL_ARG(g.st[1]), TG_CL_ARG(am), TG_CL_ARG(ao), TG_CL_ARG(g.st[2]),
+                                      TG_CL_ARG(bm), TG_CL_ARG(bo), TG_CL_ARG(g.st[3])),
+                           n);
+}
+
+tg_status tg_cl_arange(tg_tensor *out, double start, double step) {
+    tg_cl_device *d = tg_cl_of(out);
+    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_ARANGE);
+    if (!k) return tg_last_status();
+    cl_mem om = tg_cl_mem(out);
+    cl_long oo = out->offset, n = out->shape[0];
+    scalar s0, s1;
+    return tg_cl_launch_1d(d, k, "tg_arange",
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(om), TG_CL_ARG(oo), wide(d, &s0, start),
+                                      wide(d, &s1, step)),
+                           n);
+}
+
+tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter, double p0, double p1) {
+    tg_cl_device *d = tg_cl_of(out);
+    TG_ASSERT(tg_tensor_is_dense(out));
+    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_RANDOM);
+    if (!k) return tg_last_status();
+    cl_mem om = tg_cl_mem(out);
+    cl_long oo = out->offset, n = tg_shape_numel(out->ndim, out->shape);
+    cl_int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2;
+    cl_ulong cs = seed, cc = counter;
+    /* u < p with u = k 2^-24 is k < ceil(p 2^24): exact without fp64. */
+    double t = kind == TG_RNG_BERNOULLI ? ceil(p0 * 16777216.0) : 0;
+    cl_uint threshold = t <= 0 ? 0 : t >= 16777216.0 ? 16777216u : (cl_uint)t;
+    scalar s0, s1;
+    return tg_cl_launch_1d(d, k, "tg_random",
+                           TG_CL_ARGS(TG_CL_ARG(ck), TG_CL_ARG(n), TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(cs),
+                                      TG_CL_ARG(cc), wide(d, &s0, p0), wide(d, &s1, p1), TG_CL_ARG(threshold)),
+                           n);
+}

@@ -1,0 +1,159 @@
+/* Internals of the OpenCL backend shared by its files: the device state, program and
+ * kernel lookup, kernel launches, strided geometry for kernel arguments, error names,
+ * and the hooks tests/test_opencl.c uses to reach error paths. Not installed. */
+#ifndef TG_OPENCL_H
+#define TG_OPENCL_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+#include <pthread.h>
+
+#include "lib/graph/tensor-impl.h"
+
+#define TG_CL_NCLASSES 176 /* buffer size classes, as lib/cpu/alloc.c */
+
+/* Kernels of the per-dtype program (kernels/{elementwise,reduce,index,gemm}.cl); the
+ * names table in program.c follows this order. */
+typedef enum {
+    TG_K_FILL, TG_K_COPY, TG_K_UNARY, TG_K_BINARY, TG_K_COMPARE, TG_K_WHERE, TG_K_ARANGE,
+    TG_K_RANDOM, TG_K_SUM_SERIAL, TG_K_SUM_WG, TG_K_SUM_FINAL, TG_K_MM_SERIAL, TG_K_MM_WG,
+    TG_K_MM_FINAL, TG_K_ARG_SERIAL, TG_K_ARG_WG, TG_K_LSM_SERIAL, TG_K_LSM_WG, TG_K_GATHER,
+    TG_K_SCATTER_LINES, TG_K_SCATTER_ATOMIC, TG_K_GEMM,
+    TG_K_COUNT
+} tg_cl_kernel_id;
+
+typedef struct tg_cl_block {
+    cl_mem mem;
+    struct tg_cl_block *next;
+} tg_cl_block;
+
+/* One OpenCL device. Discovery fills the description; the context, queue and tables
+ * are made on first use through tg_opencl_device(). */
+typedef struct {
+    tg_device base; /* base.impl points back here */
+    char id[24];    /* "opencl:N" */
+    cl_platform_id platform;
+    cl_device_id device;
+    char name[128], vendor[128], platform_name[128], driver[64], c_version[64];
+    bool is_gpu, fp64_hw, int64_atomics, correct_div_sqrt;
+    bool fp64;      /* fp64_hw, unless a test pretends otherwise */
+    cl_uint compute_units;
+    cl_ulong global_mem, local_mem, max_alloc;
+    size_t max_wg;
+    int wg;         /* work-group size of reductions (a power of two) */
+    int gemm_l;     /* tg_gemm's work-group is gemm_l x gemm_l */
+
+    pthread_mutex_t lock; /* kernel arguments, the tables and the free lists */
+    bool ready;
+    cl_context ctx;
+    cl_command_queue queue;
+    cl_mem bad;     /* one int: the first out-of-range index position of gather/scatter */
+    cl_program prog[TG_NUM_DTYPES];
+    cl_kernel kern[TG_NUM_DTYPES][TG_K_COUNT];
+    cl_program copy_prog[TG_NUM_DTYPES][TG_NUM_DTYPES]; /* [out][in] */
+    cl_kernel copy_kern[TG_NUM_DTYPES][TG_NUM_DTYPES];
+    tg_cl_block *free_list[TG_CL_NCLASSES];
+    size_t bytes_device; /* every buffer made and not released: live plus cached */
+} tg_cl_device;
+
+static inline tg_cl_device *tg_cl_of(const tg_tensor *t) { return (tg_cl_device *)t->storage->dev->impl; }
+static inline cl_mem tg_cl_mem(const tg_tensor *t) { return (cl_mem)t->storage->data; }
+
+/* ---------------------------------------------------------------- device.c */
+
+/* "CL_OUT_OF_RESOURCES" for -5; "CL error -1234" for codes it does not know. */
+const char *tg_cl_errname(cl_int code);
+/* Sets a message "<device>: <what> failed: <CL name>" and returns the matching status:
+ * TG_ERR_NOMEM for allocation failures, else TG_ERR_BACKEND. */
+tg_status tg_cl_fail(const tg_cl_device *d, const char *what, cl_int code);
+/* The error for an f64 tensor on a device without cl_khr_fp64. */
+tg_status tg_cl_no_fp64(const tg_cl_device *d, const char *op);
+
+/* ---------------------------------------------------------------- program.c */
+
+/* The kernel of the program for dtype dt, built (or loaded from the disk cache) on first
+ * use; NULL with a message on failure (build log included). */
+cl_kernel tg_cl_kernel(tg_cl_device *d, tg_dtype dt, tg_cl_kernel_id k);
+/* The converting copy kernel from dtype in to dtype out. */
+cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtype in);
+/* Releases every built program and kernel (the queue is drained first). */
+void tg_cl_release_programs(tg_cl_device *d);
+
+typedef struct {
+    size_t size;
+    const void *value; /* a cl_mem argument points at the cl_mem */
+} tg_cl_arg;
+#define TG_CL_ARG(x) ((tg_cl_arg){ sizeof(x), &(x) })
+#define TG_CL_ARGS(...) (tg_cl_arg[]){ __VA_ARGS__ }, (int)(sizeof((tg_cl_arg[]){ __VA_ARGS__ }) / sizeof(tg_cl_arg))
+
+/* Sets the arguments and enqueues k over a 1- to 3-D range (local NULL: the driver's
+ * choice). Arguments are copied at the call, so they may live on the caller's stack. */
+tg_status tg_cl_launch(tg_cl_device *d, cl_kernel k, const char *what, const tg_cl_arg *args, int nargs,
+                       int dims, const size_t *global, const size_t *local);
+/* One work-item per element in groups of the device's work-group size: n may be 0. */
+tg_status tg_cl_launch_1d(tg_cl_device *d, cl_kernel k, const char *what, const tg_cl_arg *args, int nargs,
+                          int64_t n);
+
+/* ---------------------------------------------------------------- alloc.c */
+
+tg_status tg_cl_alloc(tg_device *dev, size_t nbytes, void **out);
+void tg_cl_free(tg_device *dev, void *data, size_t nbytes);
+void tg_cl_empty_cache(tg_device *dev);
+tg_status tg_cl_upload(tg_device *dev, void *dst, size_t dst_offset, const void *src, size_t n);
+tg_status tg_cl_download(tg_device *dev, void *dst, const void *src, size_t src_offset, size_t n);
+
+/* ---------------------------------------------------------------- geometry */
+
+/* Up to four operands over one shape, size-1 axes dropped and neighbours merged where
+ * every operand allows (as the CPU iterator does); strides in elements. */
+typedef struct {
+    cl_int nd;
+    int64_t numel;
+    cl_long8 shape;
+    cl_long8 st[4];
+} tg_cl_geom;
+void tg_cl_geom_init(tg_cl_geom *g, int ndim, const int64_t *shape, int nops, const tg_tensor *const *ts);
+
+/* ---------------------------------------------------------------- kernels */
+
+tg_status tg_cl_fill(tg_tensor *out, double value);
+tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x);
+tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1);
+tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+tg_status tg_cl_where(tg_tensor *out, const tg_tensor *c, const tg_tensor *a, const tg_tensor *b);
+tg_status tg_cl_arange(tg_tensor *out, double start, double step);
+tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter, double p0, double p1);
+tg_status tg_cl_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask);
+tg_status tg_cl_log_softmax(tg_tensor *out, const tg_tensor *x, int axis);
+tg_status tg_cl_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *idx);
+tg_status tg_cl_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, const tg_tensor *src);
+tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+
+extern const tg_backend tg_cl_backend;
+
+/* ---------------------------------------------------------------- test hooks
+ * For tests/test_opencl.c: error paths a real device rarely takes. */
+
+typedef struct {
+    int loaded;   /* programs loaded from a cache entry */
+    int built;    /* programs built from source */
+    int rejected; /* cache entries found corrupt or unloadable (then rebuilt) */
+    int written;  /* cache entries written */
+} tg_cl_cache_stats;
+void tg_opencl_cache_stats(tg_cl_cache_stats *out);
+
+/* Builds src with options on dev through the same path as the library's programs
+ * (cache included) and releases it: TG_OK, or TG_ERR_BACKEND with the build log. */
+tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *options);
+/* Rewrites the cache entry at path as a well-formed entry (same key, valid header and
+ * payload hash) whose payload is the given bytes: one the driver must refuse. */
+tg_status tg_opencl_cache_forge_for_test(const char *path, const void *payload, size_t len);
+/* Pretends dev lacks (or has back) cl_khr_fp64; rebuilds programs on next use. */
+tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled);
+/* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel; scatter 0 auto,
+ * 1 lines (deterministic), 2 atomics; reduce 0 auto, 1 serial, 2 work-groups, 3 chunked. */
+void tg_opencl_force_paths_for_test(int gemm, int scatter, int reduce);
+extern int tg_cl_force_gemm, tg_cl_force_scatter, tg_cl_force_reduce;
+
+#endif
