@@ -136,6 +136,27 @@ typedef struct {
     tg_dtype od, xd;
 } copy_ctx;
 
+/* Typed loops for conversions into float types, which cannot overflow: the hot casts
+ * (u8 pixels and i32 labels to f32, f32 <-> f64) run without a per-element switch. */
+#define CONVERT(OT, XT)                                                  \
+    for (int64_t i = 0; i < n; i++)                                      \
+        *(OT *)(p[0] + i * st[0]) = (OT) * (const XT *)(p[1] + i * st[1]); \
+    return true
+
+static bool convert_to_float(tg_dtype od, tg_dtype xd, int64_t n, char **p, const int64_t *st) {
+    if (od == TG_F32) {
+        if (xd == TG_U8) { CONVERT(float, uint8_t); }
+        if (xd == TG_I32) { CONVERT(float, int32_t); }
+        if (xd == TG_F64) { CONVERT(float, double); }
+    } else if (od == TG_F64) {
+        if (xd == TG_U8) { CONVERT(double, uint8_t); }
+        if (xd == TG_I32) { CONVERT(double, int32_t); }
+        if (xd == TG_F32) { CONVERT(double, float); }
+    }
+    return false;
+}
+#undef CONVERT
+
 static void copy_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const copy_ctx *c = vc;
     size_t es = tg_elsize(c->od);
@@ -147,6 +168,7 @@ static void copy_row(void *vc, int64_t n, char **p, const int64_t *st) {
         for (int64_t i = 0; i < n; i++) memcpy(p[0] + i * st[0], p[1] + i * st[1], es);
         return;
     }
+    if (convert_to_float(c->od, c->xd, n, p, st)) return;
     for (int64_t i = 0; i < n; i++) store(c->od, p[0] + i * st[0], load(c->xd, p[1] + i * st[1]));
 }
 
