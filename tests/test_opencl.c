@@ -700,8 +700,9 @@ static void child_main(void) {
     _exit(code);
 }
 
-/* Runs a child with XDG_CACHE_HOME=dir; fills stats (loaded, built, rejected, written). */
-static int run_child(const char *dir, int stats[4]) {
+/* Runs a child with XDG_CACHE_HOME=dir (and TG_CL_CACHE=0 if !cache); fills stats
+ * (loaded, built, rejected, written). */
+static int run_child(const char *dir, bool cache, int stats[4]) {
     int fd[2];
     if (pipe(fd) != 0) return -1;
     pid_t pid = fork();
@@ -710,7 +711,8 @@ static int run_child(const char *dir, int stats[4]) {
         close(fd[0]);
         setenv("XDG_CACHE_HOME", dir, 1);
         setenv("TG_OPENCL_TEST_CHILD", "1", 1);
-        unsetenv("TG_CL_CACHE");
+        if (cache) unsetenv("TG_CL_CACHE");
+        else setenv("TG_CL_CACHE", "0", 1);
         execl("/proc/self/exe", "test_opencl", (char *)NULL);
         _exit(4);
     }
@@ -765,19 +767,21 @@ TEST(corrupt_cache_entries_are_rebuilt) {
     char dir[] = "/tmp/tg_cl_cache_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     int st[4];
-    CHECK(run_child(dir, st) == 0); /* cold: builds and writes */
+    CHECK(run_child(dir, true, st) == 0); /* cold: builds and writes */
     CHECK(st[1] >= 1 && st[3] == st[1] && st[2] == 0);
     int nfiles = each_cache_file(dir, write_garbage);
     CHECK(nfiles >= 1);
-    CHECK(run_child(dir, st) == 0); /* garbage: every entry refused, rebuilt, rewritten */
+    CHECK(run_child(dir, true, st) == 0); /* garbage: every entry refused, rebuilt, rewritten */
     CHECK(st[0] == 0 && st[2] == nfiles && st[1] == nfiles && st[3] == nfiles);
-    CHECK(run_child(dir, st) == 0); /* warm: all loaded */
+    CHECK(run_child(dir, true, st) == 0); /* warm: all loaded */
     CHECK(st[0] == nfiles && st[1] == 0 && st[2] == 0);
     CHECK(each_cache_file(dir, forge_unloadable) == nfiles);
-    CHECK(run_child(dir, st) == 0); /* well-formed entries the driver refuses: rebuilt too */
+    CHECK(run_child(dir, true, st) == 0); /* well-formed entries the driver refuses: rebuilt too */
     CHECK(st[0] == 0 && st[2] == nfiles && st[1] == nfiles);
-    CHECK(run_child(dir, st) == 0);
+    CHECK(run_child(dir, true, st) == 0);
     CHECK(st[0] == nfiles && st[2] == 0);
+    CHECK(run_child(dir, false, st) == 0); /* TG_CL_CACHE=0: neither reads nor writes */
+    CHECK(st[0] == 0 && st[1] >= 1 && st[2] == 0 && st[3] == 0);
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* the driver may have cached there too */
 }
 

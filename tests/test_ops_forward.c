@@ -1922,6 +1922,27 @@ TEST(uniform_normal_fill_in_place) {
     }
 }
 
+/* NaN and -0 come out the same through the strided loops (a transposed input) and the
+ * contiguous SIMD kernels: relu and clamp keep NaN, maximum/minimum propagate it. */
+TEST(nan_semantics_agree_across_layouts) {
+    tg_device *dev = tg_test_device();
+    float v[4] = { NAN, -0.0f, -2.0f, 3.0f };
+    tg_tensor *dense = tg_from_f32(v, TG_SHAPE(4, 1), dev);
+    float w[8] = { NAN, 9, -0.0f, 9, -2.0f, 9, 3.0f, 9 };
+    tg_tensor *strided = tg_slice(tg_from_f32(w, TG_SHAPE(4, 2), dev), 1, 0, 1, 1); /* column 0: stride 2 */
+    CHECK(tg_stride(strided, 0) == 2);
+    tg_tensor *x[2] = { dense, strided };
+    for (int k = 0; k < 2; k++) {
+        float r[4], c[4], m[4];
+        CHECK(tg_copy_to_host(tg_contiguous(tg_relu(x[k])), r, sizeof r) == TG_OK);
+        CHECK(tg_copy_to_host(tg_contiguous(tg_clamp(x[k], -1, 1)), c, sizeof c) == TG_OK);
+        CHECK(tg_copy_to_host(tg_contiguous(tg_maximum(x[k], tg_zeros(TG_F32, TG_SHAPE(1), dev))), m, sizeof m) == TG_OK);
+        CHECK(isnan(r[0]) && r[1] == 0 && signbit(r[1]) && r[2] == 0 && r[3] == 3);
+        CHECK(isnan(c[0]) && c[2] == -1 && c[3] == 1);
+        CHECK(isnan(m[0]) && m[3] == 3);
+    }
+}
+
 TG_TEST_MAIN(&tg_case_unary_all_ops_sizes_layouts_dtypes, &tg_case_unary_special_values, &tg_case_unary_int32,
              &tg_case_binary_broadcast_layouts_dtypes, &tg_case_binary_same_tensor_both_operands,
              &tg_case_binary_int32, &tg_case_comparisons_broadcast_layouts_dtypes, &tg_case_comparisons_u8_inputs,
@@ -1938,4 +1959,4 @@ TG_TEST_MAIN(&tg_case_unary_all_ops_sizes_layouts_dtypes, &tg_case_unary_special
              &tg_case_scatter_add_axes_layouts_dtypes, &tg_case_one_hot, &tg_case_cast_all_dtype_pairs,
              &tg_case_ops_on_broadcast_views, &tg_case_empty_tensors, &tg_case_logsumexp_positive_infinity,
              &tg_case_zeros_ones_full_scalar_like, &tg_case_arange_linspace_eye, &tg_case_rand_randn_bernoulli_statistics,
-             &tg_case_random_same_seed_same_numbers, &tg_case_uniform_normal_fill_in_place)
+             &tg_case_random_same_seed_same_numbers, &tg_case_uniform_normal_fill_in_place, &tg_case_nan_semantics_agree_across_layouts)

@@ -19,7 +19,7 @@ static inline double un_d(tg_unary_op op, double x, double p0, double p1) {
     case TG_UN_RSQRT: return 1.0 / sqrt(x);
     case TG_UN_ABS: return fabs(x);
     case TG_UN_SIGN: return (x > 0) - (x < 0);
-    case TG_UN_RELU: return x > 0 ? x : 0.0;
+    case TG_UN_RELU: return x < 0 ? 0.0 : x; /* NaN stays NaN, -0 stays -0, as the SIMD twins */
     case TG_UN_SIGMOID: return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
     case TG_UN_TANH: return tanh(x);
     case TG_UN_SIN: return sin(x);
@@ -29,7 +29,7 @@ static inline double un_d(tg_unary_op op, double x, double p0, double p1) {
     case TG_UN_POW_SCALAR: return pow(x, p0);
     case TG_UN_ADD_SCALAR: return x + p0;
     case TG_UN_MUL_SCALAR: return x * p0;
-    case TG_UN_CLAMP: return fmin(fmax(x, p0), p1);
+    case TG_UN_CLAMP: x = x < p0 ? p0 : x; return x > p1 ? p1 : x; /* NaN stays NaN */
     case TG_UN_STEP: return x > p0 ? 1.0 : 0.0;
     case TG_UN_COUNT: break;
     }
@@ -49,7 +49,6 @@ static inline float un_f(tg_unary_op op, float x, float p0, float p1) {
     case TG_UN_POW_SCALAR: return powf(x, p0);
     case TG_UN_ADD_SCALAR: return x + p0;
     case TG_UN_MUL_SCALAR: return x * p0;
-    case TG_UN_CLAMP: return fminf(fmaxf(x, p0), p1);
     case TG_UN_STEP: return x > p0 ? 1.0f : 0.0f;
     default: return (float)un_d(op, x, p0, p1);
     }

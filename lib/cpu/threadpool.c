@@ -8,7 +8,7 @@
  * the workers are asleep (it pokes them awake for the next one). Workers are never
  * joined at exit: they sleep on a condvar, which LeakSanitizer does not mind. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT (meson passes it; plain builds may not) */
+#define _GNU_SOURCE /* sched_getaffinity, sched_getcpu, pthread_*affinity_np (meson sets it) */
 #endif
 #include "lib/cpu/threadpool.h"
 
@@ -31,6 +31,7 @@
  * spins for the workers to finish before it yields. Back-to-back ops (a training step)
  * land inside the spin window; an idle pool sleeps after it. */
 #define TG_POOL_SPIN_NS 20000
+#define TG_POOL_POKED_SPIN_NS 200000
 #define TG_POOL_WAIT_SPIN_NS 200000
 /* A job that finds the workers asleep waits 40-70 us for them (measured on a 2-vCPU
  * KVM guest), the time of some 10-15 grains; below this many grains such a job runs
@@ -41,7 +42,11 @@ typedef struct {
     pthread_t thread;
     int index;               /* runs chunk index + 1 */
     uint64_t start_gen;      /* g_gen when created: the first job is any later value */
-    atomic_bool quit;        /* set by a shrink, under g_lock */
+    atomic_bool quit;        /* set by a shrink, under g_run_lock */
+#if defined(__linux__)
+    cpu_set_t cpus;          /* its affinity when created */
+    atomic_bool narrowed;    /* a waker took its own CPU out of the mask: restore it */
+#endif
 } tg_pool_worker;
 
 /* The job being run; written by the caller before g_gen is bumped (release). A worker
@@ -85,11 +90,13 @@ static void tg_pool_run_chunk(int chunk)
 }
 
 /* Waits until g_gen differs from seen (spin, then sleep); returns the new value. A poke
- * (g_poke) while asleep starts another spin. */
-static uint64_t tg_pool_wait_job(uint64_t seen)
+ * (g_poke) while asleep starts a longer spin: the poker runs a job inline meanwhile and
+ * will want the worker when it is done. */
+static uint64_t tg_pool_wait_job(tg_pool_worker *w, uint64_t seen)
 {
+    int64_t spin = TG_POOL_SPIN_NS;
     for (;;) {
-        int64_t deadline = tg_pool_now_ns() + TG_POOL_SPIN_NS;
+        int64_t deadline = tg_pool_now_ns() + spin;
         for (int i = 1;; i++) {
             uint64_t g = atomic_load_explicit(&g_gen, memory_order_acquire);
             if (g != seen)
@@ -106,9 +113,37 @@ static uint64_t tg_pool_wait_job(uint64_t seen)
             pthread_cond_wait(&g_cond, &g_lock);
         atomic_fetch_sub(&g_sleepers, 1);
         pthread_mutex_unlock(&g_lock);
+#if defined(__linux__)
+        if (atomic_exchange(&w->narrowed, false))
+            pthread_setaffinity_np(pthread_self(), sizeof w->cpus, &w->cpus);
+#endif
         if (g != seen)
             return g;
+        spin = TG_POOL_POKED_SPIN_NS;
     }
+}
+
+/* A sleeping worker that the caller wakes is often placed on the caller's own CPU (seen
+ * on a 2-vCPU KVM guest: both then share one CPU for milliseconds while the other
+ * idles). So before waking them, the caller takes its CPU out of the sleepers' masks;
+ * each worker restores its mask once awake, so nothing stays pinned. Caller holds
+ * g_run_lock (the worker list is stable). */
+static void tg_pool_steer_sleepers(void)
+{
+#if defined(__linux__)
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE)
+        return;
+    for (int i = 0; i < g_nworkers; i++) {
+        tg_pool_worker *w = g_workers[i];
+        if (!CPU_ISSET(cpu, &w->cpus) || CPU_COUNT(&w->cpus) < 2)
+            continue;
+        cpu_set_t other = w->cpus;
+        CPU_CLR(cpu, &other);
+        if (pthread_setaffinity_np(w->thread, sizeof other, &other) == 0)
+            atomic_store(&w->narrowed, true);
+    }
+#endif
 }
 
 /* Wakes the sleepers, if any. The caller changed g_gen or g_poke first (seq_cst), and a
@@ -129,7 +164,7 @@ static void *tg_pool_worker_main(void *arg)
     tg_pool_worker *w = arg;
     uint64_t seen = w->start_gen;
     for (;;) {
-        seen = tg_pool_wait_job(seen);
+        seen = tg_pool_wait_job(w, seen);
         if (atomic_load_explicit(&w->quit, memory_order_acquire))
             break;
         int nchunks = (int)(seen & ((1u << TG_POOL_GEN_SHIFT) - 1));
@@ -161,6 +196,12 @@ static void tg_pool_resize(int want)
         w->index = g_nworkers;
         w->start_gen = atomic_load_explicit(&g_gen, memory_order_relaxed);
         atomic_init(&w->quit, false);
+#if defined(__linux__)
+        atomic_init(&w->narrowed, false);
+        /* what the worker inherits from this thread */
+        if (pthread_getaffinity_np(pthread_self(), sizeof w->cpus, &w->cpus) != 0)
+            CPU_ZERO(&w->cpus);
+#endif
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -236,6 +277,8 @@ void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx)
     int cold = g_nworkers < nchunks - 1 || atomic_load(&g_sleepers) > 0;
     if (g_nworkers < nchunks - 1)
         tg_pool_resize((int)nchunks - 1); /* new workers start out spinning */
+    if (cold && atomic_load(&g_sleepers) > 0)
+        tg_pool_steer_sleepers();
     if (cold && n < TG_POOL_COLD_GRAINS * grain) {
         atomic_fetch_add(&g_poke, 1);
         tg_pool_wake();

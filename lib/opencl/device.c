@@ -59,8 +59,8 @@ tg_status tg_cl_fail(const tg_cl_device *d, const char *what, cl_int code) {
 }
 
 tg_status tg_cl_no_fp64(const tg_cl_device *d, const char *op) {
-    return tg_error(TG_ERR_DTYPE, "%s: device %s (%s) has no fp64 (cl_khr_fp64): f64 tensors are not supported there",
-                    op, d->id, d->name);
+    return tg_error(TG_ERR_DTYPE, "device %s (%s) has no fp64 (cl_khr_fp64): it cannot compute on f64 tensors (%s)",
+                    d->id, d->name, op);
 }
 
 /* ---------------------------------------------------------------- discovery */
@@ -114,6 +114,7 @@ static void describe(tg_cl_device *d, cl_platform_id p, cl_device_id dev, int in
     while (d->wg > 1 && ((size_t)d->wg > d->max_wg || (cl_ulong)d->wg * 16 > d->local_mem)) d->wg /= 2;
     d->gemm_l = d->max_wg >= 256 ? 16 : 8;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->index_lock, NULL);
     d->base.name = d->id;
     d->base.be = &tg_cl_backend;
     d->base.impl = d;
@@ -177,7 +178,8 @@ fail:
 tg_device *tg_opencl_device(int index) {
     pthread_once(&g_once, discover);
     if (g_ndev == 0)
-        return tg_error_null(TG_ERR_DEVICE, "tg_device_get: no OpenCL device found (%s)", tg_cl_errname(g_discover_err));
+        return tg_error_null(TG_ERR_DEVICE, "tg_device_get: no OpenCL device found (%s)",
+                             tg_cl_errname(g_discover_err));
     if (index >= g_ndev)
         return tg_error_null(TG_ERR_DEVICE, "tg_device_get: no device opencl:%d (there %s %d OpenCL device%s)", index,
                              g_ndev == 1 ? "is" : "are", g_ndev, g_ndev == 1 ? "" : "s");

@@ -62,9 +62,14 @@ tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
     tg_cl_device *d = tg_cl_of(out);
     int64_t numel = tg_shape_numel(out->ndim, out->shape);
     if (numel == 0) return TG_OK;
-    if (out->dtype == x->dtype && tg_tensor_is_dense(out) && tg_tensor_is_dense(x)) {
+    bool same = tg_cl_mem(out) == tg_cl_mem(x);
+    if (same && out->offset == x->offset && out->dtype == x->dtype &&
+        memcmp(out->strides, x->strides, sizeof out->strides[0] * (size_t)out->ndim) == 0)
+        return TG_OK;
+    /* Dense to dense in one buffer copy, unless the ranges overlap (CL_MEM_COPY_OVERLAP). */
+    if (out->dtype == x->dtype && tg_tensor_is_dense(out) && tg_tensor_is_dense(x) &&
+        (!same || out->offset >= x->offset + numel || x->offset >= out->offset + numel)) {
         size_t es = tg_elsize(out->dtype);
-        if (tg_cl_mem(out) == tg_cl_mem(x) && out->offset == x->offset) return TG_OK;
         cl_int e = clEnqueueCopyBuffer(d->queue, tg_cl_mem(x), tg_cl_mem(out), (size_t)x->offset * es,
                                        (size_t)out->offset * es, (size_t)numel * es, 0, NULL, NULL);
         return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueCopyBuffer", e);

@@ -55,8 +55,9 @@ tg_status tg_cl_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_te
     if (n == 0) return TG_OK;
     cl_kernel k = tg_cl_kernel(d, x->dtype, TG_K_GATHER);
     if (!k) return tg_last_status();
+    pthread_mutex_lock(&d->index_lock);
     tg_status st = reset_bad(d);
-    if (st != TG_OK) return st;
+    if (st != TG_OK) goto out;
     cl_int nd = idx->ndim;
     cl_long8 shape = shape8(idx, -1), os = strides8(out, -1), is = strides8(idx, -1), ms = strides8(x, axis);
     cl_long limit = x->shape[axis], ma = x->strides[axis];
@@ -67,7 +68,10 @@ tg_status tg_cl_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_te
                                     TG_CL_ARG(oo), TG_CL_ARG(os), TG_CL_ARG(im), TG_CL_ARG(io), TG_CL_ARG(is),
                                     TG_CL_ARG(xm), TG_CL_ARG(xo), TG_CL_ARG(ms), TG_CL_ARG(ma), TG_CL_ARG(d->bad)),
                          n);
-    return st == TG_OK ? check_bad(d, "tg_gather", idx, axis, limit) : st;
+    if (st == TG_OK) st = check_bad(d, "tg_gather", idx, axis, limit);
+out:
+    pthread_mutex_unlock(&d->index_lock);
+    return st;
 }
 
 tg_status tg_cl_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, const tg_tensor *src) {
@@ -81,8 +85,9 @@ tg_status tg_cl_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, cons
                                                      : nlines < ATOMIC_MAX_LINES && len >= ATOMIC_MIN_LEN);
     cl_kernel k = tg_cl_kernel(d, out->dtype, atomic ? TG_K_SCATTER_ATOMIC : TG_K_SCATTER_LINES);
     if (!k) return tg_last_status();
+    pthread_mutex_lock(&d->index_lock);
     tg_status st = reset_bad(d);
-    if (st != TG_OK) return st;
+    if (st != TG_OK) goto out;
     cl_int nd = idx->ndim;
     cl_long8 ms = strides8(out, axis), is = strides8(idx, -1), ss = strides8(src, -1);
     cl_long limit = out->shape[axis], ma = out->strides[axis], ia = idx->strides[axis], sa = src->strides[axis];
@@ -106,5 +111,8 @@ tg_status tg_cl_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, cons
                                         TG_CL_ARG(d->bad)),
                              nlines);
     }
-    return st == TG_OK ? check_bad(d, "tg_scatter_add", idx, axis, limit) : st;
+    if (st == TG_OK) st = check_bad(d, "tg_scatter_add", idx, axis, limit);
+out:
+    pthread_mutex_unlock(&d->index_lock);
+    return st;
 }

@@ -9,8 +9,9 @@
 #include "lib/graph/error.h"
 #include "lib/opencl/opencl.h"
 
-#define SERIAL_MAX_LEN 64     /* lines shorter than this: one work-item each */
+#define SERIAL_MAX_LEN 256    /* lines this short (a group would idle): one work-item each */
 #define SERIAL_MIN_OUT 8192   /* this many outputs: one work-item each */
+#define SERIAL_MIN_OUT_CPU 4  /* per compute unit, on a CPU device (groups there are loops) */
 #define CHUNK_MIN_LEN 65536   /* split lines this long ... */
 #define CHUNK_MAX_OUT 16      /* ... when there are at most this many */
 #define CHUNK_LEN 16384
@@ -46,14 +47,20 @@ static void red_geom_init(red_geom *g, const tg_tensor *x, uint32_t mask) {
 
 typedef enum { SERIAL, GROUPS } red_plan;
 
-static red_plan plan(const red_geom *g, cl_long *nchunk) {
+/* One work-item per output, or groups: the first when outputs are many or short. */
+static bool serial_fits(const tg_cl_device *d, int64_t nout, int64_t len) {
+    if (tg_cl_force_reduce) return tg_cl_force_reduce == 1;
+    return len <= SERIAL_MAX_LEN || nout >= SERIAL_MIN_OUT ||
+           (!d->is_gpu && nout >= SERIAL_MIN_OUT_CPU * (int64_t)d->compute_units);
+}
+
+static red_plan plan(const tg_cl_device *d, const red_geom *g, cl_long *nchunk) {
     *nchunk = 1;
     if (tg_cl_force_reduce == 3) {
         *nchunk = g->R >= 4 ? 4 : 1;
         return GROUPS;
     }
-    if (tg_cl_force_reduce) return tg_cl_force_reduce == 1 ? SERIAL : GROUPS;
-    if (g->R < SERIAL_MAX_LEN || g->nout >= SERIAL_MIN_OUT) return SERIAL;
+    if (serial_fits(d, g->nout, g->R)) return SERIAL;
     if (g->nout <= CHUNK_MAX_OUT && g->R >= CHUNK_MIN_LEN) {
         *nchunk = (g->R + CHUNK_LEN - 1) / CHUNK_LEN;
         if (*nchunk > 1024) *nchunk = 1024;
@@ -79,7 +86,7 @@ static tg_status reduce_values(tg_cl_device *d, tg_reduce_op op, tg_tensor *out,
     red_geom_init(&g, x, mask);
     if (g.nout == 0) return TG_OK;
     cl_long nchunk;
-    red_plan p = plan(&g, &nchunk);
+    red_plan p = plan(d, &g, &nchunk);
     cl_kernel k = tg_cl_kernel(d, x->dtype, p == SERIAL ? (sum ? TG_K_SUM_SERIAL : TG_K_MM_SERIAL)
                                                          : (sum ? TG_K_SUM_WG : TG_K_MM_WG));
     if (!k) return tg_last_status();
@@ -91,7 +98,8 @@ static tg_status reduce_values(tg_cl_device *d, tg_reduce_op op, tg_tensor *out,
             return tg_cl_launch_1d(d, k, "tg_sum_serial", TG_CL_ARGS(RED_ARGS(g, xm, xo), TG_CL_ARG(om), TG_CL_ARG(oo)),
                                    g.nout);
         return tg_cl_launch_1d(d, k, "tg_mm_serial",
-                               TG_CL_ARGS(TG_CL_ARG(is_max), RED_ARGS(g, xm, xo), TG_CL_ARG(om), TG_CL_ARG(oo)), g.nout);
+                               TG_CL_ARGS(TG_CL_ARG(is_max), RED_ARGS(g, xm, xo), TG_CL_ARG(om), TG_CL_ARG(oo)),
+                               g.nout);
     }
     /* Partials: W or long for sums (8 bytes at most), x's dtype for max/min. */
     cl_mem pm = om;
@@ -135,7 +143,7 @@ tg_status tg_cl_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint
     red_geom_init(&g, x, mask);
     if (g.nout == 0) return TG_OK;
     cl_long nchunk;
-    red_plan p = plan(&g, &nchunk);
+    red_plan p = plan(d, &g, &nchunk);
     cl_kernel k = tg_cl_kernel(d, x->dtype, p == SERIAL ? TG_K_ARG_SERIAL : TG_K_ARG_WG);
     if (!k) return tg_last_status();
     cl_mem xm = tg_cl_mem(x), om = tg_cl_mem(out);
@@ -174,7 +182,7 @@ tg_status tg_cl_log_softmax(tg_tensor *out, const tg_tensor *x, int axis) {
         nk++;
     }
     if (nlines == 0 || len == 0) return TG_OK;
-    bool serial = tg_cl_force_reduce ? tg_cl_force_reduce == 1 : len < SERIAL_MAX_LEN || nlines >= SERIAL_MIN_OUT;
+    bool serial = serial_fits(d, nlines, len);
     cl_kernel k = tg_cl_kernel(d, x->dtype, serial ? TG_K_LSM_SERIAL : TG_K_LSM_WG);
     if (!k) return tg_last_status();
     cl_mem xm = tg_cl_mem(x), om = tg_cl_mem(out);

@@ -45,6 +45,7 @@ typedef struct {
     int gemm_l;     /* tg_gemm's work-group is gemm_l x gemm_l */
 
     pthread_mutex_t lock; /* kernel arguments, the tables and the free lists */
+    pthread_mutex_t index_lock; /* gather and scatter: the `bad` flag from reset to read */
     bool ready;
     cl_context ctx;
     cl_command_queue queue;

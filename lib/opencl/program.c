@@ -23,12 +23,13 @@
 extern const char tg_cl_src_common[], tg_cl_src_elementwise[], tg_cl_src_reduce[], tg_cl_src_index[],
     tg_cl_src_gemm[], tg_cl_src_copy[];
 
-static const char *const kernel_names[TG_K_COUNT] = {
+static const char *const kernel_names[] = {
     "tg_fill", "tg_copy", "tg_unary", "tg_binary", "tg_compare", "tg_where", "tg_arange", "tg_random",
     "tg_sum_serial", "tg_sum_wg", "tg_sum_final", "tg_mm_serial", "tg_mm_wg", "tg_mm_final",
     "tg_arg_serial", "tg_arg_wg", "tg_lsm_serial", "tg_lsm_wg", "tg_gather", "tg_scatter_lines",
     "tg_scatter_atomic", "tg_gemm",
 };
+_Static_assert(sizeof kernel_names / sizeof kernel_names[0] == TG_K_COUNT, "one name per tg_cl_kernel_id");
 
 static _Atomic int g_loaded, g_built, g_rejected, g_written;
 
@@ -126,15 +127,15 @@ static void cache_write(const char *path, uint64_t key, const unsigned char *dat
     else remove(tmp);
 }
 
-/* The built program's binary, to store. */
-static void cache_store(tg_cl_device *d, cl_program p, const char *path, uint64_t key) {
+/* Stores the built program's binary. Some drivers (PoCL) compile every kernel of the
+ * program to produce it: a cold start pays for all kernels at once, a warm one none. */
+static void cache_store(cl_program p, const char *path, uint64_t key) {
     size_t len = 0;
     if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) != CL_SUCCESS || !len) return;
     unsigned char *bin = malloc(len);
     if (bin && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS)
         cache_write(path, key, bin, len);
     free(bin);
-    (void)d;
 }
 
 /* ---------------------------------------------------------------- building */
@@ -189,7 +190,7 @@ static cl_program build(tg_cl_device *d, int nsrc, const char *const *srcs, cons
         return NULL;
     }
     g_built++;
-    if (cached) cache_store(d, p, path, key);
+    if (cached) cache_store(p, path, key);
     return p;
 }
 
@@ -200,7 +201,8 @@ static void options(const tg_cl_device *d, char *buf, size_t size, tg_dtype dt, 
     int n = snprintf(buf, size, "%s-DTG_DT=%d -DTG_WG=%d -DTG_GL=%d", cl12 ? "-cl-std=CL1.2 " : "", (int)dt, d->wg,
                      d->gemm_l);
     if (dt_in >= 0) n += snprintf(buf + n, size - (size_t)n, " -DTG_DT_IN=%d", dt_in);
-    if (d->fp64) n += snprintf(buf + n, size - (size_t)n, " -DTG_FP64%s", d->int64_atomics ? " -DTG_INT64_ATOMICS" : "");
+    if (d->fp64)
+        n += snprintf(buf + n, size - (size_t)n, " -DTG_FP64%s", d->int64_atomics ? " -DTG_INT64_ATOMICS" : "");
     if (d->correct_div_sqrt) snprintf(buf + n, size - (size_t)n, " -cl-fp32-correctly-rounded-divide-sqrt");
 }
 
@@ -279,28 +281,41 @@ void tg_cl_release_programs(tg_cl_device *d) {
 
 /* ---------------------------------------------------------------- launches */
 
-tg_status tg_cl_launch(tg_cl_device *d, cl_kernel k, const char *what, const tg_cl_arg *args, int nargs,
-                       int dims, const size_t *global, const size_t *local) {
-    char buf[64];
+/* Sets the arguments and enqueues; the CL status, with the failing call named in buf. */
+static cl_int enqueue(tg_cl_device *d, cl_kernel k, const char *what, const tg_cl_arg *args, int nargs, int dims,
+                      const size_t *global, const size_t *local, char *buf, size_t size) {
     cl_int e = CL_SUCCESS;
     pthread_mutex_lock(&d->lock);
     for (int i = 0; i < nargs && e == CL_SUCCESS; i++) {
         e = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
-        if (e != CL_SUCCESS) snprintf(buf, sizeof buf, "clSetKernelArg(%s, %d)", what, i);
+        if (e != CL_SUCCESS) snprintf(buf, size, "clSetKernelArg(%s, %d)", what, i);
     }
     if (e == CL_SUCCESS) {
         e = clEnqueueNDRangeKernel(d->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
-        if (e != CL_SUCCESS) snprintf(buf, sizeof buf, "clEnqueueNDRangeKernel(%s)", what);
+        if (e != CL_SUCCESS) snprintf(buf, size, "clEnqueueNDRangeKernel(%s)", what);
     }
     pthread_mutex_unlock(&d->lock);
+    return e;
+}
+
+tg_status tg_cl_launch(tg_cl_device *d, cl_kernel k, const char *what, const tg_cl_arg *args, int nargs,
+                       int dims, const size_t *global, const size_t *local) {
+    char buf[96];
+    cl_int e = enqueue(d, k, what, args, nargs, dims, global, local, buf, sizeof buf);
     return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, buf, e);
 }
 
 tg_status tg_cl_launch_1d(tg_cl_device *d, cl_kernel k, const char *what, const tg_cl_arg *args, int nargs,
                           int64_t n) {
     if (n <= 0) return TG_OK;
+    char buf[96];
     size_t local = (size_t)d->wg, global = ((size_t)n + local - 1) / local * local;
-    return tg_cl_launch(d, k, what, args, nargs, 1, &global, &local);
+    cl_int e = enqueue(d, k, what, args, nargs, 1, &global, &local, buf, sizeof buf);
+    if (e == CL_INVALID_WORK_GROUP_SIZE) { /* a kernel the driver limits below wg: its choice */
+        global = (size_t)n;
+        e = enqueue(d, k, what, args, nargs, 1, &global, NULL, buf, sizeof buf);
+    }
+    return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, buf, e);
 }
 
 /* ---------------------------------------------------------------- geometry */

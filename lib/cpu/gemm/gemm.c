@@ -16,9 +16,7 @@
  * four rows of A at full speed) unless K is too short to amortise a tile's stores.
  * TG_GEMM_GRAIN_FLOPS is the pool's grain: the least work (~5 us on one core) worth a
  * thread that is awake. Measured on Zen 4 (1 MB L2) with bench/bench_gemm.c. */
-#ifndef TG_GEMM_SMALL_FLOPS
 #define TG_GEMM_SMALL_FLOPS (2.0 * 32 * 32 * 64)
-#endif
 #define TG_GEMM_SMALL_B_BYTES (384.0 * 1024)
 #define TG_GEMM_SMALL_MIN_K 64
 #define TG_GEMM_GRAIN_FLOPS (2.0 * 64 * 64 * 64)

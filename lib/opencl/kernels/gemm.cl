@@ -7,9 +7,10 @@
 #define TS (4 * TG_GL)
 #define TK 16
 
-__kernel void tg_gemm(long M, long N, long K, __global const T *a, long ao, long sam, long sak, long abs,
-                      __global const T *b, long bo, long sbk, long sbn, long bbs,
-                      __global T *c, long co, long scm, long scn, long cbs) {
+__kernel __attribute__((reqd_work_group_size(TG_GL, TG_GL, 1))) void
+tg_gemm(long M, long N, long K, __global const T *a, long ao, long sam, long sak, long abs,
+        __global const T *b, long bo, long sbk, long sbn, long bbs, __global T *c, long co, long scm, long scn,
+        long cbs) {
     __local T la[TK][TS + 1];
     __local T lb[TK][TS + 1];
     int tx = get_local_id(0), ty = get_local_id(1);

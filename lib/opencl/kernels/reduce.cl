@@ -11,6 +11,9 @@
 #if TG_DT == 0
 typedef W SUM_ACC;
 inline T sum_to_T(SUM_ACC v) { return (T)v; }
+#ifndef TG_FP64
+#define SUM_COMPENSATED 1 /* float sums: Kahan's compensation in each work-item, a tree across */
+#endif
 #elif TG_DT == 1
 typedef double SUM_ACC;
 inline T sum_to_T(SUM_ACC v) { return v; }
@@ -19,6 +22,17 @@ typedef long SUM_ACC;
 inline T sum_to_T(SUM_ACC v) { return long_to_T(v); }
 #endif
 
+/* acc += v, compensated (c holds the lost low part) where the accumulator is float. */
+inline void sum_add(SUM_ACC *acc, SUM_ACC *c, SUM_ACC v) {
+#ifdef SUM_COMPENSATED
+    SUM_ACC y = v - *c, t = *acc + y;
+    *c = (t - *acc) - y;
+    *acc = t;
+#else
+    *acc += v;
+#endif
+}
+
 inline T mm_combine(int is_max, T acc, T v) {
 #if T_FLOAT
     if (isnan(acc)) return acc;
@@ -26,6 +40,9 @@ inline T mm_combine(int is_max, T acc, T v) {
 #endif
     return is_max ? (v > acc ? v : acc) : (v < acc ? v : acc);
 }
+
+/* Kernels whose local arrays assume exactly TG_WG items per group. */
+#define WG_KERNEL __kernel __attribute__((reqd_work_group_size(TG_WG, 1, 1)))
 
 #define RED_ARGS                                                                                   \
     long nout, long R, int nk, long8 kshape_, long8 kst_, int nr, long8 rshape_, long8 rst_,       \
@@ -43,28 +60,29 @@ __kernel void tg_sum_serial(RED_ARGS, __global T *out, long oo) {
     if (o >= nout) return;
     RED_GEOM;
     __global const T *p = x + xo + off1(o, nk, kshape, kst);
-    SUM_ACC acc = 0;
+    SUM_ACC acc = 0, c = 0;
     if (nr <= 1) {
-        for (long j = 0; j < R; j++) acc += (SUM_ACC)p[j * rst[0]];
+        for (long j = 0; j < R; j++) sum_add(&acc, &c, (SUM_ACC)p[j * rst[0]]);
     } else {
-        for (long j = 0; j < R; j++) acc += (SUM_ACC)p[off1(j, nr, rshape, rst)];
+        for (long j = 0; j < R; j++) sum_add(&acc, &c, (SUM_ACC)p[off1(j, nr, rshape, rst)]);
     }
     out[oo + o] = sum_to_T(acc);
 }
 
 /* Group g covers output g / nchunk, elements [c * chunk, (c + 1) * chunk) of it. */
-__kernel void tg_sum_wg(RED_ARGS, long nchunk, long chunk, __global T *out, long oo, __global SUM_ACC *partial) {
+WG_KERNEL void tg_sum_wg(RED_ARGS, long nchunk, long chunk, __global T *out, long oo,
+                        __global SUM_ACC *partial) {
     __local SUM_ACC scratch[TG_WG];
     long g = get_group_id(0), o = g / nchunk, c = g % nchunk;
     int lid = get_local_id(0);
     RED_GEOM;
     __global const T *p = x + xo + off1(o, nk, kshape, kst);
     long lo = c * chunk, hi = min(R, lo + chunk);
-    SUM_ACC acc = 0;
+    SUM_ACC acc = 0, comp = 0;
     if (nr <= 1) {
-        for (long j = lo + lid; j < hi; j += TG_WG) acc += (SUM_ACC)p[j * rst[0]];
+        for (long j = lo + lid; j < hi; j += TG_WG) sum_add(&acc, &comp, (SUM_ACC)p[j * rst[0]]);
     } else {
-        for (long j = lo + lid; j < hi; j += TG_WG) acc += (SUM_ACC)p[off1(j, nr, rshape, rst)];
+        for (long j = lo + lid; j < hi; j += TG_WG) sum_add(&acc, &comp, (SUM_ACC)p[off1(j, nr, rshape, rst)]);
     }
     scratch[lid] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -81,8 +99,8 @@ __kernel void tg_sum_wg(RED_ARGS, long nchunk, long chunk, __global T *out, long
 __kernel void tg_sum_final(long nout, long nchunk, __global const SUM_ACC *partial, __global T *out, long oo) {
     long o = get_global_id(0);
     if (o >= nout) return;
-    SUM_ACC acc = 0;
-    for (long c = 0; c < nchunk; c++) acc += partial[o * nchunk + c];
+    SUM_ACC acc = 0, comp = 0;
+    for (long c = 0; c < nchunk; c++) sum_add(&acc, &comp, partial[o * nchunk + c]);
     out[oo + o] = sum_to_T(acc);
 }
 
@@ -98,7 +116,8 @@ __kernel void tg_mm_serial(int is_max, RED_ARGS, __global T *out, long oo) {
     out[oo + o] = acc;
 }
 
-__kernel void tg_mm_wg(int is_max, RED_ARGS, long nchunk, long chunk, __global T *out, long oo, __global T *partial) {
+WG_KERNEL void tg_mm_wg(int is_max, RED_ARGS, long nchunk, long chunk, __global T *out, long oo,
+                       __global T *partial) {
     __local T scratch[TG_WG];
     long g = get_group_id(0), o = g / nchunk, c = g % nchunk;
     int lid = get_local_id(0);
@@ -157,7 +176,7 @@ __kernel void tg_arg_serial(int is_max, RED_ARGS, __global int *out, long oo) {
     out[oo + o] = bi;
 }
 
-__kernel void tg_arg_wg(int is_max, RED_ARGS, __global int *out, long oo) {
+WG_KERNEL void tg_arg_wg(int is_max, RED_ARGS, __global int *out, long oo) {
     __local T sv[TG_WG];
     __local int si[TG_WG];
     long o = get_group_id(0);
@@ -210,8 +229,8 @@ __kernel void tg_lsm_serial(long nlines, long len, int nk, long8 kshape_, long8 
     for (long j = 0; j < len; j++) q[j * oa] = (T)((W)p[j * xa] - lse);
 }
 
-__kernel void tg_lsm_wg(long nlines, long len, int nk, long8 kshape_, long8 kst_, long8 kso_,
-                        __global const T *x, long xo, long xa, __global T *out, long oo, long oa) {
+WG_KERNEL void tg_lsm_wg(long nlines, long len, int nk, long8 kshape_, long8 kst_, long8 kso_,
+                         __global const T *x, long xo, long xa, __global T *out, long oo, long oa) {
     __local W scratch[TG_WG];
     long l = get_group_id(0);
     int lid = get_local_id(0);
