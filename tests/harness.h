@@ -51,6 +51,10 @@ typedef struct {
 #define TG_TEST_MAIN(...)                                                                  \
     int main(int argc, char **argv) {                                                      \
         const tg_test_case *cases[] = { __VA_ARGS__ };                                     \
+        if (!tg_test_device()) { /* 77: meson's "skipped" */                               \
+            printf("skipped: %s\n", tg_last_error());                                     \
+            return 77;                                                                     \
+        }                                                                                  \
         int n = (int)(sizeof cases / sizeof cases[0]), passed = 0, failed = 0;             \
         for (int i = 0; i < n; i++) {                                                      \
             if (argc > 1 && !strstr(cases[i]->name, argv[1])) continue;                    \
