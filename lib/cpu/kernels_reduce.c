@@ -11,7 +11,8 @@
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
-#define BLOCK 65536 /* elements per partial result of a full reduction */
+#define BLOCK 16384 /* elements per partial result of a full reduction */
+#define STACK_PARTIALS 1024 /* partials kept on the stack: up to 16M elements without malloc */
 
 static inline double load_d(tg_dtype d, const char *p) {
     switch (d) {
@@ -118,7 +119,7 @@ static void reduce_into(tg_reduce_op op, double *acc, int64_t nout, const tg_ten
     if (numel == 0) return;
     if (nout == 1 && tg_tensor_is_dense(x)) {
         int64_t nblk = (numel + BLOCK - 1) / BLOCK;
-        double stackbuf[64], *partial = nblk <= 64 ? stackbuf : malloc((size_t)nblk * sizeof *partial);
+        double stackbuf[STACK_PARTIALS], *partial = nblk <= STACK_PARTIALS ? stackbuf : malloc((size_t)nblk * sizeof *partial);
         TG_ASSERT(partial != NULL);
         full_ctx c = { op, x->dtype, tg_cpu_ptr(x), numel, partial };
         tg_pool_parallel_for(nblk, 1, full_block, &c);

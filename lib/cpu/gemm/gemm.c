@@ -83,9 +83,12 @@ static void ukr_c_f64(int64_t k, const double *a, const double *b, double *c, in
 /* Fills k with the named set; "" picks the best this CPU runs. Returns 0 or -1. */
 static int tg_gemm_fill(tg_gemm_kernels *k, const char *name)
 {
-    *k = (tg_gemm_kernels){ .name = "c",
-                            .f32 = { 4, 8, 256, 128, 1024, ukr_c_f32, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
-                            .f64 = { 4, 8, 256, 128, 1024, ukr_c_f64, NULL, NULL, NULL, NULL, NULL, NULL, NULL } };
+    /* the plain-C fallback; the optional members stay NULL */
+    *k = (tg_gemm_kernels){
+        .name = "c",
+        .f32 = { .mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 1024, .ukr = ukr_c_f32 },
+        .f64 = { .mr = 4, .nr = 8, .kc = 256, .mc = 128, .nc = 1024, .ukr = ukr_c_f64 },
+    };
     int best = !*name;
 #if defined(__x86_64__)
     __builtin_cpu_init();
