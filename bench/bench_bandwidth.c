@@ -10,25 +10,10 @@
 #include <time.h>
 
 #include "tapegrad.h"
+#include "bench_util.h"
 
 #define N (16 * 1024 * 1024)
 #define REPS 9
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 typedef struct {
     float *a, *b, *c;
@@ -50,16 +35,16 @@ static double triad_gbs(int threads) {
     for (int r = 0; r < REPS; r++) {
         pthread_t th[16];
         triad_part parts[16];
-        double t0 = now();
+        double t0 = bench_now();
         for (int k = 0; k < threads; k++) {
             parts[k] = (triad_part){ a, b, c, (long)N * k / threads, (long)N * (k + 1) / threads };
             pthread_create(&th[k], NULL, triad_worker, &parts[k]);
         }
         for (int k = 0; k < threads; k++) pthread_join(th[k], NULL);
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
     free(a), free(b), free(c);
-    return 3.0 * N * sizeof(float) / median(t, REPS) / 1e9;
+    return 3.0 * N * sizeof(float) / bench_median(t, REPS) / 1e9;
 }
 
 typedef enum { ADD, MUL, SUM } which;
@@ -67,7 +52,7 @@ typedef enum { ADD, MUL, SUM } which;
 static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters) {
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < iters; i++) {
             tg_scope_begin();
             if (w == ADD) tg_add(x, y);
@@ -75,9 +60,9 @@ static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters) {
             else tg_sum(x, TG_ALL, false);
             tg_scope_end();
         }
-        t[r] = (now() - t0) / iters;
+        t[r] = (bench_now() - t0) / iters;
     }
-    return median(t, REPS);
+    return bench_median(t, REPS);
 }
 
 int main(int argc, char **argv) {

@@ -8,24 +8,9 @@
 #include <time.h>
 
 #include "tapegrad.h"
+#include "bench_util.h"
 
 #define REPS 7
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 typedef struct {
     char name[64];
@@ -51,15 +36,15 @@ static double dispatch_us(tg_device *dev, bool record) {
     if (record) tg_param(a);
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < 100; i++) {
             tg_scope_begin();
             for (int j = 0; j < 1000; j++) tg_add(a, b);
             tg_scope_end();
         }
-        t[r] = (now() - t0) / 100000 * 1e6;
+        t[r] = (bench_now() - t0) / 100000 * 1e6;
     }
-    return median(t, REPS);
+    return bench_median(t, REPS);
 }
 
 typedef struct {
@@ -103,11 +88,11 @@ static double mlp_step_us(const int *sizes, int nlayers, int batch, int steps, t
     for (int i = 0; i < steps / 10 + 1; i++) mlp_step(&m, x, y, 0.01); /* warm the allocator cache */
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < steps; i++) mlp_step(&m, x, y, 0.01);
-        t[r] = (now() - t0) / steps * 1e6;
+        t[r] = (bench_now() - t0) / steps * 1e6;
     }
-    return median(t, REPS);
+    return bench_median(t, REPS);
 }
 
 static double gemm_gflops(int n, tg_device *dev) {
@@ -118,15 +103,15 @@ static double gemm_gflops(int n, tg_device *dev) {
     tg_matmul(a, b);
     tg_scope_end();
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < iters; i++) {
             tg_scope_begin();
             tg_matmul(a, b);
             tg_scope_end();
         }
-        t[r] = (now() - t0) / iters;
+        t[r] = (bench_now() - t0) / iters;
     }
-    return 2.0 * n * n * (double)n / median(t, REPS) / 1e9;
+    return 2.0 * n * n * (double)n / bench_median(t, REPS) / 1e9;
 }
 
 static void write_json(const char *path, tg_device *dev) {

@@ -12,15 +12,9 @@
 
 #include "lib/cpu/gemm/gemm.h"
 #include "lib/cpu/threadpool.h"
+#include "bench_util.h"
 
 #define NRUNS 7
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- peak */
 
@@ -36,13 +30,13 @@ __attribute__((target("avx512f"), noinline)) static double peak_avx512(long iter
     __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
     for (int i = 0; i < PEAK_CHAINS; i++)
         acc[i] = _mm512_set1_ps((float)i);
-    double t0 = now_s();
+    double t0 = bench_now();
     for (long it = 0; it < iters; it++) {
 #pragma GCC unroll 24
         for (int i = 0; i < PEAK_CHAINS; i++)
             acc[i] = _mm512_fmadd_ps(acc[i], m, a);
     }
-    double dt = now_s() - t0;
+    double dt = bench_now() - t0;
     __m512 s = acc[0];
     for (int i = 1; i < PEAK_CHAINS; i++)
         s = _mm512_add_ps(s, acc[i]);
@@ -57,13 +51,13 @@ __attribute__((target("avx2,fma"), noinline)) static double peak_avx2(long iters
     __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
     for (int i = 0; i < 12; i++)
         acc[i] = _mm256_set1_ps((float)i);
-    double t0 = now_s();
+    double t0 = bench_now();
     for (long it = 0; it < iters; it++) {
 #pragma GCC unroll 12
         for (int i = 0; i < 12; i++)
             acc[i] = _mm256_fmadd_ps(acc[i], m, a);
     }
-    double dt = now_s() - t0;
+    double dt = bench_now() - t0;
     __m256 s = acc[0];
     for (int i = 1; i < 12; i++)
         s = _mm256_add_ps(s, acc[i]);
@@ -110,18 +104,6 @@ static double loadavg(void)
 
 /* ---------------------------------------------------------------- gemm runs */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 typedef struct {
     int64_t M, N, K;
     int threads;
@@ -158,17 +140,17 @@ static result run_shape(int64_t M, int64_t N, int64_t K, int threads, int nruns)
         /* each timed block starts with an untimed call, so both libraries' threads are
          * awake: the figures are steady-state throughput */
         tg_cpu_gemm_f32(M, N, K, A, K, 1, B, N, 1, 0.0f, C, N, 1);
-        double t0 = now_s();
+        double t0 = bench_now();
         for (int i = 0; i < reps; i++)
             tg_cpu_gemm_f32(M, N, K, A, K, 1, B, N, 1, 0.0f, C, N, 1);
-        double t1 = now_s();
+        double t1 = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
                     (int)K, B, (int)N, 0.0f, C, (int)N);
-        double t1b = now_s();
+        double t1b = bench_now();
         for (int i = 0; i < reps; i++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
                         A, (int)K, B, (int)N, 0.0f, C, (int)N);
-        double t2 = now_s();
+        double t2 = bench_now();
         /* OpenBLAS's idle threads spin for about 0.1 s after a call; let them sleep
          * before the next tapegrad run so they do not take its cores. */
         if (threads > 1)
@@ -182,7 +164,7 @@ static result run_shape(int64_t M, int64_t N, int64_t K, int threads, int nruns)
         tgb = tg[r] > tgb ? tg[r] : tgb;
         blb = bl[r] > blb ? bl[r] : blb;
     }
-    return (result){ M, N, K, threads, median(tg, nruns), median(bl, nruns), tgb, blb };
+    return (result){ M, N, K, threads, bench_median(tg, nruns), bench_median(bl, nruns), tgb, blb };
 }
 
 int main(int argc, char **argv)

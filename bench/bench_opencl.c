@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
+#include "bench_util.h"
 
 #if defined(TG_HAVE_CLBLAST) || (defined(__has_include) && __has_include(<clblast_c.h>))
 #define BENCH_CLBLAST 1
@@ -27,12 +28,6 @@
 #include <CL/cl.h>
 #include <clblast_c.h>
 #endif
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void die(const char *what) {
     fprintf(stderr, "bench_opencl: %s: %s\n", what, tg_last_error());
@@ -50,7 +45,7 @@ static double add_overhead_us(tg_device *dev, int n) {
         tg_scope_end();
     }
     tg_item(tg_sum(a, TG_ALL, false));
-    double t0 = now();
+    double t0 = bench_now();
     for (int i = 0; i < n; i += 100) {
         tg_scope_begin();
         tg_tensor *c = a;
@@ -62,7 +57,7 @@ static double add_overhead_us(tg_device *dev, int n) {
     tg_scope_begin();
     if (tg_copy_to_host(tg_add(a, b), v, sizeof v) != TG_OK) die("sync"); /* waits for the queue */
     tg_scope_end();
-    double t = now() - t0;
+    double t = bench_now() - t0;
     tg_release(a), tg_release(b);
     return t / n * 1e6;
 }
@@ -77,11 +72,11 @@ static double tg_gemm_gflops(tg_device *dev, int n, int reps) {
         tg_scope_begin();
         float v;
         if (tg_copy_to_host(tg_slice(tg_reshape(a, TG_SHAPE(-1)), 0, 0, 1, 1), &v, sizeof v) != TG_OK) die("sync");
-        double t0 = now();
+        double t0 = bench_now();
         tg_tensor *c = tg_matmul(a, b);
         if (!c || tg_copy_to_host(tg_slice(tg_reshape(c, TG_SHAPE(-1)), 0, 0, 1, 1), &v, sizeof v) != TG_OK)
             die("tg_matmul");
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (r >= 0 && t < best) best = t;
         tg_scope_end();
     }
@@ -119,13 +114,13 @@ static double clblast_gflops(int index, int n, int reps) {
     double best = 1e30;
     for (int r = -1; r < reps; r++) {
         clFinish(q);
-        double t0 = now();
+        double t0 = bench_now();
         CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, (size_t)n,
                                            (size_t)n, (size_t)n, 1.0f, a, 0, (size_t)n, b, 0, (size_t)n, 0.0f, c, 0,
                                            (size_t)n, &q, NULL);
         float v;
         clEnqueueReadBuffer(q, c, CL_TRUE, 0, sizeof v, &v, 0, NULL, NULL);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (s != CLBlastSuccess) {
             fprintf(stderr, "bench_opencl: CLBlastSgemm failed: %d\n", (int)s);
             best = NAN;
@@ -146,7 +141,7 @@ static double clblast_gflops(int index, int n, int reps) {
  * pass touching the common kernels (random, matmul, bias add, relu, log-softmax,
  * a reduction). Prints seconds. */
 static int first_result(const char *device) {
-    double t0 = now();
+    double t0 = bench_now();
     tg_device *dev = tg_device_get(device);
     if (!dev) die("tg_device_get");
     tg_manual_seed(1);
@@ -155,7 +150,7 @@ static int first_result(const char *device) {
     tg_tensor *y = tg_log_softmax(tg_relu(tg_add(tg_matmul(x, w), b)), 1);
     double v = tg_item(tg_sum(y, TG_ALL, false));
     if (isnan(v)) die("first result");
-    printf("%.6f\n", now() - t0);
+    printf("%.6f\n", bench_now() - t0);
     return 0;
 }
 
@@ -163,7 +158,7 @@ static int first_result(const char *device) {
 static bool run_fresh(const char *self, const char *device, const char *dir, double *wall, double *inner) {
     int fd[2];
     if (pipe(fd) != 0) return false;
-    double t0 = now();
+    double t0 = bench_now();
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd[1], 1);
@@ -180,7 +175,7 @@ static bool run_fresh(const char *self, const char *device, const char *dir, dou
     close(fd[0]);
     int status;
     waitpid(pid, &status, 0);
-    *wall = now() - t0;
+    *wall = bench_now() - t0;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 && sscanf(buf, "%lf", inner) == 1;
 }
 
