@@ -658,6 +658,9 @@ TEST(missing_fp64_is_a_clear_error) {
     CHECK(tg_opencl_set_fp64_for_test(dev, false) == TG_OK);
     const char *msg = "has no fp64 (cl_khr_fp64)";
     CHECK_ERROR(tg_zeros(TG_F64, TG_SHAPE(3), dev), msg);
+    CHECK_ERROR(tg_empty(TG_F64, TG_SHAPE(3), dev), msg); /* refused at creation, before any kernel */
+    CHECK_ERROR(tg_from_f64((double[]){ 1, 2 }, TG_SHAPE(2), dev), msg);
+    CHECK_ERROR(tg_to(tg_ones(TG_F64, TG_SHAPE(2), g_cpu), dev), msg);
     CHECK_ERROR(tg_cast(tg_ones(TG_F32, TG_SHAPE(3), dev), TG_F64), msg);
     CHECK_ERROR(tg_rand(TG_F64, TG_SHAPE(3), dev), msg);
     CHECK(strstr(tg_last_error(), tg_device_name(dev)) != NULL);

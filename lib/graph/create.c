@@ -25,10 +25,10 @@ static bool check_args(const char *name, tg_dtype dtype, tg_device *dev) {
 static tg_tensor *new_tensor(const char *name, tg_dtype dtype, tg_shape shape, tg_device *dev) {
     if (!check_args(name, dtype, dev)) return NULL;
     tg_tensor *t = tg_tensor_new(dtype, shape.ndim, shape.dims, dev);
-    if (!t && tg_last_status() == TG_ERR_SHAPE) {
+    if (!t && strncmp(tg_last_error(), "tensor: ", 8) == 0) { /* name the call the user made */
         char buf[1024];
-        snprintf(buf, sizeof buf, "%s: %s", name, tg_last_error() + strlen("tensor: "));
-        tg_error(TG_ERR_SHAPE, "%s", buf);
+        snprintf(buf, sizeof buf, "%s: %s", name, tg_last_error() + 8);
+        tg_error(tg_last_status(), "%s", buf);
     }
     return t;
 }

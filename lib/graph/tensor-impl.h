@@ -37,6 +37,7 @@ struct tg_device {
     const char *name;         /* "cpu", "opencl:0" */
     const tg_backend *be;
     void *impl;               /* backend state */
+    bool lacks_fp64;          /* f64 tensors are refused at creation (OpenCL without cl_khr_fp64) */
     tg_memory_stats stats;
 };
 

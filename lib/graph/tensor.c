@@ -65,6 +65,9 @@ tg_tensor *tg_tensor_new_unscoped(tg_dtype dtype, int ndim, const int64_t *shape
                                  tg_shape_str(buf, ndim, shape));
         numel *= shape[i];
     }
+    if (dtype == TG_F64 && dev->lacks_fp64)
+        return tg_error_null(TG_ERR_DTYPE, "tensor: device %s has no fp64 (cl_khr_fp64): it cannot hold f64 "
+                             "tensors", dev->name);
     tg_tensor *t = tensor_struct();
     if (!t) return tg_error_null(TG_ERR_NOMEM, "out of host memory allocating a tensor");
     t->storage = storage_new(dev, (size_t)numel * tg_elsize(dtype));

@@ -118,6 +118,7 @@ static void describe(tg_cl_device *d, cl_platform_id p, cl_device_id dev, int in
     d->base.name = d->id;
     d->base.be = &tg_cl_backend;
     d->base.impl = d;
+    d->base.lacks_fp64 = !d->fp64;
 }
 
 static void discover(void) {

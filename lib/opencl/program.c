@@ -366,6 +366,7 @@ tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled) {
     if (d->fp64 != enabled) {
         tg_cl_release_programs(d);
         d->fp64 = enabled;
+        dev->lacks_fp64 = !enabled;
     }
     return TG_OK;
 }
