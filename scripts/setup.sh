@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc meson ninja-build pkg-config zlib1g-dev dataset-fashion-mnist
-          pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo "$@")
+          pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo libopenblas-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/cpu/gemm/gemm.h"
+#include "lib/cpu/gemm/gemm_blas.h"
 #include "lib/cpu/gemm/gemm_kernels.h"
 #include "lib/cpu/threadpool.h"
 
@@ -159,6 +160,7 @@ void tg_cpu_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rs
                      const float *B, int64_t rsb, int64_t csb, float beta, float *C,
                      int64_t rsc, int64_t csc)
 {
+    if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
     gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
 }
 
@@ -166,6 +168,7 @@ void tg_cpu_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t r
                      int64_t csa, const double *B, int64_t rsb, int64_t csb, double beta,
                      double *C, int64_t rsc, int64_t csc)
 {
+    if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
     gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
 }
 
@@ -174,6 +177,14 @@ void tg_cpu_gemm_batched_f32(int64_t batch, int64_t M, int64_t N, int64_t K, con
                              const int64_t *b_off, int64_t rsb, int64_t csb, float beta,
                              float *C, const int64_t *c_off, int64_t rsc, int64_t csc)
 {
+    if (tg_cpu_blas_active()) { /* BLAS threads each item itself; all items share one
+                                 * layout, so either the first fails and none ran, or all run */
+        int64_t done = 0;
+        while (done < batch && tg_cpu_blas_gemm_f32(M, N, K, A + a_off[done], rsa, csa, B + b_off[done], rsb, csb,
+                                                    beta, C + c_off[done], rsc, csc))
+            done++;
+        if (done == batch) return;
+    }
     gemm_batched_f32(batch, M, N, K, A, a_off, rsa, csa, B, b_off, rsb, csb, beta, C, c_off,
                      rsc, csc);
 }
@@ -183,6 +194,13 @@ void tg_cpu_gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K, con
                              const int64_t *b_off, int64_t rsb, int64_t csb, double beta,
                              double *C, const int64_t *c_off, int64_t rsc, int64_t csc)
 {
+    if (tg_cpu_blas_active()) {
+        int64_t done = 0;
+        while (done < batch && tg_cpu_blas_gemm_f64(M, N, K, A + a_off[done], rsa, csa, B + b_off[done], rsb, csb,
+                                                    beta, C + c_off[done], rsc, csc))
+            done++;
+        if (done == batch) return;
+    }
     gemm_batched_f64(batch, M, N, K, A, a_off, rsa, csa, B, b_off, rsb, csb, beta, C, c_off,
                      rsc, csc);
 }
