@@ -223,9 +223,29 @@ static inline void store_f(tg_dtype d, char *p, double v) {
     else *(double *)p = v;
 }
 
+/* A contiguous f32 line through the SIMD table: out = x - max, exp in place, sum, then
+ * out = (x - max) - log sum, shifting twice because x - max is exact in float while
+ * max + log sum rounded to float is not. Six vector passes instead of a libm call per
+ * element. */
+static bool lsm_line_simd_f32(const lsm_ctx *c, float *o, const float *x) {
+    const tg_simd_table *s = tg_simd();
+    if (c->d != TG_F32 || c->sx != 4 || c->so != 4 || c->len == 0 || !s->unary_f32[TG_UN_EXP] ||
+        !s->unary_f32[TG_UN_ADD_SCALAR])
+        return false;
+    float m = s->max_f32(c->len, x);
+    if (isinf(m) || isnan(m)) return false; /* leave the edge cases to the reference loop */
+    s->unary_f32[TG_UN_ADD_SCALAR](c->len, x, o, -m, 0);
+    s->unary_f32[TG_UN_EXP](c->len, o, o, 0, 0);
+    float log_sum = (float)log(s->sum_f32(c->len, o));
+    s->unary_f32[TG_UN_ADD_SCALAR](c->len, x, o, -m, 0);
+    s->unary_f32[TG_UN_ADD_SCALAR](c->len, o, o, -log_sum, 0);
+    return true;
+}
+
 static void lsm_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const lsm_ctx *c = vc;
     for (int64_t i = 0; i < n; i++) {
+        if (lsm_line_simd_f32(c, (float *)(p[0] + i * st[0]), (const float *)(p[1] + i * st[1]))) continue;
         char *o = p[0] + i * st[0];
         const char *x = p[1] + i * st[1];
         double m = -INFINITY, s = 0;
