@@ -666,6 +666,12 @@ TEST(gradgradcheck_ops) {
     ce_ctx ce = { lab, { 0 }, false, false };
     WHAT("gradgrad cross_entropy");
     GRADGRADCHECK(f_ce, &ce, uni(TG_SHAPE(3, 4), -2, 2));
+    ce_ctx ce_none = { i32((const int32_t[]){ 0, -100, 1 }, TG_SHAPE(3)), { .reduction = TG_REDUCTION_NONE }, true, false };
+    WHAT("gradgrad cross_entropy, ignore_index, no reduction");
+    GRADGRADCHECK(f_ce, &ce_none, uni(TG_SHAPE(3, 4), -2, 2));
+    ce_ctx ce_nd = { i32((const int32_t[]){ 0, 2, 1, 1 }, TG_SHAPE(2, 2)), { .reduction = TG_REDUCTION_SUM }, true, true };
+    WHAT("gradgrad cross_entropy (2,3,2) logits from a transposed view, sum");
+    GRADGRADCHECK(f_ce, &ce_nd, uni(TG_SHAPE(3, 2, 2), -2, 2));
     WHAT("gradgrad MLP with tanh, squared loss");
     GRADGRADCHECK(f_mlp_mse, NULL, uni(TG_SHAPE(3, 2), -1, 1), uni(TG_SHAPE(2, 4), -1, 1), uni(TG_SHAPE(4), -1, 1),
                   uni(TG_SHAPE(4, 1), -1, 1));

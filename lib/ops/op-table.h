@@ -23,6 +23,7 @@
     X(MAX, "max", tg_bw_maxmin)                 \
     X(MIN, "min", tg_bw_maxmin)                 \
     X(LOG_SOFTMAX, "log_softmax", tg_bw_log_softmax) \
+    X(CROSS_ENTROPY, "cross_entropy", tg_bw_cross_entropy) \
     /* matmul (ops/matmul.c) */                 \
     X(MATMUL, "matmul", tg_bw_matmul)           \
     /* movement (ops/movement.c, ops/join.c) */ \
