@@ -138,8 +138,22 @@ TEST(sgd_step_under_no_grad) {
     CHECK(values_are(w, 2, (double[]){ 0.5, 1 }, 0)); /* w - 0.25 * 2w */
 }
 
+/* axpy into a strided view with a broadcast source; the rest of the base is untouched. */
+TEST(axpy_on_views_and_broadcast) {
+    tg_device *dev = tg_test_device();
+    tg_tensor *base = tg_from_f64((double[]){ 1, 2, 3, 4, 5, 6 }, TG_SHAPE(2, 3), dev);
+    tg_tensor *col = tg_slice(base, 1, 0, 3, 2); /* columns 0 and 2: strides (3, 2) */
+    CHECK(tg_axpy_(col, 2, vec(dev, 2, (double[]){ 10, 100 })) == TG_OK);
+    CHECK(values_are(base, 6, (double[]){ 21, 2, 203, 24, 5, 206 }, 0));
+    CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F32, TG_SHAPE(2), dev)), "tg_axpy_: dtypes differ: f64 and f32");
+    CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F64, TG_SHAPE(3), dev)), "tg_axpy_: shapes [2,2] and [3] do not broadcast");
+    tg_tensor *ints = tg_zeros(TG_I32, TG_SHAPE(2), dev);
+    CHECK_ERROR(tg_axpy_(ints, 1, ints), "tg_axpy_: expected a floating dtype");
+}
+
 TG_TEST_MAIN(&tg_case_grad_accumulates_until_zeroed, &tg_case_diamond_and_broadcast,
              &tg_case_backward_with_grad_output, &tg_case_retain_graph_and_freed_graph,
              &tg_case_hessian_vector_product, &tg_case_second_order_through_saved_outputs,
              &tg_case_autograd_grad_leaves_dot_grad_alone, &tg_case_grad_mode_and_detach,
-             &tg_case_version_counter_catches_in_place_update, &tg_case_sgd_step_under_no_grad)
+             &tg_case_version_counter_catches_in_place_update, &tg_case_sgd_step_under_no_grad,
+             &tg_case_axpy_on_views_and_broadcast)

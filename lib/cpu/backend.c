@@ -34,6 +34,7 @@ static const tg_backend cpu_backend = {
     .scatter_add = tg_cpu_scatter_add,
     .random = tg_cpu_random,
     .arange = tg_cpu_arange,
+    .axpy = tg_cpu_axpy,
 };
 
 static tg_device cpu_device = { .name = "cpu", .be = &cpu_backend };

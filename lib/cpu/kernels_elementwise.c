@@ -289,3 +289,38 @@ tg_status tg_cpu_where(tg_tensor *out, const tg_tensor *cond, const tg_tensor *a
     tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, where_row, &es);
     return TG_OK;
 }
+
+/* ------------------------------------------------------------- axpy */
+
+typedef struct {
+    tg_dtype d;
+    double alpha;
+} axpy_ctx;
+
+static void axpy_row(void *vc, int64_t n, char **p, const int64_t *st) {
+    const axpy_ctx *c = vc;
+    const tg_simd_table *s = tg_simd();
+    if (c->d == TG_F32) {
+        if (st[0] == 4 && st[1] == 4) {
+            s->axpy_f32(n, (float)c->alpha, (const float *)p[1], (float *)p[0]);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++)
+            *(float *)(p[0] + i * st[0]) += (float)c->alpha * *(const float *)(p[1] + i * st[1]);
+    } else {
+        if (st[0] == 8 && st[1] == 8) {
+            s->axpy_f64(n, c->alpha, (const double *)p[1], (double *)p[0]);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++)
+            *(double *)(p[0] + i * st[0]) += c->alpha * *(const double *)(p[1] + i * st[1]);
+    }
+}
+
+tg_status tg_cpu_axpy(tg_tensor *dst, double alpha, const tg_tensor *x) {
+    axpy_ctx c = { dst->dtype, alpha };
+    tg_cpu_iter it;
+    iter_of(&it, dst, 2, (const tg_tensor *[]){ dst, x });
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, axpy_row, &c);
+    return TG_OK;
+}

@@ -64,6 +64,9 @@ typedef struct tg_backend {
                         double p0, double p1);
     /* out[i] = start + i * step, dense 1-D. */
     tg_status (*arange)(tg_tensor *out, double start, double step);
+    /* Optional (NULL: the op composes it): dst += alpha * x, x already expanded to dst's
+     * shape, same float dtype. The SGD step without a temporary. */
+    tg_status (*axpy)(tg_tensor *dst, double alpha, const tg_tensor *x);
 } tg_backend;
 
 #endif

@@ -1,7 +1,6 @@
 /* In-place updates for optimizers and initialisation. They are not recorded, so they
  * refuse a destination that requires grad while grad mode is on; each bumps the
  * storage version so a backward that saved the old values reports the change. */
-#include "lib/cpu/simd/simd.h"
 #include "lib/ops/ops.h"
 
 static tg_status check_dst(const char *name, tg_tensor *dst) {
@@ -12,13 +11,13 @@ static tg_status check_dst(const char *name, tg_tensor *dst) {
     return TG_OK;
 }
 
-static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_tensor *src, bool copy) {
-    tg_status st = check_dst(name, dst);
-    if (st != TG_OK) return st;
+/* Checks src against dst (device, dtype unless converting, broadcast to dst's shape)
+ * and fills *sv with src viewed at dst's shape. */
+static tg_status check_src(const char *name, tg_tensor *dst, tg_tensor *src, bool converting, tg_tensor *sv) {
     if (!src) return tg_last_status() != TG_OK ? tg_last_status() : tg_error(TG_ERR_INVALID, "%s: src is NULL", name);
     if (tg_dev(src) != tg_dev(dst))
         return tg_error(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s", name, tg_dev(dst)->name, tg_dev(src)->name);
-    if (!copy && dst->dtype != src->dtype)
+    if (!converting && dst->dtype != src->dtype)
         return tg_error(TG_ERR_DTYPE, "%s: dtypes differ: %s and %s", name, tg_dtype_name(dst->dtype), tg_dtype_name(src->dtype));
     int nd;
     int64_t shape[TG_MAX_DIMS];
@@ -28,8 +27,15 @@ static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_ten
         return tg_error(TG_ERR_SHAPE, "%s: src %s does not broadcast to dst %s", name,
                         tg_shape_str(b1, src->ndim, src->shape), tg_shape_str(b2, dst->ndim, dst->shape));
     }
+    tg_expand_into(sv, src, nd, shape);
+    return TG_OK;
+}
+
+static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_tensor *src, bool copy) {
+    tg_status st = check_dst(name, dst);
     tg_tensor sv;
-    tg_expand_into(&sv, src, nd, shape);
+    if (st == TG_OK) st = check_src(name, dst, src, copy, &sv);
+    if (st != TG_OK) return st;
     st = copy ? tg_dev(dst)->be->copy(dst, &sv) : tg_dev(dst)->be->binary(k, dst, dst, &sv);
     dst->storage->version++;
     return st;
@@ -48,20 +54,18 @@ tg_status tg_fill_(tg_tensor *dst, double value) {
     return st;
 }
 
-/* The SGD step. Dense f32/f64 CPU tensors take the SIMD axpy directly (no temporary);
- * anything else goes through a scaled copy. */
+/* The SGD step: one kernel and no temporary where the backend has axpy, else a scaled
+ * copy added in place. */
 tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src) {
     tg_status st = check_dst("tg_axpy_", dst);
+    tg_tensor sv;
+    if (st == TG_OK) st = check_src("tg_axpy_", dst, src, false, &sv);
+    if (st == TG_OK && !tg_op_float("tg_axpy_", dst)) st = tg_last_status();
     if (st != TG_OK) return st;
-    if (src && tg_dev(src) == tg_dev(dst) && tg_dev(dst) == tg_cpu_device() && src->dtype == dst->dtype &&
-        tg_is_float(dst->dtype) && tg_shape_equal(src->ndim, src->shape, dst->ndim, dst->shape) &&
-        tg_tensor_is_dense(src) && tg_tensor_is_dense(dst)) {
-        char *d = (char *)dst->storage->data, *s = (char *)src->storage->data;
-        int64_t n = tg_shape_numel(dst->ndim, dst->shape);
-        if (dst->dtype == TG_F32) tg_simd()->axpy_f32(n, (float)alpha, (const float *)s + src->offset, (float *)d + dst->offset);
-        else tg_simd()->axpy_f64(n, alpha, (const double *)s + src->offset, (double *)d + dst->offset);
+    if (tg_dev(dst)->be->axpy) {
+        st = tg_dev(dst)->be->axpy(dst, alpha, &sv);
         dst->storage->version++;
-        return TG_OK;
+        return st;
     }
     bool prev = tg_set_grad_enabled(false);
     tg_scope_begin();
