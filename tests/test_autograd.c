@@ -147,6 +147,13 @@ TEST(axpy_on_views_and_broadcast) {
     CHECK(values_are(base, 6, (double[]){ 21, 2, 203, 24, 5, 206 }, 0));
     CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F32, TG_SHAPE(2), dev)), "tg_axpy_: dtypes differ: f64 and f32");
     CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F64, TG_SHAPE(3), dev)), "tg_axpy_: shapes [2,2] and [3] do not broadcast");
+    /* A source that is a flipped view of dst itself reads the values from before the update. */
+    tg_tensor *v = vec(dev, 3, (double[]){ 1, 2, 3 });
+    CHECK(tg_axpy_(v, 1, tg_flip(v, TG_AXES(0))) == TG_OK);
+    CHECK(values_are(v, 3, (double[]){ 4, 4, 4 }, 0));
+    tg_tensor *m = vec(dev, 3, (double[]){ 1, 2, 3 });
+    CHECK(tg_add_(m, tg_flip(m, TG_AXES(0))) == TG_OK);
+    CHECK(values_are(m, 3, (double[]){ 4, 4, 4 }, 0));
     tg_tensor *ints = tg_zeros(TG_I32, TG_SHAPE(2), dev);
     CHECK_ERROR(tg_axpy_(ints, 1, ints), "tg_axpy_: expected a floating dtype");
 }

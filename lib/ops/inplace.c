@@ -11,6 +11,20 @@ static tg_status check_dst(const char *name, tg_tensor *dst) {
     return TG_OK;
 }
 
+/* A source sharing dst's storage in another layout (a flip or transpose of dst) would be
+ * read after parts of it were overwritten: such a source is copied first. The copy
+ * belongs to the caller's scope. */
+static tg_tensor *unaliased(const tg_tensor *dst, tg_tensor *src) {
+    if (!src || src->storage != dst->storage) return src;
+    bool same = src->offset == dst->offset && tg_shape_equal(src->ndim, src->shape, dst->ndim, dst->shape);
+    for (int i = 0; same && i < src->ndim; i++) same = src->strides[i] == dst->strides[i];
+    if (same) return src;
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *copy = tg_clone(src);
+    tg_set_grad_enabled(prev);
+    return copy;
+}
+
 /* Checks src against dst (device, dtype unless converting, broadcast to dst's shape)
  * and fills *sv with src viewed at dst's shape. */
 static tg_status check_src(const char *name, tg_tensor *dst, tg_tensor *src, bool converting, tg_tensor *sv) {
@@ -36,7 +50,11 @@ static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_ten
     tg_tensor sv;
     if (st == TG_OK) st = check_src(name, dst, src, copy, &sv);
     if (st != TG_OK) return st;
-    st = copy ? tg_dev(dst)->be->copy(dst, &sv) : tg_dev(dst)->be->binary(k, dst, dst, &sv);
+    tg_scope_begin();
+    tg_tensor *s = unaliased(dst, src);
+    if (s != src && s) tg_expand_into(&sv, s, dst->ndim, dst->shape);
+    st = !s ? tg_last_status() : copy ? tg_dev(dst)->be->copy(dst, &sv) : tg_dev(dst)->be->binary(k, dst, dst, &sv);
+    tg_scope_end();
     dst->storage->version++;
     return st;
 }
@@ -63,7 +81,11 @@ tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src) {
     if (st == TG_OK && !tg_op_float("tg_axpy_", dst)) st = tg_last_status();
     if (st != TG_OK) return st;
     if (tg_dev(dst)->be->axpy) {
-        st = tg_dev(dst)->be->axpy(dst, alpha, &sv);
+        tg_scope_begin();
+        tg_tensor *s = unaliased(dst, src);
+        if (s != src && s) tg_expand_into(&sv, s, dst->ndim, dst->shape);
+        st = s ? tg_dev(dst)->be->axpy(dst, alpha, &sv) : tg_last_status();
+        tg_scope_end();
         dst->storage->version++;
         return st;
     }
