@@ -48,7 +48,8 @@ extern "C" {
 typedef struct tg_tensor tg_tensor; /* opaque; read with the accessors below */
 typedef struct tg_device tg_device; /* opaque; from tg_device_get() */
 
-typedef enum { TG_F32, TG_F64, TG_I32, TG_U8, TG_NUM_DTYPES } tg_dtype;
+/* i64 is PyTorch's index and label dtype (and BatchNorm's num_batches_tracked). */
+typedef enum { TG_F32, TG_F64, TG_I32, TG_U8, TG_I64, TG_NUM_DTYPES } tg_dtype;
 
 typedef enum {
     TG_OK = 0,

@@ -64,7 +64,7 @@ const char *tg_shape_str(char *buf, int ndim, const int64_t *shape);
 /* Normalises a possibly negative axis; false if out of range. */
 bool tg_axis_norm(int *axis, int ndim);
 static inline bool tg_is_float(tg_dtype d) { return d == TG_F32 || d == TG_F64; }
-static inline size_t tg_elsize(tg_dtype d) { return d == TG_F64 ? 8 : d == TG_U8 ? 1 : 4; }
+static inline size_t tg_elsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ? 8 : d == TG_U8 ? 1 : 4; }
 
 /* The CPU device (cpu/backend.c). */
 tg_device *tg_cpu_device(void);

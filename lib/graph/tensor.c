@@ -250,6 +250,6 @@ bool tg_is_leaf(const tg_tensor *t) { return t && !t->grad_fn; }
 size_t tg_dtype_size(tg_dtype d) { return tg_elsize(d); }
 
 const char *tg_dtype_name(tg_dtype d) {
-    static const char *names[] = { "f32", "f64", "i32", "u8" };
+    static const char *names[] = { "f32", "f64", "i32", "u8", "i64" };
     return (unsigned)d < TG_NUM_DTYPES ? names[d] : "?";
 }
