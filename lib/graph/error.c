@@ -7,6 +7,26 @@
 
 static _Thread_local char g_msg[1024];
 static _Thread_local tg_status g_status;
+_Thread_local const char *tg_api_name_;
+_Thread_local int tg_api_depth_;
+
+/* Length of a leading "name: " (a lower-case identifier and a colon), or 0. */
+static size_t prefix_len(const char *m) {
+    size_t i = 0;
+    while ((m[i] >= 'a' && m[i] <= 'z') || (m[i] >= '0' && m[i] <= '9') || m[i] == '_') i++;
+    return i > 0 && m[i] == ':' && m[i + 1] == ' ' ? i + 2 : 0;
+}
+
+/* Puts the public function being called at the head of the message. */
+static void name_api(void) {
+    const char *api = tg_api_name_;
+    if (!api) return;
+    size_t n = strlen(api), p = prefix_len(g_msg);
+    if (p == n + 2 && strncmp(g_msg, api, n) == 0) return;
+    char rest[sizeof g_msg];
+    snprintf(rest, sizeof rest, "%s", g_msg + p);
+    snprintf(g_msg, sizeof g_msg, "%s: %s", api, rest);
+}
 
 static void abort_if_asked(void) {
     const char *e = getenv("TG_ABORT_ON_ERROR");
@@ -18,6 +38,7 @@ static void abort_if_asked(void) {
 
 static void set_message(tg_status kind, const char *fmt, va_list ap) {
     vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    name_api();
     g_status = kind;
     abort_if_asked();
 }

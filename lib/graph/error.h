@@ -18,6 +18,26 @@ tg_status tg_error(tg_status kind, const char *fmt, ...) TG_PRINTF(2, 3);
 /* Same, for builders: returns NULL. */
 void *tg_error_null(tg_status kind, const char *fmt, ...) TG_PRINTF(2, 3);
 
+/* The public function the user called, so that every message names it. Each public
+ * entry point opens with TG_API_ENTER("tg_zeros"); calls nested inside it leave the
+ * outermost name in place, and it is cleared when that call returns. tg_error then
+ * rewrites the head of a message written by an inner function ("tg_full: ...",
+ * "tensor: ...") to that name ("tg_zeros: ..."), and tape nodes take it as theirs. */
+extern _Thread_local const char *tg_api_name_;
+extern _Thread_local int tg_api_depth_;
+static inline int tg_api_enter_(const char *name) {
+    if (tg_api_depth_++ == 0) tg_api_name_ = name;
+    return 0;
+}
+static inline void tg_api_leave_(int *guard) {
+    (void)guard;
+    if (--tg_api_depth_ == 0) tg_api_name_ = NULL;
+}
+#define TG_API_ENTER(name) \
+    int tg_api_guard_ __attribute__((cleanup(tg_api_leave_), unused)) = tg_api_enter_(name)
+/* The outermost public function running on this thread, or NULL outside any. */
+static inline const char *tg_api_current(void) { return tg_api_name_; }
+
 /* Internal invariants: abort with file and line (never for user errors). */
 #define TG_ASSERT(c)                                                                       \
     do {                                                                                   \

@@ -18,8 +18,28 @@ void tg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
     }
 }
 
-/* Dense means row-major contiguous: axes of size 1 may have any stride. */
+bool tg_shape_numel_checked(int ndim, const int64_t *shape, int64_t *numel) {
+    /* The product of the nonzero sizes bounds every stride and byte count, so a shape
+     * such as [0, 2^40, 2^40] (numel 0, strides 2^80) is refused too. */
+    int64_t n = 1, nonzero = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return false;
+        if (shape[i] == 0) {
+            n = 0;
+            continue;
+        }
+        if (nonzero > TG_MAX_NUMEL / shape[i]) return false;
+        nonzero *= shape[i];
+        n *= shape[i];
+    }
+    if (numel) *numel = n;
+    return true;
+}
+
+/* Dense means row-major contiguous: axes of size 1 may have any stride, and an empty
+ * tensor is dense whatever its strides. */
 bool tg_tensor_is_dense(const tg_tensor *t) {
+    if (tg_shape_numel(t->ndim, t->shape) == 0) return true;
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != s) return false;

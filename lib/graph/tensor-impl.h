@@ -56,6 +56,13 @@ void tg_scope_add(tg_tensor *t); /* hands the caller's ref to the current scope 
 
 /* Geometry helpers (graph/shape.c). */
 int64_t tg_shape_numel(int ndim, const int64_t *shape);
+/* The largest element count a shape may describe: with 8-byte elements and any
+ * stride arithmetic it stays far inside int64. */
+#define TG_MAX_NUMEL (INT64_MAX / 16)
+/* false when a size is negative or the sizes overflow TG_MAX_NUMEL (zero sizes
+ * ignored, so strides stay representable); else *numel (may be NULL) is the count.
+ * Every shape that comes from user input goes through this before it is used. */
+bool tg_shape_numel_checked(int ndim, const int64_t *shape, int64_t *numel);
 void tg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 bool tg_tensor_is_dense(const tg_tensor *t); /* row-major contiguous */
 bool tg_shape_equal(int na, const int64_t *a, int nb, const int64_t *b);

@@ -55,16 +55,14 @@ tg_tensor *tg_tensor_new_unscoped(tg_dtype dtype, int ndim, const int64_t *shape
     char buf[128];
     if (ndim < 0 || ndim > TG_MAX_DIMS)
         return tg_error_null(TG_ERR_SHAPE, "tensor: %d dimensions (at most %d)", ndim, TG_MAX_DIMS);
-    int64_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
+    int64_t numel;
+    for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
             return tg_error_null(TG_ERR_SHAPE, "tensor: negative size in shape %s",
                                  tg_shape_str(buf, ndim, shape));
-        if (shape[i] && numel > INT64_MAX / 16 / shape[i])
-            return tg_error_null(TG_ERR_SHAPE, "tensor: shape %s is too large",
-                                 tg_shape_str(buf, ndim, shape));
-        numel *= shape[i];
-    }
+    if (!tg_shape_numel_checked(ndim, shape, &numel))
+        return tg_error_null(TG_ERR_SHAPE, "tensor: shape %s is too large",
+                             tg_shape_str(buf, ndim, shape));
     if (dtype == TG_F64 && dev->lacks_fp64)
         return tg_error_null(TG_ERR_DTYPE, "tensor: device %s has no fp64 (cl_khr_fp64): it cannot hold f64 "
                              "tensors", dev->name);
