@@ -23,9 +23,13 @@ static void name_api(void) {
     if (!api) return;
     size_t n = strlen(api), p = prefix_len(g_msg);
     if (p == n + 2 && strncmp(g_msg, api, n) == 0) return;
-    char rest[sizeof g_msg];
-    snprintf(rest, sizeof rest, "%s", g_msg + p);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", api, rest);
+    char out[sizeof g_msg];
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof out - 3; i++) out[len++] = api[i];
+    out[len++] = ':', out[len++] = ' ';
+    for (const char *r = g_msg + p; *r && len < sizeof out - 1; r++) out[len++] = *r;
+    out[len] = '\0';
+    memcpy(g_msg, out, len + 1);
 }
 
 static void abort_if_asked(void) {
