@@ -121,16 +121,43 @@ TG_API void tg_device_empty_cache(tg_device *dev);
 TG_API void tg_set_num_threads(int n);
 TG_API int tg_get_num_threads(void);
 
-/* ---------------------------------------------------------------- scopes and lifetime */
+/* ---------------------------------------------------------------- scopes and lifetime
+ *
+ * Every tensor an API call returns belongs to the innermost scope of the calling
+ * thread. tg_scope_end() releases what its scope owns; tg_keep() moves a tensor to the
+ * parent scope; tg_take() takes it out of its scope as a reference the caller owns
+ * (a module's parameters, a batch handed to another thread); tg_retain() adds such a
+ * reference. Each owned reference is dropped by one tg_release(). A thread's root
+ * scope is released when the thread exits (the main thread's at exit()).
+ *
+ * Using a tensor after its last reference went is reported by the next op that gets
+ * it ("tg_add: a was already released: released at the end of its scope (missing
+ * tg_keep?)"): released objects are reused only after a quarantine. TG_DEBUG=1 never
+ * reuses them and names the scope that released each one; under AddressSanitizer no
+ * object or buffer is reused at all.
+ *
+ * Threads. What may be shared between threads: devices, and tensors that no thread
+ * modifies while others read them (parameters read in grad-off mode: ops that view
+ * them, such as tg_transpose, are safe from several threads, since reference counts
+ * and memory statistics are atomic). What belongs to one thread: its scopes, a graph
+ * under construction and its backward pass, grad mode, the last error. A tensor made
+ * on one thread may be handed to another with tg_take on the first and tg_release on
+ * the second. The random generator (tg_manual_seed) is process-wide. */
 
 TG_API void tg_scope_begin(void);
 /* Releases every tensor created since the matching tg_scope_begin, except those kept. */
 TG_API void tg_scope_end(void);
-/* Moves t from the current scope to its parent; returns t (NULL passes through). */
+/* Moves t from the current scope to its parent; returns t (NULL passes through). O(1). */
 TG_API tg_tensor *tg_keep(tg_tensor *t);
-/* Takes an owned reference that survives every scope; drop it with tg_release. */
+/* Takes t out of whatever scope owns it: the caller now owns that reference and drops
+ * it with tg_release. If no scope owns t, a new reference is taken. Returns t. */
+TG_API tg_tensor *tg_take(tg_tensor *t);
+/* Takes an extra owned reference that survives every scope; drop it with tg_release. */
 TG_API tg_tensor *tg_retain(tg_tensor *t);
-TG_API void tg_release(tg_tensor *t); /* NULL is fine */
+/* Drops one reference from tg_retain or tg_take (NULL is fine). Releasing a tensor
+ * that holds none (its scope owns it, or it was released already) is an error with a
+ * message, never a double free. */
+TG_API void tg_release(tg_tensor *t);
 /* Number of live tensor objects (for leak checks in tests and long loops). */
 TG_API int64_t tg_live_tensors(void);
 

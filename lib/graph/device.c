@@ -1,5 +1,7 @@
 /* Device lookup by name and device-wide settings. Backends register nothing: each
  * exposes a getter (tg_cpu_device, tg_opencl_device) and this file maps names to them. */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,8 +24,10 @@ tg_device *tg_device_get(const char *name) {
         int index = -1;
         if (*rest == ':') {
             char *end;
-            long v = strtol(rest + 1, &end, 10);
-            if (end == rest + 1 || *end || v < 0)
+            errno = 0;
+            long long v = strtoll(rest + 1, &end, 10);
+            if (end == rest + 1 || *end || v < 0 || v > INT_MAX || errno == ERANGE || rest[1] == '+' ||
+                rest[1] == ' ')
                 return tg_error_null(TG_ERR_DEVICE, "tg_device_get: bad device name \"%s\" "
                                      "(expected opencl:N with N >= 0)", name);
             index = (int)v;
@@ -47,7 +51,10 @@ const char *tg_device_name(const tg_device *dev) { return dev ? dev->name : "(nu
 
 tg_status tg_device_memory_stats(const tg_device *dev, tg_memory_stats *out) {
     if (!dev || !out) return tg_error(TG_ERR_INVALID, "tg_device_memory_stats: NULL argument");
-    *out = dev->stats;
+    out->bytes_in_use = atomic_load(&dev->stats.bytes_in_use);
+    out->bytes_cached = atomic_load(&dev->stats.bytes_cached);
+    out->peak_in_use = atomic_load(&dev->stats.peak_in_use);
+    out->allocations = atomic_load(&dev->stats.allocations);
     return TG_OK;
 }
 

@@ -11,17 +11,29 @@
 
 typedef struct tg_node tg_node;
 
-/* A block of device memory shared by a tensor and its views. */
+/* A block of device memory shared by a tensor and its views. Reference counts are
+ * atomic: a read-only tensor (a weight in grad-off mode) may be viewed from several
+ * threads at once. */
 typedef struct tg_storage {
-    int refcount;
+    _Atomic int refcount;
     tg_device *dev;
     void *data;       /* CPU: a host pointer; OpenCL: a cl_mem */
     size_t nbytes;
-    uint32_t version; /* bumped by every in-place write; saved tensors check it */
+    _Atomic uint32_t version; /* bumped by every in-place write; saved tensors check it */
 } tg_storage;
 
+#define TG_TENSOR_LIVE 0x7e4a11feu /* magic of a tensor object in use */
+#define TG_TENSOR_DEAD 0xdeadd00du /* magic of a released one, kept until reuse */
+
 struct tg_tensor {
-    int refcount;
+    void *free_link;          /* the recycler's link while the object is free; never read else */
+    uint32_t magic;           /* TG_TENSOR_LIVE while alive: every op checks it */
+    _Atomic int refcount;
+    _Atomic int user_refs;    /* refs taken by tg_retain/tg_take, dropped by tg_release */
+    int scope_level, scope_pos; /* where its owning scope keeps it (-1: none), for O(1) tg_keep */
+    const char *released_by;  /* once dead: what dropped the last reference */
+    uint64_t released_scope;  /* TG_DEBUG: the serial number of the scope whose end did */
+    int released_depth;
     tg_dtype dtype;
     int ndim;
     int64_t shape[TG_MAX_DIMS];
@@ -29,17 +41,29 @@ struct tg_tensor {
     int64_t offset;           /* into storage, in elements */
     tg_storage *storage;
     bool requires_grad;
+    int output_nr;            /* which output of grad_fn this tensor is */
     tg_node *grad_fn;         /* the node that made it (owned ref), NULL for leaves */
-    tg_tensor *grad;          /* accumulated gradient of a leaf (owned ref) */
+    tg_tensor *grad;          /* accumulated gradient of a leaf (owned ref): its own buffer */
 };
+
+/* Memory statistics, updated atomically by every thread that allocates. */
+typedef struct {
+    _Atomic size_t bytes_in_use, bytes_cached, peak_in_use;
+    _Atomic uint64_t allocations;
+} tg_device_stats;
 
 struct tg_device {
     const char *name;         /* "cpu", "opencl:0" */
     const tg_backend *be;
     void *impl;               /* backend state */
     bool lacks_fp64;          /* f64 tensors are refused at creation (OpenCL without cl_khr_fp64) */
-    tg_memory_stats stats;
+    tg_device_stats stats;
 };
+
+/* Debugging switches read once: objects are never reused (TG_DEBUG=1, or always under
+ * AddressSanitizer, so that it sees every use after free). */
+bool tg_debug_enabled(void);      /* TG_DEBUG=1: never reuse tensor objects, name releases */
+bool tg_reuse_disabled(void);     /* TG_DEBUG=1 or an ASan build: recycle lists and caches off */
 
 /* Allocation and references (graph/tensor.c). tg_tensor_new registers the tensor with
  * the current scope; tg_tensor_new_unscoped does not (the caller owns the one ref). */
@@ -52,7 +76,12 @@ tg_tensor *tg_tensor_alias_unscoped(const tg_tensor *t, int ndim, const int64_t 
                                     const int64_t *strides, int64_t offset);
 void tg_tensor_incref(tg_tensor *t);
 void tg_tensor_decref(tg_tensor *t);
-void tg_scope_add(tg_tensor *t); /* hands the caller's ref to the current scope */
+/* Hands the caller's ref to the current scope; on out-of-memory the ref is dropped
+ * and TG_ERR_NOMEM returned (the tensor may then be gone). */
+tg_status tg_scope_add(tg_tensor *t);
+/* false, with a message naming op and arg, when t is NULL (keeping an earlier
+ * message) or is a tensor object that was already released. */
+bool tg_tensor_check(const char *op, const char *arg, const tg_tensor *t);
 
 /* Geometry helpers (graph/shape.c). */
 int64_t tg_shape_numel(int ndim, const int64_t *shape);
