@@ -224,15 +224,21 @@ TG_API tg_tensor *tg_param(tg_tensor *t);
 TG_API tg_status tg_set_requires_grad(tg_tensor *t, bool requires_grad);
 TG_API bool tg_requires_grad(const tg_tensor *t);
 TG_API bool tg_is_leaf(const tg_tensor *t);
-/* The gradient accumulated in a leaf, or NULL with a message if it has none. Owned by
- * the leaf: valid until the next tg_zero_grad on it or the leaf's release. */
+/* The gradient accumulated in a leaf, or NULL with a message if it has none. It is the
+ * leaf's own buffer, kept for the leaf's life: later backward passes add into it in
+ * place and tg_zero_grad zeroes it in place, so the pointer (and views of it) stay
+ * valid until the leaf is released. A gradient passed to tg_backward_ex is copied,
+ * never stored. */
 TG_API tg_tensor *tg_grad(const tg_tensor *t);
-/* Drops the accumulated gradient (the next backward starts from zero). */
+/* Zeroes the accumulated gradient in place (nothing to do if there is none yet). */
 TG_API void tg_zero_grad(tg_tensor *t);
 
 typedef struct {
     bool retain_graph; /* keep saved tensors so a second backward can run */
-    bool create_graph; /* record the backward pass itself: higher-order gradients */
+    bool create_graph; /* record the backward pass itself: higher-order gradients. Only
+                          tg_autograd_grad takes it; tg_backward_ex refuses it, since a
+                          recorded gradient stored in a leaf's .grad would refer back to
+                          the leaf (a reference cycle that is never freed). */
 } tg_backward_opts;
 
 /* Backpropagates from a one-element loss (gradient 1) into every leaf's .grad. */

@@ -1,7 +1,13 @@
 /* The backward engine: visits the nodes reachable from the outputs in decreasing
  * sequence number (a valid reverse topological order, since a node is always created
  * after its inputs' nodes), runs each rule, and sums gradients into the next nodes and
- * into leaves. Rules are op-builder code, so with create_graph they record themselves. */
+ * into leaves. Rules are op-builder code, so with create_graph they record themselves.
+ *
+ * All state of a run lives in a walk: the nodes found, a hash from node to its place,
+ * and one gradient slot per node output. Nothing is written on the nodes, so a
+ * backward inside a backward (a hook, a custom op) or on another thread cannot clobber
+ * another run. A thread's walk keeps its capacity between calls: a steady-state step
+ * allocates nothing. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,63 +16,105 @@
 #include "lib/graph/error.h"
 
 typedef struct {
-    tg_node **v;
+    tg_node **order; /* every node reached, sorted by decreasing seq */
     int n, cap;
-} node_list;
+    tg_node **stack;
+    int sn, scap;
+    tg_node **keys;  /* open-addressing hash: node -> index in order */
+    int *vals, hcap;
+    int *first, fcap; /* first gradient slot of order[i] */
+    tg_tensor **grads;
+    int gcap;
+} walk;
 
 typedef struct {
     bool create_graph, retain_graph;
     int n_capture;           /* tg_autograd_grad: inputs whose gradients are returned */
     tg_tensor *const *capture_in;
     tg_tensor **capture_out; /* owned refs while running */
+    walk *w;
 } run_opts;
 
-static int g_epoch;
+static _Thread_local walk g_walk;
+static _Thread_local bool g_walk_busy;
+static pthread_key_t g_walk_key;
+static pthread_once_t g_walk_once = PTHREAD_ONCE_INIT;
 
-/* The walk's two lists keep their capacity between calls (no malloc in a steady-state
- * step); a backward started while another runs on the thread uses fresh ones. A thread's
- * lists are freed when it exits. */
-static _Thread_local node_list g_lists[2];
-static _Thread_local bool g_lists_busy;
-static pthread_key_t g_lists_key;
-static pthread_once_t g_lists_once = PTHREAD_ONCE_INIT;
-
-static void free_lists(void *arg) {
-    node_list *l = arg;
-    free(l[0].v), free(l[1].v);
-    l[0] = l[1] = (node_list){ 0 };
+static void walk_free(void *arg) {
+    walk *w = arg;
+    free(w->order), free(w->stack), free(w->keys), free(w->vals), free(w->first), free(w->grads);
+    memset(w, 0, sizeof *w);
 }
 
-static void make_key(void) { pthread_key_create(&g_lists_key, free_lists); }
+static void make_key(void) { pthread_key_create(&g_walk_key, walk_free); }
 
-static bool borrow_lists(node_list **order, node_list **stack, node_list *own) {
-    if (g_lists_busy) {
-        own[0] = own[1] = (node_list){ 0 };
-        *order = &own[0], *stack = &own[1];
-        return false;
+/* The thread's walk, or a fresh one when a backward is already running here. */
+static walk *walk_borrow(walk *own) {
+    if (g_walk_busy) {
+        memset(own, 0, sizeof *own);
+        return own;
     }
-    pthread_once(&g_lists_once, make_key);
-    pthread_setspecific(g_lists_key, g_lists);
-    g_lists_busy = true;
-    g_lists[0].n = g_lists[1].n = 0;
-    *order = &g_lists[0], *stack = &g_lists[1];
+    pthread_once(&g_walk_once, make_key);
+    pthread_setspecific(g_walk_key, &g_walk);
+    g_walk_busy = true;
+    g_walk.n = g_walk.sn = 0;
+    return &g_walk;
+}
+
+static void walk_return(walk *w) {
+    if (w == &g_walk) g_walk_busy = false;
+    else walk_free(w);
+}
+
+static bool grow(void **v, int *cap, int need, size_t elsize) {
+    if (need <= *cap) return true;
+    int c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *nv = realloc(*v, (size_t)c * elsize);
+    if (!nv) return false;
+    *v = nv;
+    *cap = c;
     return true;
 }
 
-static void return_lists(bool borrowed, node_list *own) {
-    if (borrowed) g_lists_busy = false;
-    else free_lists(own);
+static size_t hash_of(const tg_node *n, int hcap) {
+    uintptr_t h = (uintptr_t)n;
+    h ^= h >> 17, h *= 0x9e3779b97f4a7c15u, h ^= h >> 29;
+    return (size_t)h & (size_t)(hcap - 1);
 }
 
-static bool push(node_list *l, tg_node *n) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        tg_node **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) return false;
-        l->v = v;
-        l->cap = cap;
+/* Index of n in the hash (its slot), inserting it if absent; *added tells which. */
+static int hash_slot(walk *w, tg_node *n, bool *added) {
+    size_t i = hash_of(n, w->hcap);
+    while (w->keys[i] && w->keys[i] != n) i = (i + 1) & (size_t)(w->hcap - 1);
+    *added = !w->keys[i];
+    if (*added) w->keys[i] = n;
+    return (int)i;
+}
+
+static int index_of(walk *w, tg_node *n) {
+    bool added;
+    int s = hash_slot(w, n, &added);
+    return added ? -1 : w->vals[s];
+}
+
+/* The hash holds at most half its slots: rebuilt larger from `order` when needed. */
+static bool hash_reserve(walk *w, int count) {
+    if (2 * count <= w->hcap) return true;
+    int cap = w->hcap ? w->hcap : 256;
+    while (cap < 2 * count) cap *= 2;
+    tg_node **keys = calloc((size_t)cap, sizeof *keys);
+    int *vals = malloc((size_t)cap * sizeof *vals);
+    if (!keys || !vals) {
+        free(keys), free(vals);
+        return false;
     }
-    l->v[l->n++] = n;
+    free(w->keys), free(w->vals);
+    w->keys = keys, w->vals = vals, w->hcap = cap;
+    for (int i = 0; i < w->n; i++) {
+        bool added;
+        w->vals[hash_slot(w, w->order[i], &added)] = i;
+    }
     return true;
 }
 
@@ -75,39 +123,55 @@ static int by_seq_desc(const void *a, const void *b) {
     return sa < sb ? 1 : sa > sb ? -1 : 0;
 }
 
-/* Depth-first over input edges with an explicit stack; fills `order` sorted. */
-static tg_status collect(node_list *order, node_list *stack, int n_roots, tg_tensor *const *roots) {
-    int epoch = ++g_epoch;
-    tg_status st = TG_OK;
-    for (int r = 0; r < n_roots; r++) {
-        tg_node *fn = roots[r]->grad_fn;
-        if (fn && fn->visit_mark != epoch) {
-            fn->visit_mark = epoch;
-            if (!push(stack, fn)) goto nomem;
-        }
+/* Adds n to the walk unless seen; false when out of memory. */
+static bool visit(walk *w, tg_node *n) {
+    if (!hash_reserve(w, w->n + 1)) return false;
+    bool added;
+    int s = hash_slot(w, n, &added);
+    if (!added) return true;
+    if (!grow((void **)&w->order, &w->cap, w->n + 1, sizeof *w->order) ||
+        !grow((void **)&w->stack, &w->scap, w->sn + 1, sizeof *w->stack))
+        return false;
+    w->vals[s] = w->n;
+    w->order[w->n++] = n;
+    w->stack[w->sn++] = n;
+    return true;
+}
+
+/* Depth-first over input edges with an explicit stack, then sorted, then one
+ * gradient slot per output of every node. */
+static tg_status collect(walk *w, int n_roots, tg_tensor *const *roots) {
+    if (w->keys) memset(w->keys, 0, (size_t)w->hcap * sizeof *w->keys);
+    for (int r = 0; r < n_roots; r++)
+        if (roots[r]->grad_fn && !visit(w, roots[r]->grad_fn)) goto nomem;
+    while (w->sn > 0) {
+        tg_node *n = w->stack[--w->sn];
+        if (n->released)
+            return tg_error(TG_ERR_STATE, "tg_backward: the graph through %s was already freed by a backward pass; "
+                            "pass retain_graph to run backward twice", tg_node_name(n));
+        for (int i = 0; i < n->n_inputs; i++)
+            if (n->inputs[i].fn && !visit(w, n->inputs[i].fn)) goto nomem;
     }
-    while (stack->n > 0) {
-        tg_node *n = stack->v[--stack->n];
-        if (n->released) {
-            st = tg_error(TG_ERR_STATE, "tg_backward: the graph through tg_%s was already freed by a "
-                          "backward pass; pass retain_graph to run backward twice", tg_op_names[n->op]);
-            goto done;
-        }
-        if (!push(order, n)) goto nomem;
-        for (int i = 0; i < n->n_inputs; i++) {
-            tg_node *in = n->inputs[i].fn;
-            if (in && in->visit_mark != epoch) {
-                in->visit_mark = epoch;
-                if (!push(stack, in)) goto nomem;
-            }
-        }
+    if (w->n > 1) qsort(w->order, (size_t)w->n, sizeof *w->order, by_seq_desc);
+    int slots = 0;
+    if (!grow((void **)&w->first, &w->fcap, w->n, sizeof *w->first)) goto nomem;
+    for (int i = 0; i < w->n; i++) {
+        bool added;
+        w->vals[hash_slot(w, w->order[i], &added)] = i;
+        w->first[i] = slots;
+        slots += w->order[i]->n_outputs;
     }
-    if (order->n > 1) qsort(order->v, (size_t)order->n, sizeof *order->v, by_seq_desc);
-    goto done;
+    if (!grow((void **)&w->grads, &w->gcap, slots, sizeof *w->grads)) goto nomem;
+    memset(w->grads, 0, (size_t)slots * sizeof *w->grads);
+    return TG_OK;
 nomem:
-    st = tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory walking the graph");
-done:
-    return st;
+    return tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory walking the graph");
+}
+
+static tg_tensor **grad_slot(walk *w, tg_node *n, int output_nr) {
+    int i = index_of(w, n);
+    TG_ASSERT(i >= 0);
+    return &w->grads[w->first[i] + output_nr];
 }
 
 /* *slot += g, holding an owned ref in *slot. */
@@ -125,59 +189,65 @@ static tg_status accumulate(tg_tensor **slot, tg_tensor *g) {
     return TG_OK;
 }
 
-/* A leaf's .grad: added in place when the leaf owns its gradient outright (no graph,
- * no other holder, dense), otherwise replaced by a new sum. A gradient first stored
- * without create_graph is copied unless this call is its only holder, so later
- * in-place additions never write into a tensor that someone else sees. */
-static tg_status accumulate_leaf(tg_tensor *leaf, tg_tensor *g, bool create_graph) {
-    tg_tensor *cur = leaf->grad;
-    if (cur && !create_graph && !cur->grad_fn && cur->refcount == 1 &&
-        cur->storage->refcount == 1 && tg_tensor_is_dense(cur)) {
-        tg_device *dev = cur->storage->dev;
-        tg_tensor gv = *g; /* g has cur's shape */
-        tg_status st = dev->be->binary(TG_BIN_ADD, cur, cur, &gv);
-        cur->storage->version++;
-        return st;
-    }
-    if (!cur && !create_graph) {
-        bool owned = g->refcount == 1 && g->storage->refcount == 1 && tg_tensor_is_dense(g) && !g->grad_fn;
-        tg_tensor *copy = owned ? g : tg_clone(tg_detach(g));
-        if (!copy) return tg_last_status();
-        tg_tensor_incref(copy);
-        leaf->grad = copy;
-        return TG_OK;
-    }
-    return accumulate(&leaf->grad, g);
+/* A leaf's .grad is its own buffer, kept for the leaf's life: the first gradient is
+ * adopted when it is a temporary of this run that nobody else sees (else copied), and
+ * every later one is added into it in place, so tg_grad's pointer stays valid. */
+static tg_status accumulate_leaf(tg_tensor *leaf, tg_tensor *g, bool may_adopt) {
+    if (leaf->grad) return tg_add_(leaf->grad, g);
+    bool adopt = may_adopt && atomic_load(&g->refcount) == 1 && atomic_load(&g->storage->refcount) == 1 &&
+                 !g->grad_fn && !g->requires_grad && tg_tensor_is_dense(g) && tg_scope_owns(g);
+    tg_tensor *own = adopt ? g : tg_clone(g);
+    if (!own) return tg_last_status();
+    tg_tensor_incref(own);
+    leaf->grad = own;
+    return TG_OK;
 }
 
 static tg_status route(tg_node *n, int i, tg_tensor *g, const run_opts *o) {
     tg_edge *e = &n->inputs[i];
     char b1[128], b2[128];
-    if (!tg_shape_equal(g->ndim, g->shape, e->ndim, e->shape) || g->dtype != e->dtype)
-        return tg_error(TG_ERR_STATE, "tg_backward: internal: tg_%s gave a gradient %s %s for input %d of %s %s",
-                        tg_op_names[n->op], tg_shape_str(b1, g->ndim, g->shape), tg_dtype_name(g->dtype),
-                        i, tg_shape_str(b2, e->ndim, e->shape), tg_dtype_name(e->dtype));
-    if (e->fn) return accumulate(&e->fn->grad_acc, g);
-    if (o->n_capture == 0) return accumulate_leaf(e->leaf, g, o->create_graph);
+    if (!tg_shape_equal(g->ndim, g->shape, e->ndim, e->shape) || g->dtype != e->dtype || g->storage->dev != e->dev)
+        return tg_error(TG_ERR_STATE, "tg_backward: internal: %s gave a gradient %s %s on %s for input %d of %s %s on %s",
+                        tg_node_name(n), tg_shape_str(b1, g->ndim, g->shape), tg_dtype_name(g->dtype),
+                        g->storage->dev->name, i, tg_shape_str(b2, e->ndim, e->shape), tg_dtype_name(e->dtype),
+                        e->dev->name);
+    if (e->fn) return accumulate(grad_slot(o->w, e->fn, e->output_nr), g);
+    if (o->n_capture == 0) return accumulate_leaf(e->leaf, g, true);
     for (int k = 0; k < o->n_capture; k++)
         if (o->capture_in[k] == e->leaf) return accumulate(&o->capture_out[k], g);
     return TG_OK;
 }
 
-static tg_status run_node(tg_node *n, const run_opts *o) {
-    for (int k = 0; k < o->n_capture; k++) /* a non-leaf input: its node's incoming grad */
-        if (o->capture_in[k]->grad_fn == n) {
-            tg_status st = accumulate(&o->capture_out[k], n->grad_acc);
-            if (st != TG_OK) return st;
-        }
-    tg_tensor *gin[64] = { 0 }, **gp = n->n_inputs <= 64 ? gin : calloc((size_t)n->n_inputs, sizeof *gp);
-    if (!gp) return tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory");
+/* The gradients of n's outputs, zeros for outputs that got none (some did). */
+static tg_status output_grads(tg_node *n, tg_tensor **slots, tg_tensor **gout) {
+    for (int k = 0; k < n->n_outputs; k++) {
+        gout[k] = slots[k];
+        if (gout[k]) continue;
+        const tg_output_meta *m = &n->outputs[k];
+        tg_shape s = { .ndim = m->ndim };
+        memcpy(s.dims, m->shape, sizeof s.dims);
+        if (!(gout[k] = tg_zeros(m->dtype, s, m->dev))) return tg_last_status();
+    }
+    return TG_OK;
+}
+
+static tg_status run_node(tg_node *n, tg_tensor **slots, const run_opts *o) {
+    tg_status st = TG_OK;
+    for (int k = 0; k < o->n_capture && st == TG_OK; k++) /* a non-leaf input: the grad its node receives */
+        if (o->capture_in[k]->grad_fn == n && slots[o->capture_in[k]->output_nr])
+            st = accumulate(&o->capture_out[k], slots[o->capture_in[k]->output_nr]);
+    tg_tensor *gin[64] = { 0 }, *gout_small[8];
+    tg_tensor **gp = n->n_inputs <= 64 ? gin : calloc((size_t)n->n_inputs, sizeof *gp);
+    tg_tensor **gout = n->n_outputs <= 8 ? gout_small : calloc((size_t)n->n_outputs, sizeof *gout);
+    if (!gp || !gout) st = tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory");
     tg_scope_begin();
-    tg_status st = tg_op_backward[n->op](n, n->grad_acc, gp);
+    if (st == TG_OK) st = output_grads(n, slots, gout);
+    if (st == TG_OK) st = tg_op_backward[n->op](n, gout[0], gp);
     for (int i = 0; i < n->n_inputs && st == TG_OK; i++)
         if (gp[i] && tg_node_needs(n, i)) st = route(n, i, gp[i], o);
     tg_scope_end();
-    if (gp != gin) free(gp);
+    if (gp && gp != gin) free(gp);
+    if (gout && gout != gout_small) free(gout);
     return st;
 }
 
@@ -192,65 +262,80 @@ static tg_status seed(tg_tensor *root, tg_tensor *grad, const run_opts *o) {
                             "only for one element (use tg_backward_ex)", tg_shape_str(b1, root->ndim, root->shape));
         grad = tg_ones_like(root);
         if (!grad) return tg_last_status();
-    } else if (!tg_shape_equal(grad->ndim, grad->shape, root->ndim, root->shape) || grad->dtype != root->dtype ||
-               grad->storage->dev != root->storage->dev) {
+    } else if (grad->storage->dev != root->storage->dev) {
+        return tg_error(TG_ERR_DEVICE, "tg_backward: grad_output is on %s but the output is on %s",
+                        grad->storage->dev->name, root->storage->dev->name);
+    } else if (!tg_shape_equal(grad->ndim, grad->shape, root->ndim, root->shape) || grad->dtype != root->dtype) {
         return tg_error(TG_ERR_SHAPE, "tg_backward: grad_output %s %s does not match the output %s %s",
                         tg_shape_str(b1, grad->ndim, grad->shape), tg_dtype_name(grad->dtype),
                         tg_shape_str(b2, root->ndim, root->shape), tg_dtype_name(root->dtype));
     }
-    if (root->grad_fn) return accumulate(&root->grad_fn->grad_acc, grad);
+    if (root->grad_fn) return accumulate(grad_slot(o->w, root->grad_fn, root->output_nr), grad);
     for (int k = 0; k < o->n_capture; k++)
         if (o->capture_in[k] == root) return accumulate(&o->capture_out[k], grad);
-    return o->n_capture ? TG_OK : accumulate_leaf(root, grad, o->create_graph);
+    return o->n_capture ? TG_OK : accumulate_leaf(root, grad, false); /* never adopt the caller's tensor */
 }
 
-static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *grads, const run_opts *o) {
-    node_list own[2], *order, *stack;
-    bool borrowed = borrow_lists(&order, &stack, own);
-    tg_status st = collect(order, stack, n_roots, roots);
+static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *grads, run_opts *o) {
+    walk own, *w = walk_borrow(&own);
+    o->w = w;
+    tg_status st = collect(w, n_roots, roots);
     bool prev = tg_set_grad_enabled(o->create_graph);
     tg_scope_begin();
     for (int r = 0; r < n_roots && st == TG_OK; r++) st = seed(roots[r], grads ? grads[r] : NULL, o);
-    for (int i = 0; i < order->n && st == TG_OK; i++)
-        if (order->v[i]->grad_acc) st = run_node(order->v[i], o);
+    for (int i = 0; i < w->n && st == TG_OK; i++) {
+        tg_tensor **slots = &w->grads[w->first[i]];
+        bool any = false;
+        for (int k = 0; k < w->order[i]->n_outputs; k++) any |= slots[k] != NULL;
+        if (any) st = run_node(w->order[i], slots, o);
+    }
     tg_scope_end();
     tg_set_grad_enabled(prev);
-    for (int i = 0; i < order->n; i++) {
-        tg_tensor_decref(order->v[i]->grad_acc);
-        order->v[i]->grad_acc = NULL;
-        if (!o->retain_graph && st == TG_OK) tg_node_release_saved(order->v[i]);
+    for (int i = 0; i < w->n; i++) {
+        tg_tensor **slots = &w->grads[w->first[i]];
+        for (int k = 0; k < w->order[i]->n_outputs; k++) tg_tensor_decref(slots[k]);
+        if (!o->retain_graph && st == TG_OK) tg_node_release_saved(w->order[i]);
     }
-    return_lists(borrowed, own);
+    walk_return(w);
     return st;
 }
 
-#define CHECK_TENSOR(t, what)                                                                  \
-    do {                                                                                       \
-        if (!(t)) {                                                                            \
-            if (tg_last_status() == TG_OK) tg_error(TG_ERR_INVALID, "%s: " what " is NULL", fn); \
-            return tg_last_status();                                                           \
-        }                                                                                      \
-    } while (0)
+static bool check_tensor(const char *fn, const char *what, const tg_tensor *t) {
+    return tg_tensor_check(fn, what, t);
+}
 
 tg_status tg_backward_ex(tg_tensor *t, tg_tensor *grad_output, const tg_backward_opts *opts) {
-    const char *fn = "tg_backward";
-    CHECK_TENSOR(t, "the output");
+    TG_API_ENTER("tg_backward");
+    if (!check_tensor("tg_backward", "the output", t) ||
+        (grad_output && !check_tensor("tg_backward", "grad_output", grad_output)))
+        return tg_last_status();
     run_opts o = { 0 };
-    if (opts) o.create_graph = opts->create_graph, o.retain_graph = opts->retain_graph || opts->create_graph;
+    if (opts && opts->create_graph)
+        return tg_error(TG_ERR_INVALID, "tg_backward: create_graph would store in each leaf's .grad a gradient whose "
+                        "graph refers back to the leaf (a reference cycle that is never freed); take higher-order "
+                        "gradients with tg_autograd_grad");
+    if (opts) o.retain_graph = opts->retain_graph;
     return run(1, &t, grad_output ? &grad_output : NULL, &o);
 }
 
-tg_status tg_backward(tg_tensor *loss) { return tg_backward_ex(loss, NULL, NULL); }
+tg_status tg_backward(tg_tensor *loss) {
+    TG_API_ENTER("tg_backward");
+    return tg_backward_ex(loss, NULL, NULL);
+}
 
 tg_status tg_autograd_grad(int n_outputs, tg_tensor *const *outputs, tg_tensor *const *grad_outputs,
                            int n_inputs, tg_tensor *const *inputs, tg_tensor **grads,
                            const tg_backward_opts *opts) {
+    TG_API_ENTER("tg_autograd_grad");
     const char *fn = "tg_autograd_grad";
     if (n_outputs <= 0 || n_inputs <= 0 || !outputs || !inputs || !grads)
         return tg_error(TG_ERR_INVALID, "tg_autograd_grad: needs at least one output and one input");
-    for (int i = 0; i < n_outputs; i++) CHECK_TENSOR(outputs[i], "an output");
+    for (int i = 0; i < n_outputs; i++)
+        if (!check_tensor(fn, "an output", outputs[i]) || (grad_outputs && grad_outputs[i] &&
+                                                           !check_tensor(fn, "a grad_output", grad_outputs[i])))
+            return tg_last_status();
     for (int i = 0; i < n_inputs; i++) {
-        CHECK_TENSOR(inputs[i], "an input");
+        if (!check_tensor(fn, "an input", inputs[i])) return tg_last_status();
         if (!inputs[i]->requires_grad)
             return tg_error(TG_ERR_INVALID, "tg_autograd_grad: input %d does not require grad", i);
     }
@@ -261,11 +346,13 @@ tg_status tg_autograd_grad(int n_outputs, tg_tensor *const *outputs, tg_tensor *
     tg_status st = run(n_outputs, outputs, grad_outputs, &o);
     for (int i = 0; i < n_inputs; i++) {
         grads[i] = NULL;
-        if (st == TG_OK) {
-            grads[i] = caps[i] ? caps[i] : tg_zeros_like(inputs[i]);
-            if (caps[i]) tg_scope_add(caps[i]); /* our ref goes to the caller's scope */
-        } else {
+        if (st != TG_OK) {
             tg_tensor_decref(caps[i]);
+        } else if (caps[i]) {
+            grads[i] = tg_scope_add(caps[i]) == TG_OK ? caps[i] : NULL; /* our ref goes to the caller's scope */
+            if (!grads[i]) st = tg_last_status();
+        } else {
+            grads[i] = tg_zeros_like(inputs[i]);
         }
     }
     free(caps);

@@ -79,6 +79,8 @@ void tg_tensor_decref(tg_tensor *t);
 /* Hands the caller's ref to the current scope; on out-of-memory the ref is dropped
  * and TG_ERR_NOMEM returned (the tensor may then be gone). */
 tg_status tg_scope_add(tg_tensor *t);
+/* Whether t is registered with the innermost scope of this thread. */
+bool tg_scope_owns(const tg_tensor *t);
 /* false, with a message naming op and arg, when t is NULL (keeping an earlier
  * message) or is a tensor object that was already released. */
 bool tg_tensor_check(const char *op, const char *arg, const tg_tensor *t);

@@ -306,6 +306,11 @@ static int find_item(const tg_tensor *t, int *level) {
     return -1;
 }
 
+bool tg_scope_owns(const tg_tensor *t) {
+    int level;
+    return g_nscopes > 0 && find_item(t, &level) >= 0 && level == g_nscopes - 1;
+}
+
 /* Takes slot pos out of a level: the last item moves into it. */
 static void remove_item(int level, int pos) {
     scope *s = &g_scopes[level];

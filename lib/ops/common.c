@@ -4,9 +4,7 @@
 #include "lib/ops/ops.h"
 
 bool tg_op_nonnull(const char *op, const char *arg, const tg_tensor *t) {
-    if (t) return true;
-    if (tg_last_status() == TG_OK) tg_error(TG_ERR_INVALID, "%s: %s is NULL", op, arg);
-    return false;
+    return tg_tensor_check(op, arg, t);
 }
 
 bool tg_op_float(const char *op, const tg_tensor *t) {
