@@ -116,6 +116,9 @@ typedef struct {
 TG_API tg_status tg_device_memory_stats(const tg_device *dev, tg_memory_stats *out);
 /* Returns cached blocks to the system. */
 TG_API void tg_device_empty_cache(tg_device *dev);
+/* Waits until the work queued on dev has finished (for timing; reads to the host
+ * wait by themselves). */
+TG_API void tg_device_synchronize(tg_device *dev);
 
 /* CPU threads used by kernels: $TG_NUM_THREADS, else the cores this process may use. */
 TG_API void tg_set_num_threads(int n);

@@ -1,7 +1,9 @@
 /* The CPU device: its backend table and host memory transfers. */
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/threadpool.h"
 
 static tg_status cpu_upload(tg_device *dev, void *dst, size_t off, const void *src, size_t n) {
     (void)dev;
@@ -40,3 +42,41 @@ static const tg_backend cpu_backend = {
 static tg_device cpu_device = { .name = "cpu", .be = &cpu_backend };
 
 tg_device *tg_cpu_device(void) { return &cpu_device; }
+
+static tg_device *cpu_open(int index) {
+    if (index > 0) return tg_error_null(TG_ERR_DEVICE, "tg_device_get: no device cpu:%d (there is one CPU device)", index);
+    return &cpu_device;
+}
+
+static void cpu_fill_info(tg_device_info *out) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "cpu");
+    snprintf(out->id, sizeof out->id, "cpu");
+    snprintf(out->vendor, sizeof out->vendor, "host");
+    out->kind = TG_DEVICE_CPU;
+    out->compute_units = tg_pool_num_threads();
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    out->global_mem_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    out->max_alloc_bytes = out->global_mem_bytes;
+    out->fp64 = true;
+}
+
+static int cpu_list(tg_device_info *out, int max) {
+    if (out && max > 0) cpu_fill_info(out);
+    return 1;
+}
+
+static tg_status cpu_info(const tg_device *dev, tg_device_info *out) {
+    (void)dev;
+    cpu_fill_info(out);
+    return TG_OK;
+}
+
+const tg_backend_registration tg_backend_cpu = {
+    .name = "cpu",
+    .open = cpu_open,
+    .list = cpu_list,
+    .info = cpu_info,
+    .num_threads = tg_pool_num_threads,
+    .set_num_threads = tg_pool_set_num_threads,
+};

@@ -1,7 +1,17 @@
 /* The backend interface: what a device must provide. A backend is a struct of function
  * pointers filled once (cpu/backend.c, opencl/backend.c). Ops check shapes, dtypes and
  * devices before calling; kernels only compute, on tensors of any strides, and return
- * TG_OK or an error they set with tg_error (out of memory, bad index values, CL errors). */
+ * TG_OK or an error they set with tg_error (out of memory, bad index values, CL errors).
+ *
+ * Contract: a kernel never keeps the tensors it is given (no pointer to a tensor or its
+ * storage survives the call; work queued on a device holds the buffers, not tensors),
+ * and never calls ops, nn or autograd. Entries marked optional may be NULL: the op
+ * then composes the operation or reports that the device lacks it
+ * (tg_device_supports). The others are mandatory and checked when a device opens.
+ *
+ * Each backend also registers itself (tg_backend_registration, below) in the table
+ * that meson generates from the backends built (lib/graph/backends.h), so the graph
+ * layer finds devices by name without naming any backend. */
 #ifndef TG_BACKEND_H
 #define TG_BACKEND_H
 
@@ -30,6 +40,48 @@ typedef enum {
 
 typedef enum { TG_RED_SUM, TG_RED_MAX, TG_RED_MIN, TG_RED_ARGMAX, TG_RED_ARGMIN } tg_reduce_op;
 typedef enum { TG_RNG_UNIFORM, TG_RNG_NORMAL, TG_RNG_BERNOULLI } tg_rng_kind;
+
+/* Geometry of a 2-D convolution over NCHW tensors, computed by the op layer. pad is
+ * the top/left padding; bottom/right padding is implied by OH/OW (rows and columns
+ * past the input are zeros), so "same" padding with even kernels fits. */
+#ifndef TG_CONV2D_GEOM_DEFINED
+#define TG_CONV2D_GEOM_DEFINED
+typedef struct {
+    int64_t N, C, H, W;                      /* input x (N, C, H, W) */
+    int64_t OC, KH, KW;                      /* weight (OC, C/groups, KH, KW) */
+    int64_t OH, OW;                          /* output (N, OC, OH, OW) */
+    int64_t stride[2], pad[2], dilation[2];  /* [0]: H, [1]: W */
+    int64_t groups;
+} tg_conv2d_geom;
+#endif
+
+typedef enum { TG_POOL_MAX, TG_POOL_AVG } tg_pool_kind;
+/* Geometry of a 2-D pooling window over NCHW tensors (output size from the op layer,
+ * ceil_mode included); avg divides by the window clipped to the padded input when
+ * count_include_pad, else to the input, or by divisor when it is non-zero. */
+typedef struct {
+    int64_t N, C, H, W, OH, OW;
+    int64_t kernel[2], stride[2], pad[2], dilation[2];
+    bool count_include_pad;
+    int64_t divisor;
+} tg_pool2d_geom;
+
+/* Normalisation over the axes of x other than C (batch norm: per channel over N and
+ * the spatial axes). */
+typedef struct {
+    double momentum, eps;
+    bool training;
+} tg_norm_params;
+
+/* The kernel entries, for tg_device_supports. */
+typedef enum {
+    TG_KERNEL_FILL, TG_KERNEL_COPY, TG_KERNEL_UNARY, TG_KERNEL_BINARY, TG_KERNEL_WHERE, TG_KERNEL_REDUCE,
+    TG_KERNEL_MATMUL, TG_KERNEL_LOG_SOFTMAX, TG_KERNEL_GATHER, TG_KERNEL_SCATTER_ADD, TG_KERNEL_RANDOM,
+    TG_KERNEL_ARANGE, TG_KERNEL_AXPY, TG_KERNEL_CONV2D, TG_KERNEL_CONV2D_BACKWARD_DATA,
+    TG_KERNEL_CONV2D_BACKWARD_WEIGHT, TG_KERNEL_POOL2D, TG_KERNEL_POOL2D_BACKWARD, TG_KERNEL_BATCH_NORM,
+    TG_KERNEL_BATCH_NORM_BACKWARD, TG_KERNEL_IM2COL, TG_KERNEL_COL2IM,
+    TG_KERNEL_COUNT
+} tg_kernel;
 
 typedef struct tg_backend {
     const char *name;
@@ -67,6 +119,54 @@ typedef struct tg_backend {
     /* Optional (NULL: the op composes it): dst += alpha * x, x already expanded to dst's
      * shape, same float dtype. The SGD step without a temporary. */
     tg_status (*axpy)(tg_tensor *dst, double alpha, const tg_tensor *x);
+
+    /* The big ops, outputs first, mirrored forward and backward (llm.c's way). All
+     * optional; dense NCHW tensors of one float dtype. conv2d: out = x (*) w + bias
+     * (bias (OC) or NULL); backward_data is also conv_transpose2d's forward. */
+    tg_status (*conv2d)(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,
+                        const tg_conv2d_geom *g);
+    tg_status (*conv2d_backward_data)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *w,
+                                      const tg_conv2d_geom *g);
+    tg_status (*conv2d_backward_weight)(tg_tensor *dw, const tg_tensor *dout, const tg_tensor *x,
+                                        const tg_conv2d_geom *g);
+    /* out (N, C, OH, OW); indices (same shape, i64 flat positions in each H*W plane, as
+     * PyTorch's) written for max pooling when not NULL. backward: dx from dout, through
+     * indices for max, spread over the window for avg. */
+    tg_status (*pool2d)(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, const tg_tensor *x,
+                        const tg_pool2d_geom *g);
+    tg_status (*pool2d_backward)(tg_pool_kind kind, tg_tensor *dx, const tg_tensor *dout, const tg_tensor *indices,
+                                 const tg_pool2d_geom *g);
+    /* Batch norm over (N, C, ...): out, and the per-channel mean and inverse std it used
+     * (saved for backward); in training the running statistics are updated in place
+     * (the unbiased variance, with momentum). weight/bias may be NULL. */
+    tg_status (*batch_norm)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, tg_tensor *running_mean,
+                            tg_tensor *running_var, const tg_tensor *x, const tg_tensor *weight,
+                            const tg_tensor *bias, const tg_norm_params *p);
+    tg_status (*batch_norm_backward)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
+                                     const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
+                                     const tg_tensor *save_invstd, const tg_norm_params *p);
+    /* The generic convolution path: cols (N, C/groups*KH*KW per group..., OH*OW). */
+    tg_status (*im2col)(tg_tensor *cols, const tg_tensor *x, const tg_conv2d_geom *g);
+    tg_status (*col2im)(tg_tensor *dx, const tg_tensor *cols, const tg_conv2d_geom *g);
+
+    /* Optional: whether an entry handles a dtype (NULL: a non-NULL entry handles every
+     * dtype the op allows). */
+    bool (*supports)(tg_kernel k, tg_dtype dtype);
 } tg_backend;
+
+/* What a backend registers with the graph layer. */
+typedef struct {
+    const char *name;                /* the device-name prefix: "cpu", "opencl" */
+    bool indexed;                    /* devices are addressed as name:N */
+    /* Opens device index (-1: the backend's default, e.g. the first GPU); NULL with a
+     * message when it is not there. Devices live until exit. */
+    tg_device *(*open)(int index);
+    /* Fills up to max infos (out may be NULL) and returns how many devices there are. */
+    int (*list)(tg_device_info *out, int max);
+    tg_status (*info)(const tg_device *dev, tg_device_info *out);
+    void (*synchronize)(tg_device *dev); /* optional: waits for queued work */
+    int (*num_threads)(void);            /* optional: host threads its kernels use */
+    void (*set_num_threads)(int n);      /* optional */
+} tg_backend_registration;
 
 #endif

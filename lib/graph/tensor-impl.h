@@ -57,6 +57,7 @@ struct tg_device {
     const tg_backend *be;
     void *impl;               /* backend state */
     bool lacks_fp64;          /* f64 tensors are refused at creation (OpenCL without cl_khr_fp64) */
+    bool validated;           /* its backend's mandatory entries were checked */
     tg_device_stats stats;
 };
 
@@ -106,6 +107,13 @@ static inline size_t tg_elsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ?
 
 /* The CPU device (cpu/backend.c). */
 tg_device *tg_cpu_device(void);
+/* Whether dev's backend has kernel k for dtype (optional entries may be missing). */
+bool tg_device_supports(const tg_device *dev, tg_kernel k, tg_dtype dtype);
+/* Per-device scratch memory for kernel workspaces (graph/scratch.c): a buffer of at
+ * least nbytes owned by the calling thread, valid until its next call for the same
+ * device. On the CPU a host pointer, on OpenCL a cl_mem (the in-order queue orders its
+ * reuse). Freed at thread exit. */
+tg_status tg_scratch(tg_device *dev, size_t nbytes, void **out);
 
 /* Tape nodes are owned by autograd; a tensor's grad_fn ref is dropped through this. */
 void tg_node_decref(tg_node *n);
