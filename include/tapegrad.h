@@ -263,6 +263,52 @@ TG_API bool tg_is_grad_enabled(void);
 /* A new tensor sharing t's storage, cut from the graph (no grad). */
 TG_API tg_tensor *tg_detach(tg_tensor *t);
 
+/* ---------------------------------------------------------------- user-defined ops
+ *
+ * A differentiable op of one's own, as PyTorch's autograd.Function or JAX's
+ * custom_vjp: forward is any code (ops, or a kernel of the user's own that reads and
+ * writes host memory) and runs with grad mode off; it may save tensors for backward.
+ * backward gets the gradient of every output (zeros for outputs the loss does not
+ * use) and writes the gradient of every input that needs one (NULL: none), using ops,
+ * so that a backward written with differentiable ops gives second order too.
+ *
+ *     static tg_status swish_fwd(tg_function_ctx *c, tg_tensor *const *in, tg_tensor **out) {
+ *         tg_function_save(c, in[0]);
+ *         out[0] = tg_mul(in[0], tg_sigmoid(in[0]));
+ *         return out[0] ? TG_OK : tg_last_status();
+ *     }
+ *     static tg_status swish_bwd(tg_function_ctx *c, tg_tensor *const *gout, tg_tensor **gin) {
+ *         tg_tensor *x = tg_function_saved(c, 0), *s = tg_sigmoid(x);   // s (1 + x (1 - s))
+ *         gin[0] = tg_mul(gout[0], tg_mul(s, tg_add_scalar(tg_mul(x, tg_add_scalar(tg_neg(s), 1)), 1)));
+ *         return gin[0] ? TG_OK : tg_last_status();
+ *     }
+ *     static const tg_function swish = { "swish", 1, 1, swish_fwd, swish_bwd };
+ *     tg_tensor *y = tg_function_call(&swish, NULL, 1, &x);
+ */
+typedef struct tg_function_ctx tg_function_ctx;
+typedef struct {
+    const char *name;   /* for messages */
+    int n_inputs, n_outputs;
+    tg_status (*forward)(tg_function_ctx *ctx, tg_tensor *const *inputs, tg_tensor **outputs);
+    tg_status (*backward)(tg_function_ctx *ctx, tg_tensor *const *grad_outputs, tg_tensor **grad_inputs);
+} tg_function;
+
+/* Runs f on inputs; outputs[0..n_outputs) receive new tensors owned by the current
+ * scope, recorded on the tape when an input requires grad. user is handed to both
+ * callbacks (tg_function_user). f must outlive the graph. */
+TG_API tg_status tg_function_apply(const tg_function *f, void *user, tg_tensor *const *inputs,
+                                   tg_tensor **outputs);
+/* The one-output form: the output, or NULL with a message. */
+TG_API tg_tensor *tg_function_call(const tg_function *f, void *user, int n_inputs, tg_tensor *const *inputs);
+/* In forward: keeps t (an input, an output, or anything computed) for backward. */
+TG_API tg_status tg_function_save(tg_function_ctx *ctx, tg_tensor *t);
+/* In backward: the i-th saved tensor (NULL with a message if it was modified in place
+ * since, or the graph was freed). */
+TG_API tg_tensor *tg_function_saved(tg_function_ctx *ctx, int i);
+TG_API void *tg_function_user(tg_function_ctx *ctx);
+/* In backward: whether input i needs a gradient (skip the work for the others). */
+TG_API bool tg_function_needs_grad(tg_function_ctx *ctx, int i);
+
 /* ---------------------------------------------------------------- gradient checking */
 
 typedef tg_tensor *(*tg_fn)(tg_tensor *const *inputs, void *ctx);

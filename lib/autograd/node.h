@@ -60,6 +60,8 @@ struct tg_node {
     int iarg[2 * TG_MAX_DIMS + 2];
     int64_t larg[2 * TG_MAX_DIMS];
     double farg[2];
+    const void *fn;    /* a user-defined function (TG_OP_CUSTOM): its tg_function */
+    void *user;        /* and the user's context pointer */
     tg_node *free_next; /* the free work list */
 };
 
@@ -86,5 +88,7 @@ static inline bool tg_node_needs(const tg_node *n, int i) {
  * it ("tg_flatten", not the tg_reshape it made inside). */
 const char *tg_node_name(const tg_node *n);
 void tg_node_release_saved(tg_node *n);
+/* The backward of a user-defined function (function.c): every output's gradient. */
+tg_status tg_function_backward(tg_node *n, tg_tensor *const *gout, tg_tensor **gin);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/threadpool.h"
+#include "lib/graph/error.h"
 
 static tg_status cpu_upload(tg_device *dev, void *dst, size_t off, const void *src, size_t n) {
     (void)dev;

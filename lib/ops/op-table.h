@@ -39,7 +39,9 @@
     X(GATHER, "gather", tg_bw_gather)           \
     X(SCATTER_ADD, "scatter_add", tg_bw_scatter_add) \
     X(CAST, "cast", tg_bw_cast)                 \
-    X(TO, "to", tg_bw_to)
+    X(TO, "to", tg_bw_to)                       \
+    /* user-defined functions (autograd/function.c) */ \
+    X(CUSTOM, "function", tg_bw_custom)
 
 typedef enum {
 #define X(e, name, bw) TG_OP_##e,
