@@ -325,7 +325,10 @@ typedef struct {
 
 /* Compares the gradient of sum(fn(inputs) * r) (r a fixed random tensor) computed by
  * backward with central differences. Inputs must be f64; the function must be
- * deterministic. Returns TG_OK, or TG_ERR_INVALID with the report filled. */
+ * deterministic. Returns TG_OK; TG_ERR_INVALID when the gradients disagree (the report
+ * names the input and element); or the error that stopped the check (TG_ERR_DTYPE for
+ * inputs that are not f64, the function's own error when it fails), whose message is
+ * also copied into report->message. */
 TG_API tg_status tg_gradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inputs,
                               const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
 /* The same for the gradient of the gradient (second order, via create_graph). */

@@ -175,7 +175,30 @@ TEST(messages_name_the_public_function) {
                 "retain_graph to run backward twice");
 }
 
-TG_TEST_MAIN(&tg_case_grad_keeps_identity_across_backwards, &tg_case_backward_ex_copies_the_callers_gradient,
+static tg_tensor *returns_null(tg_tensor *const *in, void *ctx) {
+    (void)in, (void)ctx;
+    return NULL;
+}
+
+static tg_tensor *square_sum(tg_tensor *const *in, void *ctx) {
+    (void)ctx;
+    return tg_sum(tg_square(in[0]), TG_ALL, false);
+}
+
+/* gradcheck says why it did not run, in its status, the last error and the report. */
+TEST(gradcheck_reports_why_it_did_not_run) {
+    tg_device *dev = tg_test_device();
+    tg_gradcheck_report rep;
+    tg_tensor *x32 = tg_ones(TG_F32, TG_SHAPE(2), dev), *x64 = tg_ones(TG_F64, TG_SHAPE(2), dev);
+    CHECK(tg_gradcheck(square_sum, NULL, 1, &x32, NULL, &rep) == TG_ERR_DTYPE);
+    CHECK(strcmp(rep.message, "tg_gradcheck: input 0 is f32; gradients are checked in f64 (cast it with tg_cast)") == 0);
+    CHECK(tg_gradcheck(returns_null, NULL, 1, &x64, NULL, &rep) == TG_ERR_INVALID);
+    CHECK(strcmp(rep.message, "the function failed: tg_gradcheck: the function returned NULL without an error "
+                 "message") == 0);
+    CHECK(tg_gradcheck(square_sum, NULL, 1, &x64, NULL, &rep) == TG_OK);
+}
+
+TG_TEST_MAIN(&tg_case_gradcheck_reports_why_it_did_not_run, &tg_case_grad_keeps_identity_across_backwards, &tg_case_backward_ex_copies_the_callers_gradient,
              &tg_case_create_graph_into_leaves_is_refused, &tg_case_hessian_vector_products_do_not_leak,
              &tg_case_long_graph_frees_without_recursion, &tg_case_release_needs_an_owned_reference,
              &tg_case_take_moves_a_tensor_out_of_its_scope, &tg_case_take_from_the_root_scope,

@@ -117,7 +117,7 @@ TEST(errors) {
     tg_device *dev = tg_test_device();
     tg_tensor *x = tg_ones(TG_F64, TG_SHAPE(2, 3), dev);
     CHECK_ERROR(tg_function_call(&failing, NULL, 1, &x),
-                "tg_function_call: inner dimensions differ: [2,3] @ [2,3] (3 != 2)");
+                "tg_matmul: inner dimensions differ: [2,3] @ [2,3] (3 != 2)");
     CHECK_ERROR(tg_function_call(&sin_cos, NULL, 1, &x),
                 "tg_function_call: sincos takes 1 inputs and gives 2 outputs; tg_function_call needs one output "
                 "and was given 1 inputs");

@@ -92,7 +92,9 @@ tg_status tg_function_apply(const tg_function *f, void *user, tg_tensor *const *
     tg_function_ctx c = { .f = f, .user = user };
     for (int k = 0; k < f->n_outputs; k++) out[k] = NULL;
     bool record = tg_should_record(f->n_inputs, in), prev = tg_set_grad_enabled(false);
+    tg_api_saved sv = tg_api_suspend(); /* the user's ops name themselves */
     st = f->forward(&c, in, out);
+    tg_api_resume(sv);
     tg_set_grad_enabled(prev);
     if (st == TG_OK) st = fresh_outputs(f, in, out);
     if (st == TG_OK && record) {
@@ -125,9 +127,11 @@ tg_tensor *tg_function_call(const tg_function *f, void *user, int n_inputs, tg_t
 tg_status tg_function_backward(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     const tg_function *f = n->fn;
     tg_function_ctx c = { .f = f, .user = n->user, .node = n };
+    tg_api_saved sv = tg_api_suspend();
     tg_status st = f->backward(&c, gout, gin);
+    tg_api_resume(sv);
     if (st != TG_OK && tg_last_status() == TG_OK)
-        st = tg_error(st, "tg_backward: the backward of %s failed (status %d)", f->name, (int)st);
+        st = tg_error(st, "tg_backward: the backward of %s failed (status %d, no message)", f->name, (int)st);
     return st;
 }
 

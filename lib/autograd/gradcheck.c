@@ -34,7 +34,9 @@ static tg_tensor *weights_like(const tg_tensor *y, uint32_t salt) {
 
 static tg_tensor *objective(tg_tensor *const *in, void *vctx) {
     objective_ctx *c = vctx;
+    tg_api_saved sv = tg_api_suspend(); /* the user's ops name themselves */
     tg_tensor *y = c->fn(in, c->ctx);
+    tg_api_resume(sv);
     if (!y) return NULL;
     if (tg_dtype_of(y) != TG_F64)
         return tg_error_null(TG_ERR_DTYPE, "tg_gradcheck: the function returned %s; it must return f64 for f64 inputs",
@@ -136,8 +138,8 @@ static tg_status compare_input(tg_fn f, void *ctx, int n, tg_tensor **xs, int i,
     return st;
 }
 
-static tg_status check(tg_fn f, void *ctx, int n, tg_tensor *const *inputs, const tg_gradcheck_opts *user,
-                       tg_gradcheck_report *rep, bool grad_mode) {
+static tg_status check(const char *name, tg_fn f, void *ctx, int n, tg_tensor *const *inputs,
+                       const tg_gradcheck_opts *user, tg_gradcheck_report *rep, bool grad_mode) {
     tg_gradcheck_opts o = { 1e-6, 1e-5, 1e-3 };
     if (user) {
         if (user->eps > 0) o.eps = user->eps;
@@ -148,9 +150,12 @@ static tg_status check(tg_fn f, void *ctx, int n, tg_tensor *const *inputs, cons
     tg_status st = TG_OK;
     tg_scope_begin();
     for (int i = 0; i < n; i++) xs[i] = tg_param(tg_detach(inputs[i])); /* leaves with the inputs' strides */
+    tg_clear_error();
     tg_tensor *L = f(xs, ctx);
     if (!L) {
-        st = tg_last_status() ? tg_last_status() : TG_ERR_INVALID;
+        if (tg_last_status() == TG_OK)
+            tg_error(TG_ERR_INVALID, "%s: the function returned NULL without an error message", name);
+        st = tg_last_status();
         snprintf(rep->message, sizeof rep->message, "the function failed: %s", tg_last_error());
     } else {
         st = grads_or_zeros(L, n, xs, gs, false);
@@ -171,36 +176,47 @@ static tg_status check(tg_fn f, void *ctx, int n, tg_tensor *const *inputs, cons
     return st;
 }
 
+/* The report's message repeats the error, so a caller that prints only the report
+ * sees why the check did not run. */
+static tg_status refuse(tg_gradcheck_report *rep, tg_status st) {
+    snprintf(rep->message, sizeof rep->message, "%s", tg_last_error());
+    return st;
+}
+
 static tg_status validate(const char *name, tg_fn fn, int n, tg_tensor *const *inputs, tg_gradcheck_report *rep) {
     memset(rep, 0, sizeof *rep);
     rep->input = -1;
     if (!fn || !inputs || n <= 0 || n > 16)
-        return tg_error(TG_ERR_INVALID, "%s: needs a function and 1 to 16 inputs (got %d)", name, n);
+        return refuse(rep, tg_error(TG_ERR_INVALID, "%s: needs a function and 1 to 16 inputs (got %d)", name, n));
+    char arg[32];
     for (int i = 0; i < n; i++) {
-        if (!inputs[i]) return tg_error(TG_ERR_INVALID, "%s: input %d is NULL", name, i);
-        if (tg_dtype_of(inputs[i]) != TG_F64)
-            return tg_error(TG_ERR_DTYPE, "%s: input %d is %s; gradients are checked in f64", name, i,
-                            tg_dtype_name(tg_dtype_of(inputs[i])));
+        snprintf(arg, sizeof arg, "input %d", i);
+        if (!tg_tensor_check(name, arg, inputs[i])) return refuse(rep, tg_last_status());
+        if (inputs[i]->dtype != TG_F64)
+            return refuse(rep, tg_error(TG_ERR_DTYPE, "%s: input %d is %s; gradients are checked in f64 (cast it "
+                                        "with tg_cast)", name, i, tg_dtype_name(inputs[i]->dtype)));
     }
     return TG_OK;
 }
 
 tg_status tg_gradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inputs, const tg_gradcheck_opts *opts,
                        tg_gradcheck_report *report) {
+    TG_API_ENTER("tg_gradcheck");
     tg_gradcheck_report local;
     tg_gradcheck_report *rep = report ? report : &local;
     tg_status st = validate("tg_gradcheck", fn, n, inputs, rep);
     if (st != TG_OK) return st;
     objective_ctx c = { fn, ctx, n };
-    return check(objective, &c, n, inputs, opts, rep, false);
+    return check("tg_gradcheck", objective, &c, n, inputs, opts, rep, false);
 }
 
 tg_status tg_gradgradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inputs, const tg_gradcheck_opts *opts,
                            tg_gradcheck_report *report) {
+    TG_API_ENTER("tg_gradgradcheck");
     tg_gradcheck_report local;
     tg_gradcheck_report *rep = report ? report : &local;
     tg_status st = validate("tg_gradgradcheck", fn, n, inputs, rep);
     if (st != TG_OK) return st;
     objective_ctx c = { fn, ctx, n };
-    return check(grad_objective, &c, n, inputs, opts, rep, true);
+    return check("tg_gradgradcheck", grad_objective, &c, n, inputs, opts, rep, true);
 }

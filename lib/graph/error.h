@@ -35,6 +35,23 @@ static inline void tg_api_leave_(int *guard) {
 }
 #define TG_API_ENTER(name) \
     int tg_api_guard_ __attribute__((cleanup(tg_api_leave_), unused)) = tg_api_enter_(name)
+/* Around a call into user code (a gradcheck function, a user-defined op's forward or
+ * backward, a hook), the public functions that code calls name themselves again:
+ *     tg_api_saved sv = tg_api_suspend(); ...user code...; tg_api_resume(sv); */
+typedef struct {
+    const char *name;
+    int depth;
+} tg_api_saved;
+static inline tg_api_saved tg_api_suspend(void) {
+    tg_api_saved sv = { tg_api_name_, tg_api_depth_ };
+    tg_api_name_ = NULL;
+    tg_api_depth_ = 0;
+    return sv;
+}
+static inline void tg_api_resume(tg_api_saved sv) {
+    tg_api_name_ = sv.name;
+    tg_api_depth_ = sv.depth;
+}
 /* The outermost public function running on this thread, or NULL outside any. */
 static inline const char *tg_api_current(void) { return tg_api_name_; }
 
