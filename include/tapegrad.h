@@ -89,6 +89,22 @@ typedef struct {
 } tg_pads;
 #define TG_PADS(...) ((tg_pads){ .n = TG_NARGS_(__VA_ARGS__), .v = { __VA_ARGS__ } })
 
+/* Options structs. Calls with many options take a pointer to a struct written with
+ * designated initialisers. One rule for all of them: NULL, and any field left zero,
+ * mean PyTorch's default. Where zero is a legal value but not the default (batch
+ * norm's momentum 0.1, Adam's betas, cross-entropy's ignore_index -100), the field is
+ * an optional value set with TG_SOME: (tg_cross_entropy_opts){ .ignore_index =
+ * TG_SOME(0) } ignores class 0, and a field left alone keeps the default. */
+typedef struct {
+    bool set;
+    double value;
+} tg_opt_f64;
+typedef struct {
+    bool set;
+    int64_t value;
+} tg_opt_i64;
+#define TG_SOME(v) { .set = true, .value = (v) }
+
 /* ---------------------------------------------------------------- errors */
 
 /* The message of the last failed call on this thread ("" if none). Valid until the
