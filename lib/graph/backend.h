@@ -16,24 +16,20 @@
 #define TG_BACKEND_H
 
 #include "tapegrad.h"
+#include "lib/graph/op-list.h"
 
-/* Elementwise unary ops; p0/p1 are the scalar parameters named in the comment. */
+/* Elementwise op kinds, generated from lib/graph/op-list.h (p0/p1 are named there). */
 typedef enum {
-    TG_UN_NEG, TG_UN_EXP, TG_UN_LOG, TG_UN_SQRT, TG_UN_RSQRT, TG_UN_ABS, TG_UN_SIGN,
-    TG_UN_RELU, TG_UN_SIGMOID, TG_UN_TANH, TG_UN_SIN, TG_UN_COS, TG_UN_SQUARE,
-    TG_UN_RECIPROCAL,
-    TG_UN_POW_SCALAR, /* x^p0 */
-    TG_UN_ADD_SCALAR, /* x + p0 */
-    TG_UN_MUL_SCALAR, /* x * p0 */
-    TG_UN_CLAMP,      /* min(max(x, p0), p1) */
-    TG_UN_STEP,       /* x > p0 ? 1 : 0, in x's dtype (masks for relu and clamp backward) */
+#define X(kind, name, flags) TG_UN_##kind,
+    TG_UNARY_LIST(X)
+#undef X
     TG_UN_COUNT
 } tg_unary_op;
 
-/* Binary ops; the comparisons (from TG_BIN_EQ on) write u8. */
 typedef enum {
-    TG_BIN_ADD, TG_BIN_SUB, TG_BIN_MUL, TG_BIN_DIV, TG_BIN_POW, TG_BIN_MAXIMUM, TG_BIN_MINIMUM,
-    TG_BIN_EQ, TG_BIN_NE, TG_BIN_LT, TG_BIN_LE, TG_BIN_GT, TG_BIN_GE,
+#define X(kind, name, flags) TG_BIN_##kind,
+    TG_BINARY_LIST(X)
+#undef X
     TG_BIN_COUNT
 } tg_binary_op;
 #define TG_BIN_FIRST_CMP TG_BIN_EQ
