@@ -179,8 +179,8 @@ int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int ma
         return -1;
     }
     if (max_out < 0 || (max_out > 0 && !out)) {
-        tg_error(TG_ERR_INVALID, "tg_split: out is %s with max_out %d (expected an array of max_out >= 0 slots)",
-                 out ? "an array" : "NULL", max_out);
+        tg_error(TG_ERR_INVALID, max_out < 0 ? "tg_split: max_out is %d (expected 0 or more)"
+                                             : "tg_split: out is NULL but max_out is %d", max_out);
         return -1;
     }
     int64_t len = x->shape[a], count = len == 0 ? 1 : (len - 1) / split_size + 1;
