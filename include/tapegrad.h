@@ -301,7 +301,9 @@ TG_API tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b);
 
-/* Comparisons give u8 masks (1 true, 0 false). */
+/* Comparisons give u8 masks (1 true, 0 false). Two different integer dtypes compare
+ * after promotion to the wider one (u8 < i32 < i64), as in PyTorch, so an i64 argmax
+ * compares with i32 labels; other dtype pairs must match. */
 TG_API tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_ne(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b);

@@ -475,6 +475,17 @@ TEST(argmax_argmin_give_i64) {
     tg_tensor *am = tg_argmax(x, 1, false), *an = tg_argmin(x, 1, true);
     CHECK(shape_is(am, TG_SHAPE(2)) && read_i64(am, got, 2) && got[0] == 1 && got[1] == 1);
     CHECK(shape_is(an, TG_SHAPE(2, 1)) && read_i64(an, got, 2) && got[0] == 0 && got[1] == 2);
+    /* the accuracy idiom: i64 predictions against i32 labels promote, as in PyTorch */
+    tg_tensor *labels = tg_from_i32((int32_t[]){ 1, 0 }, TG_SHAPE(2), tg_test_device());
+    tg_tensor *hit = tg_eq(am, labels);
+    double h[2];
+    CHECK(hit && tg_dtype_of(hit) == TG_U8 && read_values(hit, h, 2) && h[0] == 1 && h[1] == 0);
+    CHECK(read_i64(tg_sum(hit, TG_ALL, false), got, 1) && got[0] == 1);
+    tg_tensor *u = tg_from_u8((uint8_t[]){ 200, 7 }, TG_SHAPE(2), tg_test_device());
+    tg_tensor *lt = tg_lt(u, tg_from_i32((int32_t[]){ 300, -7 }, TG_SHAPE(2), tg_test_device()));
+    CHECK(lt && read_values(lt, h, 2) && h[0] == 1 && h[1] == 0); /* 200 < 300 as i32, not as u8 */
+    CHECK_MSG(tg_eq(u, tg_zeros(TG_F32, TG_SHAPE(2), tg_test_device())),
+              "tg_eq: dtypes differ: u8 and f32 (convert one with tg_cast)");
 }
 
 TG_TEST_MAIN(&tg_case_split_checks_out_and_counts, &tg_case_slice_any_int64_bounds,

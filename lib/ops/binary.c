@@ -13,10 +13,22 @@ static const tg_op bin_ops[TG_BIN_FIRST_CMP] = {
     TG_OP_ADD, TG_OP_SUB, TG_OP_MUL, TG_OP_DIV, TG_OP_POW, TG_OP_MAXIMUM, TG_OP_MINIMUM,
 };
 
+/* Comparisons of two integer dtypes promote to the wider one as PyTorch does (u8 < i32
+ * < i64), so tg_eq(tg_argmax(logits, 1, false), labels) works with i32 labels. */
+static bool promote_ints(tg_tensor **a, tg_tensor **b) {
+    tg_dtype da = (*a)->dtype, db = (*b)->dtype;
+    if (da == db || tg_is_float(da) || tg_is_float(db) || tg_dev(*a) != tg_dev(*b)) return true;
+    tg_dtype w = da == TG_I64 || db == TG_I64 ? TG_I64 : TG_I32;
+    if (da != w) *a = tg_cast(*a, w);
+    if (db != w) *b = tg_cast(*b, w);
+    return *a && *b;
+}
+
 static tg_tensor *binary(tg_binary_op k, tg_tensor *a, tg_tensor *b) {
     const char *name = bin_names[k];
-    if (!tg_op_nonnull(name, "a", a) || !tg_op_nonnull(name, "b", b) || !tg_op_compatible(name, a, b))
-        return NULL;
+    if (!tg_op_nonnull(name, "a", a) || !tg_op_nonnull(name, "b", b)) return NULL;
+    if (k >= TG_BIN_FIRST_CMP && !promote_ints(&a, &b)) return NULL;
+    if (!tg_op_compatible(name, a, b)) return NULL;
     if ((k == TG_BIN_DIV || k == TG_BIN_POW) && !tg_op_float(name, a)) return NULL;
     int nd;
     int64_t shape[TG_MAX_DIMS];
