@@ -351,7 +351,26 @@ TG_API tg_status tg_gradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inpu
 TG_API tg_status tg_gradgradcheck(tg_fn fn, void *ctx, int n, tg_tensor *const *inputs,
                                   const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
 
-/* ---------------------------------------------------------------- elementwise ops
+/* ---------------------------------------------------------------- result dtypes
+ * As in PyTorch:
+ *   unary and binary ops, where, max, min      the inputs' dtype
+ *   float-only ops: exp log sqrt rsqrt sigmoid tanh sin cos reciprocal pow_scalar
+ *     leaky_relu, div, pow, matmul, mean, var, std, logsumexp, norm, softmax,
+ *     log_softmax                               f32 or f64 in, the same out
+ *   comparisons (eq ne lt le gt ge)            u8
+ *   sum                                        f32/f64 stay; u8, i32 and i64 give i64
+ *                                              (exact: tg_sum(tg_eq(pred, y)) counts past 255)
+ *   argmax, argmin, one_hot                    i64
+ *   gather, index_select, scatter_add          x's dtype (indices i32 or i64)
+ *   cross_entropy                              the logits' dtype (labels i32 or i64)
+ *   movement ops, clone, contiguous, to        the input's dtype; cast: the one asked
+ *
+ * Index rule (gather, index_select, scatter_add, one_hot, cross_entropy labels): as in
+ * PyTorch an index is i32 or i64 and must lie in [0, size) of the axis it indexes; a
+ * negative or too large index is an error naming the call and the value (it never
+ * wraps or clamps). cross_entropy's ignore_index is the one exception.
+ *
+ * ---------------------------------------------------------------- elementwise ops
  * Binary ops broadcast like numpy; both inputs must share dtype and device. */
 
 TG_API tg_tensor *tg_neg(tg_tensor *x);
@@ -383,7 +402,9 @@ TG_API tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b);
 
-/* Comparisons give u8 masks (1 true, 0 false). */
+/* Comparisons give u8 masks (1 true, 0 false). Two different integer dtypes compare
+ * after promotion to the wider one (u8 < i32 < i64), as in PyTorch, so an i64 argmax
+ * compares with i32 labels; other dtype pairs must match. */
 TG_API tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_ne(tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b);
@@ -395,17 +416,25 @@ TG_API tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b);
 
 /* ---------------------------------------------------------------- reductions */
 
+/* Axes out of range, given twice, or more than TG_MAX_DIMS of them are an error;
+ * max/min/argmax/argmin over an axis of size 0 are an error (a sum over it gives 0). */
+/* f32/f64 stay; u8, i32 and i64 sum exactly into i64 (PyTorch's promotion). */
 TG_API tg_tensor *tg_sum(tg_tensor *x, tg_axes axes, bool keepdim);
+/* f32/f64 only: the mean of an integer tensor is an error (cast it first), as in PyTorch. */
 TG_API tg_tensor *tg_mean(tg_tensor *x, tg_axes axes, bool keepdim);
 TG_API tg_tensor *tg_max(tg_tensor *x, tg_axes axes, bool keepdim); /* ties share the gradient */
 TG_API tg_tensor *tg_min(tg_tensor *x, tg_axes axes, bool keepdim);
-/* correction 1 is the unbiased estimate (PyTorch's default), 0 the population one. */
+/* sum((x - mean)^2) / max(0, N - correction) over the N reduced elements, as PyTorch:
+ * correction 1 is the unbiased estimate (PyTorch's default), 0 the population one; a
+ * correction >= N divides by 0 and gives inf (NaN when the sum is 0 too, e.g. N = 1),
+ * never a negative variance. std is its square root. A negative correction is an
+ * error. f32/f64 only. */
 TG_API tg_tensor *tg_var(tg_tensor *x, tg_axes axes, int correction, bool keepdim);
 TG_API tg_tensor *tg_std(tg_tensor *x, tg_axes axes, int correction, bool keepdim);
 TG_API tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim);
 /* The Euclidean norm of all elements, 0-d. */
 TG_API tg_tensor *tg_norm(tg_tensor *x);
-/* Index of the first largest (smallest) element along one axis, i32. */
+/* Index of the first largest (smallest) element along one axis, i64 (as PyTorch). */
 TG_API tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim);
 
@@ -422,7 +451,9 @@ typedef struct {
                                to ignore label 0 */
     bool use_ignore_index;
 } tg_cross_entropy_opts;
-/* logits (N, C) or (N, C, d...), labels i32 (N) or (N, d...). */
+/* logits (N, C) or (N, C, d...), labels i32 or i64 (N) or (N, d...). A label that is
+ * not ignore_index must be in [0, C): -1 or C is an error naming the value, never a
+ * wrapped class. */
 TG_API tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels);
 TG_API tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels,
                                       const tg_cross_entropy_opts *opts);
@@ -444,10 +475,14 @@ TG_API tg_tensor *tg_view(tg_tensor *x, tg_shape shape);
 TG_API tg_tensor *tg_flatten(tg_tensor *x, int start_axis);
 TG_API tg_tensor *tg_permute(tg_tensor *x, tg_axes order);
 TG_API tg_tensor *tg_transpose(tg_tensor *x, int axis0, int axis1);
-/* Broadcasts size-1 axes (and new leading ones) to shape; -1 keeps a size. */
+/* Broadcasts size-1 axes (and new leading ones) to shape; -1 keeps a size. A shape of
+ * more than TG_MAX_DIMS axes, or whose element count overflows, is an error (the same
+ * for tg_reshape and tg_view). The result has stride 0 on the stretched axes: in-place
+ * updates other than tg_fill_ refuse it. */
 TG_API tg_tensor *tg_expand(tg_tensor *x, tg_shape shape);
 /* Python's x[start:stop:step] on one axis; negative start/stop count from the end,
- * out-of-range ones are clamped, step > 0. Use INT64_MAX as stop for "to the end". */
+ * out-of-range ones are clamped (any int64, INT64_MIN and INT64_MAX included), step > 0
+ * (any size). Use INT64_MAX as stop for "to the end". */
 TG_API tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
 TG_API tg_tensor *tg_squeeze(tg_tensor *x, int axis);
 TG_API tg_tensor *tg_unsqueeze(tg_tensor *x, int axis);
@@ -457,23 +492,29 @@ TG_API tg_tensor *tg_clone(tg_tensor *x);              /* always a copy */
 
 TG_API tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis);
 TG_API tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis);
-/* Splits x along axis into pieces of split_size (the last may be smaller); writes at
- * most max_out views to out and returns how many there are, or -1 on error. */
+/* Splits x along axis into pieces of split_size (the last may be smaller; an axis of
+ * size 0 gives one empty piece, as PyTorch); writes at most max_out views to out and
+ * returns how many there are, or -1 on error. out may be NULL only when max_out is 0
+ * (to count the pieces). */
 TG_API int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int max_out);
-/* Constant padding as in F.pad. */
+/* Constant padding as in F.pad: negative amounts crop (at most the axis' size). A
+ * padded shape whose element count overflows is an error. */
 TG_API tg_tensor *tg_pad(tg_tensor *x, tg_pads pads, double value);
 
 /* ---------------------------------------------------------------- indexing */
 
-/* out[i][j] = x[i][index[i][j]] for axis 1 (PyTorch's gather); index is i32 with x's
- * number of axes. */
+/* out[i][j] = x[i][index[i][j]] for axis 1 (PyTorch's gather); index is i32 or i64 with
+ * x's number of axes, no larger than x except on axis; values in [0, x's size on axis). */
 TG_API tg_tensor *tg_gather(tg_tensor *x, int axis, tg_tensor *index);
-/* Rows (or slices along axis) picked by a 1-D i32 index. */
+/* Rows (or slices along axis) picked by a 1-D i32 or i64 index with values in
+ * [0, x's size on axis). */
 TG_API tg_tensor *tg_index_select(tg_tensor *x, int axis, tg_tensor *index);
 /* A copy of x with src added at the positions index names along axis (PyTorch's
- * scatter_add, out of place). */
+ * scatter_add, out of place); x and src f32/f64, index i32 or i64 with src's shape,
+ * values in [0, x's size on axis). */
 TG_API tg_tensor *tg_scatter_add(tg_tensor *x, int axis, tg_tensor *index, tg_tensor *src);
-/* i32 labels (any shape) -> i32 one-hot with a trailing axis of num_classes. */
+/* i32 or i64 labels (any shape, values in [0, num_classes)) -> i64 one-hot with a
+ * trailing axis of num_classes, as F.one_hot. */
 TG_API tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes);
 TG_API tg_tensor *tg_cast(tg_tensor *x, tg_dtype dtype);
 /* A copy on another device (x itself as a new view if already there). */
@@ -482,7 +523,10 @@ TG_API tg_tensor *tg_to(tg_tensor *x, tg_device *dev);
 /* ---------------------------------------------------------------- in-place updates
  * For optimizers and initialisation: they are not recorded, so they refuse a tensor
  * that requires grad while grad mode is on. Each bumps dst's version counter: a
- * backward that saved dst before the update reports it instead of using stale data. */
+ * backward that saved dst before the update reports it instead of using stale data.
+ * As in PyTorch, a dst in which several elements share one memory location (an expanded
+ * view: stride 0 on an axis longer than 1) is refused by all but tg_fill_, whose single
+ * value makes that harmless; update tg_clone(dst) instead. */
 
 TG_API tg_status tg_copy_(tg_tensor *dst, tg_tensor *src); /* src broadcasts to dst */
 TG_API tg_status tg_add_(tg_tensor *dst, tg_tensor *src);

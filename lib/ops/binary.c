@@ -13,10 +13,22 @@ static const tg_op bin_ops[TG_BIN_FIRST_CMP] = {
     TG_OP_ADD, TG_OP_SUB, TG_OP_MUL, TG_OP_DIV, TG_OP_POW, TG_OP_MAXIMUM, TG_OP_MINIMUM,
 };
 
+/* Comparisons of two integer dtypes promote to the wider one as PyTorch does (u8 < i32
+ * < i64), so tg_eq(tg_argmax(logits, 1, false), labels) works with i32 labels. */
+static bool promote_ints(tg_tensor **a, tg_tensor **b) {
+    tg_dtype da = (*a)->dtype, db = (*b)->dtype;
+    if (da == db || tg_is_float(da) || tg_is_float(db) || tg_dev(*a) != tg_dev(*b)) return true;
+    tg_dtype w = da == TG_I64 || db == TG_I64 ? TG_I64 : TG_I32;
+    if (da != w) *a = tg_cast(*a, w);
+    if (db != w) *b = tg_cast(*b, w);
+    return *a && *b;
+}
+
 static tg_tensor *binary(tg_binary_op k, tg_tensor *a, tg_tensor *b) {
     const char *name = bin_names[k];
-    if (!tg_op_nonnull(name, "a", a) || !tg_op_nonnull(name, "b", b) || !tg_op_compatible(name, a, b))
-        return NULL;
+    if (!tg_op_nonnull(name, "a", a) || !tg_op_nonnull(name, "b", b)) return NULL;
+    if (k >= TG_BIN_FIRST_CMP && !promote_ints(&a, &b)) return NULL;
+    if (!tg_op_compatible(name, a, b)) return NULL;
     if ((k == TG_BIN_DIV || k == TG_BIN_POW) && !tg_op_float(name, a)) return NULL;
     int nd;
     int64_t shape[TG_MAX_DIMS];
@@ -41,19 +53,25 @@ static tg_tensor *binary(tg_binary_op k, tg_tensor *a, tg_tensor *b) {
     return out;
 }
 
-tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_ADD, a, b); }
-tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_SUB, a, b); }
-tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_MUL, a, b); }
-tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_DIV, a, b); }
-tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_POW, a, b); }
-tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_MAXIMUM, a, b); }
-tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_MINIMUM, a, b); }
-tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_EQ, a, b); }
-tg_tensor *tg_ne(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_NE, a, b); }
-tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_LT, a, b); }
-tg_tensor *tg_le(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_LE, a, b); }
-tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_GT, a, b); }
-tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b) { return binary(TG_BIN_GE, a, b); }
+#define BINARY(fn, k)                              \
+    tg_tensor *fn(tg_tensor *a, tg_tensor *b) {    \
+        TG_API_ENTER(#fn);                         \
+        return binary(k, a, b);                    \
+    }
+BINARY(tg_add, TG_BIN_ADD)
+BINARY(tg_sub, TG_BIN_SUB)
+BINARY(tg_mul, TG_BIN_MUL)
+BINARY(tg_div, TG_BIN_DIV)
+BINARY(tg_pow, TG_BIN_POW)
+BINARY(tg_maximum, TG_BIN_MAXIMUM)
+BINARY(tg_minimum, TG_BIN_MINIMUM)
+BINARY(tg_eq, TG_BIN_EQ)
+BINARY(tg_ne, TG_BIN_NE)
+BINARY(tg_lt, TG_BIN_LT)
+BINARY(tg_le, TG_BIN_LE)
+BINARY(tg_gt, TG_BIN_GT)
+BINARY(tg_ge, TG_BIN_GE)
+#undef BINARY
 
 /* ------------------------------------------------------------- backward rules */
 
@@ -115,6 +133,7 @@ tg_status tg_bw_minimum(tg_node *n, tg_tensor *g, tg_tensor **gin) { return bw_e
 /* ------------------------------------------------------------- where */
 
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
+    TG_API_ENTER("tg_where");
     const char *name = "tg_where";
     if (!tg_op_nonnull(name, "cond", cond) || !tg_op_nonnull(name, "a", a) || !tg_op_nonnull(name, "b", b) ||
         !tg_op_compatible(name, a, b))

@@ -67,12 +67,12 @@ tg_tensor *tg_sum_to(tg_tensor *g, int ndim, const int64_t *shape) {
 }
 
 bool tg_axes_mask(const char *op, tg_axes axes, int ndim, uint32_t *mask) {
-    if (axes.n < 0) {
+    if (axes.n == -1) { /* TG_ALL */
         *mask = ndim ? (1u << ndim) - 1 : 0;
         return true;
     }
-    if (axes.n > TG_MAX_DIMS) {
-        tg_error(TG_ERR_INVALID, "%s: %d axes given (at most %d)", op, axes.n, TG_MAX_DIMS);
+    if (axes.n < 0 || axes.n > TG_MAX_DIMS) {
+        tg_error(TG_ERR_INVALID, "%s: %d axes given (at most %d, or -1 for TG_ALL)", op, axes.n, TG_MAX_DIMS);
         return false;
     }
     *mask = 0;
@@ -91,9 +91,31 @@ bool tg_axes_mask(const char *op, tg_axes axes, int ndim, uint32_t *mask) {
     return true;
 }
 
-void tg_error_reprefix(const char *op) {
-    char buf[1024];
-    const char *m = tg_last_error(), *colon = strstr(m, ": ");
-    snprintf(buf, sizeof buf, "%s: %s", op, colon ? colon + 2 : m);
-    tg_error(tg_last_status(), "%s", buf);
+bool tg_op_index(const char *op, const char *arg, const tg_tensor *t) {
+    if (t->dtype == TG_I32 || t->dtype == TG_I64) return true;
+    tg_error(TG_ERR_DTYPE, "%s: %s must be i32 or i64, got %s", op, arg, tg_dtype_name(t->dtype));
+    return false;
+}
+
+bool tg_op_shape_ok(const char *op, int ndim, const int64_t *shape) {
+    if (tg_shape_numel_checked(ndim, shape, NULL)) return true;
+    char b[128];
+    tg_error(TG_ERR_SHAPE, "%s: shape %s is too large (more than %lld elements)", op, tg_shape_str(b, ndim, shape),
+             (long long)TG_MAX_NUMEL);
+    return false;
+}
+
+/* PyTorch's rule (assert_no_internal_overlap): a stride 0 on an axis longer than one
+ * means several elements share one location, and an update would write it several
+ * times. Views made by the other movement ops never overlap. */
+bool tg_op_writable(const char *op, const tg_tensor *dst) {
+    for (int i = 0; i < dst->ndim; i++) {
+        if (dst->strides[i] != 0 || dst->shape[i] <= 1) continue;
+        char b[128];
+        tg_error(TG_ERR_INVALID, "%s: dst %s has stride 0 on axis %d (an expanded view): more than one element of "
+                 "it refers to a single memory location; write to tg_clone(dst) instead", op,
+                 tg_shape_str(b, dst->ndim, dst->shape), i);
+        return false;
+    }
+    return true;
 }

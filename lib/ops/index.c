@@ -1,4 +1,6 @@
-/* Indexing (gather, scatter-add, index_select, one_hot) and conversion (cast, to). */
+/* Indexing (gather, scatter-add, index_select, one_hot) and conversion (cast, to).
+ * Indices follow PyTorch's rule: i32 or i64, each in [0, size); a negative or too large
+ * one is an error that the backend's kernel reports (it does not wrap). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,10 +12,7 @@ static bool check_index(const char *name, const tg_tensor *x, int *axis, const t
         tg_error(TG_ERR_INVALID, "%s: axis %d is out of range for %d dimensions", name, *axis, x->ndim);
         return false;
     }
-    if (idx->dtype != TG_I32) {
-        tg_error(TG_ERR_DTYPE, "%s: index must be i32, got %s", name, tg_dtype_name(idx->dtype));
-        return false;
-    }
+    if (!tg_op_index(name, "index", idx)) return false;
     if (tg_dev(idx) != tg_dev(x)) {
         tg_error(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s", name, tg_dev(x)->name, tg_dev(idx)->name);
         return false;
@@ -31,6 +30,7 @@ static bool check_index(const char *name, const tg_tensor *x, int *axis, const t
 }
 
 tg_tensor *tg_gather(tg_tensor *x, int axis, tg_tensor *index) {
+    TG_API_ENTER("tg_gather");
     const char *name = "tg_gather";
     if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "index", index) || !check_index(name, x, &axis, index))
         return NULL;
@@ -56,6 +56,7 @@ tg_status tg_bw_gather(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 }
 
 tg_tensor *tg_scatter_add(tg_tensor *x, int axis, tg_tensor *index, tg_tensor *src) {
+    TG_API_ENTER("tg_scatter_add");
     const char *name = "tg_scatter_add";
     char b1[128], b2[128];
     if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "index", index) || !tg_op_nonnull(name, "src", src) ||
@@ -88,41 +89,54 @@ tg_status tg_bw_scatter_add(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 
 /* Picks slices along axis: a gather with the 1-D index stretched across the other axes. */
 tg_tensor *tg_index_select(tg_tensor *x, int axis, tg_tensor *index) {
+    TG_API_ENTER("tg_index_select");
     const char *name = "tg_index_select";
-    if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "index", index)) return NULL;
+    if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "index", index) || !tg_op_index(name, "index", index))
+        return NULL;
     int a = axis;
     if (!tg_axis_norm(&a, x->ndim))
         return tg_error_null(TG_ERR_INVALID, "%s: axis %d is out of range for %d dimensions", name, axis, x->ndim);
-    if (index->ndim != 1)
-        return tg_error_null(TG_ERR_SHAPE, "%s: index must be 1-D, got %d dimensions", name, index->ndim);
+    if (index->ndim > 1) /* a 0-d index picks one slice and keeps the axis, as in PyTorch */
+        return tg_error_null(TG_ERR_SHAPE, "%s: index must be 1-D or 0-d, got %d dimensions", name, index->ndim);
+    if (tg_dev(index) != tg_dev(x))
+        return tg_error_null(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s", name, tg_dev(x)->name,
+                             tg_dev(index)->name);
+    int64_t len = index->ndim ? index->shape[0] : 1;
     tg_shape s = { .ndim = x->ndim }, full = tg_shape_of(x);
-    for (int i = 0; i < x->ndim; i++) s.dims[i] = i == a ? index->shape[0] : 1;
-    full.dims[a] = index->shape[0];
-    tg_tensor *r = tg_gather(x, a, tg_expand(tg_reshape(index, s), full));
-    if (!r) tg_error_reprefix(name);
-    return r;
+    for (int i = 0; i < x->ndim; i++) s.dims[i] = i == a ? len : 1;
+    full.dims[a] = len;
+    return tg_gather(x, a, tg_expand(tg_reshape(index, s), full));
 }
 
+/* i64 like PyTorch's F.one_hot; the range check reads two numbers back to the host. */
 tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes) {
+    TG_API_ENTER("tg_one_hot");
     const char *name = "tg_one_hot";
-    if (!tg_op_nonnull(name, "labels", labels)) return NULL;
-    if (labels->dtype != TG_I32)
-        return tg_error_null(TG_ERR_DTYPE, "%s: labels must be i32, got %s", name, tg_dtype_name(labels->dtype));
-    if (num_classes <= 0 || num_classes > INT32_MAX)
+    if (!tg_op_nonnull(name, "labels", labels) || !tg_op_index(name, "labels", labels)) return NULL;
+    if (num_classes <= 0)
         return tg_error_null(TG_ERR_INVALID, "%s: num_classes must be positive, got %lld", name, (long long)num_classes);
+    if (labels->ndim == TG_MAX_DIMS)
+        return tg_error_null(TG_ERR_SHAPE, "%s: labels have %d dimensions; the result would have %d (at most %d)",
+                             name, labels->ndim, labels->ndim + 1, TG_MAX_DIMS);
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, labels->shape, sizeof shape);
+    shape[labels->ndim] = num_classes;
+    if (!tg_op_shape_ok(name, labels->ndim + 1, shape)) return NULL;
     if (tg_numel(labels) > 0) {
         double lo = tg_item(tg_min(labels, TG_ALL, false)), hi = tg_item(tg_max(labels, TG_ALL, false));
+        if (lo != lo || hi != hi) return NULL; /* the reads failed; their message stands */
         if (lo < 0 || hi >= (double)num_classes)
-            return tg_error_null(TG_ERR_INVALID, "%s: labels range over [%g, %g], outside [0, %lld)", name, lo, hi,
+            return tg_error_null(TG_ERR_INVALID, "%s: labels range over [%.0f, %.0f], outside [0, %lld)", name, lo, hi,
                                  (long long)num_classes);
     }
-    tg_tensor *classes = tg_arange(TG_I32, 0, (double)num_classes, 1, tg_dev(labels));
-    return tg_cast(tg_eq(tg_unsqueeze(labels, -1), classes), TG_I32);
+    tg_tensor *classes = tg_arange(labels->dtype, 0, (double)num_classes, 1, tg_dev(labels));
+    return tg_cast(tg_eq(tg_unsqueeze(labels, -1), classes), TG_I64);
 }
 
 /* ------------------------------------------------------------- cast and to */
 
 tg_tensor *tg_cast(tg_tensor *x, tg_dtype dtype) {
+    TG_API_ENTER("tg_cast");
     if (!tg_op_nonnull("tg_cast", "x", x)) return NULL;
     if ((unsigned)dtype >= TG_NUM_DTYPES) return tg_error_null(TG_ERR_DTYPE, "tg_cast: unknown dtype %d", (int)dtype);
     tg_tensor *out = tg_tensor_new(dtype, x->ndim, x->shape, tg_dev(x));
@@ -152,6 +166,7 @@ static tg_tensor *copy_across(tg_tensor *x, tg_device *dev) {
 }
 
 tg_tensor *tg_to(tg_tensor *x, tg_device *dev) {
+    TG_API_ENTER("tg_to");
     if (!tg_op_nonnull("tg_to", "x", x)) return NULL;
     if (!dev) return tg_error_null(TG_ERR_DEVICE, "tg_to: device is NULL");
     if (tg_dev(x) == dev) return tg_reshape(x, tg_shape_of(x));

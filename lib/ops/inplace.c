@@ -1,10 +1,13 @@
 /* In-place updates for optimizers and initialisation. They are not recorded, so they
  * refuse a destination that requires grad while grad mode is on; each bumps the
- * storage version so a backward that saved the old values reports the change. */
+ * storage version so a backward that saved the old values reports the change. As in
+ * PyTorch, a destination whose elements share memory (an expanded view) is refused,
+ * except by fill_, which writes the same value everywhere. */
 #include "lib/ops/ops.h"
 
-static tg_status check_dst(const char *name, tg_tensor *dst) {
+static tg_status check_dst(const char *name, tg_tensor *dst, bool overlap_ok) {
     if (!dst) return tg_last_status() != TG_OK ? tg_last_status() : tg_error(TG_ERR_INVALID, "%s: dst is NULL", name);
+    if (!overlap_ok && !tg_op_writable(name, dst)) return tg_last_status();
     if (dst->requires_grad && tg_is_grad_enabled())
         return tg_error(TG_ERR_STATE, "%s: dst requires grad and grad mode is on; update parameters with grad "
                         "mode off (tg_set_grad_enabled(false))", name);
@@ -46,7 +49,7 @@ static tg_status check_src(const char *name, tg_tensor *dst, tg_tensor *src, boo
 }
 
 static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_tensor *src, bool copy) {
-    tg_status st = check_dst(name, dst);
+    tg_status st = check_dst(name, dst, false);
     tg_tensor sv;
     if (st == TG_OK) st = check_src(name, dst, src, copy, &sv);
     if (st != TG_OK) return st;
@@ -59,13 +62,30 @@ static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_ten
     return st;
 }
 
-tg_status tg_copy_(tg_tensor *dst, tg_tensor *src) { return update("tg_copy_", TG_BIN_ADD, dst, src, true); }
-tg_status tg_add_(tg_tensor *dst, tg_tensor *src) { return update("tg_add_", TG_BIN_ADD, dst, src, false); }
-tg_status tg_sub_(tg_tensor *dst, tg_tensor *src) { return update("tg_sub_", TG_BIN_SUB, dst, src, false); }
-tg_status tg_mul_(tg_tensor *dst, tg_tensor *src) { return update("tg_mul_", TG_BIN_MUL, dst, src, false); }
+tg_status tg_copy_(tg_tensor *dst, tg_tensor *src) {
+    TG_API_ENTER("tg_copy_");
+    return update("tg_copy_", TG_BIN_ADD, dst, src, true);
+}
 
+tg_status tg_add_(tg_tensor *dst, tg_tensor *src) {
+    TG_API_ENTER("tg_add_");
+    return update("tg_add_", TG_BIN_ADD, dst, src, false);
+}
+
+tg_status tg_sub_(tg_tensor *dst, tg_tensor *src) {
+    TG_API_ENTER("tg_sub_");
+    return update("tg_sub_", TG_BIN_SUB, dst, src, false);
+}
+
+tg_status tg_mul_(tg_tensor *dst, tg_tensor *src) {
+    TG_API_ENTER("tg_mul_");
+    return update("tg_mul_", TG_BIN_MUL, dst, src, false);
+}
+
+/* Writing one value is idempotent, so an expanded dst is fine (PyTorch allows it too). */
 tg_status tg_fill_(tg_tensor *dst, double value) {
-    tg_status st = check_dst("tg_fill_", dst);
+    TG_API_ENTER("tg_fill_");
+    tg_status st = check_dst("tg_fill_", dst, true);
     if (st != TG_OK) return st;
     st = tg_dev(dst)->be->fill(dst, value);
     dst->storage->version++;
@@ -75,7 +95,8 @@ tg_status tg_fill_(tg_tensor *dst, double value) {
 /* The SGD step: one kernel and no temporary where the backend has axpy, else a scaled
  * copy added in place. */
 tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src) {
-    tg_status st = check_dst("tg_axpy_", dst);
+    TG_API_ENTER("tg_axpy_");
+    tg_status st = check_dst("tg_axpy_", dst, false);
     tg_tensor sv;
     if (st == TG_OK) st = check_src("tg_axpy_", dst, src, false, &sv);
     if (st == TG_OK && !tg_op_float("tg_axpy_", dst)) st = tg_last_status();

@@ -1,5 +1,6 @@
 /* Ops that assemble tensors from pieces: embed (a tensor placed in a filled one, the
  * adjoint of slice), pad, cat, stack and split. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,34 +46,46 @@ tg_status tg_bw_embed(tg_node *n, tg_tensor *g, tg_tensor **gin) {
     return r ? TG_OK : tg_last_status();
 }
 
+/* As F.pad: negative padding crops first (it may not remove more than the axis holds),
+ * then positive padding adds. Amounts are any int64, so sizes are computed with
+ * overflow checks and the padded shape must pass tg_shape_numel_checked. */
 tg_tensor *tg_pad(tg_tensor *x, tg_pads pads, double value) {
+    TG_API_ENTER("tg_pad");
     if (!tg_op_nonnull("tg_pad", "x", x)) return NULL;
     if (pads.n < 0 || pads.n % 2 || pads.n > 2 * x->ndim)
         return tg_error_null(TG_ERR_INVALID, "tg_pad: %d padding values for %d dimensions (expected an even "
                              "number, at most %d)", pads.n, x->ndim, 2 * x->ndim);
-    int64_t shape[TG_MAX_DIMS], start[TG_MAX_DIMS] = { 0 }, step[TG_MAX_DIMS];
-    tg_tensor *src = x;
+    int64_t shape[TG_MAX_DIMS], start[TG_MAX_DIMS] = { 0 }, step[TG_MAX_DIMS], keep[TG_MAX_DIMS][2];
     for (int i = 0; i < x->ndim; i++) {
         step[i] = 1;
         shape[i] = x->shape[i];
+        keep[i][0] = 0, keep[i][1] = x->shape[i];
     }
     for (int k = 0; k < pads.n / 2; k++) {
         int a = x->ndim - 1 - k;
-        int64_t lo = pads.v[2 * k], hi = pads.v[2 * k + 1];
-        if (x->shape[a] + lo + hi < 0)
+        int64_t lo = pads.v[2 * k], hi = pads.v[2 * k + 1], len = x->shape[a], size;
+        if (lo < -len || hi < -len || (lo < 0 ? -lo : 0) + (hi < 0 ? -hi : 0) > len)
             return tg_error_null(TG_ERR_SHAPE, "tg_pad: padding (%lld, %lld) leaves axis %d of size %lld negative",
-                                 (long long)lo, (long long)hi, a, (long long)x->shape[a]);
-        if (lo < 0 || hi < 0) /* negative padding crops */
-            src = tg_slice(src, a, lo < 0 ? -lo : 0, hi < 0 ? x->shape[a] + hi : INT64_MAX, 1);
+                                 (long long)lo, (long long)hi, a, (long long)len);
+        if (__builtin_add_overflow(len, lo, &size) || __builtin_add_overflow(size, hi, &size) || size > TG_MAX_NUMEL)
+            return tg_error_null(TG_ERR_SHAPE, "tg_pad: padding (%lld, %lld) makes axis %d of size %lld too large",
+                                 (long long)lo, (long long)hi, a, (long long)len);
+        shape[a] = size;
         start[a] = lo > 0 ? lo : 0;
-        shape[a] = x->shape[a] + lo + hi;
+        keep[a][0] = lo < 0 ? -lo : 0;
+        keep[a][1] = hi < 0 ? len + hi : len;
     }
+    if (!tg_op_shape_ok("tg_pad", x->ndim, shape)) return NULL;
+    tg_tensor *src = x;
+    for (int i = 0; i < x->ndim && src; i++)
+        if (keep[i][0] != 0 || keep[i][1] != x->shape[i]) src = tg_slice(src, i, keep[i][0], keep[i][1], 1);
     return tg_embed(src, x->ndim, shape, start, step, value);
 }
 
 /* ------------------------------------------------------------- cat, stack, split */
 
 tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis) {
+    TG_API_ENTER("tg_cat");
     char b1[128], b2[128];
     if (n <= 0 || !xs) return tg_error_null(TG_ERR_INVALID, "tg_cat: needs at least one tensor");
     for (int i = 0; i < n; i++)
@@ -93,7 +106,8 @@ tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis) {
             return tg_error_null(TG_ERR_SHAPE, "tg_cat: tensor %d has shape %s, tensor 0 has %s (they may differ "
                                  "only on axis %d)", i, tg_shape_str(b1, x->ndim, x->shape),
                                  tg_shape_str(b2, x0->ndim, x0->shape), a);
-        shape[a] += x->shape[a];
+        if (__builtin_add_overflow(shape[a], x->shape[a], &shape[a]) || !tg_op_shape_ok("tg_cat", x0->ndim, shape))
+            return NULL;
     }
     tg_tensor *out = tg_tensor_new(x0->dtype, x0->ndim, shape, tg_dev(x0));
     if (!out) return NULL;
@@ -124,23 +138,36 @@ tg_status tg_bw_cat(tg_node *n, tg_tensor *g, tg_tensor **gin) {
     return TG_OK;
 }
 
+/* Every tensor the same shape (PyTorch's rule); axis in [-(ndim + 1), ndim]. */
 tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis) {
+    TG_API_ENTER("tg_stack");
+    char b1[128], b2[128];
     if (n <= 0 || !xs) return tg_error_null(TG_ERR_INVALID, "tg_stack: needs at least one tensor");
+    for (int i = 0; i < n; i++) {
+        if (!tg_op_nonnull("tg_stack", "a tensor", xs[i])) return NULL;
+        if (!tg_shape_equal(xs[i]->ndim, xs[i]->shape, xs[0]->ndim, xs[0]->shape))
+            return tg_error_null(TG_ERR_SHAPE, "tg_stack: tensor %d has shape %s, tensor 0 has %s (they must be equal)",
+                                 i, tg_shape_str(b1, xs[i]->ndim, xs[i]->shape),
+                                 tg_shape_str(b2, xs[0]->ndim, xs[0]->shape));
+    }
+    int nd = xs[0]->ndim, a = axis < 0 ? axis + nd + 1 : axis;
+    if (a < 0 || a > nd || nd == TG_MAX_DIMS)
+        return tg_error_null(TG_ERR_INVALID, "tg_stack: axis %d is out of range for %d dimensions (at most %d)", axis,
+                             nd + 1, TG_MAX_DIMS);
     tg_tensor **u = malloc((size_t)n * sizeof *u);
     if (!u) return tg_error_null(TG_ERR_NOMEM, "tg_stack: out of host memory");
     tg_tensor *out = NULL;
-    for (int i = 0; i < n; i++) {
-        if (!tg_op_nonnull("tg_stack", "a tensor", xs[i])) goto done;
-        int a = axis < 0 ? axis + xs[i]->ndim + 1 : axis;
+    for (int i = 0; i < n; i++)
         if (!(u[i] = tg_unsqueeze(xs[i], a))) goto done;
-    }
-    out = tg_cat(n, u, axis < 0 ? axis + xs[0]->ndim + 1 : axis);
+    out = tg_cat(n, u, a);
 done:
     free(u);
     return out;
 }
 
+/* As PyTorch, an axis of size 0 splits into one empty piece. */
 int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int max_out) {
+    TG_API_ENTER("tg_split");
     if (!tg_op_nonnull("tg_split", "x", x)) return -1;
     int a = axis;
     if (!tg_axis_norm(&a, x->ndim)) {
@@ -151,8 +178,20 @@ int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int ma
         tg_error(TG_ERR_INVALID, "tg_split: split_size must be positive, got %lld", (long long)split_size);
         return -1;
     }
-    int64_t count = (x->shape[a] + split_size - 1) / split_size;
-    for (int64_t i = 0; i < count && i < max_out; i++)
-        if (!(out[i] = tg_slice(x, a, i * split_size, (i + 1) * split_size, 1))) return -1;
+    if (max_out < 0 || (max_out > 0 && !out)) {
+        tg_error(TG_ERR_INVALID, max_out < 0 ? "tg_split: max_out is %d (expected 0 or more)"
+                                             : "tg_split: out is NULL but max_out is %d", max_out);
+        return -1;
+    }
+    int64_t len = x->shape[a], count = len == 0 ? 1 : (len - 1) / split_size + 1;
+    if (count > INT_MAX) {
+        tg_error(TG_ERR_INVALID, "tg_split: %lld pieces of size %lld do not fit in an int", (long long)count,
+                 (long long)split_size);
+        return -1;
+    }
+    for (int64_t i = 0; i < count && i < max_out; i++) {
+        int64_t lo = i * split_size, hi = len - lo > split_size ? lo + split_size : len;
+        if (!(out[i] = tg_slice(x, a, lo, hi, 1))) return -1;
+    }
     return (int)count;
 }

@@ -38,6 +38,7 @@ static tg_tensor *matmul2(tg_tensor *a, tg_tensor *b) {
 }
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
+    TG_API_ENTER("tg_matmul");
     if (!tg_op_nonnull("tg_matmul", "a", a) || !tg_op_nonnull("tg_matmul", "b", b) ||
         !tg_op_compatible("tg_matmul", a, b) || !tg_op_float("tg_matmul", a))
         return NULL;

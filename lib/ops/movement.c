@@ -45,7 +45,7 @@ static bool view_strides(const tg_tensor *x, int nd, const int64_t *ns, int64_t 
     return view_d == -1;
 }
 
-/* Resolves a -1 and checks the element count. */
+/* Resolves a -1 and checks the element count, refusing sizes whose product overflows. */
 static bool target_shape(const char *name, const tg_tensor *x, tg_shape *s) {
     char b1[128], b2[128];
     if (s->ndim < 0 || s->ndim > TG_MAX_DIMS) {
@@ -53,16 +53,21 @@ static bool target_shape(const char *name, const tg_tensor *x, tg_shape *s) {
         return false;
     }
     int infer = -1;
-    int64_t known = 1, numel = tg_shape_numel(x->ndim, x->shape);
+    int64_t numel = tg_shape_numel(x->ndim, x->shape);
     for (int i = 0; i < s->ndim; i++) {
         if (s->dims[i] == -1 && infer < 0) infer = i;
         else if (s->dims[i] < 0) {
             tg_error(TG_ERR_SHAPE, "%s: bad size %lld in %s", name, (long long)s->dims[i], tg_shape_str(b1, s->ndim, s->dims));
             return false;
-        } else known *= s->dims[i];
+        }
     }
-    if (infer >= 0 && known != 0 && numel % known == 0) s->dims[infer] = numel / known;
-    if (tg_shape_numel(s->ndim, s->dims) != numel || (infer >= 0 && known == 0)) {
+    tg_shape known = *s; /* the sizes given, with 1 for the inferred one */
+    if (infer >= 0) known.dims[infer] = 1;
+    int64_t kn;
+    if (!tg_shape_numel_checked(known.ndim, known.dims, &kn))
+        return tg_op_shape_ok(name, s->ndim, s->dims);
+    if (infer >= 0 && kn != 0 && numel % kn == 0) s->dims[infer] = numel / kn;
+    if ((infer >= 0 && s->dims[infer] < 0) || tg_shape_numel(s->ndim, s->dims) != numel) {
         tg_error(TG_ERR_SHAPE, "%s: cannot view %s (%lld elements) as %s", name, tg_shape_str(b1, x->ndim, x->shape),
                  (long long)numel, tg_shape_str(b2, s->ndim, s->dims));
         return false;
@@ -84,8 +89,15 @@ static tg_tensor *reshape(const char *name, tg_tensor *x, tg_shape s, bool allow
     return record_view(TG_OP_RESHAPE, out, x, NULL, 0, NULL, 0);
 }
 
-tg_tensor *tg_reshape(tg_tensor *x, tg_shape s) { return reshape("tg_reshape", x, s, true); }
-tg_tensor *tg_view(tg_tensor *x, tg_shape s) { return reshape("tg_view", x, s, false); }
+tg_tensor *tg_reshape(tg_tensor *x, tg_shape s) {
+    TG_API_ENTER("tg_reshape");
+    return reshape("tg_reshape", x, s, true);
+}
+
+tg_tensor *tg_view(tg_tensor *x, tg_shape s) {
+    TG_API_ENTER("tg_view");
+    return reshape("tg_view", x, s, false);
+}
 
 tg_status tg_bw_reshape(tg_node *n, tg_tensor *g, tg_tensor **gin) {
     tg_shape s = { .ndim = n->inputs[0].ndim };
@@ -95,6 +107,7 @@ tg_status tg_bw_reshape(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 }
 
 tg_tensor *tg_flatten(tg_tensor *x, int start_axis) {
+    TG_API_ENTER("tg_flatten");
     if (!tg_op_nonnull("tg_flatten", "x", x)) return NULL;
     int a = start_axis;
     if (x->ndim == 0) return tg_reshape(x, TG_SHAPE(1));
@@ -107,6 +120,7 @@ tg_tensor *tg_flatten(tg_tensor *x, int start_axis) {
 }
 
 tg_tensor *tg_squeeze(tg_tensor *x, int axis) {
+    TG_API_ENTER("tg_squeeze");
     if (!tg_op_nonnull("tg_squeeze", "x", x)) return NULL;
     int a = axis;
     if (!tg_axis_norm(&a, x->ndim))
@@ -116,9 +130,12 @@ tg_tensor *tg_squeeze(tg_tensor *x, int axis) {
 }
 
 tg_tensor *tg_unsqueeze(tg_tensor *x, int axis) {
+    TG_API_ENTER("tg_unsqueeze");
     if (!tg_op_nonnull("tg_unsqueeze", "x", x)) return NULL;
+    if (x->ndim == TG_MAX_DIMS)
+        return tg_error_null(TG_ERR_SHAPE, "tg_unsqueeze: x has %d dimensions already (at most %d)", x->ndim, TG_MAX_DIMS);
     int a = axis < 0 ? axis + x->ndim + 1 : axis;
-    if (a < 0 || a > x->ndim || x->ndim == TG_MAX_DIMS)
+    if (a < 0 || a > x->ndim)
         return tg_error_null(TG_ERR_INVALID, "tg_unsqueeze: axis %d is out of range for %d dimensions", axis, x->ndim);
     tg_shape s = { .ndim = x->ndim + 1 };
     for (int i = 0, j = 0; i < s.ndim; i++) s.dims[i] = i == a ? 1 : x->shape[j++];
@@ -128,6 +145,7 @@ tg_tensor *tg_unsqueeze(tg_tensor *x, int axis) {
 /* ------------------------------------------------------------- permute */
 
 tg_tensor *tg_permute(tg_tensor *x, tg_axes order) {
+    TG_API_ENTER("tg_permute");
     if (!tg_op_nonnull("tg_permute", "x", x)) return NULL;
     if (order.n != x->ndim)
         return tg_error_null(TG_ERR_INVALID, "tg_permute: %d axes given for %d dimensions", order.n, x->ndim);
@@ -155,6 +173,7 @@ tg_status tg_bw_permute(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 }
 
 tg_tensor *tg_transpose(tg_tensor *x, int a0, int a1) {
+    TG_API_ENTER("tg_transpose");
     if (!tg_op_nonnull("tg_transpose", "x", x)) return NULL;
     int a = a0, b = a1;
     if (!tg_axis_norm(&a, x->ndim) || !tg_axis_norm(&b, x->ndim))
@@ -167,11 +186,14 @@ tg_tensor *tg_transpose(tg_tensor *x, int a0, int a1) {
 /* ------------------------------------------------------------- expand */
 
 tg_tensor *tg_expand(tg_tensor *x, tg_shape s) {
+    TG_API_ENTER("tg_expand");
     char b1[128], b2[128];
     if (!tg_op_nonnull("tg_expand", "x", x)) return NULL;
-    if (s.ndim < x->ndim || s.ndim > TG_MAX_DIMS)
-        return tg_error_null(TG_ERR_SHAPE, "tg_expand: cannot expand %s to %s", tg_shape_str(b1, x->ndim, x->shape),
-                             tg_shape_str(b2, s.ndim, s.dims));
+    if (s.ndim < 0 || s.ndim > TG_MAX_DIMS)
+        return tg_error_null(TG_ERR_SHAPE, "tg_expand: %d dimensions (at most %d)", s.ndim, TG_MAX_DIMS);
+    if (s.ndim < x->ndim)
+        return tg_error_null(TG_ERR_SHAPE, "tg_expand: cannot expand %s to %s (fewer dimensions)",
+                             tg_shape_str(b1, x->ndim, x->shape), tg_shape_str(b2, s.ndim, s.dims));
     int off = s.ndim - x->ndim;
     int64_t st[TG_MAX_DIMS];
     for (int i = 0; i < s.ndim; i++) {
@@ -182,6 +204,7 @@ tg_tensor *tg_expand(tg_tensor *x, tg_shape s) {
                                  tg_shape_str(b1, x->ndim, x->shape), tg_shape_str(b2, s.ndim, s.dims), i);
         st[i] = i < off || have != s.dims[i] ? 0 : x->strides[i - off];
     }
+    if (!tg_op_shape_ok("tg_expand", s.ndim, s.dims)) return NULL;
     tg_tensor *out = tg_tensor_alias(x, s.ndim, s.dims, st, x->offset);
     return record_view(TG_OP_EXPAND, out, x, NULL, 0, NULL, 0);
 }
@@ -199,21 +222,26 @@ tg_status tg_bw_expand(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 
 /* ------------------------------------------------------------- slice and flip */
 
+/* Python's slice.indices(len): start and stop clamped into [0, len] without
+ * overflow for any int64 (INT64_MIN..INT64_MAX), then ceil((stop - start) / step). */
 tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step) {
+    TG_API_ENTER("tg_slice");
     if (!tg_op_nonnull("tg_slice", "x", x)) return NULL;
     int a = axis;
     if (!tg_axis_norm(&a, x->ndim))
         return tg_error_null(TG_ERR_INVALID, "tg_slice: axis %d is out of range for %d dimensions", axis, x->ndim);
     if (step <= 0) return tg_error_null(TG_ERR_INVALID, "tg_slice: step must be positive, got %lld", (long long)step);
-    int64_t len = x->shape[a];
+    int64_t len = x->shape[a]; /* 0 <= len <= TG_MAX_NUMEL, so start + len cannot overflow */
     if (start < 0) start += len;
     if (stop < 0) stop += len;
     start = start < 0 ? 0 : start > len ? len : start;
     stop = stop < start ? start : stop > len ? len : stop;
+    int64_t n = stop > start ? (stop - start - 1) / step + 1 : 0;
+    if (n <= 1) step = 1; /* one element or none: the step is irrelevant, and step 1 keeps strides small */
     int64_t shape[TG_MAX_DIMS], st[TG_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     memcpy(st, x->strides, sizeof st);
-    shape[a] = (stop - start + step - 1) / step;
+    shape[a] = n;
     st[a] = x->strides[a] * step;
     tg_tensor *out = tg_tensor_alias(x, x->ndim, shape, st, x->offset + start * x->strides[a]);
     return record_view(TG_OP_SLICE, out, x, &a, 1, (int64_t[]){ start, step }, 2);
@@ -230,6 +258,7 @@ tg_status tg_bw_slice(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 }
 
 tg_tensor *tg_flip(tg_tensor *x, tg_axes axes) {
+    TG_API_ENTER("tg_flip");
     uint32_t mask;
     if (!tg_op_nonnull("tg_flip", "x", x) || !tg_axes_mask("tg_flip", axes, x->ndim, &mask)) return NULL;
     int64_t st[TG_MAX_DIMS], off = x->offset;
@@ -255,6 +284,7 @@ tg_status tg_bw_flip(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 /* ------------------------------------------------------------- copies */
 
 tg_tensor *tg_clone(tg_tensor *x) {
+    TG_API_ENTER("tg_clone");
     if (!tg_op_nonnull("tg_clone", "x", x)) return NULL;
     tg_tensor *out = tg_tensor_new(x->dtype, x->ndim, x->shape, tg_dev(x));
     if (!out || tg_dev(x)->be->copy(out, x) != TG_OK) return NULL;
@@ -268,11 +298,13 @@ tg_status tg_bw_copy(tg_node *n, tg_tensor *g, tg_tensor **gin) {
 }
 
 tg_tensor *tg_contiguous(tg_tensor *x) {
+    TG_API_ENTER("tg_contiguous");
     if (!tg_op_nonnull("tg_contiguous", "x", x)) return NULL;
     return tg_tensor_is_dense(x) ? tg_reshape(x, tg_shape_of(x)) : tg_clone(x);
 }
 
 tg_tensor *tg_detach(tg_tensor *x) {
+    TG_API_ENTER("tg_detach");
     if (!tg_op_nonnull("tg_detach", "x", x)) return NULL;
     return tg_tensor_alias(x, x->ndim, x->shape, x->strides, x->offset);
 }

@@ -22,9 +22,14 @@ void tg_expand_into(tg_tensor *view, const tg_tensor *t, int nd, const int64_t *
 tg_tensor *tg_sum_to(tg_tensor *g, int ndim, const int64_t *shape);
 /* An axes set as a bitmask over ndim axes; false with a message naming op. */
 bool tg_axes_mask(const char *op, tg_axes axes, int ndim, uint32_t *mask);
-/* Renames the op at the head of the current message ("tg_gather: ..." becomes
- * "tg_index_select: ...") when a composed op fails inside a primitive. */
-void tg_error_reprefix(const char *op);
+/* An index or label tensor: i32 or i64 (arg names it in the message). */
+bool tg_op_index(const char *op, const char *arg, const tg_tensor *t);
+/* A shape computed from user input: no negative size, no element count past
+ * TG_MAX_NUMEL (tg_shape_numel_checked); false with a message naming op. */
+bool tg_op_shape_ok(const char *op, int ndim, const int64_t *shape);
+/* dst of an in-place update: refused when several of its elements share one memory
+ * location (stride 0 on an axis longer than one), as PyTorch refuses it. */
+bool tg_op_writable(const char *op, const tg_tensor *dst);
 /* After a kernel fails: the op returns NULL (the kernel set the message). */
 static inline tg_device *tg_dev(const tg_tensor *t) { return t->storage->dev; }
 

@@ -1,5 +1,7 @@
 /* Reductions over any set of axes (sum, max, min as primitives; mean, var, std,
- * logsumexp, norm composed), arg reductions, log-softmax and softmax. */
+ * logsumexp, norm composed), arg reductions, log-softmax and softmax. Output dtypes
+ * follow PyTorch: a sum of integers (u8, i32, i64) is i64, arg reductions give i64,
+ * max and min keep the dtype, mean and the composed ones take floats only. */
 #include <math.h>
 #include <string.h>
 
@@ -14,7 +16,8 @@ tg_tensor *tg_reduce_keep(const char *name, tg_op op, tg_reduce_op k, tg_tensor 
             return tg_error_null(TG_ERR_SHAPE, "%s: cannot reduce over axis %d of size 0", name, i);
     }
     bool arg = k == TG_RED_ARGMAX || k == TG_RED_ARGMIN;
-    tg_tensor *out = tg_tensor_new(arg ? TG_I32 : x->dtype, x->ndim, shape, tg_dev(x));
+    tg_dtype od = arg || (k == TG_RED_SUM && !tg_is_float(x->dtype)) ? TG_I64 : x->dtype;
+    tg_tensor *out = tg_tensor_new(od, x->ndim, shape, tg_dev(x));
     if (!out || tg_dev(x)->be->reduce(k, out, x, mask) != TG_OK) return NULL;
     if (!arg && tg_should_record(1, &x)) {
         tg_node *n = tg_record(op, out, 1, &x);
@@ -43,9 +46,20 @@ static tg_tensor *reduce(const char *name, tg_op op, tg_reduce_op k, tg_tensor *
     return keepdim ? r : tg_squeeze_mask(r, mask);
 }
 
-tg_tensor *tg_sum(tg_tensor *x, tg_axes axes, bool keepdim) { return reduce("tg_sum", TG_OP_SUM, TG_RED_SUM, x, axes, keepdim); }
-tg_tensor *tg_max(tg_tensor *x, tg_axes axes, bool keepdim) { return reduce("tg_max", TG_OP_MAX, TG_RED_MAX, x, axes, keepdim); }
-tg_tensor *tg_min(tg_tensor *x, tg_axes axes, bool keepdim) { return reduce("tg_min", TG_OP_MIN, TG_RED_MIN, x, axes, keepdim); }
+tg_tensor *tg_sum(tg_tensor *x, tg_axes axes, bool keepdim) {
+    TG_API_ENTER("tg_sum");
+    return reduce("tg_sum", TG_OP_SUM, TG_RED_SUM, x, axes, keepdim);
+}
+
+tg_tensor *tg_max(tg_tensor *x, tg_axes axes, bool keepdim) {
+    TG_API_ENTER("tg_max");
+    return reduce("tg_max", TG_OP_MAX, TG_RED_MAX, x, axes, keepdim);
+}
+
+tg_tensor *tg_min(tg_tensor *x, tg_axes axes, bool keepdim) {
+    TG_API_ENTER("tg_min");
+    return reduce("tg_min", TG_OP_MIN, TG_RED_MIN, x, axes, keepdim);
+}
 
 tg_status tg_bw_sum(tg_node *n, tg_tensor *g, tg_tensor **gin) {
     gin[0] = tg_expand_to(g, n->inputs[0].ndim, n->inputs[0].shape);
@@ -70,30 +84,41 @@ static int64_t reduced_count(const tg_tensor *x, uint32_t mask) {
 }
 
 tg_tensor *tg_mean(tg_tensor *x, tg_axes axes, bool keepdim) {
+    TG_API_ENTER("tg_mean");
     uint32_t mask;
     if (!tg_op_nonnull("tg_mean", "x", x) || !tg_op_float("tg_mean", x) || !tg_axes_mask("tg_mean", axes, x->ndim, &mask))
         return NULL;
     return tg_mul_scalar(tg_sum(x, axes, keepdim), 1.0 / (double)reduced_count(x, mask));
 }
 
-tg_tensor *tg_var(tg_tensor *x, tg_axes axes, int correction, bool keepdim) {
+/* As PyTorch: sum((x - mean)^2) / max(0, N - correction), so a correction of N or
+ * more divides by 0 and gives inf (NaN where the sum is 0 too), never a negative. */
+static tg_tensor *var(const char *name, tg_tensor *x, tg_axes axes, int correction, bool keepdim) {
     uint32_t mask;
-    if (!tg_op_nonnull("tg_var", "x", x) || !tg_op_float("tg_var", x) || !tg_axes_mask("tg_var", axes, x->ndim, &mask))
+    if (!tg_op_nonnull(name, "x", x) || !tg_op_float(name, x) || !tg_axes_mask(name, axes, x->ndim, &mask))
         return NULL;
-    if (correction < 0) return tg_error_null(TG_ERR_INVALID, "tg_var: correction %d is negative", correction);
+    if (correction < 0) return tg_error_null(TG_ERR_INVALID, "%s: correction %d is negative", name, correction);
     tg_tensor *d = tg_sub(x, tg_mean(x, axes, true));
-    double denom = (double)(reduced_count(x, mask) - correction);
+    int64_t n = reduced_count(x, mask);
+    double denom = n > correction ? (double)(n - correction) : 0.0;
     return tg_mul_scalar(tg_sum(tg_square(d), axes, keepdim), 1.0 / denom);
 }
 
+tg_tensor *tg_var(tg_tensor *x, tg_axes axes, int correction, bool keepdim) {
+    TG_API_ENTER("tg_var");
+    return var("tg_var", x, axes, correction, keepdim);
+}
+
 tg_tensor *tg_std(tg_tensor *x, tg_axes axes, int correction, bool keepdim) {
-    return tg_sqrt(tg_var(x, axes, correction, keepdim));
+    TG_API_ENTER("tg_std");
+    return tg_sqrt(var("tg_std", x, axes, correction, keepdim));
 }
 
 /* max + log(sum(exp(x - max))), with the max detached: the result does not depend on
  * it, and a detached shift keeps the gradient exact. Rows that are all -inf give -inf,
  * rows with +inf give +inf. */
 tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim) {
+    TG_API_ENTER("tg_logsumexp");
     uint32_t mask;
     if (!tg_op_nonnull("tg_logsumexp", "x", x) || !tg_op_float("tg_logsumexp", x) ||
         !tg_axes_mask("tg_logsumexp", axes, x->ndim, &mask))
@@ -110,6 +135,7 @@ tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim) {
 }
 
 tg_tensor *tg_norm(tg_tensor *x) {
+    TG_API_ENTER("tg_norm");
     if (!tg_op_nonnull("tg_norm", "x", x) || !tg_op_float("tg_norm", x)) return NULL;
     return tg_sqrt(tg_sum(tg_square(x), TG_ALL, false));
 }
@@ -123,12 +149,20 @@ static tg_tensor *arg_reduce(const char *name, tg_reduce_op k, tg_tensor *x, int
     return keepdim ? r : tg_squeeze_mask(r, 1u << a);
 }
 
-tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim) { return arg_reduce("tg_argmax", TG_RED_ARGMAX, x, axis, keepdim); }
-tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim) { return arg_reduce("tg_argmin", TG_RED_ARGMIN, x, axis, keepdim); }
+tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim) {
+    TG_API_ENTER("tg_argmax");
+    return arg_reduce("tg_argmax", TG_RED_ARGMAX, x, axis, keepdim);
+}
+
+tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim) {
+    TG_API_ENTER("tg_argmin");
+    return arg_reduce("tg_argmin", TG_RED_ARGMIN, x, axis, keepdim);
+}
 
 /* ------------------------------------------------------------- softmax */
 
 tg_tensor *tg_log_softmax(tg_tensor *x, int axis) {
+    TG_API_ENTER("tg_log_softmax");
     const char *name = "tg_log_softmax";
     if (!tg_op_nonnull(name, "x", x) || !tg_op_float(name, x)) return NULL;
     int a = axis;
@@ -152,4 +186,7 @@ tg_status tg_bw_log_softmax(tg_node *n, tg_tensor *g, tg_tensor **gin) {
     return gin[0] ? TG_OK : tg_last_status();
 }
 
-tg_tensor *tg_softmax(tg_tensor *x, int axis) { return tg_exp(tg_log_softmax(x, axis)); }
+tg_tensor *tg_softmax(tg_tensor *x, int axis) {
+    TG_API_ENTER("tg_softmax");
+    return tg_exp(tg_log_softmax(x, axis));
+}

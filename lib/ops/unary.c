@@ -80,31 +80,53 @@ tg_status tg_bw_unary(tg_node *n, tg_tensor *g, tg_tensor **gin) {
     return r ? TG_OK : tg_last_status();
 }
 
-tg_tensor *tg_neg(tg_tensor *x) { return tg_unary_build("tg_neg", TG_UN_NEG, x, 0, 0); }
-tg_tensor *tg_exp(tg_tensor *x) { return tg_unary_build("tg_exp", TG_UN_EXP, x, 0, 0); }
-tg_tensor *tg_log(tg_tensor *x) { return tg_unary_build("tg_log", TG_UN_LOG, x, 0, 0); }
-tg_tensor *tg_sqrt(tg_tensor *x) { return tg_unary_build("tg_sqrt", TG_UN_SQRT, x, 0, 0); }
-tg_tensor *tg_rsqrt(tg_tensor *x) { return tg_unary_build("tg_rsqrt", TG_UN_RSQRT, x, 0, 0); }
-tg_tensor *tg_abs(tg_tensor *x) { return tg_unary_build("tg_abs", TG_UN_ABS, x, 0, 0); }
-tg_tensor *tg_sign(tg_tensor *x) { return tg_unary_build("tg_sign", TG_UN_SIGN, x, 0, 0); }
-tg_tensor *tg_relu(tg_tensor *x) { return tg_unary_build("tg_relu", TG_UN_RELU, x, 0, 0); }
-tg_tensor *tg_sigmoid(tg_tensor *x) { return tg_unary_build("tg_sigmoid", TG_UN_SIGMOID, x, 0, 0); }
-tg_tensor *tg_tanh(tg_tensor *x) { return tg_unary_build("tg_tanh", TG_UN_TANH, x, 0, 0); }
-tg_tensor *tg_sin(tg_tensor *x) { return tg_unary_build("tg_sin", TG_UN_SIN, x, 0, 0); }
-tg_tensor *tg_cos(tg_tensor *x) { return tg_unary_build("tg_cos", TG_UN_COS, x, 0, 0); }
-tg_tensor *tg_square(tg_tensor *x) { return tg_unary_build("tg_square", TG_UN_SQUARE, x, 0, 0); }
-tg_tensor *tg_reciprocal(tg_tensor *x) { return tg_unary_build("tg_reciprocal", TG_UN_RECIPROCAL, x, 0, 0); }
-tg_tensor *tg_pow_scalar(tg_tensor *x, double e) { return tg_unary_build("tg_pow_scalar", TG_UN_POW_SCALAR, x, e, 0); }
-tg_tensor *tg_add_scalar(tg_tensor *x, double v) { return tg_unary_build("tg_add_scalar", TG_UN_ADD_SCALAR, x, v, 0); }
-tg_tensor *tg_mul_scalar(tg_tensor *x, double v) { return tg_unary_build("tg_mul_scalar", TG_UN_MUL_SCALAR, x, v, 0); }
+/* Each public op names itself (TG_API_ENTER) so that any message set inside carries it. */
+#define UNARY(fn, k)                                  \
+    tg_tensor *fn(tg_tensor *x) {                     \
+        TG_API_ENTER(#fn);                            \
+        return tg_unary_build(#fn, k, x, 0, 0);       \
+    }
+UNARY(tg_neg, TG_UN_NEG)
+UNARY(tg_exp, TG_UN_EXP)
+UNARY(tg_log, TG_UN_LOG)
+UNARY(tg_sqrt, TG_UN_SQRT)
+UNARY(tg_rsqrt, TG_UN_RSQRT)
+UNARY(tg_abs, TG_UN_ABS)
+UNARY(tg_sign, TG_UN_SIGN)
+UNARY(tg_relu, TG_UN_RELU)
+UNARY(tg_sigmoid, TG_UN_SIGMOID)
+UNARY(tg_tanh, TG_UN_TANH)
+UNARY(tg_sin, TG_UN_SIN)
+UNARY(tg_cos, TG_UN_COS)
+UNARY(tg_square, TG_UN_SQUARE)
+UNARY(tg_reciprocal, TG_UN_RECIPROCAL)
+#undef UNARY
+
+tg_tensor *tg_pow_scalar(tg_tensor *x, double e) {
+    TG_API_ENTER("tg_pow_scalar");
+    return tg_unary_build("tg_pow_scalar", TG_UN_POW_SCALAR, x, e, 0);
+}
+
+tg_tensor *tg_add_scalar(tg_tensor *x, double v) {
+    TG_API_ENTER("tg_add_scalar");
+    return tg_unary_build("tg_add_scalar", TG_UN_ADD_SCALAR, x, v, 0);
+}
+
+tg_tensor *tg_mul_scalar(tg_tensor *x, double v) {
+    TG_API_ENTER("tg_mul_scalar");
+    return tg_unary_build("tg_mul_scalar", TG_UN_MUL_SCALAR, x, v, 0);
+}
 
 tg_tensor *tg_clamp(tg_tensor *x, double lo, double hi) {
+    TG_API_ENTER("tg_clamp");
+    if (!tg_op_nonnull("tg_clamp", "x", x)) return NULL;
     if (lo > hi) return tg_error_null(TG_ERR_INVALID, "tg_clamp: lo %g is greater than hi %g", lo, hi);
     return tg_unary_build("tg_clamp", TG_UN_CLAMP, x, lo, hi);
 }
 
 /* slope * x + (1 - slope) * relu(x): composed, so it is twice differentiable for free. */
 tg_tensor *tg_leaky_relu(tg_tensor *x, double negative_slope) {
+    TG_API_ENTER("tg_leaky_relu");
     if (!tg_op_nonnull("tg_leaky_relu", "x", x) || !tg_op_float("tg_leaky_relu", x)) return NULL;
     return tg_add(tg_mul_scalar(x, negative_slope), tg_mul_scalar(tg_relu(x), 1 - negative_slope));
 }
