@@ -39,12 +39,23 @@ typedef struct {
         if (!(fabs(a_ - b_) <= (tol))) FAIL_("%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); \
     } while (0)
 
-/* The expression must fail (NULL or a non-OK status) with a message containing sub. */
-#define CHECK_ERROR(expr, sub)                                                                   \
+/* The expression must fail (NULL or a non-OK status) with exactly the message msg, word
+ * for word: a message is part of the API, so a changed one must change its test too. */
+#define CHECK_ERROR(expr, msg)                                                                   \
     do {                                                                                         \
         tg_clear_error();                                                                        \
         (void)(expr);                                                                            \
-        if (!strstr(tg_last_error(), (sub)))                                                     \
+        if (strcmp(tg_last_error(), (msg)) != 0)                                                 \
+            FAIL_("%s: expected the error \"%s\", got \"%s\"", #expr, (msg), tg_last_error());    \
+    } while (0)
+
+/* Only for messages with parts the test cannot know in advance (a path, the OS's
+ * strerror text, a device name): the fixed part sub must appear in the message. */
+#define CHECK_ERROR_CONTAINS(expr, sub)                                                          \
+    do {                                                                                         \
+        tg_clear_error();                                                                        \
+        (void)(expr);                                                                            \
+        if (!*(sub) || !strstr(tg_last_error(), (sub)))                                         \
             FAIL_("%s: expected an error containing \"%s\", got \"%s\"", #expr, (sub), tg_last_error()); \
     } while (0)
 

@@ -19,7 +19,7 @@ TEST(grad_accumulates_until_zeroed) {
     for (int k = 0; k < 2; k++) CHECK(tg_backward(tg_sum(tg_square(x), TG_ALL, false)) == TG_OK);
     CHECK(values_are(tg_grad(x), 3, (double[]){ 4, 8, 12 }, 0)); /* 2 * 2x */
     tg_zero_grad(x);
-    CHECK_ERROR(tg_grad(x), "no gradient yet");
+    CHECK_ERROR(tg_grad(x), "tg_grad: no gradient yet (run tg_backward on a loss that depends on this tensor)");
     CHECK(tg_backward(tg_sum(x, TG_ALL, false)) == TG_OK);
     CHECK(values_are(tg_grad(x), 3, (double[]){ 1, 1, 1 }, 0));
 }
@@ -42,8 +42,8 @@ TEST(backward_with_grad_output) {
     tg_tensor *y = tg_mul_scalar(x, 5);
     CHECK(tg_backward_ex(y, vec(dev, 3, (double[]){ 1, 0, -1 }), NULL) == TG_OK);
     CHECK(values_are(tg_grad(x), 3, (double[]){ 5, 0, -5 }, 0));
-    CHECK_ERROR(tg_backward(tg_mul_scalar(x, 2)), "implicit only for one element");
-    CHECK_ERROR(tg_backward_ex(tg_mul_scalar(x, 2), tg_ones(TG_F64, TG_SHAPE(2), dev), NULL), "does not match");
+    CHECK_ERROR(tg_backward(tg_mul_scalar(x, 2)), "tg_backward: the output has shape [3]; a gradient is implicit only for one element (use tg_backward_ex)");
+    CHECK_ERROR(tg_backward_ex(tg_mul_scalar(x, 2), tg_ones(TG_F64, TG_SHAPE(2), dev), NULL), "tg_backward: grad_output [2] f64 does not match the output [3] f64");
 }
 
 TEST(retain_graph_and_freed_graph) {
@@ -53,7 +53,7 @@ TEST(retain_graph_and_freed_graph) {
     CHECK(tg_backward_ex(loss, NULL, &(tg_backward_opts){ .retain_graph = true }) == TG_OK);
     CHECK(tg_backward(loss) == TG_OK);
     CHECK(values_are(tg_grad(x), 2, (double[]){ 2 * exp(1), 2 * exp(2) }, 1e-12));
-    CHECK_ERROR(tg_backward(loss), "already freed");
+    CHECK_ERROR(tg_backward(loss), "tg_backward: the graph through tg_reshape was already freed by a backward pass; pass retain_graph to run backward twice");
 }
 
 /* f(x) = sum(x^3): gradient 3x^2, Hessian diag(6x), so H v = 6 x v. */
@@ -97,9 +97,9 @@ TEST(autograd_grad_leaves_dot_grad_alone) {
     CHECK(values_are(g[0], 2, (double[]){ 18, 36 }, 0)); /* 2 * 3x * 3 */
     CHECK(values_are(g[1], 2, (double[]){ 0, 0 }, 0));
     CHECK(values_are(g[2], 2, (double[]){ 6, 12 }, 0));  /* 2 * mid */
-    CHECK_ERROR(tg_grad(x), "no gradient yet");
+    CHECK_ERROR(tg_grad(x), "tg_grad: no gradient yet (run tg_backward on a loss that depends on this tensor)");
     CHECK_ERROR(tg_autograd_grad(1, &y, NULL, 1, (tg_tensor *[]){ tg_ones(TG_F64, TG_SHAPE(1), dev) }, g, NULL),
-                "does not require grad");
+                "tg_autograd_grad: input 0 does not require grad");
 }
 
 TEST(grad_mode_and_detach) {
@@ -114,8 +114,8 @@ TEST(grad_mode_and_detach) {
     CHECK(!tg_requires_grad(d) && tg_is_leaf(d));
     CHECK(tg_backward(tg_sum(tg_mul(x, d), TG_ALL, false)) == TG_OK);
     CHECK(values_are(tg_grad(x), 2, (double[]){ 1, 4 }, 0)); /* d is a constant */
-    CHECK_ERROR(tg_set_requires_grad(tg_mul(x, x), false), "only leaves");
-    CHECK_ERROR(tg_param(tg_zeros(TG_I32, TG_SHAPE(2), dev)), "only floating tensors");
+    CHECK_ERROR(tg_set_requires_grad(tg_mul(x, x), false), "tg_set_requires_grad: only leaves can change it; this tensor was made by tg_mul (use tg_detach for a leaf)");
+    CHECK_ERROR(tg_param(tg_zeros(TG_I32, TG_SHAPE(2), dev)), "tg_set_requires_grad: only floating tensors can require grad, got i32");
 }
 
 TEST(version_counter_catches_in_place_update) {
@@ -123,9 +123,9 @@ TEST(version_counter_catches_in_place_update) {
     tg_tensor *w = tg_param(vec(dev, 2, (double[]){ 1, 2 }));
     tg_tensor *x = vec(dev, 2, (double[]){ 3, 4 });
     tg_tensor *loss = tg_sum(tg_mul(w, x), TG_ALL, false); /* saves x for dw */
-    CHECK_ERROR(tg_add_(w, x), "requires grad and grad mode is on");
+    CHECK_ERROR(tg_add_(w, x), "tg_add_: dst requires grad and grad mode is on; update parameters with grad mode off (tg_set_grad_enabled(false))");
     CHECK(tg_add_(x, x) == TG_OK);                          /* x is not a parameter: allowed */
-    CHECK_ERROR(tg_backward(loss), "modified in place");
+    CHECK_ERROR(tg_backward(loss), "tg_backward: a tensor saved by tg_mul was modified in place (version 1, saved at 0); clone it before updating it");
 }
 
 TEST(sgd_step_under_no_grad) {
@@ -146,7 +146,7 @@ TEST(axpy_on_views_and_broadcast) {
     CHECK(tg_axpy_(col, 2, vec(dev, 2, (double[]){ 10, 100 })) == TG_OK);
     CHECK(values_are(base, 6, (double[]){ 21, 2, 203, 24, 5, 206 }, 0));
     CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F32, TG_SHAPE(2), dev)), "tg_axpy_: dtypes differ: f64 and f32");
-    CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F64, TG_SHAPE(3), dev)), "tg_axpy_: shapes [2,2] and [3] do not broadcast");
+    CHECK_ERROR(tg_axpy_(col, 1, tg_ones(TG_F64, TG_SHAPE(3), dev)), "tg_axpy_: shapes [2,2] and [3] do not broadcast (axis -1: 2 vs 3)");
     /* A source that is a flipped view of dst itself reads the values from before the update. */
     tg_tensor *v = vec(dev, 3, (double[]){ 1, 2, 3 });
     CHECK(tg_axpy_(v, 1, tg_flip(v, TG_AXES(0))) == TG_OK);
@@ -155,7 +155,7 @@ TEST(axpy_on_views_and_broadcast) {
     CHECK(tg_add_(m, tg_flip(m, TG_AXES(0))) == TG_OK);
     CHECK(values_are(m, 3, (double[]){ 4, 4, 4 }, 0));
     tg_tensor *ints = tg_zeros(TG_I32, TG_SHAPE(2), dev);
-    CHECK_ERROR(tg_axpy_(ints, 1, ints), "tg_axpy_: expected a floating dtype");
+    CHECK_ERROR(tg_axpy_(ints, 1, ints), "tg_axpy_: expected a floating dtype (f32 or f64), got i32");
 }
 
 TG_TEST_MAIN(&tg_case_grad_accumulates_until_zeroed, &tg_case_diamond_and_broadcast,

@@ -581,7 +581,7 @@ TEST(devices_listed_and_named) {
     free(infos);
     char name[32];
     snprintf(name, sizeof name, "opencl:%d", n + 5);
-    CHECK_ERROR(tg_device_get(name), "tg_device_get: no device opencl:");
+    CHECK_ERROR_CONTAINS(tg_device_get(name), "tg_device_get: no device opencl:");
 }
 
 TEST(mixing_devices_names_both) {
@@ -658,12 +658,12 @@ TEST(missing_fp64_is_a_clear_error) {
     bool had = has_fp64(dev);
     CHECK(tg_opencl_set_fp64_for_test(dev, false) == TG_OK);
     const char *msg = "has no fp64 (cl_khr_fp64)";
-    CHECK_ERROR(tg_zeros(TG_F64, TG_SHAPE(3), dev), msg);
-    CHECK_ERROR(tg_empty(TG_F64, TG_SHAPE(3), dev), msg); /* refused at creation, before any kernel */
-    CHECK_ERROR(tg_from_f64((double[]){ 1, 2 }, TG_SHAPE(2), dev), msg);
-    CHECK_ERROR(tg_to(tg_ones(TG_F64, TG_SHAPE(2), g_cpu), dev), msg);
-    CHECK_ERROR(tg_cast(tg_ones(TG_F32, TG_SHAPE(3), dev), TG_F64), msg);
-    CHECK_ERROR(tg_rand(TG_F64, TG_SHAPE(3), dev), msg);
+    CHECK_ERROR_CONTAINS(tg_zeros(TG_F64, TG_SHAPE(3), dev), msg);
+    CHECK_ERROR_CONTAINS(tg_empty(TG_F64, TG_SHAPE(3), dev), msg); /* refused at creation, before any kernel */
+    CHECK_ERROR_CONTAINS(tg_from_f64((double[]){ 1, 2 }, TG_SHAPE(2), dev), msg);
+    CHECK_ERROR_CONTAINS(tg_to(tg_ones(TG_F64, TG_SHAPE(2), g_cpu), dev), msg);
+    CHECK_ERROR_CONTAINS(tg_cast(tg_ones(TG_F32, TG_SHAPE(3), dev), TG_F64), msg);
+    CHECK_ERROR_CONTAINS(tg_rand(TG_F64, TG_SHAPE(3), dev), msg);
     CHECK(strstr(tg_last_error(), tg_device_name(dev)) != NULL);
     /* f32 work goes on, accumulating in float instead of double. */
     tg_tensor *c = host_uniform(TG_F32, TG_SHAPE(200, 500), -1, 2, 80);
@@ -678,7 +678,7 @@ TEST(missing_fp64_is_a_clear_error) {
         CHECK(tg_opencl_set_fp64_for_test(dev, true) == TG_OK);
         CHECK(tg_zeros(TG_F64, TG_SHAPE(3), dev) != NULL);
     } else {
-        CHECK_ERROR(tg_opencl_set_fp64_for_test(dev, true), msg);
+        CHECK_ERROR_CONTAINS(tg_opencl_set_fp64_for_test(dev, true), msg);
     }
 }
 
