@@ -1,5 +1,5 @@
 /* The backward engine: accumulation, retain_graph and freed graphs, create_graph and
- * second order (a Hessian-vector product), the functional tg_autograd_grad, grad mode,
+ * second order (Hessian-vector products, diagonal and not), the functional tg_autograd_grad, grad mode,
  * detach, and version counters on saved tensors. Expected gradients are derived by hand. */
 #include "harness.h"
 
