@@ -587,9 +587,9 @@ TEST(mixing_devices_names_both) {
     NEED_OPENCL(dev);
     tg_tensor *a = tg_ones(TG_F32, TG_SHAPE(3), g_cpu), *b = tg_ones(TG_F32, TG_SHAPE(3), dev);
     char expect[128];
-    snprintf(expect, sizeof expect, "tg_add: tensors on two devices: cpu and %s", tg_device_name(dev));
+    snprintf(expect, sizeof expect, "tg_add: tensors on two devices: cpu and %s (copy one with tg_to)", tg_device_name(dev));
     CHECK_ERROR(tg_add(a, b), expect);
-    snprintf(expect, sizeof expect, "tg_matmul: tensors on two devices: %s and cpu", tg_device_name(dev));
+    snprintf(expect, sizeof expect, "tg_matmul: tensors on two devices: %s and cpu (copy one with tg_to)", tg_device_name(dev));
     CHECK_ERROR(tg_matmul(tg_ones(TG_F32, TG_SHAPE(2, 2), dev), tg_ones(TG_F32, TG_SHAPE(2, 2), g_cpu)), expect);
 }
 
