@@ -39,37 +39,70 @@ typedef struct {
         if (!(fabs(a_ - b_) <= (tol))) FAIL_("%s = %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); \
     } while (0)
 
-/* The expression must fail (NULL or a non-OK status) with a message containing sub. */
-#define CHECK_ERROR(expr, sub)                                                                   \
+/* The expression must fail (NULL or a non-OK status) with exactly the message msg, word
+ * for word: a message is part of the API, so a changed one must change its test too. */
+#define CHECK_ERROR(expr, msg)                                                                   \
     do {                                                                                         \
         tg_clear_error();                                                                        \
         (void)(expr);                                                                            \
-        if (!strstr(tg_last_error(), (sub)))                                                     \
+        if (strcmp(tg_last_error(), (msg)) != 0)                                                 \
+            FAIL_("%s: expected the error \"%s\", got \"%s\"", #expr, (msg), tg_last_error());    \
+    } while (0)
+
+/* Only for messages with parts the test cannot know in advance (a path, the OS's
+ * strerror text, a device name): the fixed part sub must appear in the message. */
+#define CHECK_ERROR_CONTAINS(expr, sub)                                                          \
+    do {                                                                                         \
+        tg_clear_error();                                                                        \
+        (void)(expr);                                                                            \
+        if (!*(sub) || !strstr(tg_last_error(), (sub)))                                         \
             FAIL_("%s: expected an error containing \"%s\", got \"%s\"", #expr, (sub), tg_last_error()); \
     } while (0)
 
-#define TG_TEST_MAIN(...)                                                                  \
+/* A case that cannot run here (no OpenCL device, no fp64) says why and returns: it
+ * counts as skipped, never as passed. */
+static int tg_test_skipped_;
+#define SKIP(...)                                      \
+    do {                                               \
+        printf("  skipped: ");                         \
+        printf(__VA_ARGS__);                           \
+        printf("\n");                                  \
+        tg_test_skipped_ = 1;                          \
+        return;                                        \
+    } while (0)
+
+/* main() running every case (or those whose name contains argv[1]). ready() is called
+ * first; if it returns false the program exits 77 (meson's "skipped"). The exit status
+ * is 1 if a case failed, else 77 if one was skipped (what was meant to be tested was
+ * not), else 0; a filter that matches no case is an error. */
+#define TG_TEST_MAIN_WITH(ready, ...)                                                      \
     int main(int argc, char **argv) {                                                      \
         const tg_test_case *cases[] = { __VA_ARGS__ };                                     \
-        if (!tg_test_device()) { /* 77: meson's "skipped" */                               \
-            printf("skipped: %s\n", tg_last_error());                                     \
-            return 77;                                                                     \
-        }                                                                                  \
-        int n = (int)(sizeof cases / sizeof cases[0]), passed = 0, failed = 0;             \
+        if (!(ready)()) return 77;                                                         \
+        int n = (int)(sizeof cases / sizeof cases[0]), passed = 0, failed = 0, skipped = 0; \
         for (int i = 0; i < n; i++) {                                                      \
             if (argc > 1 && !strstr(cases[i]->name, argv[1])) continue;                    \
             int f = 0;                                                                     \
+            tg_test_skipped_ = 0;                                                          \
             tg_clear_error();                                                              \
             tg_scope_begin();                                                              \
             cases[i]->fn(&f);                                                              \
             tg_scope_end();                                                                \
-            printf("%s %s\n", f ? "FAIL" : "ok  ", cases[i]->name);                        \
+            printf("%s %s\n", f ? "FAIL" : tg_test_skipped_ ? "skip" : "ok  ", cases[i]->name); \
             if (f) failed++;                                                               \
+            else if (tg_test_skipped_) skipped++;                                          \
             else passed++;                                                                 \
         }                                                                                  \
-        printf("%d passed, %d failed\n", passed, failed);                                  \
-        return failed ? 1 : 0;                                                             \
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);             \
+        if (passed + failed + skipped == 0) {                                              \
+            fprintf(stderr, "no case matches \"%s\"\n", argc > 1 ? argv[1] : "");          \
+            return 1;                                                                      \
+        }                                                                                  \
+        return failed ? 1 : skipped ? 77 : 0;                                              \
     }
+
+static inline bool tg_test_device_ready(void);
+#define TG_TEST_MAIN(...) TG_TEST_MAIN_WITH(tg_test_device_ready, __VA_ARGS__)
 
 /* Reads a tensor's values as doubles (any dtype); caller frees. */
 static inline double *tg_test_values(tg_tensor *t) {
@@ -87,6 +120,13 @@ static inline double *tg_test_values(tg_tensor *t) {
 static inline tg_device *tg_test_device(void) {
     const char *d = getenv("TG_TEST_DEVICE");
     return tg_device_get(d && *d ? d : "cpu");
+}
+
+/* The device under test exists; else says why (the program is then skipped). */
+static inline bool tg_test_device_ready(void) {
+    if (tg_test_device()) return true;
+    printf("skipped: %s\n", tg_last_error());
+    return false;
 }
 
 #endif

@@ -3,7 +3,8 @@
  * order with tg_gradgradcheck where the op is twice differentiable; and the checker's
  * own failure report. Inputs are small (at most 24 elements) and drawn where each op
  * is smooth: positive for log/sqrt, away from 0 for abs/relu, away from clamp bounds,
- * distinct values for max/min so that no tie sits on a kink. */
+ * distinct values for max/min so that no tie sits on a kink. The tie rules themselves,
+ * which central differences cannot see, are checked against closed forms. */
 #include <math.h>
 #include <stdint.h>
 
@@ -657,7 +658,7 @@ TEST(gradgradcheck_ops) {
     WHAT("gradgrad mean keepdim");
     GRADGRADCHECK(g_mean, NULL, uni(TG_SHAPE(3, 4), -2, 2));
     for (int k = 0; k < R_COUNT; k++) {
-        if (k == R_MAX || k == R_MIN || k == R_SUM || k == R_MEAN) continue; /* linear: below */
+        if (k == R_MAX || k == R_MIN || k == R_SUM || k == R_MEAN) continue; /* sum, mean: linear, below; max, min: gradgradcheck_max_min */
         red_ctx c = { k, TG_AXES(1), false, false };
         WHAT("gradgrad %s axis 1", k_red_names[k]);
         GRADGRADCHECK(f_reduce, &c, distinct(TG_SHAPE(2, 3, 2), 0));
@@ -704,6 +705,222 @@ TEST(gradgradcheck_linear_ops) {
     GRADGRADCHECK(f_unary, &leaky, away0(TG_SHAPE(2, 3), 0.2, 2));
 }
 
+/* ================================================================== ties, against closed forms
+ * Central differences cannot check a kink, so the tie rules are checked against what
+ * the header promises: maximum/minimum give half the gradient to each side of a tie;
+ * max/min reductions split it equally among the k tied extrema (1/k each). */
+
+/* The gradients of sum(w * op(a, b)) for a and b, by backward. */
+static tg_status grads2(tg_tensor *y, tg_tensor *w, tg_tensor *a, tg_tensor *b, tg_tensor **ga, tg_tensor **gb) {
+    tg_tensor *L = tg_sum(tg_mul(y, w), TG_ALL, false), *in[2] = { a, b }, *g[2] = { NULL, NULL };
+    tg_status st = L ? tg_autograd_grad(1, &L, NULL, 2, in, g, NULL) : tg_last_status();
+    *ga = g[0], *gb = g[1];
+    return st;
+}
+
+static int check_values(tg_tensor *t, const double *want, int64_t n, double tol, const char *what, int line) {
+    double *v = t ? tg_test_values(t) : NULL;
+    int bad = !v || tg_numel(t) != n;
+    for (int64_t i = 0; !bad && i < n; i++)
+        if (!(fabs(v[i] - want[i]) <= tol)) {
+            fprintf(stderr, "  %s:%d: [%s] %s element %lld: got %.17g, expected %.17g\n", __FILE__, line, g_what, what,
+                    (long long)i, v[i], want[i]);
+            bad = 1;
+        }
+    if (!v) fprintf(stderr, "  %s:%d: [%s] %s: no values (%s)\n", __FILE__, line, g_what, what, tg_last_error());
+    free(v);
+    return bad;
+}
+#define CHECK_VALUES(t, want, n, tol, what) (*tg_failed_ += check_values((t), (want), (n), (tol), (what), __LINE__))
+
+TEST(maximum_minimum_gradients_at_and_away_from_ties) {
+    /* a (2,3) against b (3) broadcast over rows: ties at (0,0), (0,2), (1,1) */
+    const double av[6] = { 1, 0, 3, 2, 2, -1 }, bv[3] = { 1, 2, 3 }, wv[6] = { 1, 2, 3, 4, 5, 6 };
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        for (int is_max = 0; is_max < 2; is_max++) {
+            WHAT("%s %s with ties, broadcast", is_max ? "maximum" : "minimum", tg_dtype_name(dt));
+            tg_tensor *a = tg_param(tg_cast(tg_from_f64(av, TG_SHAPE(2, 3), dev()), dt));
+            tg_tensor *b = tg_param(tg_cast(tg_from_f64(bv, TG_SHAPE(3), dev()), dt));
+            tg_tensor *w = tg_cast(tg_from_f64(wv, TG_SHAPE(2, 3), dev()), dt), *ga, *gb;
+            CHECK(grads2(is_max ? tg_maximum(a, b) : tg_minimum(a, b), w, a, b, &ga, &gb) == TG_OK);
+            double wa[6], wb[3] = { 0, 0, 0 };
+            for (int i = 0; i < 6; i++) {
+                double x = av[i], y = bv[i % 3];
+                double share = x == y ? 0.5 : (is_max ? x > y : x < y) ? 1 : 0;
+                wa[i] = wv[i] * share;
+                wb[i % 3] += wv[i] * (1 - share);
+            }
+            CHECK_VALUES(ga, wa, 6, 0, "d/da");
+            CHECK_VALUES(gb, wb, 3, 0, "d/db");
+            if (ga) CHECK(tg_dtype_of(ga) == dt);
+        }
+    }
+    /* the same tensor on both sides: a tie everywhere, 0.5 + 0.5 */
+    for (int is_max = 0; is_max < 2; is_max++) {
+        WHAT("%s(x, x)", is_max ? "maximum" : "minimum");
+        tg_tensor *x = tg_param(tg_from_f64(av, TG_SHAPE(6), dev()));
+        tg_tensor *L = tg_sum(tg_mul(is_max ? tg_maximum(x, x) : tg_minimum(x, x), tg_from_f64(wv, TG_SHAPE(6), dev())),
+                              TG_ALL, false), *g = NULL;
+        CHECK(tg_autograd_grad(1, &L, NULL, 1, &x, &g, NULL) == TG_OK);
+        CHECK_VALUES(g, wv, 6, 0, "d/dx");
+    }
+    /* relu written as maximum(x, 0-d zero): the zero entries tie */
+    WHAT("maximum with a 0-d zero");
+    const double xv[5] = { -1, 0, 2, 0, 0.5 };
+    tg_tensor *x = tg_param(tg_from_f64(xv, TG_SHAPE(5), dev())), *z = tg_param(tg_scalar(TG_F64, 0, dev())), *gx, *gz;
+    CHECK(grads2(tg_maximum(x, z), tg_ones(TG_F64, TG_SHAPE(5), dev()), x, z, &gx, &gz) == TG_OK);
+    CHECK_VALUES(gx, ((const double[]){ 0, 0.5, 1, 0.5, 1 }), 5, 0, "d/dx");
+    CHECK_VALUES(gz, ((const double[]){ 2 }), 1, 0, "d/dzero"); /* 1 + 0.5 + 0.5 */
+}
+
+/* The reference for max/min over the axes in mask with upstream gradient w (of the
+ * keepdim output shape): each element equal to its group's extremum gets w / count. */
+static void host_extremum_grad(const double *x, tg_shape s, uint32_t mask, bool is_max, const double *w, double *g) {
+    int64_t n = numel_of(s), nout = 1, ostride[TG_MAX_DIMS];
+    for (int d = s.ndim - 1; d >= 0; d--) ostride[d] = nout, nout *= (mask >> d & 1) ? 1 : s.dims[d];
+    double ext[64];
+    int cnt[64] = { 0 };
+    int64_t oi[64];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t rem = i, o = 0;
+        for (int d = s.ndim - 1; d >= 0; d--) {
+            int64_t c = rem % s.dims[d];
+            rem /= s.dims[d];
+            if (!(mask >> d & 1)) o += c * ostride[d];
+        }
+        oi[i] = o;
+    }
+    for (int64_t o = 0; o < nout; o++) ext[o] = is_max ? -INFINITY : INFINITY;
+    for (int64_t i = 0; i < n; i++) ext[oi[i]] = is_max ? fmax(ext[oi[i]], x[i]) : fmin(ext[oi[i]], x[i]);
+    for (int64_t i = 0; i < n; i++) cnt[oi[i]] += x[i] == ext[oi[i]];
+    for (int64_t i = 0; i < n; i++) g[i] = x[i] == ext[oi[i]] ? w[oi[i]] / cnt[oi[i]] : 0;
+}
+
+TEST(max_min_reduction_gradients_share_ties) {
+    /* (2,3,4) with runs of equal extrema: row (0,0,:) has four equal maxima, (0,1,:) three
+     * equal minima, (1,2,:) two and two; whole-tensor max 3 appears five times. */
+    const double xv[24] = { 3, 3, 3, 3, /**/ -1, 2, -1, -1, /**/ 0, 1, 0, 2,
+                            1, 0, 3, 1, /**/ 2, 2, -1, 3, /**/ -1, 3, -1, 0 };
+    const tg_shape s = TG_SHAPE(2, 3, 4);
+    const struct {
+        tg_axes axes;
+        uint32_t mask;
+    } cs[] = { { TG_ALL, 7 }, { TG_AXES(2), 4 }, { TG_AXES(-1), 4 }, { TG_AXES(0), 1 }, { TG_AXES(1), 2 },
+               { TG_AXES(0, 2), 5 }, { TG_AXES(2, 1), 6 } };
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        for (int q = 0; q < (int)(sizeof cs / sizeof cs[0]); q++)
+            for (int keep = 0; keep < 2; keep++)
+                for (int is_max = 0; is_max < 2; is_max++) {
+                    WHAT("%s %s axes case %d keepdim %d", is_max ? "max" : "min", tg_dtype_name(dt), q, keep);
+                    tg_tensor *x = tg_param(tg_cast(tg_from_f64(xv, s, dev()), dt));
+                    tg_tensor *y = is_max ? tg_max(x, cs[q].axes, keep) : tg_min(x, cs[q].axes, keep);
+                    if (!y) {
+                        FAIL_("[%s] %s", g_what, tg_last_error());
+                        continue;
+                    }
+                    int64_t no = tg_numel(y);
+                    double wv[24], want[24];
+                    for (int64_t o = 0; o < no; o++) wv[o] = 1 + (double)o;
+                    tg_tensor *gout = tg_reshape(tg_cast(tg_from_f64(wv, TG_SHAPE(no), dev()), dt), tg_shape_of(y));
+                    tg_tensor *g = NULL;
+                    CHECK(tg_autograd_grad(1, &y, &gout, 1, &x, &g, NULL) == TG_OK);
+                    host_extremum_grad(xv, s, cs[q].mask, is_max, wv, want);
+                    CHECK_VALUES(g, want, 24, dt == TG_F32 ? 1e-6 : 1e-15, "d/dx");
+                }
+    }
+    /* a transposed view with ties along the reduced axis */
+    WHAT("max over axis 0 of a transposed view with ties");
+    const double mv[6] = { 2, 2, 1, 5, 5, 5 }; /* (2,3); transposed (3,2): columns reduce rows of m */
+    tg_tensor *m = tg_param(tg_from_f64(mv, TG_SHAPE(2, 3), dev()));
+    tg_tensor *y = tg_max(tg_transpose(m, 0, 1), TG_AXES(0), false), *g = NULL; /* max of each row of m */
+    tg_tensor *gout = tg_from_f64((const double[]){ 6, 9 }, TG_SHAPE(2), dev());
+    CHECK(tg_autograd_grad(1, &y, &gout, 1, &m, &g, NULL) == TG_OK);
+    CHECK_VALUES(g, ((const double[]){ 3, 3, 0, 3, 3, 3 }), 6, 1e-15, "d/dm");
+}
+
+/* ================================================================== cast chains */
+
+static tg_tensor *f_cast_chain(tg_tensor *const *in, void *ctx) {
+    /* f64 -> f32 -> f64 with f32 math in between */
+    tg_tensor *x32 = tg_cast(in[0], TG_F32);
+    return tg_cast(tg_mul(tg_tanh(x32), tg_cast(in[1], TG_F32)), TG_F64);
+}
+static tg_tensor *f_cast_reduce(tg_tensor *const *in, void *ctx) {
+    return tg_mul(tg_cast(tg_sum(tg_exp(tg_cast(tg_transpose(in[0], 0, 1), TG_F32)), TG_AXES(1), false), TG_F64), in[1]);
+}
+
+/* Through f32 the numeric derivative carries f32 rounding (about 1e-7 relative): a wider
+ * step and tolerances suited to f32. */
+TEST(gradcheck_cast_through_f32) {
+    tg_manual_seed(21);
+    const tg_gradcheck_opts o = { .eps = 1e-3, .atol = 1e-3, .rtol = 1e-2 };
+    tg_gradcheck_report rep;
+    WHAT("cast f64->f32->f64 elementwise");
+    tg_tensor *in[2] = { uni(TG_SHAPE(3, 4), -2, 2), uni(TG_SHAPE(4), -2, 2) };
+    if (tg_gradcheck(f_cast_chain, NULL, 2, in, &o, &rep) != TG_OK) FAIL_("[%s] %s", g_what, rep.message);
+    WHAT("cast f64->f32, sum, ->f64");
+    tg_tensor *in2[2] = { uni(TG_SHAPE(4, 3), -1, 1), uni(TG_SHAPE(3), -2, 2) };
+    if (tg_gradcheck(f_cast_reduce, NULL, 2, in2, &o, &rep) != TG_OK) FAIL_("[%s] %s", g_what, rep.message);
+    /* a gradient has its tensor's dtype, whatever dtype the loss has */
+    WHAT("backward dtypes across casts");
+    tg_tensor *x64 = tg_param(tg_from_f64((const double[]){ 0.5, -1.5 }, TG_SHAPE(2), dev()));
+    tg_tensor *x32 = tg_param(tg_from_f32((const float[]){ 2, 3 }, TG_SHAPE(2), dev()));
+    tg_tensor *mid = tg_cast(x64, TG_F32);
+    tg_tensor *L = tg_add(tg_sum(tg_mul(mid, mid), TG_ALL, false), tg_sum(tg_cast(tg_square(x32), TG_F32), TG_ALL, false));
+    tg_tensor *L64 = tg_cast(L, TG_F64), *ins[3] = { x64, x32, mid }, *g[3] = { NULL, NULL, NULL };
+    CHECK(tg_autograd_grad(1, &L64, NULL, 3, ins, g, NULL) == TG_OK);
+    CHECK(g[0] && tg_dtype_of(g[0]) == TG_F64);
+    CHECK(g[1] && tg_dtype_of(g[1]) == TG_F32);
+    CHECK(g[2] && tg_dtype_of(g[2]) == TG_F32);
+    CHECK_VALUES(g[0], ((const double[]){ 1, -3 }), 2, 0, "d/dx64");
+    CHECK_VALUES(g[1], ((const double[]){ 4, 6 }), 2, 0, "d/dx32");
+    CHECK_VALUES(g[2], ((const double[]){ 1, -3 }), 2, 0, "d/dmid");
+    /* f32 -> f64 -> f32: the f64 leg adds nothing to the f32 gradient */
+    tg_tensor *y32 = tg_param(tg_from_f32((const float[]){ 0.25f, -2 }, TG_SHAPE(2), dev()));
+    tg_tensor *L2 = tg_sum(tg_cast(tg_mul_scalar(tg_cast(y32, TG_F64), 3), TG_F32), TG_ALL, false), *g2 = NULL;
+    CHECK(tg_autograd_grad(1, &L2, NULL, 1, &y32, &g2, NULL) == TG_OK);
+    CHECK(g2 && tg_dtype_of(g2) == TG_F32);
+    CHECK_VALUES(g2, ((const double[]){ 3, 3 }), 2, 0, "d/dy32");
+}
+
+/* ================================================================== second order of max/min */
+
+static tg_tensor *g_max_sq(tg_tensor *const *in, void *ctx) {
+    const red_ctx *c = ctx;
+    tg_tensor *x = tg_mul(in[0], in[0]);
+    return c->kind == R_MAX ? tg_max(x, c->axes, c->keepdim) : tg_min(x, c->axes, c->keepdim);
+}
+static tg_tensor *g_extremum_sq(tg_tensor *const *in, void *ctx) {
+    return tg_square(((const bin_box *)ctx)->fn(in[0], in[1]));
+}
+
+/* max/min (reductions and elementwise) are piecewise linear: their gradient of the
+ * gradient is zero alone and the chain rule through them when composed. Inputs have
+ * no ties and no two squares near each other. */
+TEST(gradgradcheck_max_min) {
+    tg_manual_seed(22);
+    tg_axes axs[] = { TG_ALL, TG_AXES(1), TG_AXES(0, 2) };
+    for (int k = R_MAX; k <= R_MIN; k++)
+        for (int a = 0; a < 3; a++)
+            for (int keep = 0; keep < 2; keep++) {
+                red_ctx c = { k, axs[a], keep, a == 1 };
+                WHAT("gradgrad %s axes case %d keepdim %d", k_red_names[k], a, keep);
+                GRADGRADCHECK(f_reduce, &c, a == 1 ? distinct(TG_SHAPE(3, 2, 2), 0) : distinct(TG_SHAPE(2, 3, 2), 0));
+                WHAT("gradgrad %s of squares, axes case %d keepdim %d", k_red_names[k], a, keep);
+                GRADGRADCHECK(g_max_sq, &c, distinct(TG_SHAPE(2, 3, 2), 0.18)); /* shift 0.18: no |x| repeats */
+            }
+    bin_box mx = { tg_maximum }, mn = { tg_minimum };
+    for (int k = 0; k < 2; k++) {
+        bin_box *box = k ? &mn : &mx;
+        WHAT("gradgrad %s broadcast", k ? "minimum" : "maximum");
+        GRADGRADCHECK(f_binary, box, distinct(TG_SHAPE(2, 3), 0), distinct(TG_SHAPE(3), 0.18));
+        WHAT("gradgrad square(%s) broadcast", k ? "minimum" : "maximum");
+        GRADGRADCHECK(g_extremum_sq, box, distinct(TG_SHAPE(2, 3), 0), distinct(TG_SHAPE(2, 1), 0.18));
+    }
+}
+
 /* ================================================================== the checker itself */
 
 static tg_tensor *f_relu(tg_tensor *const *in, void *ctx) { return tg_relu(in[0]); }
@@ -717,11 +934,11 @@ TEST(gradcheck_rejects_f32_inputs) {
     tg_tensor *one[1] = { x32 };
     WHAT("f32 input");
     CHECK(tg_gradcheck(f_relu, NULL, 1, one, NULL, &rep) != TG_OK);
-    CHECK_ERROR(tg_gradcheck(f_relu, NULL, 1, one, NULL, &rep), "f64");
-    CHECK_ERROR(tg_gradgradcheck(f_relu, NULL, 1, one, NULL, &rep), "f64");
+    CHECK_ERROR(tg_gradcheck(f_relu, NULL, 1, one, NULL, &rep), "tg_gradcheck: input 0 is f32; gradients are checked in f64");
+    CHECK_ERROR(tg_gradgradcheck(f_relu, NULL, 1, one, NULL, &rep), "tg_gradgradcheck: input 0 is f32; gradients are checked in f64");
     tg_tensor *two[2] = { x64, x32 };
     CHECK(tg_gradcheck(f_mul_relu, NULL, 2, two, NULL, &rep) != TG_OK);
-    CHECK_ERROR(tg_gradcheck(f_mul_relu, NULL, 2, two, NULL, &rep), "input 1");
+    CHECK_ERROR(tg_gradcheck(f_mul_relu, NULL, 2, two, NULL, &rep), "tg_gradcheck: input 1 is f32; gradients are checked in f64");
 }
 
 TEST(gradcheck_report_names_input_and_element) {
@@ -791,5 +1008,7 @@ TG_TEST_MAIN(&tg_case_gradcheck_unary, &tg_case_gradcheck_sign_zero_gradient, &t
              &tg_case_gradcheck_reductions, &tg_case_gradcheck_norm, &tg_case_gradcheck_logsumexp_large_logits,
              &tg_case_gradcheck_softmax_log_softmax, &tg_case_gradcheck_cross_entropy, &tg_case_gradcheck_matmul_shapes,
              &tg_case_gradcheck_movement, &tg_case_gradcheck_indexing, &tg_case_gradcheck_compositions,
-             &tg_case_gradgradcheck_ops, &tg_case_gradgradcheck_linear_ops, &tg_case_gradcheck_rejects_f32_inputs,
+             &tg_case_gradgradcheck_ops, &tg_case_gradgradcheck_linear_ops,
+             &tg_case_maximum_minimum_gradients_at_and_away_from_ties, &tg_case_max_min_reduction_gradients_share_ties,
+             &tg_case_gradcheck_cast_through_f32, &tg_case_gradgradcheck_max_min, &tg_case_gradcheck_rejects_f32_inputs,
              &tg_case_gradcheck_report_names_input_and_element, &tg_case_gradcheck_catches_a_wrong_gradient)

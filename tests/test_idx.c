@@ -250,7 +250,7 @@ TEST(gzip_u8_and_f32) {
     if (!lib_reads_gzip()) {
         bytes b = u8_file();
         char *path = write_gz(&b, 0);
-        CHECK_ERROR(tg_idx_load(path, tg_test_device()), "built without zlib");
+        CHECK_ERROR_CONTAINS(tg_idx_load(path, tg_test_device()), "built without zlib");
         drop(path, &b);
         return;
     }
@@ -305,7 +305,7 @@ TEST(empty_and_scalar_shapes) {
 static void expect_error(int *tg_failed_, const bytes *b, bool gz, size_t cut, const char *sub) {
     char *path = gz ? write_gz(b, cut) : write_plain(b);
     int64_t live = tg_live_tensors();
-    CHECK_ERROR(tg_idx_load(path, tg_test_device()), sub);
+    CHECK_ERROR_CONTAINS(tg_idx_load(path, tg_test_device()), sub);
     CHECK(tg_last_status() == TG_ERR_IO);
     CHECK(strstr(tg_last_error(), path) != NULL); /* the message names the file */
     CHECK(tg_live_tensors() == live);
@@ -325,7 +325,7 @@ TEST(missing_file) {
 
 TEST(a_directory) {
     const char *dir = getenv("TMPDIR");
-    CHECK_ERROR(tg_idx_load(dir && *dir ? dir : "/tmp", tg_test_device()), "Is a directory");
+    CHECK_ERROR_CONTAINS(tg_idx_load(dir && *dir ? dir : "/tmp", tg_test_device()), "Is a directory");
 }
 
 TEST(bad_magic) {

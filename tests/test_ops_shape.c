@@ -1,6 +1,7 @@
 /* Forward results of movement, indexing, cast and creation ops against references
  * computed here on the host, on contiguous and non-contiguous inputs, f32 and f64,
- * including stride-0 and empty tensors and the random generators' statistics. */
+ * including stride-0 and empty tensors, the random generators' statistics, and the
+ * in-place updates (copy_, add_, sub_, mul_, axpy_, fill_) against host loops. */
 #include "ops_check.h"
 
 /* ================================================================== movement */
@@ -42,7 +43,7 @@ TEST(reshape_view_flatten) {
             if (l == L_CONTIG || l == L_STRIDED) /* these strides allow merging the first two axes */
                 EXPECT_EXACT(tg_view(t, TG_SHAPE(12, 5)), TG_SHAPE(12, 5), dt, x);
             if (l == L_CONTIG) EXPECT_EXACT(tg_view(t, TG_SHAPE(-1, 2, 10)), TG_SHAPE(3, 2, 10), dt, x);
-            if (l == L_TRANSPOSED) CHECK_ERROR(tg_view(t, TG_SHAPE(60)), "tg_view");
+            if (l == L_TRANSPOSED) CHECK_ERROR(tg_view(t, TG_SHAPE(60)), "tg_view: the strides of [3,4,5] do not allow a view; use tg_reshape (which copies) or tg_contiguous first");
             release(m);
         }
     double one = 4.5;
@@ -686,7 +687,7 @@ TEST(empty_tensors) {
         EXPECT_EXACT(tg_add_scalar(tg_matmul(k0a, k0b), 1), TG_SHAPE(2, 3), dt, ((double[]){ 1, 1, 1, 1, 1, 1 }));
         EXPECT_EXACT(tg_matmul(e, tg_ones(dt, TG_SHAPE(3, 2), dev)), TG_SHAPE(0, 2), dt, none);
         EXPECT_EXACT(tg_slice(t, 0, 1, 1, 1), TG_SHAPE(0, 3), dt, none);
-        CHECK_ERROR(tg_max(e, TG_AXES(0), false), "tg_max");
+        CHECK_ERROR(tg_max(e, TG_AXES(0), false), "tg_max: cannot reduce over axis 0 of size 0");
     }
 }
 
@@ -902,6 +903,165 @@ TEST(uniform_normal_fill_in_place) {
     }
 }
 
+/* ================================================================== in-place updates */
+
+/* A destination of shape s = (A, B, C) viewing a base tensor: contiguous, every other
+ * element of a wider base, the transpose of a (A, C, B) base, or a flip of axes 0 and 2.
+ * map[i] is the base's flat index of the view's element i. */
+static tg_tensor *dst_view(tg_tensor *base, int layout, tg_shape s, int64_t *map) {
+    int64_t A = s.dims[0], B = s.dims[1], C = s.dims[2];
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t c = 0; c < C; c++) {
+                int64_t i = (a * B + b) * C + c;
+                map[i] = layout == L_STRIDED      ? (a * B + b) * (2 * C + 1) + 2 * c + 1
+                         : layout == L_TRANSPOSED ? (a * C + c) * B + b
+                         : layout == L_FLIPPED    ? ((A - 1 - a) * B + b) * C + (C - 1 - c)
+                                                  : i;
+            }
+    switch (layout) {
+    case L_STRIDED: return tg_slice(base, -1, 1, INT64_MAX, 2);
+    case L_TRANSPOSED: return tg_transpose(base, -1, -2);
+    case L_FLIPPED: return tg_flip(base, TG_AXES(0, 2));
+    default: return base;
+    }
+}
+
+static tg_shape dst_base_shape(tg_shape s, int layout) {
+    if (layout == L_STRIDED) s.dims[2] = 2 * s.dims[2] + 1;
+    if (layout == L_TRANSPOSED) s = TG_SHAPE(s.dims[0], s.dims[2], s.dims[1]);
+    return s;
+}
+
+enum { IP_COPY, IP_ADD, IP_SUB, IP_MUL, IP_AXPY, IP_FILL, IP_COUNT };
+static const char *const k_ip_names[IP_COUNT] = { "copy_", "add_", "sub_", "mul_", "axpy_", "fill_" };
+#define IP_ALPHA (-0.375) /* exact in f32 */
+#define IP_FILL_VALUE 6.5
+
+static double ip_ref(int op, tg_dtype dt, double d, double x) {
+    double r = op == IP_COPY ? x : op == IP_ADD ? d + x : op == IP_SUB ? d - x : op == IP_MUL ? d * x
+             : op == IP_AXPY ? d + IP_ALPHA * x : IP_FILL_VALUE;
+    return dt == TG_F32 ? (double)(float)r : dt == TG_I32 ? (double)(int32_t)r : r; /* fill_ truncates as tg_cast */
+}
+
+static tg_status ip_apply(int op, tg_tensor *dst, tg_tensor *src) {
+    switch (op) {
+    case IP_COPY: return tg_copy_(dst, src);
+    case IP_ADD: return tg_add_(dst, src);
+    case IP_SUB: return tg_sub_(dst, src);
+    case IP_MUL: return tg_mul_(dst, src);
+    case IP_AXPY: return tg_axpy_(dst, IP_ALPHA, src);
+    default: return tg_fill_(dst, IP_FILL_VALUE);
+    }
+}
+
+/* Every in-place op against a host loop: each destination layout (the base around a
+ * view must keep its other values), sources that broadcast (row, column, 0-d, a
+ * trailing vector) in several layouts, f32, f64 and i32. axpy may fuse the multiply-add,
+ * so it is compared within a rounding. */
+TEST(inplace_ops_against_host_loops) {
+    const tg_shape s = TG_SHAPE(3, 4, 5);
+    const tg_shape srcs[] = { TG_SHAPE(3, 4, 5), TG_SHAPE(4, 5), TG_SHAPE(1, 5), TG_SHAPE(3, 1, 1),
+                              TG_SHAPE(3, 4, 1), TG_SCALAR_SHAPE, TG_SHAPE(5) };
+    const tg_dtype dts[3] = { TG_F32, TG_F64, TG_I32 };
+    int64_t map[60];
+    for (int d = 0; d < 3; d++)
+        for (int op = 0; op < IP_COUNT; op++) {
+            tg_dtype dt = dts[d];
+            if (op == IP_AXPY && dt == TG_I32) continue;
+            for (int l = 0; l < L_COUNT; l++)
+                for (int q = 0; q < (op == IP_FILL ? 1 : (int)(sizeof srcs / sizeof srcs[0])); q++) {
+                    size_t m = mark();
+                    int sl = (l + q) % L_COUNT; /* the source's layout */
+                    WHAT("%s %s dst %s src %s %s", k_ip_names[op], tg_dtype_name(dt), k_layout_names[l],
+                         shape_str(srcs[q]), k_layout_names[sl]);
+                    tg_shape bs = dst_base_shape(s, l);
+                    int64_t nb = numel_of(bs);
+                    double *bv = dt == TG_I32 ? int_vals(nb, -9, 10) : uniform_vals(dt, nb, -2, 2);
+                    tg_tensor *base = from_doubles(dt, bs, bv);
+                    tg_tensor *dst = dst_view(base, l, s, map);
+                    double *sv = dt == TG_I32 ? int_vals(numel_of(srcs[q]), -9, 10) : uniform_vals(dt, numel_of(srcs[q]), -2, 2);
+                    tg_tensor *src = make(dt, srcs[q], sv, sl);
+                    double *want = dbuf(nb);
+                    memcpy(want, bv, (size_t)nb * sizeof *want);
+                    int64_t idx[TG_MAX_DIMS];
+                    for (int64_t i = 0; i < 60; i++) {
+                        unravel(i, s, idx);
+                        want[map[i]] = ip_ref(op, dt, bv[map[i]], sv[bcast_flat(idx, s, srcs[q])]);
+                    }
+                    CHECK(ip_apply(op, dst, src) == TG_OK);
+                    double tol = op == IP_AXPY ? (dt == TG_F32 ? 1e-6 : 1e-15) : 0;
+                    EXPECT(base, bs, dt, want, tol, tol);
+                    release(m);
+                }
+        }
+}
+
+/* Large contiguous destinations (SIMD and threaded paths) with a same-shape, a row and a
+ * 0-d source; a destination that is its own source; copy_ between dtypes. */
+TEST(inplace_ops_large_and_aliased) {
+    const tg_shape s = TG_SHAPE(300, 257);
+    const int64_t n = 300 * 257;
+    const tg_shape srcs[] = { TG_SHAPE(300, 257), TG_SHAPE(257), TG_SCALAR_SHAPE };
+    for (int d = 0; d < 2; d++)
+        for (int op = IP_ADD; op <= IP_AXPY; op++)
+            for (int q = 0; q < 3; q++) {
+                size_t m = mark();
+                tg_dtype dt = k_float_dtypes[d];
+                WHAT("%s %s large, src %s", k_ip_names[op], tg_dtype_name(dt), shape_str(srcs[q]));
+                double *dv, *sv;
+                tg_tensor *dst = input(dt, s, -2, 2, L_CONTIG, &dv);
+                tg_tensor *src = input(dt, srcs[q], -2, 2, L_CONTIG, &sv);
+                double *want = dbuf(n);
+                int64_t idx[TG_MAX_DIMS];
+                for (int64_t i = 0; i < n; i++) {
+                    unravel(i, s, idx);
+                    want[i] = ip_ref(op, dt, dv[i], sv[bcast_flat(idx, s, srcs[q])]);
+                }
+                CHECK(ip_apply(op, dst, src) == TG_OK);
+                double tol = op == IP_AXPY ? (dt == TG_F32 ? 1e-6 : 1e-15) : 0;
+                EXPECT(dst, s, dt, want, tol, tol);
+                release(m);
+            }
+    for (int op = IP_ADD; op <= IP_AXPY; op++) {
+        size_t m = mark();
+        WHAT("%s with dst as its own source", k_ip_names[op]);
+        double *x;
+        tg_tensor *t = input(TG_F64, TG_SHAPE(6, 7), -2, 2, L_TRANSPOSED, &x);
+        double want[42];
+        for (int i = 0; i < 42; i++) want[i] = ip_ref(op, TG_F64, x[i], x[i]);
+        CHECK(ip_apply(op, t, t) == TG_OK);
+        EXPECT(t, TG_SHAPE(6, 7), TG_F64, want, 1e-15, 1e-15);
+        release(m);
+    }
+    size_t m = mark();
+    WHAT("copy_ f64 into f32 and i32 into f64");
+    double *x;
+    tg_tensor *src = input(TG_F64, TG_SHAPE(4, 5), -3, 3, L_FLIPPED, &x);
+    tg_tensor *dst = tg_zeros(TG_F32, TG_SHAPE(2, 4, 5), tg_test_device());
+    CHECK(tg_copy_(dst, src) == TG_OK);
+    double want[40];
+    for (int i = 0; i < 40; i++) want[i] = (double)(float)x[i % 20];
+    EXPECT_EXACT(dst, TG_SHAPE(2, 4, 5), TG_F32, want);
+    double *iv = int_vals(5, -100, 100);
+    tg_tensor *d64 = tg_zeros(TG_F64, TG_SHAPE(3, 5), tg_test_device());
+    CHECK(tg_copy_(tg_transpose(d64, 0, 1), tg_transpose(make(TG_I32, TG_SHAPE(1, 5), iv, L_CONTIG), 0, 1)) == TG_OK);
+    for (int i = 0; i < 15; i++) want[i] = iv[i % 5];
+    EXPECT_EXACT(d64, TG_SHAPE(3, 5), TG_F64, want);
+    release(m);
+}
+
+TEST(inplace_ops_errors) {
+    tg_device *dev = tg_test_device();
+    tg_tensor *d = tg_zeros(TG_F32, TG_SHAPE(3, 1), dev);
+    CHECK_ERROR(tg_add_(d, tg_zeros(TG_F32, TG_SHAPE(3, 4), dev)), "tg_add_: src [3,4] does not broadcast to dst [3,1]");
+    CHECK_ERROR(tg_sub_(d, tg_zeros(TG_F64, TG_SHAPE(3, 1), dev)), "tg_sub_: dtypes differ: f32 and f64");
+    CHECK_ERROR(tg_mul_(d, NULL), "tg_mul_: src is NULL");
+    CHECK_ERROR(tg_copy_(NULL, d), "tg_copy_: dst is NULL");
+    CHECK_ERROR(tg_fill_(tg_param(tg_zeros(TG_F32, TG_SHAPE(2), dev)), 1),
+                "tg_fill_: dst requires grad and grad mode is on; update parameters with grad mode off (tg_set_grad_enabled(false))");
+}
+
 TG_TEST_MAIN(&tg_case_reshape_view_flatten, &tg_case_reshape_is_view_when_contiguous,
              &tg_case_permute_transpose, &tg_case_expand, &tg_case_slice_step_negative_start_clamping,
              &tg_case_squeeze_unsqueeze, &tg_case_flip, &tg_case_contiguous_and_clone,
@@ -911,4 +1071,5 @@ TG_TEST_MAIN(&tg_case_reshape_view_flatten, &tg_case_reshape_is_view_when_contig
              &tg_case_one_hot, &tg_case_cast_all_dtype_pairs, &tg_case_ops_on_broadcast_views,
              &tg_case_empty_tensors, &tg_case_zeros_ones_full_scalar_like, &tg_case_arange_linspace_eye,
              &tg_case_rand_randn_bernoulli_statistics, &tg_case_random_same_seed_same_numbers,
-             &tg_case_uniform_normal_fill_in_place)
+             &tg_case_uniform_normal_fill_in_place, &tg_case_inplace_ops_against_host_loops,
+             &tg_case_inplace_ops_large_and_aliased, &tg_case_inplace_ops_errors)

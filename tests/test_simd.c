@@ -7,7 +7,8 @@
  * (f32) or TOL_ULP_F64 (f64) units in the last place. sum_f32 may differ from a
  * sequential double sum by 1e-12 * sum|x|; sum_f64 by (n + 1) * DBL_EPSILON * sum|x|.
  *
- * Usage: test_simd [--bench]   (--bench also times each kernel against its twin) */
+ * Usage: test_simd [--level avx2|avx512] [--bench]   (--bench also times each kernel
+ * against its twin; meson runs one test per level, skipped where the CPU lacks it) */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -401,30 +402,79 @@ static void bench(const tg_simd_table *t, const tg_simd_table *c)
     (void)sink;
 }
 
+static const char *const k_level_names[] = { "c", "avx2", "avx512" };
+#define NLEVELS ((int)(sizeof k_level_names / sizeof k_level_names[0]))
+
+/* Checks one level against the C twins; returns how many kernels it overrides. */
+static int check_level(const tg_simd_table *t, const tg_simd_table *c, int do_bench)
+{
+    g_level = t->name;
+    int before = g_passed + g_failed;
+    for (int si = 0; si < NSIZES; si++) {
+        int64_t n = k_sizes[si];
+        for (int op = 0; op < TG_UN_COUNT; op++)
+            check_unary(t, c, op, n);
+        for (int op = 0; op < TG_BIN_FIRST_CMP; op++)
+            check_binary(t, c, op, n);
+        check_reductions(t, c, n, 0);
+        check_reductions(t, c, n, 1);
+        check_axpy(t, c, n);
+    }
+    if (do_bench)
+        bench(t, c);
+    return g_passed + g_failed - before;
+}
+
+/* Usage: test_simd [--level avx2|avx512] [--bench]. With --level, only that level is
+ * checked, and the program exits 77 (meson's "skipped") if this CPU or build lacks it;
+ * without, every level the CPU has. A level that overrides no kernel fails: it would
+ * otherwise pass without checking anything. */
 int main(int argc, char **argv)
 {
-    int do_bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
+    int do_bench = 0, only = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--bench") == 0) {
+            do_bench = 1;
+        } else if (strcmp(argv[i], "--level") == 0 && i + 1 < argc) {
+            const char *name = argv[++i];
+            for (int l = 1; l < NLEVELS; l++) /* level 0 is the C reference itself */
+                if (strcmp(name, k_level_names[l]) == 0)
+                    only = l;
+            if (only < 0) {
+                fprintf(stderr, "test_simd: unknown level \"%s\" (expected avx2 or avx512)\n", name);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: test_simd [--level avx2|avx512] [--bench]\n");
+            return 2;
+        }
+    }
     const tg_simd_table *c = tg_simd_level(0);
+    int best = 0;
+    for (int l = 0; l < NLEVELS; l++)
+        if (tg_simd_level(l))
+            best = l;
     printf("simd in use: %s\n", tg_simd()->name);
-    for (int level = 1; level < 3; level++) {
+    /* the library runs the best level this CPU has */
+    report(tg_simd() != tg_simd_level(best), "dispatch", "best level", 0, "", -1, 0, 0);
+    if (only >= 0 && !tg_simd_level(only)) {
+        printf("skipped: level %s is not available on this CPU or in this build\n", k_level_names[only]);
+        return 77;
+    }
+    for (int level = 1; level < NLEVELS; level++) {
+        if (only >= 0 && level != only)
+            continue;
         const tg_simd_table *t = tg_simd_level(level);
         if (!t) {
-            printf("level %d: not available on this CPU\n", level);
+            printf("level %s: not available on this CPU\n", k_level_names[level]);
             continue;
         }
-        g_level = t->name;
-        for (int si = 0; si < NSIZES; si++) {
-            int64_t n = k_sizes[si];
-            for (int op = 0; op < TG_UN_COUNT; op++)
-                check_unary(t, c, op, n);
-            for (int op = 0; op < TG_BIN_FIRST_CMP; op++)
-                check_binary(t, c, op, n);
-            check_reductions(t, c, n, 0);
-            check_reductions(t, c, n, 1);
-            check_axpy(t, c, n);
+        if (strcmp(t->name, k_level_names[level]) != 0)
+            report(1, "table", "name", 0, "", -1, 0, 0);
+        if (check_level(t, c, do_bench) == 0) {
+            printf("FAIL level %s overrides no kernel: nothing was checked\n", t->name);
+            g_failed++;
         }
-        if (do_bench)
-            bench(t, c);
     }
     printf("largest error vs libm (ulp, tolerance %d f32 / %d f64):", TOL_ULP_F32, TOL_ULP_F64);
     for (int op = 0; op < TG_UN_COUNT; op++)
