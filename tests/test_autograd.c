@@ -18,8 +18,12 @@ TEST(grad_accumulates_until_zeroed) {
     tg_tensor *x = tg_param(vec(dev, 3, (double[]){ 1, 2, 3 }));
     for (int k = 0; k < 2; k++) CHECK(tg_backward(tg_sum(tg_square(x), TG_ALL, false)) == TG_OK);
     CHECK(values_are(tg_grad(x), 3, (double[]){ 4, 8, 12 }, 0)); /* 2 * 2x */
-    tg_zero_grad(x);
-    CHECK_ERROR(tg_grad(x), "tg_grad: no gradient yet (run tg_backward on a loss that depends on this tensor)");
+    tg_tensor *g = tg_grad(x);
+    tg_zero_grad(x); /* in place: the gradient keeps its identity */
+    CHECK(tg_grad(x) == g);
+    CHECK(values_are(g, 3, (double[]){ 0, 0, 0 }, 0));
+    tg_tensor *fresh = tg_param(vec(dev, 3, (double[]){ 1, 2, 3 }));
+    CHECK_ERROR(tg_grad(fresh), "tg_grad: no gradient yet (run tg_backward on a loss that depends on this tensor)");
     CHECK(tg_backward(tg_sum(x, TG_ALL, false)) == TG_OK);
     CHECK(values_are(tg_grad(x), 3, (double[]){ 1, 1, 1 }, 0));
 }
@@ -53,7 +57,7 @@ TEST(retain_graph_and_freed_graph) {
     CHECK(tg_backward_ex(loss, NULL, &(tg_backward_opts){ .retain_graph = true }) == TG_OK);
     CHECK(tg_backward(loss) == TG_OK);
     CHECK(values_are(tg_grad(x), 2, (double[]){ 2 * exp(1), 2 * exp(2) }, 1e-12));
-    CHECK_ERROR(tg_backward(loss), "tg_backward: the graph through tg_reshape was already freed by a backward pass; pass retain_graph to run backward twice");
+    CHECK_ERROR(tg_backward(loss), "tg_backward: the graph through tg_sum was already freed by a backward pass; pass retain_graph to run backward twice");
 }
 
 /* f(x) = sum(x^3): gradient 3x^2, Hessian diag(6x), so H v = 6 x v. */

@@ -934,11 +934,11 @@ TEST(gradcheck_rejects_f32_inputs) {
     tg_tensor *one[1] = { x32 };
     WHAT("f32 input");
     CHECK(tg_gradcheck(f_relu, NULL, 1, one, NULL, &rep) != TG_OK);
-    CHECK_ERROR(tg_gradcheck(f_relu, NULL, 1, one, NULL, &rep), "tg_gradcheck: input 0 is f32; gradients are checked in f64");
-    CHECK_ERROR(tg_gradgradcheck(f_relu, NULL, 1, one, NULL, &rep), "tg_gradgradcheck: input 0 is f32; gradients are checked in f64");
+    CHECK_ERROR(tg_gradcheck(f_relu, NULL, 1, one, NULL, &rep), "tg_gradcheck: input 0 is f32; gradients are checked in f64 (cast it with tg_cast)");
+    CHECK_ERROR(tg_gradgradcheck(f_relu, NULL, 1, one, NULL, &rep), "tg_gradgradcheck: input 0 is f32; gradients are checked in f64 (cast it with tg_cast)");
     tg_tensor *two[2] = { x64, x32 };
     CHECK(tg_gradcheck(f_mul_relu, NULL, 2, two, NULL, &rep) != TG_OK);
-    CHECK_ERROR(tg_gradcheck(f_mul_relu, NULL, 2, two, NULL, &rep), "tg_gradcheck: input 1 is f32; gradients are checked in f64");
+    CHECK_ERROR(tg_gradcheck(f_mul_relu, NULL, 2, two, NULL, &rep), "tg_gradcheck: input 1 is f32; gradients are checked in f64 (cast it with tg_cast)");
 }
 
 TEST(gradcheck_report_names_input_and_element) {

@@ -558,15 +558,15 @@ TEST(one_hot) {
         tg_tensor *t = make(TG_I32, TG_SHAPE(2, 3), lab, l);
         double ref[24] = { 0 }, ref2[36] = { 0 };
         for (int i = 0; i < 6; i++) ref[i * 4 + (int)lab[i]] = 1, ref2[i * 6 + (int)lab[i]] = 1;
-        EXPECT_EXACT(tg_one_hot(t, 4), TG_SHAPE(2, 3, 4), TG_I32, ref);
-        EXPECT_EXACT(tg_one_hot(t, 6), TG_SHAPE(2, 3, 6), TG_I32, ref2);
+        EXPECT_EXACT(tg_one_hot(t, 4), TG_SHAPE(2, 3, 4), TG_I64, ref); /* int64 as PyTorch's */
+        EXPECT_EXACT(tg_one_hot(t, 6), TG_SHAPE(2, 3, 6), TG_I64, ref2);
         release(m);
     }
     double two = 2;
     WHAT("one_hot 0-d");
-    EXPECT_EXACT(tg_one_hot(from_doubles(TG_I32, TG_SCALAR_SHAPE, &two), 3), TG_SHAPE(3), TG_I32, ((double[]){ 0, 0, 1 }));
+    EXPECT_EXACT(tg_one_hot(from_doubles(TG_I32, TG_SCALAR_SHAPE, &two), 3), TG_SHAPE(3), TG_I64, ((double[]){ 0, 0, 1 }));
     double one = 0;
-    EXPECT_EXACT(tg_one_hot(from_doubles(TG_I32, TG_SHAPE(1), &one), 1), TG_SHAPE(1, 1), TG_I32, ((double[]){ 1 }));
+    EXPECT_EXACT(tg_one_hot(from_doubles(TG_I32, TG_SHAPE(1), &one), 1), TG_SHAPE(1, 1), TG_I64, ((double[]){ 1 }));
 }
 
 /* ================================================================== cast */
