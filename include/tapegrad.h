@@ -445,11 +445,9 @@ TG_API tg_tensor *tg_log_softmax(tg_tensor *x, int axis);
 
 typedef enum { TG_REDUCTION_MEAN, TG_REDUCTION_SUM, TG_REDUCTION_NONE } tg_reduction;
 typedef struct {
-    tg_reduction reduction; /* default (0): mean over the targets not ignored */
-    int32_t ignore_index;   /* labels equal to it add nothing; default (0 in a zeroed
-                               struct) means -100 as in PyTorch: set use_ignore_index
-                               to ignore label 0 */
-    bool use_ignore_index;
+    tg_reduction reduction;  /* default (0): mean over the targets not ignored */
+    tg_opt_i64 ignore_index; /* labels equal to it add nothing; default -100 as in PyTorch
+                                (TG_SOME(0) ignores class 0) */
 } tg_cross_entropy_opts;
 /* logits (N, C) or (N, C, d...), labels i32 or i64 (N) or (N, d...). A label that is
  * not ignore_index must be in [0, C): -1 or C is an error naming the value, never a

@@ -411,8 +411,8 @@ TEST(gradcheck_cross_entropy) {
         { lab, { .reduction = TG_REDUCTION_NONE }, true, false },
         { lab_ign, { 0 }, false, false },
         { lab_ign, { .reduction = TG_REDUCTION_NONE }, true, false },
-        { lab_ign2, { .ignore_index = 2, .use_ignore_index = true }, true, false },
-        { lab_ign2, { .ignore_index = 0, .use_ignore_index = true, .reduction = TG_REDUCTION_SUM }, true, false },
+        { lab_ign2, { .ignore_index = TG_SOME(2) }, true, false },
+        { lab_ign2, { .ignore_index = TG_SOME(0), .reduction = TG_REDUCTION_SUM }, true, false },
         { lab, { 0 }, false, true },
         { lab_ign, { .reduction = TG_REDUCTION_SUM }, true, true },
     };

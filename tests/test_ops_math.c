@@ -620,9 +620,9 @@ TEST(cross_entropy_reductions_ignore_layouts_dtypes) {
                     tg_cross_entropy_opts o = { 0 };
                     if (mode == 2) o.reduction = TG_REDUCTION_SUM;
                     if (mode == 3) o.reduction = TG_REDUCTION_NONE;
-                    if (mode == 4) o.use_ignore_index = true, o.ignore_index = 2;
-                    if (mode == 5) o.use_ignore_index = true, o.ignore_index = 0, o.reduction = TG_REDUCTION_SUM;
-                    int32_t ignore = mode >= 4 ? o.ignore_index : -100;
+                    if (mode == 4) o.ignore_index = (tg_opt_i64)TG_SOME(2);
+                    if (mode == 5) o.ignore_index = (tg_opt_i64)TG_SOME(0), o.reduction = TG_REDUCTION_SUM;
+                    int32_t ignore = mode >= 4 ? (int32_t)o.ignore_index.value : -100;
                     WHAT("cross_entropy %s mode %d %s %s", shape_str(sl), mode, tg_dtype_name(dt), k_layout_names[l]);
                     double *x;
                     tg_tensor *t = input(dt, sl, -4, 4, l, &x);

@@ -242,8 +242,7 @@ static tg_status run_node(tg_node *n, tg_tensor **slots, const run_opts *o) {
     if (!gp || !gout) st = tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory");
     tg_scope_begin();
     if (st == TG_OK) st = output_grads(n, slots, gout);
-    if (st == TG_OK)
-        st = n->op == TG_OP_CUSTOM ? tg_function_backward(n, gout, gp) : tg_op_backward[n->op](n, gout[0], gp);
+    if (st == TG_OK) st = tg_ops[n->op].backward(n, gout, gp);
     for (int i = 0; i < n->n_inputs && st == TG_OK; i++)
         if (gp[i] && tg_node_needs(n, i)) st = route(n, i, gp[i], o);
     tg_scope_end();

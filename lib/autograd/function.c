@@ -91,17 +91,17 @@ tg_status tg_function_apply(const tg_function *f, void *user, tg_tensor *const *
     if (st != TG_OK) return st;
     tg_function_ctx c = { .f = f, .user = user };
     for (int k = 0; k < f->n_outputs; k++) out[k] = NULL;
-    bool record = tg_should_record(f->n_inputs, in), prev = tg_set_grad_enabled(false);
+    bool record = tg_node_should_record(f->n_inputs, in), prev = tg_set_grad_enabled(false);
     tg_api_saved sv = tg_api_suspend(); /* the user's ops name themselves */
     st = f->forward(&c, in, out);
     tg_api_resume(sv);
     tg_set_grad_enabled(prev);
     if (st == TG_OK) st = fresh_outputs(f, in, out);
     if (st == TG_OK && record) {
-        tg_node *n = tg_record_multi(TG_OP_CUSTOM, f->n_outputs, out, f->n_inputs, in);
+        tg_node *n = tg_node_record_multi(TG_OP_FUNCTION, f->n_outputs, out, f->n_inputs, in);
         if (n) {
-            n->fn = f;
-            n->user = user;
+            n->args.function.f = f;
+            n->args.function.user = user;
             n->api = f->name;
             save_into(n, &c, out, f->n_outputs);
         } else {
@@ -125,8 +125,8 @@ tg_tensor *tg_function_call(const tg_function *f, void *user, int n_inputs, tg_t
 }
 
 tg_status tg_function_backward(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
-    const tg_function *f = n->fn;
-    tg_function_ctx c = { .f = f, .user = n->user, .node = n };
+    const tg_function *f = n->args.function.f;
+    tg_function_ctx c = { .f = f, .user = n->args.function.user, .node = n };
     tg_api_saved sv = tg_api_suspend();
     tg_status st = f->backward(&c, gout, gin);
     tg_api_resume(sv);
@@ -135,8 +135,13 @@ tg_status tg_function_backward(tg_node *n, tg_tensor *const *gout, tg_tensor **g
     return st;
 }
 
-/* The op table's entry: custom nodes run through tg_function_backward (every output's
- * gradient), never through the single-gradient rule slot. */
-tg_status tg_bw_custom(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    return tg_function_backward(n, &g, gin);
+/* The table's shape rule and launch: never reached, a function records itself. */
+bool tg_function_shape(tg_op_call *c) {
+    (void)c;
+    return tg_error(TG_ERR_STATE, "internal: tg_function_apply runs its forward itself") == TG_OK;
+}
+
+tg_status tg_function_launch(tg_op_call *c) {
+    (void)c;
+    return tg_error(TG_ERR_STATE, "internal: tg_function_apply runs its forward itself");
 }

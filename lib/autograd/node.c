@@ -17,19 +17,14 @@ bool tg_set_grad_enabled(bool enabled) {
 
 bool tg_is_grad_enabled(void) { return !g_grad_disabled; }
 
-bool tg_should_record(int n, tg_tensor *const *inputs) {
+bool tg_node_should_record(int n, tg_tensor *const *inputs) {
     if (g_grad_disabled) return false;
     for (int i = 0; i < n; i++)
         if (inputs[i] && inputs[i]->requires_grad) return true;
     return false;
 }
 
-const char *tg_node_name(const tg_node *n) {
-    static _Thread_local char buf[64];
-    if (n->api) return n->api;
-    snprintf(buf, sizeof buf, "tg_%s", tg_op_names[n->op]);
-    return buf;
-}
+const char *tg_node_name(const tg_node *n) { return n->api ? n->api : tg_ops[n->op].name; }
 
 static tg_recycler *nodes(void) { return tg_recycler_get(2, sizeof(tg_node)); }
 
@@ -49,7 +44,7 @@ static void set_edge(tg_edge *e, tg_tensor *t) {
     }
 }
 
-tg_node *tg_record_multi(tg_op op, int n_out, tg_tensor *const *outs, int n, tg_tensor *const *inputs) {
+tg_node *tg_node_record_multi(int op, int n_out, tg_tensor *const *outs, int n, tg_tensor *const *inputs) {
     tg_node *node = tg_recycle_alloc(nodes());
     if (!node) goto nomem;
     node->inputs = node->small_inputs;
@@ -84,11 +79,11 @@ nomem:
         if (node->inputs != node->small_inputs) free(node->inputs);
         tg_recycle_free(nodes(), node);
     }
-    return tg_error_null(TG_ERR_NOMEM, "tg_%s: out of host memory recording the tape", tg_op_names[op]);
+    return tg_error_null(TG_ERR_NOMEM, "%s: out of host memory recording the tape", tg_ops[op].name);
 }
 
-tg_node *tg_record(tg_op op, tg_tensor *out, int n, tg_tensor *const *inputs) {
-    return tg_record_multi(op, 1, &out, n, inputs);
+tg_node *tg_node_record(tg_op op, tg_tensor *out, int n, tg_tensor *const *inputs) {
+    return tg_node_record_multi(op, 1, &out, n, inputs);
 }
 
 static bool saved_slot(tg_node *n) {

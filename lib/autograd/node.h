@@ -44,7 +44,7 @@ typedef struct {
 struct tg_node {
     _Atomic int refcount;
     uint64_t seq;      /* creation order: backward runs in decreasing seq */
-    tg_op op;
+    int op;            /* tg_op */
     const char *api;   /* the public function whose call recorded it, for messages */
     int n_inputs, n_outputs;
     tg_edge *inputs;   /* small_inputs or a heap array (cat) */
@@ -56,23 +56,18 @@ struct tg_node {
     int n_saved, cap_saved;
     bool released;     /* saved tensors dropped after a backward without retain_graph */
     bool incomplete;   /* a save ran out of memory: backward reports it */
-    /* op parameters */
-    int iarg[2 * TG_MAX_DIMS + 2];
-    int64_t larg[2 * TG_MAX_DIMS];
-    double farg[2];
-    const void *fn;    /* a user-defined function (TG_OP_CUSTOM): its tg_function */
-    void *user;        /* and the user's context pointer */
+    tg_op_args args;   /* the op's typed parameters */
     tg_node *free_next; /* the free work list */
 };
 
 /* True when grad mode is on and some input requires grad. */
-bool tg_should_record(int n, tg_tensor *const *inputs);
+bool tg_node_should_record(int n, tg_tensor *const *inputs);
 /* Creates the node for out (out->grad_fn = node, out->requires_grad = true). Returns
  * NULL only when out of memory (message set); the op then fails. */
-tg_node *tg_record(tg_op op, tg_tensor *out, int n, tg_tensor *const *inputs);
+tg_node *tg_node_record(tg_op op, tg_tensor *out, int n, tg_tensor *const *inputs);
 /* The same for an op with several outputs: each gets grad_fn = node and its output_nr;
  * outputs that are not differentiable (indices) are passed as NULL and get no node. */
-tg_node *tg_record_multi(tg_op op, int n_out, tg_tensor *const *outs, int n, tg_tensor *const *inputs);
+tg_node *tg_node_record_multi(int op, int n_out, tg_tensor *const *outs, int n, tg_tensor *const *inputs);
 /* Saves an input (or any tensor computed before the op) for backward. */
 void tg_node_save(tg_node *n, tg_tensor *t);
 /* Saves the op's output without a ref cycle (see node.c); out->output_nr says which. */
@@ -88,7 +83,6 @@ static inline bool tg_node_needs(const tg_node *n, int i) {
  * it ("tg_flatten", not the tg_reshape it made inside). */
 const char *tg_node_name(const tg_node *n);
 void tg_node_release_saved(tg_node *n);
-/* The backward of a user-defined function (function.c): every output's gradient. */
-tg_status tg_function_backward(tg_node *n, tg_tensor *const *gout, tg_tensor **gin);
+
 
 #endif

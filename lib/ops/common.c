@@ -27,7 +27,7 @@ bool tg_op_compatible(const char *op, const tg_tensor *a, const tg_tensor *b) {
     return true;
 }
 
-bool tg_broadcast(const char *op, int na, const int64_t *a, int nb, const int64_t *b, int *nd, int64_t *out) {
+bool tg_ops_broadcast(const char *op, int na, const int64_t *a, int nb, const int64_t *b, int *nd, int64_t *out) {
     int n = na > nb ? na : nb;
     for (int i = 0; i < n; i++) {
         int64_t da = i < n - na ? 1 : a[i - (n - na)], db = i < n - nb ? 1 : b[i - (n - nb)];
@@ -43,7 +43,7 @@ bool tg_broadcast(const char *op, int na, const int64_t *a, int nb, const int64_
     return true;
 }
 
-void tg_expand_into(tg_tensor *view, const tg_tensor *t, int nd, const int64_t *shape) {
+void tg_ops_expand_into(tg_tensor *view, const tg_tensor *t, int nd, const int64_t *shape) {
     *view = *t;
     view->ndim = nd;
     int off = nd - t->ndim;
@@ -53,20 +53,20 @@ void tg_expand_into(tg_tensor *view, const tg_tensor *t, int nd, const int64_t *
     }
 }
 
-tg_tensor *tg_sum_to(tg_tensor *g, int ndim, const int64_t *shape) {
+tg_tensor *tg_ops_sum_to(tg_tensor *g, int ndim, const int64_t *shape) {
     if (!g) return NULL;
     if (tg_shape_equal(g->ndim, g->shape, ndim, shape)) return g;
     uint32_t mask = 0;
     int off = g->ndim - ndim;
     for (int i = 0; i < g->ndim; i++)
         if (i < off || (shape[i - off] == 1 && g->shape[i] != 1)) mask |= 1u << i;
-    tg_tensor *s = mask ? tg_reduce_keep("tg_sum", TG_OP_SUM, TG_RED_SUM, g, mask) : g;
+    tg_tensor *s = mask ? tg_ops_reduce_keep(TG_OP_SUM, g, mask) : g;
     tg_shape sh = { .ndim = ndim };
     memcpy(sh.dims, shape, (size_t)ndim * sizeof *shape);
     return tg_reshape(s, sh);
 }
 
-bool tg_axes_mask(const char *op, tg_axes axes, int ndim, uint32_t *mask) {
+bool tg_op_axes_mask(const char *op, tg_axes axes, int ndim, uint32_t *mask) {
     if (axes.n == -1) { /* TG_ALL */
         *mask = ndim ? (1u << ndim) - 1 : 0;
         return true;
@@ -118,4 +118,17 @@ bool tg_op_writable(const char *op, const tg_tensor *dst) {
         return false;
     }
     return true;
+}
+
+bool tg_op_axis(const char *op, int *axis, int ndim) {
+    int a = *axis;
+    if (tg_axis_norm(axis, ndim)) return true;
+    tg_error(TG_ERR_INVALID, "%s: axis %d is out of range for %d dimensions", op, a, ndim);
+    return false;
+}
+
+tg_shape tg_ops_input_shape(const tg_node *n, int i) {
+    tg_shape s = { .ndim = n->inputs[i].ndim };
+    memcpy(s.dims, n->inputs[i].shape, sizeof s.dims);
+    return s;
 }

@@ -29,61 +29,66 @@ static bool check_index(const char *name, const tg_tensor *x, int *axis, const t
     return true;
 }
 
-tg_tensor *tg_gather(tg_tensor *x, int axis, tg_tensor *index) {
-    TG_API_ENTER("tg_gather");
-    const char *name = "tg_gather";
-    if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "index", index) || !check_index(name, x, &axis, index))
-        return NULL;
-    tg_tensor *out = tg_tensor_new(x->dtype, index->ndim, index->shape, tg_dev(x));
-    if (!out || tg_dev(x)->be->gather(out, x, axis, index) != TG_OK) return NULL;
-    if (tg_should_record(1, &x)) {
-        tg_node *n = tg_record(TG_OP_GATHER, out, 1, &x);
-        if (!n) return NULL;
-        n->iarg[0] = axis;
-        tg_node_save(n, index);
-    }
-    return out;
+/* gather: out has index's shape; inputs (x, index). */
+bool tg_gather_shape(tg_op_call *c) {
+    tg_tensor *x = c->in[0], *idx = c->in[1];
+    if (!check_index("tg_gather", x, &c->args.axis.axis, idx)) return false;
+    tg_out_spec *s = &c->out_spec[0];
+    s->dtype = x->dtype;
+    s->ndim = idx->ndim;
+    memcpy(s->shape, idx->shape, sizeof s->shape);
+    return true;
 }
 
-tg_status tg_bw_gather(tg_node *n, tg_tensor *g, tg_tensor **gin) {
+tg_status tg_gather_launch(tg_op_call *c) {
+    return tg_dev(c->in[0])->be->gather(c->out[0], c->in[0], c->args.axis.axis, c->in[1]);
+}
+
+tg_tensor *tg_gather(tg_tensor *x, int axis, tg_tensor *index) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_GATHER, 2, x, index);
+    c->args.axis.axis = axis;
+    return tg_op_run(c);
+}
+
+tg_status tg_bw_gather(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     tg_tensor *idx = tg_node_saved(n, 0);
     if (!idx) return tg_last_status();
     const tg_edge *e = &n->inputs[0];
-    tg_shape s = { .ndim = e->ndim };
-    memcpy(s.dims, e->shape, sizeof s.dims);
-    gin[0] = tg_scatter_add(tg_zeros(e->dtype, s, e->dev), n->iarg[0], idx, g);
+    gin[0] = tg_scatter_add(tg_zeros(e->dtype, tg_ops_input_shape(n, 0), e->dev), n->args.axis.axis, idx, gout[0]);
     return gin[0] ? TG_OK : tg_last_status();
 }
 
-tg_tensor *tg_scatter_add(tg_tensor *x, int axis, tg_tensor *index, tg_tensor *src) {
-    TG_API_ENTER("tg_scatter_add");
+/* scatter_add: a copy of x with src added at index along axis; inputs (x, index, src). */
+bool tg_scatter_add_shape(tg_op_call *c) {
     const char *name = "tg_scatter_add";
+    tg_tensor *x = c->in[0], *index = c->in[1], *src = c->in[2];
     char b1[128], b2[128];
-    if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "index", index) || !tg_op_nonnull(name, "src", src) ||
-        !tg_op_compatible(name, x, src) || !check_index(name, x, &axis, index))
-        return NULL;
-    if (!tg_shape_equal(index->ndim, index->shape, src->ndim, src->shape))
-        return tg_error_null(TG_ERR_SHAPE, "tg_scatter_add: index %s and src %s must have the same shape",
-                             tg_shape_str(b1, index->ndim, index->shape), tg_shape_str(b2, src->ndim, src->shape));
-    if (!tg_op_float(name, x)) return NULL;
-    tg_tensor *out = tg_tensor_new(x->dtype, x->ndim, x->shape, tg_dev(x));
-    if (!out || tg_dev(x)->be->copy(out, x) != TG_OK || tg_dev(x)->be->scatter_add(out, axis, index, src) != TG_OK)
-        return NULL;
-    tg_tensor *in[2] = { x, src };
-    if (tg_should_record(2, in)) {
-        tg_node *n = tg_record(TG_OP_SCATTER_ADD, out, 2, in);
-        if (!n) return NULL;
-        n->iarg[0] = axis;
-        tg_node_save(n, index);
+    if (!tg_op_compatible(name, x, src) || !check_index(name, x, &c->args.axis.axis, index)) return false;
+    if (!tg_shape_equal(index->ndim, index->shape, src->ndim, src->shape)) {
+        tg_error(TG_ERR_SHAPE, "tg_scatter_add: index %s and src %s must have the same shape",
+                 tg_shape_str(b1, index->ndim, index->shape), tg_shape_str(b2, src->ndim, src->shape));
+        return false;
     }
-    return out;
+    return tg_same_shape(c);
 }
 
-tg_status tg_bw_scatter_add(tg_node *n, tg_tensor *g, tg_tensor **gin) {
+tg_status tg_scatter_add_launch(tg_op_call *c) {
+    const tg_backend *be = tg_dev(c->in[0])->be;
+    tg_status st = be->copy(c->out[0], c->in[0]);
+    return st == TG_OK ? be->scatter_add(c->out[0], c->args.axis.axis, c->in[1], c->in[2]) : st;
+}
+
+tg_tensor *tg_scatter_add(tg_tensor *x, int axis, tg_tensor *index, tg_tensor *src) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_SCATTER_ADD, 3, x, index, src);
+    c->args.axis.axis = axis;
+    return tg_op_run(c);
+}
+
+tg_status tg_bw_scatter_add(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     tg_tensor *idx = tg_node_saved(n, 0);
     if (!idx) return tg_last_status();
-    gin[0] = g;
-    if (tg_node_needs(n, 1) && !(gin[1] = tg_gather(g, n->iarg[0], idx))) return tg_last_status();
+    gin[0] = gout[0];
+    if (tg_node_needs(n, 2) && !(gin[2] = tg_gather(gout[0], n->args.axis.axis, idx))) return tg_last_status();
     return TG_OK;
 }
 
@@ -135,47 +140,66 @@ tg_tensor *tg_one_hot(tg_tensor *labels, int64_t num_classes) {
 
 /* ------------------------------------------------------------- cast and to */
 
-tg_tensor *tg_cast(tg_tensor *x, tg_dtype dtype) {
-    TG_API_ENTER("tg_cast");
-    if (!tg_op_nonnull("tg_cast", "x", x)) return NULL;
-    if ((unsigned)dtype >= TG_NUM_DTYPES) return tg_error_null(TG_ERR_DTYPE, "tg_cast: unknown dtype %d", (int)dtype);
-    tg_tensor *out = tg_tensor_new(dtype, x->ndim, x->shape, tg_dev(x));
-    if (!out || tg_dev(x)->be->copy(out, x) != TG_OK) return NULL;
-    if (tg_is_float(dtype) && tg_should_record(1, &x)) {
-        if (!tg_record(TG_OP_CAST, out, 1, &x)) return NULL;
+/* A cast to an integer dtype cuts the graph: it has no gradient. */
+bool tg_cast_shape(tg_op_call *c) {
+    tg_dtype dtype = c->args.cast.dtype;
+    if ((unsigned)dtype >= TG_NUM_DTYPES) {
+        tg_error(TG_ERR_DTYPE, "tg_cast: unknown dtype %d", (int)dtype);
+        return false;
     }
-    return out;
+    tg_same_shape(c);
+    c->out_spec[0].dtype = dtype;
+    c->no_record = !tg_is_float(dtype);
+    return true;
 }
 
-tg_status tg_bw_cast(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    gin[0] = tg_cast(g, n->inputs[0].dtype);
+tg_tensor *tg_cast(tg_tensor *x, tg_dtype dtype) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_CAST, 1, x);
+    c->args.cast.dtype = dtype;
+    return tg_op_run(c);
+}
+
+tg_status tg_bw_cast(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    gin[0] = tg_cast(gout[0], n->inputs[0].dtype);
     return gin[0] ? TG_OK : tg_last_status();
 }
 
 /* Copies through host memory: backends know only their own buffers. */
-static tg_tensor *copy_across(tg_tensor *x, tg_device *dev) {
+bool tg_to_shape(tg_op_call *c) {
+    if (!c->args.to.dev) {
+        tg_error(TG_ERR_DEVICE, "tg_to: device is NULL");
+        return false;
+    }
+    tg_same_shape(c);
+    c->out_spec[0].dev = c->args.to.dev;
+    return true;
+}
+
+tg_status tg_to_launch(tg_op_call *c) {
+    tg_tensor *x = c->in[0], *out = c->out[0];
+    tg_scope_begin();
     tg_tensor *dense = tg_contiguous(tg_detach(x));
-    if (!dense) return NULL;
     size_t nbytes = (size_t)tg_numel(x) * tg_elsize(x->dtype);
     void *host = malloc(nbytes ? nbytes : 1);
-    if (!host) return tg_error_null(TG_ERR_NOMEM, "tg_to: out of host memory (%zu bytes)", nbytes);
-    tg_tensor *out = NULL;
-    if (tg_copy_to_host(dense, host, nbytes) == TG_OK) out = tg_from_data(host, x->dtype, tg_shape_of(x), dev);
+    tg_status st = !dense ? tg_last_status()
+                 : !host  ? tg_error(TG_ERR_NOMEM, "tg_to: out of host memory (%zu bytes)", nbytes)
+                          : tg_copy_to_host(dense, host, nbytes);
+    if (st == TG_OK) st = tg_dev(out)->be->upload(tg_dev(out), out->storage->data, 0, host, nbytes);
     free(host);
-    return out;
+    tg_scope_end();
+    return st;
 }
 
 tg_tensor *tg_to(tg_tensor *x, tg_device *dev) {
     TG_API_ENTER("tg_to");
     if (!tg_op_nonnull("tg_to", "x", x)) return NULL;
-    if (!dev) return tg_error_null(TG_ERR_DEVICE, "tg_to: device is NULL");
     if (tg_dev(x) == dev) return tg_reshape(x, tg_shape_of(x));
-    tg_tensor *out = copy_across(x, dev);
-    if (out && tg_should_record(1, &x) && !tg_record(TG_OP_TO, out, 1, &x)) return NULL;
-    return out;
+    tg_op_call *c = TG_OP_CALL(TG_OP_TO, 1, x);
+    c->args.to.dev = dev;
+    return tg_op_run(c);
 }
 
-tg_status tg_bw_to(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    gin[0] = tg_to(g, n->inputs[0].dev);
+tg_status tg_bw_to(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    gin[0] = tg_to(gout[0], n->inputs[0].dev);
     return gin[0] ? TG_OK : tg_last_status();
 }

@@ -5,13 +5,14 @@
  * except by fill_, which writes the same value everywhere. */
 #include "lib/ops/ops.h"
 
-static tg_status check_dst(const char *name, tg_tensor *dst, bool overlap_ok) {
-    if (!dst) return tg_last_status() != TG_OK ? tg_last_status() : tg_error(TG_ERR_INVALID, "%s: dst is NULL", name);
-    if (!overlap_ok && !tg_op_writable(name, dst)) return tg_last_status();
-    if (dst->requires_grad && tg_is_grad_enabled())
-        return tg_error(TG_ERR_STATE, "%s: dst requires grad and grad mode is on; update parameters with grad "
-                        "mode off (tg_set_grad_enabled(false))", name);
-    return TG_OK;
+static bool check_dst(const char *name, tg_tensor *dst, bool overlap_ok) {
+    if (!overlap_ok && !tg_op_writable(name, dst)) return false;
+    if (dst->requires_grad && tg_is_grad_enabled()) {
+        tg_error(TG_ERR_STATE, "%s: dst requires grad and grad mode is on; update parameters with grad mode off "
+                 "(tg_set_grad_enabled(false))", name);
+        return false;
+    }
+    return true;
 }
 
 /* A source sharing dst's storage in another layout (a flip or transpose of dst) would be
@@ -28,92 +29,84 @@ static tg_tensor *unaliased(const tg_tensor *dst, tg_tensor *src) {
     return copy;
 }
 
-/* Checks src against dst (device, dtype unless converting, broadcast to dst's shape)
- * and fills *sv with src viewed at dst's shape. */
-static tg_status check_src(const char *name, tg_tensor *dst, tg_tensor *src, bool converting, tg_tensor *sv) {
-    if (!src) return tg_last_status() != TG_OK ? tg_last_status() : tg_error(TG_ERR_INVALID, "%s: src is NULL", name);
-    if (tg_dev(src) != tg_dev(dst))
-        return tg_error(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s", name, tg_dev(dst)->name, tg_dev(src)->name);
-    if (!converting && dst->dtype != src->dtype)
-        return tg_error(TG_ERR_DTYPE, "%s: dtypes differ: %s and %s", name, tg_dtype_name(dst->dtype), tg_dtype_name(src->dtype));
+/* Checks src against dst (dtype unless copying, broadcast to dst's shape). */
+static bool check_src(const char *name, tg_tensor *dst, tg_tensor *src, bool converting) {
+    if (!converting && dst->dtype != src->dtype) {
+        tg_error(TG_ERR_DTYPE, "%s: dtypes differ: %s and %s", name, tg_dtype_name(dst->dtype), tg_dtype_name(src->dtype));
+        return false;
+    }
     int nd;
     int64_t shape[TG_MAX_DIMS];
-    if (!tg_broadcast(name, dst->ndim, dst->shape, src->ndim, src->shape, &nd, shape)) return tg_last_status();
+    if (!tg_ops_broadcast(name, dst->ndim, dst->shape, src->ndim, src->shape, &nd, shape)) return false;
     if (!tg_shape_equal(nd, shape, dst->ndim, dst->shape)) {
         char b1[128], b2[128];
-        return tg_error(TG_ERR_SHAPE, "%s: src %s does not broadcast to dst %s", name,
-                        tg_shape_str(b1, src->ndim, src->shape), tg_shape_str(b2, dst->ndim, dst->shape));
+        tg_error(TG_ERR_SHAPE, "%s: src %s does not broadcast to dst %s", name, tg_shape_str(b1, src->ndim, src->shape),
+                 tg_shape_str(b2, dst->ndim, dst->shape));
+        return false;
     }
-    tg_expand_into(sv, src, nd, shape);
-    return TG_OK;
+    return true;
 }
 
-static tg_status update(const char *name, tg_binary_op k, tg_tensor *dst, tg_tensor *src, bool copy) {
-    tg_status st = check_dst(name, dst, false);
-    tg_tensor sv;
-    if (st == TG_OK) st = check_src(name, dst, src, copy, &sv);
-    if (st != TG_OK) return st;
+/* Inputs (dst, src): dst is written in place, src broadcasts to it. */
+bool tg_update_shape(tg_op_call *c) {
+    const tg_op_desc *d = &tg_ops[c->op];
+    return check_dst(d->name, c->in[0], false) && check_src(d->name, c->in[0], c->in[1], c->op == TG_OP_COPY_);
+}
+
+/* Runs in a scope of its own: a source aliasing dst is copied first (see unaliased). */
+tg_status tg_update_launch(tg_op_call *c) {
+    tg_tensor *dst = c->in[0], sv;
+    const tg_backend *be = tg_dev(dst)->be;
     tg_scope_begin();
-    tg_tensor *s = unaliased(dst, src);
-    if (s != src && s) tg_expand_into(&sv, s, dst->ndim, dst->shape);
-    st = !s ? tg_last_status() : copy ? tg_dev(dst)->be->copy(dst, &sv) : tg_dev(dst)->be->binary(k, dst, dst, &sv);
+    tg_tensor *s = unaliased(dst, c->in[1]);
+    tg_status st = s ? TG_OK : tg_last_status();
+    if (s) tg_ops_expand_into(&sv, s, dst->ndim, dst->shape);
+    if (st == TG_OK)
+        st = c->op == TG_OP_COPY_ ? be->copy(dst, &sv) : be->binary((tg_binary_op)tg_ops[c->op].kind, dst, dst, &sv);
     tg_scope_end();
-    dst->storage->version++;
-    return st;
-}
-
-tg_status tg_copy_(tg_tensor *dst, tg_tensor *src) {
-    TG_API_ENTER("tg_copy_");
-    return update("tg_copy_", TG_BIN_ADD, dst, src, true);
-}
-
-tg_status tg_add_(tg_tensor *dst, tg_tensor *src) {
-    TG_API_ENTER("tg_add_");
-    return update("tg_add_", TG_BIN_ADD, dst, src, false);
-}
-
-tg_status tg_sub_(tg_tensor *dst, tg_tensor *src) {
-    TG_API_ENTER("tg_sub_");
-    return update("tg_sub_", TG_BIN_SUB, dst, src, false);
-}
-
-tg_status tg_mul_(tg_tensor *dst, tg_tensor *src) {
-    TG_API_ENTER("tg_mul_");
-    return update("tg_mul_", TG_BIN_MUL, dst, src, false);
-}
-
-/* Writing one value is idempotent, so an expanded dst is fine (PyTorch allows it too). */
-tg_status tg_fill_(tg_tensor *dst, double value) {
-    TG_API_ENTER("tg_fill_");
-    tg_status st = check_dst("tg_fill_", dst, true);
-    if (st != TG_OK) return st;
-    st = tg_dev(dst)->be->fill(dst, value);
-    dst->storage->version++;
     return st;
 }
 
 /* The SGD step: one kernel and no temporary where the backend has axpy, else a scaled
  * copy added in place. */
-tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src) {
-    TG_API_ENTER("tg_axpy_");
-    tg_status st = check_dst("tg_axpy_", dst, false);
-    tg_tensor sv;
-    if (st == TG_OK) st = check_src("tg_axpy_", dst, src, false, &sv);
-    if (st == TG_OK && !tg_op_float("tg_axpy_", dst)) st = tg_last_status();
-    if (st != TG_OK) return st;
-    if (tg_dev(dst)->be->axpy) {
-        tg_scope_begin();
-        tg_tensor *s = unaliased(dst, src);
-        if (s != src && s) tg_expand_into(&sv, s, dst->ndim, dst->shape);
-        st = s ? tg_dev(dst)->be->axpy(dst, alpha, &sv) : tg_last_status();
-        tg_scope_end();
-        dst->storage->version++;
-        return st;
-    }
-    bool prev = tg_set_grad_enabled(false);
+tg_status tg_axpy_launch(tg_op_call *c) {
+    tg_tensor *dst = c->in[0], sv;
+    double alpha = c->args.scalar.p0;
     tg_scope_begin();
-    st = tg_add_(dst, tg_mul_scalar(src, alpha));
+    tg_tensor *s = unaliased(dst, c->in[1]);
+    tg_status st = s ? TG_OK : tg_last_status();
+    if (st == TG_OK && tg_dev(dst)->be->axpy) {
+        tg_ops_expand_into(&sv, s, dst->ndim, dst->shape);
+        st = tg_dev(dst)->be->axpy(dst, alpha, &sv);
+    } else if (st == TG_OK) {
+        bool prev = tg_set_grad_enabled(false);
+        tg_tensor *scaled = tg_mul_scalar(s, alpha);
+        tg_set_grad_enabled(prev);
+        tg_ops_expand_into(&sv, scaled, dst->ndim, dst->shape);
+        st = scaled ? tg_dev(dst)->be->binary(TG_BIN_ADD, dst, dst, &sv) : tg_last_status();
+    }
     tg_scope_end();
-    tg_set_grad_enabled(prev);
     return st;
+}
+
+/* Writing one value is idempotent, so an expanded dst is fine (PyTorch allows it too). */
+bool tg_fill_shape(tg_op_call *c) { return check_dst("tg_fill_", c->in[0], true); }
+
+tg_status tg_fill_launch(tg_op_call *c) { return tg_dev(c->in[0])->be->fill(c->in[0], c->args.scalar.p0); }
+
+tg_status tg_copy_(tg_tensor *dst, tg_tensor *src) { return tg_op_run_status(TG_OP_CALL(TG_OP_COPY_, 2, dst, src)); }
+tg_status tg_add_(tg_tensor *dst, tg_tensor *src) { return tg_op_run_status(TG_OP_CALL(TG_OP_ADD_, 2, dst, src)); }
+tg_status tg_sub_(tg_tensor *dst, tg_tensor *src) { return tg_op_run_status(TG_OP_CALL(TG_OP_SUB_, 2, dst, src)); }
+tg_status tg_mul_(tg_tensor *dst, tg_tensor *src) { return tg_op_run_status(TG_OP_CALL(TG_OP_MUL_, 2, dst, src)); }
+
+tg_status tg_fill_(tg_tensor *dst, double value) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_FILL_, 1, dst);
+    c->args.scalar.p0 = value;
+    return tg_op_run_status(c);
+}
+
+tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_AXPY_, 2, dst, src);
+    c->args.scalar.p0 = alpha;
+    return tg_op_run_status(c);
 }

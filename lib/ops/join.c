@@ -17,29 +17,40 @@ static void region_of(tg_tensor *view, const tg_tensor *out, const tg_tensor *x,
     }
 }
 
-tg_tensor *tg_embed(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *start, const int64_t *step,
-                    double fill) {
-    if (!tg_op_nonnull("tg_embed", "x", x)) return NULL;
-    tg_tensor *out = tg_tensor_new(x->dtype, ndim, shape, tg_dev(x));
-    if (!out || tg_dev(x)->be->fill(out, fill) != TG_OK) return NULL;
-    tg_tensor region;
-    region_of(&region, out, x, start, step);
-    if (tg_dev(x)->be->copy(&region, x) != TG_OK) return NULL;
-    if (tg_should_record(1, &x)) {
-        tg_node *n = tg_record(TG_OP_EMBED, out, 1, &x);
-        if (!n) return NULL;
-        memcpy(n->larg, start, (size_t)ndim * sizeof *start);
-        memcpy(n->larg + TG_MAX_DIMS, step, (size_t)ndim * sizeof *step);
-    }
-    return out;
+/* x placed at start, step in a tensor of shape args.embed.shape filled with fill. */
+bool tg_embed_shape(tg_op_call *c) {
+    tg_out_spec *s = &c->out_spec[0];
+    s->dtype = c->in[0]->dtype;
+    s->ndim = c->args.embed.ndim;
+    memcpy(s->shape, c->args.embed.shape, sizeof s->shape);
+    return true;
 }
 
-tg_status tg_bw_embed(tg_node *n, tg_tensor *g, tg_tensor **gin) {
+tg_status tg_embed_launch(tg_op_call *c) {
+    tg_tensor *x = c->in[0], *out = c->out[0], region;
+    const tg_backend *be = tg_dev(x)->be;
+    tg_status st = be->fill(out, c->args.embed.fill);
+    region_of(&region, out, x, c->args.embed.start, c->args.embed.step);
+    return st == TG_OK ? be->copy(&region, x) : st;
+}
+
+tg_tensor *tg_ops_embed(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *start, const int64_t *step,
+                        double fill) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_EMBED, 1, x);
+    c->args.embed.ndim = ndim;
+    c->args.embed.fill = fill;
+    memcpy(c->args.embed.shape, shape, (size_t)ndim * sizeof *shape);
+    memcpy(c->args.embed.start, start, (size_t)ndim * sizeof *start);
+    memcpy(c->args.embed.step, step, (size_t)ndim * sizeof *step);
+    return tg_op_run(c);
+}
+
+tg_status tg_bw_embed(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     const tg_edge *e = &n->inputs[0];
-    tg_tensor *r = g;
+    tg_tensor *r = gout[0];
     for (int i = 0; i < e->ndim && r; i++) {
-        int64_t start = n->larg[i], step = n->larg[TG_MAX_DIMS + i];
-        if (start != 0 || step != 1 || e->shape[i] != g->shape[i])
+        int64_t start = n->args.embed.start[i], step = n->args.embed.step[i];
+        if (start != 0 || step != 1 || e->shape[i] != r->shape[i])
             r = tg_slice(r, i, start, start + e->shape[i] * step, step);
     }
     gin[0] = r;
@@ -79,60 +90,65 @@ tg_tensor *tg_pad(tg_tensor *x, tg_pads pads, double value) {
     tg_tensor *src = x;
     for (int i = 0; i < x->ndim && src; i++)
         if (keep[i][0] != 0 || keep[i][1] != x->shape[i]) src = tg_slice(src, i, keep[i][0], keep[i][1], 1);
-    return tg_embed(src, x->ndim, shape, start, step, value);
+    return tg_ops_embed(src, x->ndim, shape, start, step, value);
 }
 
 /* ------------------------------------------------------------- cat, stack, split */
 
-tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis) {
-    TG_API_ENTER("tg_cat");
+bool tg_cat_shape(tg_op_call *c) {
     char b1[128], b2[128];
-    if (n <= 0 || !xs) return tg_error_null(TG_ERR_INVALID, "tg_cat: needs at least one tensor");
-    for (int i = 0; i < n; i++)
-        if (!tg_op_nonnull("tg_cat", "a tensor", xs[i])) return NULL;
-    const tg_tensor *x0 = xs[0];
-    int a = axis;
-    if (!tg_axis_norm(&a, x0->ndim))
-        return tg_error_null(TG_ERR_INVALID, "tg_cat: axis %d is out of range for %d dimensions", axis, x0->ndim);
-    int64_t shape[TG_MAX_DIMS];
-    memcpy(shape, x0->shape, sizeof shape);
-    shape[a] = 0;
-    for (int i = 0; i < n; i++) {
+    tg_tensor *const *xs = c->in, *x0 = xs[0];
+    if (!tg_op_axis("tg_cat", &c->args.axis.axis, x0->ndim)) return false;
+    int a = c->args.axis.axis;
+    tg_out_spec *s = &c->out_spec[0];
+    s->dtype = x0->dtype;
+    s->ndim = x0->ndim;
+    memcpy(s->shape, x0->shape, sizeof s->shape);
+    s->shape[a] = 0;
+    for (int i = 0; i < c->n_in; i++) {
         const tg_tensor *x = xs[i];
-        if (!tg_op_compatible("tg_cat", xs[0], xs[i])) return NULL;
+        if (!tg_op_compatible("tg_cat", x0, x)) return false;
         bool fits = x->ndim == x0->ndim;
         for (int d = 0; d < x0->ndim && fits; d++) fits = d == a || x->shape[d] == x0->shape[d];
-        if (!fits)
-            return tg_error_null(TG_ERR_SHAPE, "tg_cat: tensor %d has shape %s, tensor 0 has %s (they may differ "
-                                 "only on axis %d)", i, tg_shape_str(b1, x->ndim, x->shape),
-                                 tg_shape_str(b2, x0->ndim, x0->shape), a);
-        if (__builtin_add_overflow(shape[a], x->shape[a], &shape[a]) || !tg_op_shape_ok("tg_cat", x0->ndim, shape))
-            return NULL;
+        if (!fits) {
+            tg_error(TG_ERR_SHAPE, "tg_cat: tensor %d has shape %s, tensor 0 has %s (they may differ only on axis %d)",
+                     i, tg_shape_str(b1, x->ndim, x->shape), tg_shape_str(b2, x0->ndim, x0->shape), a);
+            return false;
+        }
+        if (__builtin_add_overflow(s->shape[a], x->shape[a], &s->shape[a]) || !tg_op_shape_ok("tg_cat", s->ndim, s->shape))
+            return false;
     }
-    tg_tensor *out = tg_tensor_new(x0->dtype, x0->ndim, shape, tg_dev(x0));
-    if (!out) return NULL;
-    int64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        tg_tensor region = *out;
-        region.offset += off * out->strides[a];
-        region.shape[a] = xs[i]->shape[a];
-        if (tg_dev(out)->be->copy(&region, xs[i]) != TG_OK) return NULL;
-        off += xs[i]->shape[a];
-    }
-    if (tg_should_record(n, xs)) {
-        tg_node *node = tg_record(TG_OP_CAT, out, n, xs);
-        if (!node) return NULL;
-        node->iarg[0] = a;
-    }
-    return out;
+    return true;
 }
 
-tg_status tg_bw_cat(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    int a = n->iarg[0];
+tg_status tg_cat_launch(tg_op_call *c) {
+    tg_tensor *out = c->out[0];
+    int a = c->args.axis.axis;
+    int64_t off = 0;
+    for (int i = 0; i < c->n_in; i++) {
+        tg_tensor region = *out;
+        region.offset += off * out->strides[a];
+        region.shape[a] = c->in[i]->shape[a];
+        tg_status st = tg_dev(out)->be->copy(&region, c->in[i]);
+        if (st != TG_OK) return st;
+        off += c->in[i]->shape[a];
+    }
+    return TG_OK;
+}
+
+tg_tensor *tg_cat(int n, tg_tensor *const *xs, int axis) {
+    TG_API_ENTER("tg_cat");
+    if (n <= 0 || !xs) return tg_error_null(TG_ERR_INVALID, "tg_cat: needs at least one tensor");
+    tg_op_call c = { .op = TG_OP_CAT, .n_in = n, .in = (tg_tensor **)xs, .args.axis.axis = axis };
+    return tg_op_run(&c);
+}
+
+tg_status tg_bw_cat(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    int a = n->args.axis.axis;
     int64_t off = 0;
     for (int i = 0; i < n->n_inputs; i++) {
         int64_t len = n->inputs[i].shape[a];
-        if (tg_node_needs(n, i) && !(gin[i] = tg_slice(g, a, off, off + len, 1))) return tg_last_status();
+        if (tg_node_needs(n, i) && !(gin[i] = tg_slice(gout[0], a, off, off + len, 1))) return tg_last_status();
         off += len;
     }
     return TG_OK;

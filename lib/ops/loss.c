@@ -3,18 +3,16 @@
  * (softmax - target) * weight. Composing it from recorded ops cost a dozen nodes per
  * call, which dominated small training steps. A label outside [0, C) that is not
  * ignore_index fails the gather, whose kernel reports the value: no extra read back. */
+#include <string.h>
+
 #include "lib/ops/ops.h"
 
-static bool check(const char *name, const tg_tensor *logits, const tg_tensor *labels, const tg_cross_entropy_opts *opts) {
+/* Inputs (logits, labels); the output is 0-d, or labels' shape with no reduction. */
+bool tg_cross_entropy_shape(tg_op_call *c) {
+    const char *name = "tg_cross_entropy";
+    const tg_tensor *logits = c->in[0], *labels = c->in[1];
     char b1[128], b2[128];
-    if (!tg_op_nonnull(name, "logits", logits) || !tg_op_nonnull(name, "labels", labels) || !tg_op_float(name, logits))
-        return false;
     if (!tg_op_index(name, "labels", labels)) return false;
-    if (tg_dev(labels) != tg_dev(logits)) {
-        tg_error(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s (copy one with tg_to)", name,
-                 tg_dev(logits)->name, tg_dev(labels)->name);
-        return false;
-    }
     bool fits = logits->ndim >= 2 && labels->ndim == logits->ndim - 1 && labels->shape[0] == logits->shape[0];
     for (int d = 2; d < logits->ndim && fits; d++) fits = labels->shape[d - 1] == logits->shape[d];
     if (!fits) {
@@ -22,24 +20,27 @@ static bool check(const char *name, const tg_tensor *logits, const tg_tensor *la
                  name, tg_shape_str(b1, logits->ndim, logits->shape), tg_shape_str(b2, labels->ndim, labels->shape));
         return false;
     }
-    if (opts && (unsigned)opts->reduction > TG_REDUCTION_NONE) {
-        tg_error(TG_ERR_INVALID, "%s: unknown reduction %d", name, (int)opts->reduction);
+    tg_reduction red = c->args.cross_entropy.reduction;
+    if ((unsigned)red > TG_REDUCTION_NONE) {
+        tg_error(TG_ERR_INVALID, "%s: unknown reduction %d", name, (int)red);
         return false;
     }
+    tg_out_spec *s = &c->out_spec[0];
+    s->dtype = logits->dtype;
+    s->ndim = red == TG_REDUCTION_NONE ? labels->ndim : 0;
+    memcpy(s->shape, labels->shape, sizeof s->shape);
     return true;
 }
 
-tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels, const tg_cross_entropy_opts *opts) {
-    TG_API_ENTER("tg_cross_entropy");
-    const char *name = "tg_cross_entropy";
-    if (!check(name, logits, labels, opts)) return NULL;
-    tg_reduction red = opts ? opts->reduction : TG_REDUCTION_MEAN;
-    int32_t ignore = opts && opts->use_ignore_index ? opts->ignore_index : -100;
-    bool record = tg_should_record(1, &logits), prev = tg_set_grad_enabled(false);
+/* The forward from unrecorded ops in a scope of its own; what backward needs goes to
+ * the node as the call's extra saves: logp, the target index and each target's scale. */
+tg_status tg_cross_entropy_launch(tg_op_call *c) {
+    tg_tensor *logits = c->in[0], *labels = c->in[1];
+    tg_reduction red = c->args.cross_entropy.reduction;
     tg_device *dev = tg_dev(logits);
-
-    tg_scope_begin(); /* intermediates die here; the node keeps what backward needs */
-    tg_tensor *valid = tg_ne(labels, tg_scalar(labels->dtype, ignore, dev));
+    bool prev = tg_set_grad_enabled(false);
+    tg_scope_begin();
+    tg_tensor *valid = tg_ne(labels, tg_scalar(labels->dtype, (double)c->args.cross_entropy.ignore_index, dev));
     tg_tensor *idx = tg_unsqueeze(tg_where(valid, labels, tg_scalar(labels->dtype, 0, dev)), 1); /* ignored: class 0 */
     tg_tensor *logp = tg_log_softmax(logits, 1);
     tg_tensor *picked = tg_gather(logp, 1, idx);
@@ -51,21 +52,21 @@ tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels, const tg_cr
                                             : tg_div(tg_sum(nll, TG_ALL, false), count);
     /* d loss / d logp at the target, per target: the weight each gradient is scaled by */
     tg_tensor *scale = red == TG_REDUCTION_MEAN ? tg_div(w, count) : w;
-    if (r && scale && record) {
-        tg_node *n = tg_record(TG_OP_CROSS_ENTROPY, r, 1, &logits);
-        if (n) {
-            tg_node_save(n, logits);
-            tg_node_save(n, logp);
-            tg_node_save(n, idx);
-            tg_node_save(n, scale);
-        } else {
-            r = NULL;
-        }
+    tg_status st = r && scale ? dev->be->copy(c->out[0], r) : tg_last_status();
+    if (st == TG_OK) {
+        tg_tensor *keep[3] = { logp, idx, scale };
+        for (int k = 0; k < 3; k++) tg_tensor_incref(c->extra_save[c->n_extra++] = keep[k]);
     }
-    tg_keep(r);
     tg_scope_end();
     tg_set_grad_enabled(prev);
-    return r;
+    return st;
+}
+
+tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels, const tg_cross_entropy_opts *opts) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_CROSS_ENTROPY, 2, logits, labels);
+    c->args.cross_entropy.reduction = opts ? opts->reduction : TG_REDUCTION_MEAN;
+    c->args.cross_entropy.ignore_index = opts && opts->ignore_index.set ? opts->ignore_index.value : -100;
+    return tg_op_run(c);
 }
 
 tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels) {
@@ -76,8 +77,8 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels) {
 /* d/dx = (softmax(x) - onehot(target)) * scale * g along axis 1. When the backward
  * records itself (create_graph), log-softmax is recomputed from the saved logits so the
  * result stays differentiable in them; otherwise the saved log-probabilities serve. */
-tg_status tg_bw_cross_entropy(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    tg_tensor *x = tg_node_saved(n, 0), *logp = tg_node_saved(n, 1), *idx = tg_node_saved(n, 2),
+tg_status tg_bw_cross_entropy(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    tg_tensor *g = gout[0], *x = tg_node_saved(n, 0), *logp = tg_node_saved(n, 1), *idx = tg_node_saved(n, 2),
               *scale = tg_node_saved(n, 3);
     if (!x || !logp || !idx || !scale) return tg_last_status();
     if (tg_is_grad_enabled()) logp = tg_log_softmax(x, 1);

@@ -4,37 +4,39 @@
 
 #include "lib/ops/ops.h"
 
-/* a (..., M, K) @ b (..., K, N), both at least 2-D. */
-static tg_tensor *matmul2(tg_tensor *a, tg_tensor *b) {
+/* The primitive: a (..., M, K) @ b (..., K, N), both at least 2-D, batch axes broadcast. */
+bool tg_matmul_shape(tg_op_call *c) {
+    tg_tensor *a = c->in[0], *b = c->in[1];
     char b1[128], b2[128];
     int na = a->ndim, nb = b->ndim;
-    if (a->shape[na - 1] != b->shape[nb - 2])
-        return tg_error_null(TG_ERR_SHAPE, "tg_matmul: inner dimensions differ: %s @ %s (%lld != %lld)",
-                             tg_shape_str(b1, na, a->shape), tg_shape_str(b2, nb, b->shape),
-                             (long long)a->shape[na - 1], (long long)b->shape[nb - 2]);
-    int nd;
-    int64_t shape[TG_MAX_DIMS];
-    if (!tg_broadcast("tg_matmul", na - 2, a->shape, nb - 2, b->shape, &nd, shape)) return NULL;
-    int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
-    memcpy(sa, shape, (size_t)nd * sizeof *shape);
-    memcpy(sb, shape, (size_t)nd * sizeof *shape);
-    sa[nd] = a->shape[na - 2], sa[nd + 1] = a->shape[na - 1];
-    sb[nd] = b->shape[nb - 2], sb[nd + 1] = b->shape[nb - 1];
-    shape[nd] = a->shape[na - 2], shape[nd + 1] = b->shape[nb - 1];
-    tg_tensor *out = tg_tensor_new(a->dtype, nd + 2, shape, tg_dev(a));
-    if (!out) return NULL;
-    tg_tensor av, bv;
-    tg_expand_into(&av, a, nd + 2, sa);
-    tg_expand_into(&bv, b, nd + 2, sb);
-    if (tg_dev(a)->be->matmul(out, &av, &bv) != TG_OK) return NULL;
-    tg_tensor *in[2] = { a, b };
-    if (tg_should_record(2, in)) {
-        tg_node *n = tg_record(TG_OP_MATMUL, out, 2, in);
-        if (!n) return NULL;
-        tg_node_save(n, a);
-        tg_node_save(n, b);
+    if (!tg_op_compatible("tg_matmul", a, b)) return false;
+    if (a->shape[na - 1] != b->shape[nb - 2]) {
+        tg_error(TG_ERR_SHAPE, "tg_matmul: inner dimensions differ: %s @ %s (%lld != %lld)",
+                 tg_shape_str(b1, na, a->shape), tg_shape_str(b2, nb, b->shape), (long long)a->shape[na - 1],
+                 (long long)b->shape[nb - 2]);
+        return false;
     }
-    return out;
+    tg_out_spec *s = &c->out_spec[0];
+    int nd;
+    if (!tg_ops_broadcast("tg_matmul", na - 2, a->shape, nb - 2, b->shape, &nd, s->shape)) return false;
+    s->dtype = a->dtype;
+    s->ndim = nd + 2;
+    s->shape[nd] = a->shape[na - 2], s->shape[nd + 1] = b->shape[nb - 1];
+    return true;
+}
+
+/* The operands viewed at the output's batch shape (stride 0 where they broadcast). */
+tg_status tg_matmul_launch(tg_op_call *c) {
+    tg_tensor *a = c->in[0], *b = c->in[1], *out = c->out[0], av, bv;
+    int nd = out->ndim - 2;
+    int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
+    memcpy(sa, out->shape, (size_t)nd * sizeof *sa);
+    memcpy(sb, out->shape, (size_t)nd * sizeof *sb);
+    sa[nd] = a->shape[a->ndim - 2], sa[nd + 1] = a->shape[a->ndim - 1];
+    sb[nd] = b->shape[b->ndim - 2], sb[nd + 1] = b->shape[b->ndim - 1];
+    tg_ops_expand_into(&av, a, nd + 2, sa);
+    tg_ops_expand_into(&bv, b, nd + 2, sb);
+    return tg_dev(out)->be->matmul(out, &av, &bv);
 }
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
@@ -46,21 +48,21 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) {
         return tg_error_null(TG_ERR_SHAPE, "tg_matmul: operands must have at least one dimension (got %d and %d)",
                              a->ndim, b->ndim);
     bool va = a->ndim == 1, vb = b->ndim == 1;
-    tg_tensor *r = matmul2(va ? tg_unsqueeze(a, 0) : a, vb ? tg_unsqueeze(b, 1) : b);
+    tg_tensor *r = tg_op_run(TG_OP_CALL(TG_OP_MATMUL, 2, va ? tg_unsqueeze(a, 0) : a, vb ? tg_unsqueeze(b, 1) : b));
     if (va && vb) return tg_reshape(r, TG_SCALAR_SHAPE); /* a dot product: 0-d */
     if (vb) r = tg_squeeze(r, -1);
     if (va) r = tg_squeeze(r, -2);
     return r;
 }
 
-tg_status tg_bw_matmul(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    tg_tensor *a = tg_node_saved(n, 0), *b = tg_node_saved(n, 1);
+tg_status tg_bw_matmul(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    tg_tensor *g = gout[0], *a = tg_node_saved(n, 0), *b = tg_node_saved(n, 1);
     if (!a || !b) return tg_last_status();
     if (tg_node_needs(n, 0) &&
-        !(gin[0] = tg_sum_to(tg_matmul(g, tg_transpose(b, -1, -2)), n->inputs[0].ndim, n->inputs[0].shape)))
+        !(gin[0] = tg_ops_sum_to(tg_matmul(g, tg_transpose(b, -1, -2)), n->inputs[0].ndim, n->inputs[0].shape)))
         return tg_last_status();
     if (tg_node_needs(n, 1) &&
-        !(gin[1] = tg_sum_to(tg_matmul(tg_transpose(a, -1, -2), g), n->inputs[1].ndim, n->inputs[1].shape)))
+        !(gin[1] = tg_ops_sum_to(tg_matmul(tg_transpose(a, -1, -2), g), n->inputs[1].ndim, n->inputs[1].shape)))
         return tg_last_status();
     return TG_OK;
 }

@@ -7,31 +7,36 @@
 
 #include "lib/ops/ops.h"
 
-/* The primitive: a keepdim result, recorded with its axis mask. */
-tg_tensor *tg_reduce_keep(const char *name, tg_op op, tg_reduce_op k, tg_tensor *x, uint32_t mask) {
-    int64_t shape[TG_MAX_DIMS];
+/* The primitives compute a keepdim result over the axes in args.reduce.mask. */
+bool tg_reduce_shape(tg_op_call *c) {
+    const tg_op_desc *d = &tg_ops[c->op];
+    tg_tensor *x = c->in[0];
+    uint32_t mask = c->args.reduce.mask;
+    tg_out_spec *s = &c->out_spec[0];
     for (int i = 0; i < x->ndim; i++) {
-        shape[i] = mask >> i & 1 ? 1 : x->shape[i];
-        if ((mask >> i & 1) && x->shape[i] == 0 && k != TG_RED_SUM)
-            return tg_error_null(TG_ERR_SHAPE, "%s: cannot reduce over axis %d of size 0", name, i);
-    }
-    bool arg = k == TG_RED_ARGMAX || k == TG_RED_ARGMIN;
-    tg_dtype od = arg || (k == TG_RED_SUM && !tg_is_float(x->dtype)) ? TG_I64 : x->dtype;
-    tg_tensor *out = tg_tensor_new(od, x->ndim, shape, tg_dev(x));
-    if (!out || tg_dev(x)->be->reduce(k, out, x, mask) != TG_OK) return NULL;
-    if (!arg && tg_should_record(1, &x)) {
-        tg_node *n = tg_record(op, out, 1, &x);
-        if (!n) return NULL;
-        n->iarg[0] = (int)mask;
-        if (op != TG_OP_SUM) {
-            tg_node_save(n, x);
-            tg_node_save_output(n, out);
+        s->shape[i] = mask >> i & 1 ? 1 : x->shape[i];
+        if ((mask >> i & 1) && x->shape[i] == 0 && d->kind != TG_RED_SUM) {
+            tg_error(TG_ERR_SHAPE, "%s: cannot reduce over axis %d of size 0", d->name, i);
+            return false;
         }
     }
-    return out;
+    bool arg = d->kind == TG_RED_ARGMAX || d->kind == TG_RED_ARGMIN;
+    s->ndim = x->ndim;
+    s->dtype = arg || (d->kind == TG_RED_SUM && !tg_is_float(x->dtype)) ? TG_I64 : x->dtype;
+    return true;
 }
 
-tg_tensor *tg_squeeze_mask(tg_tensor *x, uint32_t mask) {
+tg_status tg_reduce_launch(tg_op_call *c) {
+    return tg_dev(c->in[0])->be->reduce((tg_reduce_op)tg_ops[c->op].kind, c->out[0], c->in[0], c->args.reduce.mask);
+}
+
+tg_tensor *tg_ops_reduce_keep(int op, tg_tensor *x, uint32_t mask) {
+    tg_op_call *c = TG_OP_CALL(op, 1, x);
+    c->args.reduce.mask = mask;
+    return tg_op_run(c);
+}
+
+tg_tensor *tg_ops_squeeze_mask(tg_tensor *x, uint32_t mask) {
     if (!x || !mask) return x;
     tg_shape s = { 0 };
     for (int i = 0; i < x->ndim; i++)
@@ -39,39 +44,32 @@ tg_tensor *tg_squeeze_mask(tg_tensor *x, uint32_t mask) {
     return tg_reshape(x, s);
 }
 
-static tg_tensor *reduce(const char *name, tg_op op, tg_reduce_op k, tg_tensor *x, tg_axes axes, bool keepdim) {
+static tg_tensor *reduce(int op, tg_tensor *x, tg_axes axes, bool keepdim) {
+    const char *name = tg_ops[op].name;
+    TG_API_ENTER(name);
     uint32_t mask;
-    if (!tg_op_nonnull(name, "x", x) || !tg_axes_mask(name, axes, x->ndim, &mask)) return NULL;
-    tg_tensor *r = tg_reduce_keep(name, op, k, x, mask);
-    return keepdim ? r : tg_squeeze_mask(r, mask);
+    if (!tg_op_nonnull(name, "x", x) || !tg_op_axes_mask(name, axes, x->ndim, &mask)) return NULL;
+    tg_tensor *r = tg_ops_reduce_keep(op, x, mask);
+    return keepdim ? r : tg_ops_squeeze_mask(r, mask);
 }
 
-tg_tensor *tg_sum(tg_tensor *x, tg_axes axes, bool keepdim) {
-    TG_API_ENTER("tg_sum");
-    return reduce("tg_sum", TG_OP_SUM, TG_RED_SUM, x, axes, keepdim);
-}
+tg_tensor *tg_sum(tg_tensor *x, tg_axes axes, bool keepdim) { return reduce(TG_OP_SUM, x, axes, keepdim); }
 
-tg_tensor *tg_max(tg_tensor *x, tg_axes axes, bool keepdim) {
-    TG_API_ENTER("tg_max");
-    return reduce("tg_max", TG_OP_MAX, TG_RED_MAX, x, axes, keepdim);
-}
+tg_tensor *tg_max(tg_tensor *x, tg_axes axes, bool keepdim) { return reduce(TG_OP_MAX, x, axes, keepdim); }
 
-tg_tensor *tg_min(tg_tensor *x, tg_axes axes, bool keepdim) {
-    TG_API_ENTER("tg_min");
-    return reduce("tg_min", TG_OP_MIN, TG_RED_MIN, x, axes, keepdim);
-}
+tg_tensor *tg_min(tg_tensor *x, tg_axes axes, bool keepdim) { return reduce(TG_OP_MIN, x, axes, keepdim); }
 
-tg_status tg_bw_sum(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    gin[0] = tg_expand_to(g, n->inputs[0].ndim, n->inputs[0].shape);
+tg_status tg_bw_sum(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    gin[0] = tg_ops_expand_to(gout[0], n->inputs[0].ndim, n->inputs[0].shape);
     return gin[0] ? TG_OK : tg_last_status();
 }
 
 /* Ties share the gradient equally, so the rule is symmetric and twice differentiable. */
-tg_status tg_bw_maxmin(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    tg_tensor *x = tg_node_saved(n, 0), *y = tg_node_saved(n, 1);
+tg_status tg_bw_maxmin(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    tg_tensor *g = gout[0], *x = tg_node_saved(n, 0), *y = tg_node_saved(n, 1);
     if (!x || !y) return tg_last_status();
     tg_tensor *hit = tg_cast(tg_eq(x, tg_detach(y)), x->dtype);
-    tg_tensor *count = hit ? tg_reduce_keep("tg_sum", TG_OP_SUM, TG_RED_SUM, hit, (uint32_t)n->iarg[0]) : NULL;
+    tg_tensor *count = hit ? tg_ops_reduce_keep(TG_OP_SUM, hit, n->args.reduce.mask) : NULL;
     gin[0] = tg_div(tg_mul(hit, g), count);
     return gin[0] ? TG_OK : tg_last_status();
 }
@@ -86,7 +84,7 @@ static int64_t reduced_count(const tg_tensor *x, uint32_t mask) {
 tg_tensor *tg_mean(tg_tensor *x, tg_axes axes, bool keepdim) {
     TG_API_ENTER("tg_mean");
     uint32_t mask;
-    if (!tg_op_nonnull("tg_mean", "x", x) || !tg_op_float("tg_mean", x) || !tg_axes_mask("tg_mean", axes, x->ndim, &mask))
+    if (!tg_op_nonnull("tg_mean", "x", x) || !tg_op_float("tg_mean", x) || !tg_op_axes_mask("tg_mean", axes, x->ndim, &mask))
         return NULL;
     return tg_mul_scalar(tg_sum(x, axes, keepdim), 1.0 / (double)reduced_count(x, mask));
 }
@@ -95,7 +93,7 @@ tg_tensor *tg_mean(tg_tensor *x, tg_axes axes, bool keepdim) {
  * more divides by 0 and gives inf (NaN where the sum is 0 too), never a negative. */
 static tg_tensor *var(const char *name, tg_tensor *x, tg_axes axes, int correction, bool keepdim) {
     uint32_t mask;
-    if (!tg_op_nonnull(name, "x", x) || !tg_op_float(name, x) || !tg_axes_mask(name, axes, x->ndim, &mask))
+    if (!tg_op_nonnull(name, "x", x) || !tg_op_float(name, x) || !tg_op_axes_mask(name, axes, x->ndim, &mask))
         return NULL;
     if (correction < 0) return tg_error_null(TG_ERR_INVALID, "%s: correction %d is negative", name, correction);
     tg_tensor *d = tg_sub(x, tg_mean(x, axes, true));
@@ -121,17 +119,17 @@ tg_tensor *tg_logsumexp(tg_tensor *x, tg_axes axes, bool keepdim) {
     TG_API_ENTER("tg_logsumexp");
     uint32_t mask;
     if (!tg_op_nonnull("tg_logsumexp", "x", x) || !tg_op_float("tg_logsumexp", x) ||
-        !tg_axes_mask("tg_logsumexp", axes, x->ndim, &mask))
+        !tg_op_axes_mask("tg_logsumexp", axes, x->ndim, &mask))
         return NULL;
     bool prev = tg_set_grad_enabled(false);
-    tg_tensor *m = tg_reduce_keep("tg_logsumexp", TG_OP_MAX, TG_RED_MAX, x, mask);
+    tg_tensor *m = tg_ops_reduce_keep(TG_OP_MAX, x, mask);
     if (m) { /* an infinite max (a row with +inf, or all -inf) shifts by 0 instead, as PyTorch does */
         tg_tensor *inf = tg_eq(tg_abs(m), tg_scalar(x->dtype, INFINITY, tg_dev(x)));
         m = tg_where(inf, tg_scalar(x->dtype, 0, tg_dev(x)), m);
     }
     tg_set_grad_enabled(prev);
     tg_tensor *r = tg_add(tg_log(tg_sum(tg_exp(tg_sub(x, m)), axes, true)), m);
-    return keepdim ? r : tg_squeeze_mask(r, mask);
+    return keepdim ? r : tg_ops_squeeze_mask(r, mask);
 }
 
 tg_tensor *tg_norm(tg_tensor *x) {
@@ -140,49 +138,37 @@ tg_tensor *tg_norm(tg_tensor *x) {
     return tg_sqrt(tg_sum(tg_square(x), TG_ALL, false));
 }
 
-static tg_tensor *arg_reduce(const char *name, tg_reduce_op k, tg_tensor *x, int axis, bool keepdim) {
-    if (!tg_op_nonnull(name, "x", x)) return NULL;
-    int a = axis;
-    if (!tg_axis_norm(&a, x->ndim))
-        return tg_error_null(TG_ERR_INVALID, "%s: axis %d is out of range for %d dimensions", name, axis, x->ndim);
-    tg_tensor *r = tg_reduce_keep(name, TG_OP_SUM, k, x, 1u << a);
-    return keepdim ? r : tg_squeeze_mask(r, 1u << a);
+static tg_tensor *arg_reduce(int op, tg_tensor *x, int axis, bool keepdim) {
+    const char *name = tg_ops[op].name;
+    TG_API_ENTER(name);
+    if (!tg_op_nonnull(name, "x", x) || !tg_op_axis(name, &axis, x->ndim)) return NULL;
+    tg_tensor *r = tg_ops_reduce_keep(op, x, 1u << axis);
+    return keepdim ? r : tg_ops_squeeze_mask(r, 1u << axis);
 }
 
-tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim) {
-    TG_API_ENTER("tg_argmax");
-    return arg_reduce("tg_argmax", TG_RED_ARGMAX, x, axis, keepdim);
-}
-
-tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim) {
-    TG_API_ENTER("tg_argmin");
-    return arg_reduce("tg_argmin", TG_RED_ARGMIN, x, axis, keepdim);
-}
+tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim) { return arg_reduce(TG_OP_ARGMAX, x, axis, keepdim); }
+tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim) { return arg_reduce(TG_OP_ARGMIN, x, axis, keepdim); }
 
 /* ------------------------------------------------------------- softmax */
 
-tg_tensor *tg_log_softmax(tg_tensor *x, int axis) {
-    TG_API_ENTER("tg_log_softmax");
-    const char *name = "tg_log_softmax";
-    if (!tg_op_nonnull(name, "x", x) || !tg_op_float(name, x)) return NULL;
-    int a = axis;
-    if (!tg_axis_norm(&a, x->ndim))
-        return tg_error_null(TG_ERR_INVALID, "%s: axis %d is out of range for %d dimensions", name, axis, x->ndim);
-    tg_tensor *out = tg_tensor_new(x->dtype, x->ndim, x->shape, tg_dev(x));
-    if (!out || tg_dev(x)->be->log_softmax(out, x, a) != TG_OK) return NULL;
-    if (tg_should_record(1, &x)) {
-        tg_node *n = tg_record(TG_OP_LOG_SOFTMAX, out, 1, &x);
-        if (!n) return NULL;
-        n->iarg[0] = a;
-        tg_node_save_output(n, out);
-    }
-    return out;
+bool tg_log_softmax_shape(tg_op_call *c) {
+    return tg_op_axis("tg_log_softmax", &c->args.axis.axis, c->in[0]->ndim) && tg_same_shape(c);
 }
 
-tg_status tg_bw_log_softmax(tg_node *n, tg_tensor *g, tg_tensor **gin) {
-    tg_tensor *y = tg_node_saved(n, 0);
+tg_status tg_log_softmax_launch(tg_op_call *c) {
+    return tg_dev(c->in[0])->be->log_softmax(c->out[0], c->in[0], c->args.axis.axis);
+}
+
+tg_tensor *tg_log_softmax(tg_tensor *x, int axis) {
+    tg_op_call *c = TG_OP_CALL(TG_OP_LOG_SOFTMAX, 1, x);
+    c->args.axis.axis = axis;
+    return tg_op_run(c);
+}
+
+tg_status tg_bw_log_softmax(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    tg_tensor *g = gout[0], *y = tg_node_saved(n, 0);
     if (!y) return tg_last_status();
-    gin[0] = tg_sub(g, tg_mul(tg_exp(y), tg_sum(g, TG_AXES(n->iarg[0]), true)));
+    gin[0] = tg_sub(g, tg_mul(tg_exp(y), tg_sum(g, TG_AXES(n->args.axis.axis), true)));
     return gin[0] ? TG_OK : tg_last_status();
 }
 
