@@ -1,12 +1,13 @@
 /* CPU reductions (sum, max, min, argmax, argmin) and log-softmax. Sums, maxima and
- * minima accumulate in double, whatever the dtype, so f32 results are accurate and
- * identical for any thread count: work splits on fixed block boundaries, never on the
- * number of threads. */
+ * minima of floats accumulate in double, so f32 results are accurate and identical
+ * for any thread count: work splits on fixed block boundaries, never on the number of
+ * threads. Integers accumulate exactly in int64. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/scalar.h"
 #include "lib/cpu/simd/simd.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
@@ -14,14 +15,13 @@
 #define BLOCK 16384 /* elements per partial result of a full reduction */
 #define STACK_PARTIALS 1024 /* partials kept on the stack: up to 16M elements without malloc */
 
-static inline double load_d(tg_dtype d, const char *p) {
-    switch (d) {
-    case TG_F32: return *(const float *)p;
-    case TG_F64: return *(const double *)p;
-    case TG_I32: return *(const int32_t *)p;
-    default: return *(const uint8_t *)p;
-    }
-}
+#define load_d tg_cpu_load_d
+
+/* An accumulator: double for float inputs, int64 (exact, saturating) for integers. */
+typedef union {
+    double d;
+    int64_t i;
+} acc8;
 
 static inline double combine(tg_reduce_op op, double acc, double v) {
     if (op == TG_RED_SUM) return acc + v;
@@ -30,21 +30,53 @@ static inline double combine(tg_reduce_op op, double acc, double v) {
     return op == TG_RED_MAX ? (v > acc ? v : acc) : (v < acc ? v : acc);
 }
 
-static double identity(tg_reduce_op op) {
-    return op == TG_RED_SUM ? 0.0 : op == TG_RED_MAX ? -INFINITY : INFINITY;
+static inline int64_t combine_i(tg_reduce_op op, int64_t acc, int64_t v) {
+    if (op == TG_RED_SUM) return tg_sat_add(acc, v);
+    return op == TG_RED_MAX ? (v > acc ? v : acc) : (v < acc ? v : acc);
+}
+
+static acc8 identity(tg_reduce_op op, bool integer) {
+    acc8 a;
+    if (integer) a.i = op == TG_RED_SUM ? 0 : op == TG_RED_MAX ? INT64_MIN : INT64_MAX;
+    else a.d = op == TG_RED_SUM ? 0.0 : op == TG_RED_MAX ? -INFINITY : INFINITY;
+    return a;
+}
+
+static inline acc8 combine8(tg_reduce_op op, bool integer, acc8 acc, acc8 v) {
+    if (integer) acc.i = combine_i(op, acc.i, v.i);
+    else acc.d = combine(op, acc.d, v.d);
+    return acc;
+}
+
+/* Integers: typed loops; sums of u8 and i32 cannot overflow int64 within a row of
+ * fewer than 2^31 elements, i64 sums saturate. */
+static int64_t reduce_dense_i(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
+    int64_t acc = identity(op, true).i;
+    if (op == TG_RED_SUM && d == TG_U8 && n < INT32_MAX) {
+        for (int64_t i = 0; i < n; i++) acc += ((const uint8_t *)p)[i];
+    } else if (op == TG_RED_SUM && d == TG_I32 && n < INT32_MAX) {
+        for (int64_t i = 0; i < n; i++) acc += ((const int32_t *)p)[i];
+    } else {
+        size_t es = tg_elsize(d);
+        for (int64_t i = 0; i < n; i++) acc = combine_i(op, acc, tg_cpu_load_i(d, p + (size_t)i * es));
+    }
+    return acc;
 }
 
 /* Reduces n contiguous elements with the SIMD table when it has the kernel. */
-static double reduce_dense(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
+static acc8 reduce_dense(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
     const tg_simd_table *s = tg_simd();
-    if (d == TG_F32 && op == TG_RED_SUM) return s->sum_f32(n, (const float *)p);
-    if (d == TG_F64 && op == TG_RED_SUM) return s->sum_f64(n, (const double *)p);
-    if (n > 0 && d == TG_F32) return op == TG_RED_MAX ? s->max_f32(n, (const float *)p) : s->min_f32(n, (const float *)p);
-    if (n > 0 && d == TG_F64) return op == TG_RED_MAX ? s->max_f64(n, (const double *)p) : s->min_f64(n, (const double *)p);
-    double acc = identity(op);
-    size_t es = tg_elsize(d);
-    for (int64_t i = 0; i < n; i++) acc = combine(op, acc, load_d(d, p + (size_t)i * es));
-    return acc;
+    acc8 r;
+    if (tg_cpu_is_int(d)) {
+        r.i = reduce_dense_i(op, d, p, n);
+        return r;
+    }
+    if (d == TG_F32 && op == TG_RED_SUM) r.d = s->sum_f32(n, (const float *)p);
+    else if (d == TG_F64 && op == TG_RED_SUM) r.d = s->sum_f64(n, (const double *)p);
+    else if (n > 0 && d == TG_F32) r.d = op == TG_RED_MAX ? s->max_f32(n, (const float *)p) : s->min_f32(n, (const float *)p);
+    else if (n > 0 && d == TG_F64) r.d = op == TG_RED_MAX ? s->max_f64(n, (const double *)p) : s->min_f64(n, (const double *)p);
+    else r = identity(op, false);
+    return r;
 }
 
 typedef struct {
@@ -52,7 +84,7 @@ typedef struct {
     tg_dtype d;
     const char *x;
     int64_t n;
-    double *partial;
+    acc8 *partial;
 } full_ctx;
 
 static void full_block(void *vc, int64_t b, int64_t e) {
@@ -64,33 +96,38 @@ static void full_block(void *vc, int64_t b, int64_t e) {
     }
 }
 
-/* Accumulating rows: p[0] is the double accumulator (stride 0 on reduced axes). */
+/* Accumulating rows: p[0] is the 8-byte accumulator (stride 0 on reduced axes). */
 typedef struct {
     tg_reduce_op op;
     tg_dtype d;
+    bool integer;
 } acc_ctx;
 
 static void acc_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const acc_ctx *c = vc;
-    double *acc = (double *)p[0];
+    acc8 *acc = (acc8 *)p[0];
     if (st[0] == 0) {
         if (st[1] == (int64_t)tg_elsize(c->d)) {
-            *acc = combine(c->op, *acc, reduce_dense(c->op, c->d, p[1], n));
+            *acc = combine8(c->op, c->integer, *acc, reduce_dense(c->op, c->d, p[1], n));
             return;
         }
-        double a = *acc;
-        for (int64_t i = 0; i < n; i++) a = combine(c->op, a, load_d(c->d, p[1] + i * st[1]));
+        acc8 a = *acc;
+        if (c->integer)
+            for (int64_t i = 0; i < n; i++) a.i = combine_i(c->op, a.i, tg_cpu_load_i(c->d, p[1] + i * st[1]));
+        else
+            for (int64_t i = 0; i < n; i++) a.d = combine(c->op, a.d, load_d(c->d, p[1] + i * st[1]));
         *acc = a;
         return;
     }
     if (c->op == TG_RED_SUM && c->d == TG_F32 && st[0] == 8 && st[1] == 4) {
         const float *x = (const float *)p[1];
-        for (int64_t i = 0; i < n; i++) acc[i] += x[i];
+        for (int64_t i = 0; i < n; i++) acc[i].d += x[i];
         return;
     }
     for (int64_t i = 0; i < n; i++) {
-        double *a = (double *)(p[0] + i * st[0]);
-        *a = combine(c->op, *a, load_d(c->d, p[1] + i * st[1]));
+        acc8 *a = (acc8 *)(p[0] + i * st[0]);
+        if (c->integer) a->i = combine_i(c->op, a->i, tg_cpu_load_i(c->d, p[1] + i * st[1]));
+        else a->d = combine(c->op, a->d, load_d(c->d, p[1] + i * st[1]));
     }
 }
 
@@ -113,19 +150,20 @@ static void outer_task(void *vc, int64_t b, int64_t e) {
     }
 }
 
-static void reduce_into(tg_reduce_op op, double *acc, int64_t nout, const tg_tensor *x, uint32_t mask) {
+static tg_status reduce_into(tg_reduce_op op, acc8 *acc, int64_t nout, const tg_tensor *x, uint32_t mask) {
+    bool integer = tg_cpu_is_int(x->dtype);
     int64_t numel = tg_shape_numel(x->ndim, x->shape);
-    for (int64_t i = 0; i < nout; i++) acc[i] = identity(op);
-    if (numel == 0) return;
+    for (int64_t i = 0; i < nout; i++) acc[i] = identity(op, integer);
+    if (numel == 0) return TG_OK;
     if (nout == 1 && tg_tensor_is_dense(x)) {
         int64_t nblk = (numel + BLOCK - 1) / BLOCK;
-        double stackbuf[STACK_PARTIALS], *partial = nblk <= STACK_PARTIALS ? stackbuf : malloc((size_t)nblk * sizeof *partial);
-        TG_ASSERT(partial != NULL);
+        acc8 stackbuf[STACK_PARTIALS], *partial = nblk <= STACK_PARTIALS ? stackbuf : malloc((size_t)nblk * sizeof *partial);
+        if (!partial) return tg_error(TG_ERR_NOMEM, "reduce: out of host memory for %lld partial sums", (long long)nblk);
         full_ctx c = { op, x->dtype, tg_cpu_ptr(x), numel, partial };
         tg_pool_parallel_for(nblk, 1, full_block, &c);
-        for (int64_t b = 0; b < nblk; b++) acc[0] = combine(op, acc[0], partial[b]);
+        for (int64_t b = 0; b < nblk; b++) acc[0] = combine8(op, integer, acc[0], partial[b]);
         if (partial != stackbuf) free(partial);
-        return;
+        return TG_OK;
     }
     int64_t ost[TG_MAX_DIMS], oshape[TG_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) oshape[i] = mask >> i & 1 ? 1 : x->shape[i];
@@ -135,36 +173,50 @@ static void reduce_into(tg_reduce_op op, double *acc, int64_t nout, const tg_ten
     tg_cpu_iter it;
     tg_cpu_iter_init(&it, x->ndim, x->shape, 2, (char *[]){ (char *)acc, tg_cpu_ptr(x) },
                      (const int64_t *[]){ ost, x->strides }, (size_t[]){ 8, tg_elsize(x->dtype) });
-    acc_ctx ac = { op, x->dtype };
+    acc_ctx ac = { op, x->dtype, integer };
     if (it.ndim >= 2 && it.st[0][0] != 0 && numel >= TG_GRAIN_ELEMENTWISE) {
         outer_ctx oc = { &it, &ac };
         tg_pool_parallel_for(it.shape[0], 1, outer_task, &oc);
     } else {
         tg_cpu_iter_run(&it, false, 0, acc_row, &ac);
     }
+    return TG_OK;
 }
 
-/* Arg reductions: one axis; p[0] is the i32 output, p[1] the start of x's line. */
+/* Arg reductions: one axis; p[0] is the output (i32 or i64 indices), p[1] the start
+ * of x's line. Integers compare exactly; for floats the first NaN wins. */
 typedef struct {
     bool is_max;
-    tg_dtype d;
+    tg_dtype d, od;
     int64_t len, stride; /* the axis, stride in bytes */
 } arg_ctx;
+
+static int64_t arg_line_i(const arg_ctx *c, const char *line) {
+    int64_t best = tg_cpu_load_i(c->d, line), bi = 0;
+    for (int64_t j = 1; j < c->len; j++) {
+        int64_t v = tg_cpu_load_i(c->d, line + j * c->stride);
+        if (c->is_max ? v > best : v < best) best = v, bi = j;
+    }
+    return bi;
+}
+
+static int64_t arg_line_d(const arg_ctx *c, const char *line) {
+    double best = load_d(c->d, line);
+    int64_t bi = 0;
+    for (int64_t j = 1; j < c->len && !isnan(best); j++) {
+        double v = load_d(c->d, line + j * c->stride);
+        if (isnan(v) || (c->is_max ? v > best : v < best)) best = v, bi = j;
+    }
+    return bi;
+}
 
 static void arg_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const arg_ctx *c = vc;
     for (int64_t i = 0; i < n; i++) {
         const char *line = p[1] + i * st[1];
-        double best = load_d(c->d, line);
-        int32_t bi = 0;
-        for (int64_t j = 1; j < c->len && !isnan(best); j++) {
-            double v = load_d(c->d, line + j * c->stride);
-            if (isnan(v) || (c->is_max ? v > best : v < best)) {
-                best = v;
-                bi = (int32_t)j;
-            }
-        }
-        *(int32_t *)(p[0] + i * st[0]) = bi;
+        int64_t bi = tg_cpu_is_int(c->d) ? arg_line_i(c, line) : arg_line_d(c, line);
+        if (c->od == TG_I64) *(int64_t *)(p[0] + i * st[0]) = bi;
+        else *(int32_t *)(p[0] + i * st[0]) = (int32_t)bi; /* fits: checked by tg_cpu_reduce */
     }
 }
 
@@ -184,31 +236,60 @@ static int single_axis(uint32_t mask) {
     return -1;
 }
 
-tg_status tg_cpu_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask) {
-    if (op == TG_RED_ARGMAX || op == TG_RED_ARGMIN) {
-        int axis = single_axis(mask);
-        TG_ASSERT(axis >= 0 && out->dtype == TG_I32);
-        arg_ctx c = { op == TG_RED_ARGMAX, x->dtype, x->shape[axis],
-                      x->strides[axis] * (int64_t)tg_elsize(x->dtype) };
-        tg_cpu_iter it;
-        line_iter(&it, out, x, axis);
-        tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE / (c.len + 1) + 1, arg_row, &c);
-        return TG_OK;
-    }
-    int64_t nout = tg_shape_numel(out->ndim, out->shape);
-    double one, *acc = &one;
-    if (nout > 1 && tg_cpu_alloc(out->storage->dev, (size_t)nout * sizeof *acc, (void **)&acc) != TG_OK)
-        return TG_ERR_NOMEM;
-    reduce_into(op, acc, nout, x, mask);
-    tg_tensor accv = *out; /* a dense f64 view of acc, copied into out with conversion */
-    tg_storage st = { .refcount = 1, .dev = out->storage->dev, .data = acc };
-    accv.dtype = TG_F64;
-    accv.storage = &st;
-    accv.offset = 0;
-    tg_contiguous_strides(accv.ndim, accv.shape, accv.strides);
-    tg_cpu_copy(out, &accv);
-    if (acc != &one) tg_cpu_free(out->storage->dev, acc, (size_t)nout * sizeof *acc);
+static const char *reduce_name(tg_reduce_op op) {
+    static const char *names[] = { "tg_sum", "tg_max", "tg_min", "tg_argmax", "tg_argmin" };
+    return names[op];
+}
+
+/* max, min and the arg ops have no identity: an empty reduced axis is an error
+ * (PyTorch's too) unless there is nothing to write. */
+static tg_status check_nonempty(tg_reduce_op op, const tg_tensor *out, const tg_tensor *x, uint32_t mask) {
+    if (op == TG_RED_SUM || tg_shape_numel(out->ndim, out->shape) == 0) return TG_OK;
+    for (int i = 0; i < x->ndim; i++)
+        if ((mask >> i & 1) && x->shape[i] == 0)
+            return tg_error(TG_ERR_SHAPE, "%s: expected reduction axis %d to have a non-zero size", reduce_name(op), i);
     return TG_OK;
+}
+
+static tg_status arg_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask) {
+    int axis = single_axis(mask);
+    if (axis < 0 || axis >= x->ndim || (out->dtype != TG_I32 && out->dtype != TG_I64))
+        return tg_error(TG_ERR_INVALID, "%s: the kernel takes one axis (mask 0x%x for %d dims) and an i32 or i64 "
+                        "output (got %s)", reduce_name(op), (unsigned)mask, x->ndim, tg_dtype_name(out->dtype));
+    if (out->dtype == TG_I32 && x->shape[axis] - 1 > INT32_MAX)
+        return tg_error(TG_ERR_DTYPE, "%s: axis %d has %lld elements: its indices do not fit i32", reduce_name(op),
+                        axis, (long long)x->shape[axis]);
+    arg_ctx c = { op == TG_RED_ARGMAX, x->dtype, out->dtype, x->shape[axis],
+                  x->strides[axis] * (int64_t)tg_elsize(x->dtype) };
+    tg_cpu_iter it;
+    line_iter(&it, out, x, axis);
+    tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE / (c.len + 1) + 1, arg_row, &c);
+    return TG_OK;
+}
+
+/* Accumulates in 8-byte cells (double, or int64 for integer inputs: sums of u8, i32
+ * and i64 are exact), then converts into out's dtype: an i64 out of an integer sum is
+ * the exact count, a u8 out saturates at 255. */
+tg_status tg_cpu_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask) {
+    if (check_nonempty(op, out, x, mask) != TG_OK) return tg_last_status();
+    if (op == TG_RED_ARGMAX || op == TG_RED_ARGMIN) return arg_reduce(op, out, x, mask);
+    int64_t nout = tg_shape_numel(out->ndim, out->shape);
+    if (nout == 0) return TG_OK;
+    acc8 one, *acc = &one;
+    if (nout > 1 && tg_cpu_alloc(out->storage->dev, (size_t)nout * sizeof *acc, (void **)&acc) != TG_OK)
+        return tg_last_status();
+    tg_status status = reduce_into(op, acc, nout, x, mask);
+    if (status == TG_OK) {
+        tg_tensor accv = *out; /* a dense view of acc, copied into out with conversion */
+        tg_storage st = { .refcount = 1, .dev = out->storage->dev, .data = acc };
+        accv.dtype = tg_cpu_is_int(x->dtype) ? TG_I64 : TG_F64;
+        accv.storage = &st;
+        accv.offset = 0;
+        tg_contiguous_strides(accv.ndim, accv.shape, accv.strides);
+        tg_cpu_copy(out, &accv);
+    }
+    if (acc != &one) tg_cpu_free(out->storage->dev, acc, (size_t)nout * sizeof *acc);
+    return status;
 }
 
 /* ------------------------------------------------------------- log-softmax */
