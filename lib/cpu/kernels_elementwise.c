@@ -232,8 +232,8 @@ tg_status tg_cpu_arange(tg_tensor *out, double start, double step) {
     char *p = tg_cpu_ptr(out);
     size_t es = tg_elsize(out->dtype);
     if (tg_cpu_is_int(out->dtype) && tg_is_integral(start) && tg_is_integral(step)) {
-        int64_t s0 = (int64_t)start, ds = (int64_t)step;
-        for (int64_t i = 0; i < out->shape[0]; i++) tg_cpu_store_i(out->dtype, p + i * es, tg_sat_add(s0, tg_sat_mul(i, ds)));
+        int64_t v = (int64_t)start, ds = (int64_t)step; /* stepping, so no i * step overflows early */
+        for (int64_t i = 0; i < out->shape[0]; i++, v = tg_sat_add(v, ds)) tg_cpu_store_i(out->dtype, p + i * es, v);
         return TG_OK;
     }
     for (int64_t i = 0; i < out->shape[0]; i++) store(out->dtype, p + i * es, start + (double)i * step);

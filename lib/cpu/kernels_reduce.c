@@ -17,11 +17,45 @@
 
 #define load_d tg_cpu_load_d
 
-/* An accumulator: double for float inputs, int64 (exact, saturating) for integers. */
+/* Accumulators, one cell per output: double for float inputs; int64 for the max and
+ * min of integers; for integer sums a 128-bit two's-complement pair, so a sum is
+ * exact whatever the order and saturates only at the end (INT64_MAX + 1 - 1 is
+ * INT64_MAX). Cells are 8 bytes, or 16 for the wide sums. */
+typedef struct {
+    uint64_t lo;
+    int64_t hi;
+} wide;
+
 typedef union {
     double d;
     int64_t i;
-} acc8;
+    wide w;
+} cell;
+
+typedef enum { K_FLOAT, K_INT, K_WIDE } cell_kind;
+
+static cell_kind kind_of(tg_reduce_op op, tg_dtype d) {
+    return !tg_cpu_is_int(d) ? K_FLOAT : op == TG_RED_SUM ? K_WIDE : K_INT;
+}
+static size_t cell_size(cell_kind k) { return k == K_WIDE ? sizeof(wide) : 8; }
+
+static inline void wide_add(wide *w, int64_t v) {
+    uint64_t lo = w->lo + (uint64_t)v;
+    w->hi += (v < 0 ? -1 : 0) + (lo < w->lo);
+    w->lo = lo;
+}
+
+static inline void wide_merge(wide *w, wide v) {
+    uint64_t lo = w->lo + v.lo;
+    w->hi += v.hi + (lo < w->lo);
+    w->lo = lo;
+}
+
+static inline int64_t wide_sat(wide w) {
+    if (w.hi == 0 && w.lo <= (uint64_t)INT64_MAX) return (int64_t)w.lo;
+    if (w.hi == -1 && w.lo >= (uint64_t)1 << 63) return (int64_t)(w.lo - ((uint64_t)1 << 63)) + INT64_MIN;
+    return w.hi < 0 ? INT64_MIN : INT64_MAX;
+}
 
 static inline double combine(tg_reduce_op op, double acc, double v) {
     if (op == TG_RED_SUM) return acc + v;
@@ -31,51 +65,49 @@ static inline double combine(tg_reduce_op op, double acc, double v) {
 }
 
 static inline int64_t combine_i(tg_reduce_op op, int64_t acc, int64_t v) {
-    if (op == TG_RED_SUM) return tg_sat_add(acc, v);
     return op == TG_RED_MAX ? (v > acc ? v : acc) : (v < acc ? v : acc);
 }
 
-static acc8 identity(tg_reduce_op op, bool integer) {
-    acc8 a;
-    if (integer) a.i = op == TG_RED_SUM ? 0 : op == TG_RED_MAX ? INT64_MIN : INT64_MAX;
-    else a.d = op == TG_RED_SUM ? 0.0 : op == TG_RED_MAX ? -INFINITY : INFINITY;
-    return a;
+static cell identity(tg_reduce_op op, cell_kind k) {
+    cell c = { .w = { 0, 0 } };
+    if (k == K_INT) c.i = op == TG_RED_MAX ? INT64_MIN : INT64_MAX;
+    else if (k == K_FLOAT) c.d = op == TG_RED_SUM ? 0.0 : op == TG_RED_MAX ? -INFINITY : INFINITY;
+    return c;
 }
 
-static inline acc8 combine8(tg_reduce_op op, bool integer, acc8 acc, acc8 v) {
-    if (integer) acc.i = combine_i(op, acc.i, v.i);
-    else acc.d = combine(op, acc.d, v.d);
-    return acc;
+static inline void merge(tg_reduce_op op, cell_kind k, cell *acc, cell v) {
+    if (k == K_WIDE) wide_merge(&acc->w, v.w);
+    else if (k == K_INT) acc->i = combine_i(op, acc->i, v.i);
+    else acc->d = combine(op, acc->d, v.d);
 }
 
-/* Integers: typed loops; sums of u8 and i32 cannot overflow int64 within a row of
- * fewer than 2^31 elements, i64 sums saturate. */
-static int64_t reduce_dense_i(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
-    int64_t acc = identity(op, true).i;
-    if (op == TG_RED_SUM && d == TG_U8 && n < INT32_MAX) {
-        for (int64_t i = 0; i < n; i++) acc += ((const uint8_t *)p)[i];
-    } else if (op == TG_RED_SUM && d == TG_I32 && n < INT32_MAX) {
-        for (int64_t i = 0; i < n; i++) acc += ((const int32_t *)p)[i];
-    } else {
-        size_t es = tg_elsize(d);
-        for (int64_t i = 0; i < n; i++) acc = combine_i(op, acc, tg_cpu_load_i(d, p + (size_t)i * es));
-    }
-    return acc;
+/* Folds one element of dtype d at p into acc. */
+static inline void fold(tg_reduce_op op, cell_kind k, tg_dtype d, cell *acc, const char *p) {
+    if (k == K_WIDE) wide_add(&acc->w, tg_cpu_load_i(d, p));
+    else if (k == K_INT) acc->i = combine_i(op, acc->i, tg_cpu_load_i(d, p));
+    else acc->d = combine(op, acc->d, load_d(d, p));
 }
 
-/* Reduces n contiguous elements with the SIMD table when it has the kernel. */
-static acc8 reduce_dense(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
+/* Reduces n contiguous elements: floats with the SIMD table where it has the kernel;
+ * u8 and i32 sums in plain int64 (n < 2^32 elements cannot overflow it). */
+static cell reduce_dense(tg_reduce_op op, tg_dtype d, const char *p, int64_t n) {
     const tg_simd_table *s = tg_simd();
-    acc8 r;
-    if (tg_cpu_is_int(d)) {
-        r.i = reduce_dense_i(op, d, p, n);
-        return r;
-    }
-    if (d == TG_F32 && op == TG_RED_SUM) r.d = s->sum_f32(n, (const float *)p);
+    cell_kind k = kind_of(op, d);
+    cell r = identity(op, k);
+    if (k == K_WIDE && (d == TG_U8 || d == TG_I32) && n < INT32_MAX) {
+        int64_t sum = 0;
+        if (d == TG_U8)
+            for (int64_t i = 0; i < n; i++) sum += ((const uint8_t *)p)[i];
+        else
+            for (int64_t i = 0; i < n; i++) sum += ((const int32_t *)p)[i];
+        wide_add(&r.w, sum);
+    } else if (k != K_FLOAT) {
+        size_t es = tg_elsize(d);
+        for (int64_t i = 0; i < n; i++) fold(op, k, d, &r, p + (size_t)i * es);
+    } else if (d == TG_F32 && op == TG_RED_SUM) r.d = s->sum_f32(n, (const float *)p);
     else if (d == TG_F64 && op == TG_RED_SUM) r.d = s->sum_f64(n, (const double *)p);
     else if (n > 0 && d == TG_F32) r.d = op == TG_RED_MAX ? s->max_f32(n, (const float *)p) : s->min_f32(n, (const float *)p);
     else if (n > 0 && d == TG_F64) r.d = op == TG_RED_MAX ? s->max_f64(n, (const double *)p) : s->min_f64(n, (const double *)p);
-    else r = identity(op, false);
     return r;
 }
 
@@ -84,7 +116,7 @@ typedef struct {
     tg_dtype d;
     const char *x;
     int64_t n;
-    acc8 *partial;
+    cell *partial;
 } full_ctx;
 
 static void full_block(void *vc, int64_t b, int64_t e) {
@@ -96,39 +128,35 @@ static void full_block(void *vc, int64_t b, int64_t e) {
     }
 }
 
-/* Accumulating rows: p[0] is the 8-byte accumulator (stride 0 on reduced axes). */
+/* Accumulating rows: p[0] is the cell (stride 0 on reduced axes). */
 typedef struct {
     tg_reduce_op op;
     tg_dtype d;
-    bool integer;
+    cell_kind k;
 } acc_ctx;
 
 static void acc_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const acc_ctx *c = vc;
-    acc8 *acc = (acc8 *)p[0];
     if (st[0] == 0) {
+        cell *acc = (cell *)p[0], a;
+        memcpy(&a, acc, cell_size(c->k));
         if (st[1] == (int64_t)tg_elsize(c->d)) {
-            *acc = combine8(c->op, c->integer, *acc, reduce_dense(c->op, c->d, p[1], n));
-            return;
-        }
-        acc8 a = *acc;
-        if (c->integer)
-            for (int64_t i = 0; i < n; i++) a.i = combine_i(c->op, a.i, tg_cpu_load_i(c->d, p[1] + i * st[1]));
-        else
+            merge(c->op, c->k, &a, reduce_dense(c->op, c->d, p[1], n));
+        } else if (c->k == K_FLOAT) {
             for (int64_t i = 0; i < n; i++) a.d = combine(c->op, a.d, load_d(c->d, p[1] + i * st[1]));
-        *acc = a;
+        } else {
+            for (int64_t i = 0; i < n; i++) fold(c->op, c->k, c->d, &a, p[1] + i * st[1]);
+        }
+        memcpy(acc, &a, cell_size(c->k));
         return;
     }
     if (c->op == TG_RED_SUM && c->d == TG_F32 && st[0] == 8 && st[1] == 4) {
+        double *acc = (double *)p[0];
         const float *x = (const float *)p[1];
-        for (int64_t i = 0; i < n; i++) acc[i].d += x[i];
+        for (int64_t i = 0; i < n; i++) acc[i] += x[i];
         return;
     }
-    for (int64_t i = 0; i < n; i++) {
-        acc8 *a = (acc8 *)(p[0] + i * st[0]);
-        if (c->integer) a->i = combine_i(c->op, a->i, tg_cpu_load_i(c->d, p[1] + i * st[1]));
-        else a->d = combine(c->op, a->d, load_d(c->d, p[1] + i * st[1]));
-    }
+    for (int64_t i = 0; i < n; i++) fold(c->op, c->k, c->d, (cell *)(p[0] + i * st[0]), p[1] + i * st[1]);
 }
 
 typedef struct {
@@ -150,18 +178,23 @@ static void outer_task(void *vc, int64_t b, int64_t e) {
     }
 }
 
-static tg_status reduce_into(tg_reduce_op op, acc8 *acc, int64_t nout, const tg_tensor *x, uint32_t mask) {
-    bool integer = tg_cpu_is_int(x->dtype);
+/* acc holds nout cells of cell_size(kind) bytes each, in out's dense order. */
+static tg_status reduce_into(tg_reduce_op op, char *acc, int64_t nout, const tg_tensor *x, uint32_t mask) {
+    cell_kind k = kind_of(op, x->dtype);
+    size_t cs = cell_size(k);
     int64_t numel = tg_shape_numel(x->ndim, x->shape);
-    for (int64_t i = 0; i < nout; i++) acc[i] = identity(op, integer);
+    cell id = identity(op, k);
+    for (int64_t i = 0; i < nout; i++) memcpy(acc + (size_t)i * cs, &id, cs);
     if (numel == 0) return TG_OK;
     if (nout == 1 && tg_tensor_is_dense(x)) {
         int64_t nblk = (numel + BLOCK - 1) / BLOCK;
-        acc8 stackbuf[STACK_PARTIALS], *partial = nblk <= STACK_PARTIALS ? stackbuf : malloc((size_t)nblk * sizeof *partial);
-        if (!partial) return tg_error(TG_ERR_NOMEM, "reduce: out of host memory for %lld partial sums", (long long)nblk);
+        cell stackbuf[STACK_PARTIALS], *partial = nblk <= STACK_PARTIALS ? stackbuf : malloc((size_t)nblk * sizeof *partial);
+        if (!partial) return tg_error(TG_ERR_NOMEM, "reduce: out of host memory for %lld partial results", (long long)nblk);
         full_ctx c = { op, x->dtype, tg_cpu_ptr(x), numel, partial };
         tg_pool_parallel_for(nblk, 1, full_block, &c);
-        for (int64_t b = 0; b < nblk; b++) acc[0] = combine8(op, integer, acc[0], partial[b]);
+        cell a = id;
+        for (int64_t b = 0; b < nblk; b++) merge(op, k, &a, partial[b]);
+        memcpy(acc, &a, cs);
         if (partial != stackbuf) free(partial);
         return TG_OK;
     }
@@ -171,9 +204,9 @@ static tg_status reduce_into(tg_reduce_op op, acc8 *acc, int64_t nout, const tg_
     for (int i = 0; i < x->ndim; i++)
         if (mask >> i & 1) ost[i] = 0;
     tg_cpu_iter it;
-    tg_cpu_iter_init(&it, x->ndim, x->shape, 2, (char *[]){ (char *)acc, tg_cpu_ptr(x) },
-                     (const int64_t *[]){ ost, x->strides }, (size_t[]){ 8, tg_elsize(x->dtype) });
-    acc_ctx ac = { op, x->dtype, integer };
+    tg_cpu_iter_init(&it, x->ndim, x->shape, 2, (char *[]){ acc, tg_cpu_ptr(x) },
+                     (const int64_t *[]){ ost, x->strides }, (size_t[]){ cs, tg_elsize(x->dtype) });
+    acc_ctx ac = { op, x->dtype, k };
     if (it.ndim >= 2 && it.st[0][0] != 0 && numel >= TG_GRAIN_ELEMENTWISE) {
         outer_ctx oc = { &it, &ac };
         tg_pool_parallel_for(it.shape[0], 1, outer_task, &oc);
@@ -267,28 +300,36 @@ static tg_status arg_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x,
     return TG_OK;
 }
 
-/* Accumulates in 8-byte cells (double, or int64 for integer inputs: sums of u8, i32
- * and i64 are exact), then converts into out's dtype: an i64 out of an integer sum is
- * the exact count, a u8 out saturates at 255. */
+/* Accumulates in cells (see above), then converts into out's dtype: an i64 out of an
+ * integer sum is the exact count, a u8 out saturates at 255. */
 tg_status tg_cpu_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask) {
     if (check_nonempty(op, out, x, mask) != TG_OK) return tg_last_status();
     if (op == TG_RED_ARGMAX || op == TG_RED_ARGMIN) return arg_reduce(op, out, x, mask);
     int64_t nout = tg_shape_numel(out->ndim, out->shape);
     if (nout == 0) return TG_OK;
-    acc8 one, *acc = &one;
-    if (nout > 1 && tg_cpu_alloc(out->storage->dev, (size_t)nout * sizeof *acc, (void **)&acc) != TG_OK)
-        return tg_last_status();
+    cell_kind k = kind_of(op, x->dtype);
+    size_t nbytes = (size_t)nout * cell_size(k);
+    cell one;
+    char *acc = (char *)&one;
+    if (nout > 1 && tg_cpu_alloc(out->storage->dev, nbytes, (void **)&acc) != TG_OK) return tg_last_status();
     tg_status status = reduce_into(op, acc, nout, x, mask);
     if (status == TG_OK) {
-        tg_tensor accv = *out; /* a dense view of acc, copied into out with conversion */
+        if (k == K_WIDE) /* narrow in place, front to back: cell i is read before int64 i lands */
+            for (int64_t i = 0; i < nout; i++) {
+                wide w;
+                memcpy(&w, acc + (size_t)i * sizeof w, sizeof w);
+                int64_t v = wide_sat(w);
+                memcpy(acc + (size_t)i * 8, &v, 8);
+            }
+        tg_tensor accv = *out; /* a dense view of the cells, copied into out with conversion */
         tg_storage st = { .refcount = 1, .dev = out->storage->dev, .data = acc };
-        accv.dtype = tg_cpu_is_int(x->dtype) ? TG_I64 : TG_F64;
+        accv.dtype = k == K_FLOAT ? TG_F64 : TG_I64;
         accv.storage = &st;
         accv.offset = 0;
         tg_contiguous_strides(accv.ndim, accv.shape, accv.strides);
         tg_cpu_copy(out, &accv);
     }
-    if (acc != &one) tg_cpu_free(out->storage->dev, acc, (size_t)nout * sizeof *acc);
+    if (acc != (char *)&one) tg_cpu_free(out->storage->dev, acc, nbytes);
     return status;
 }
 
