@@ -187,6 +187,7 @@ TG_API tg_tensor *tg_from_data(const void *data, tg_dtype dtype, tg_shape shape,
 TG_API tg_tensor *tg_from_f32(const float *data, tg_shape shape, tg_device *dev);
 TG_API tg_tensor *tg_from_f64(const double *data, tg_shape shape, tg_device *dev);
 TG_API tg_tensor *tg_from_i32(const int32_t *data, tg_shape shape, tg_device *dev);
+TG_API tg_tensor *tg_from_i64(const int64_t *data, tg_shape shape, tg_device *dev);
 TG_API tg_tensor *tg_from_u8(const uint8_t *data, tg_shape shape, tg_device *dev);
 TG_API tg_tensor *tg_empty(tg_dtype dtype, tg_shape shape, tg_device *dev); /* uninitialised */
 TG_API tg_tensor *tg_zeros(tg_dtype dtype, tg_shape shape, tg_device *dev);

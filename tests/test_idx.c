@@ -405,8 +405,39 @@ TEST(absurd_dims) {
     drop(NULL, &b);
 }
 
+/* Sizes whose product is 0 still follow the tensor rule: the nonzero sizes' product
+ * must fit, or the strides overflow. */
+TEST(zero_size_with_huge_sizes) {
+    bytes b = idx_header(0x08, 3, (uint32_t[]){ 0, 0xffffffffu, 0xffffffffu });
+    char *path = write_plain(&b);
+    char want[4300];
+    snprintf(want, sizeof want, "tg_idx_load: '%s' has absurd sizes 0 x 4294967295 x 4294967295: the element count "
+             "overflows", path);
+    int64_t live = tg_live_tensors();
+    CHECK_ERROR(tg_idx_load(path, tg_test_device()), want);
+    CHECK(tg_last_status() == TG_ERR_IO && tg_live_tensors() == live);
+    drop(path, &b);
+}
+
+/* A 12-byte file (magic and sizes 2^31 x 0) is a valid empty tensor; printing it used
+ * to visit every one of the 2^31 empty rows. */
+TEST(empty_tensor_with_a_huge_axis_prints_at_once) {
+    bytes b = idx_header(0x08, 2, (uint32_t[]){ 1u << 31, 0 });
+    CHECK(b.n == 12);
+    char *path = write_plain(&b);
+    tg_tensor *t = tg_idx_load(path, tg_test_device());
+    CHECK(t && tg_numel(t) == 0 && tg_size(t, 0) == 2147483648LL && tg_size(t, 1) == 0);
+    char buf[200], want[200];
+    int n = tg_snprint(buf, sizeof buf, t);
+    snprintf(want, sizeof want, "tensor([], shape=[2147483648,0], dtype=u8, device=%s)",
+             tg_device_name(tg_test_device()));
+    CHECK(strcmp(buf, want) == 0 && n == (int)strlen(want));
+    drop(path, &b);
+}
+
 TG_TEST_MAIN(&tg_case_u8_3d_plain, &tg_case_i32_1d_plain, &tg_case_f32_2d_plain, &tg_case_f64_and_widened_ints,
              &tg_case_trailing_bytes_ignored, &tg_case_gzip_u8_and_f32, &tg_case_gzip_large,
              &tg_case_empty_and_scalar_shapes, &tg_case_missing_file, &tg_case_a_directory, &tg_case_bad_magic,
              &tg_case_unsupported_type, &tg_case_truncated_data, &tg_case_truncated_gzip, &tg_case_corrupt_gzip,
-             &tg_case_absurd_dims)
+             &tg_case_absurd_dims, &tg_case_zero_size_with_huge_sizes,
+             &tg_case_empty_tensor_with_a_huge_axis_prints_at_once)

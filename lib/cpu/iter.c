@@ -9,12 +9,20 @@ void tg_cpu_iter_init(tg_cpu_iter *it, int ndim, const int64_t *shape, int nops,
     memset(it, 0, sizeof *it);
     it->nops = nops;
     for (int k = 0; k < nops; k++) it->base[k] = base[k];
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0) { /* nothing to visit: one empty axis, no products of the others */
+            it->ndim = 1;
+            return;
+        }
     for (int i = 0; i < ndim; i++) {
         if (shape[i] == 1) continue;
         int d = it->ndim;
         bool merge = d > 0;
-        for (int k = 0; k < nops && merge; k++)
-            merge = it->st[k][d - 1] == strides[k][i] * (int64_t)sizes[k] * shape[i];
+        for (int k = 0; k < nops && merge; k++) {
+            int64_t span; /* a product past int64 cannot equal a real stride: no merge */
+            merge = !__builtin_mul_overflow(strides[k][i] * (int64_t)sizes[k], shape[i], &span) &&
+                    it->st[k][d - 1] == span;
+        }
         if (merge) {
             it->shape[d - 1] *= shape[i];
             for (int k = 0; k < nops; k++) it->st[k][d - 1] = strides[k][i] * (int64_t)sizes[k];
@@ -29,8 +37,6 @@ void tg_cpu_iter_init(tg_cpu_iter *it, int ndim, const int64_t *shape, int nops,
         it->shape[0] = 1;
         for (int k = 0; k < nops; k++) it->st[k][0] = (int64_t)sizes[k];
     }
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] == 0) it->shape[0] = 0;
 }
 
 typedef struct {

@@ -1,10 +1,12 @@
 /* CPU elementwise kernels: fill, copy/cast, unary, binary, where, arange. Each is the
  * plain strided reference loop; contiguous f32/f64 rows go to the SIMD table, whose
- * C twins are checked against these semantics by tests/test_simd.c. */
+ * C twins are checked against these semantics by tests/test_simd.c. Integer dtypes
+ * compute in int64 with saturation (lib/cpu/scalar.h), exact for every i64 value. */
 #include <math.h>
 #include <string.h>
 
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/scalar.h"
 #include "lib/cpu/simd/simd.h"
 #include "lib/cpu/threadpool.h"
 
@@ -74,24 +76,63 @@ static inline double bin_d(tg_binary_op op, double a, double b) {
     return 0;
 }
 
-/* Reads element p of dtype d as double, and writes back, converting. Integers saturate
- * rather than invoke undefined behaviour on out-of-range floats. */
-static inline double load(tg_dtype d, const char *p) {
-    switch (d) {
-    case TG_F32: return *(const float *)p;
-    case TG_F64: return *(const double *)p;
-    case TG_I32: return *(const int32_t *)p;
-    default: return *(const uint8_t *)p;
+#define load tg_cpu_load_d
+#define store tg_cpu_store_d
+
+/* ------------------------------------------------------------- integer semantics */
+
+/* Whether op has an exact integer form for these scalars; if not (exp, x * 0.5), an
+ * integer input computes in double and the result converts back, saturating. */
+static bool un_int_exact(tg_unary_op op, double p0) {
+    switch (op) {
+    case TG_UN_NEG: case TG_UN_ABS: case TG_UN_SIGN: case TG_UN_RELU: case TG_UN_SQUARE:
+    case TG_UN_STEP: case TG_UN_CLAMP: return true;
+    case TG_UN_ADD_SCALAR: case TG_UN_MUL_SCALAR: case TG_UN_POW_SCALAR: return tg_is_integral(p0);
+    default: return false;
     }
 }
 
-static inline void store(tg_dtype d, char *p, double v) {
-    switch (d) {
-    case TG_F32: *(float *)p = (float)v; break;
-    case TG_F64: *(double *)p = v; break;
-    case TG_I32: *(int32_t *)p = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v; break;
-    default: *(uint8_t *)p = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v; break;
+/* The integer twin of un_d: the same results, computed without rounding. */
+static inline int64_t un_i(tg_unary_op op, int64_t x, double p0, double p1) {
+    switch (op) {
+    case TG_UN_NEG: return tg_sat_sub(0, x);
+    case TG_UN_ABS: return x < 0 ? tg_sat_sub(0, x) : x;
+    case TG_UN_SIGN: return (x > 0) - (x < 0);
+    case TG_UN_RELU: return x < 0 ? 0 : x;
+    case TG_UN_SQUARE: return tg_sat_mul(x, x);
+    case TG_UN_ADD_SCALAR: return tg_sat_add(x, (int64_t)p0);
+    case TG_UN_MUL_SCALAR: return tg_sat_mul(x, (int64_t)p0);
+    case TG_UN_POW_SCALAR: return tg_ipow(x, (int64_t)p0);
+    case TG_UN_STEP: return tg_cmp_i64_d(x, p0) == 1;
+    case TG_UN_CLAMP: /* as un_d: a NaN bound compares false and binds nothing */
+        if (tg_cmp_i64_d(x, p0) == -1) return tg_sat_i64(p0 > p1 ? p1 : p0);
+        return tg_cmp_i64_d(x, p1) == 1 ? tg_sat_i64(p1) : x;
+    default: return 0;
     }
+}
+
+/* Integer division truncates; x / 0 saturates by the sign of x (0 / 0 gives 0), as the
+ * double quotient would convert. */
+static inline int64_t bin_i(tg_binary_op op, int64_t a, int64_t b) {
+    switch (op) {
+    case TG_BIN_ADD: return tg_sat_add(a, b);
+    case TG_BIN_SUB: return tg_sat_sub(a, b);
+    case TG_BIN_MUL: return tg_sat_mul(a, b);
+    case TG_BIN_DIV:
+        if (b == 0) return a > 0 ? INT64_MAX : a < 0 ? INT64_MIN : 0;
+        return a == INT64_MIN && b == -1 ? INT64_MAX : a / b;
+    case TG_BIN_POW: return tg_ipow(a, b);
+    case TG_BIN_MAXIMUM: return a > b ? a : b;
+    case TG_BIN_MINIMUM: return a < b ? a : b;
+    case TG_BIN_EQ: return a == b;
+    case TG_BIN_NE: return a != b;
+    case TG_BIN_LT: return a < b;
+    case TG_BIN_LE: return a <= b;
+    case TG_BIN_GT: return a > b;
+    case TG_BIN_GE: return a >= b;
+    case TG_BIN_COUNT: break;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -146,10 +187,12 @@ static bool convert_to_float(tg_dtype od, tg_dtype xd, int64_t n, char **p, cons
     if (od == TG_F32) {
         if (xd == TG_U8) { CONVERT(float, uint8_t); }
         if (xd == TG_I32) { CONVERT(float, int32_t); }
+        if (xd == TG_I64) { CONVERT(float, int64_t); } /* one rounding, not two via double */
         if (xd == TG_F64) { CONVERT(float, double); }
     } else if (od == TG_F64) {
         if (xd == TG_U8) { CONVERT(double, uint8_t); }
         if (xd == TG_I32) { CONVERT(double, int32_t); }
+        if (xd == TG_I64) { CONVERT(double, int64_t); }
         if (xd == TG_F32) { CONVERT(double, float); }
     }
     return false;
@@ -168,6 +211,10 @@ static void copy_row(void *vc, int64_t n, char **p, const int64_t *st) {
         return;
     }
     if (convert_to_float(c->od, c->xd, n, p, st)) return;
+    if (tg_cpu_is_int(c->xd)) { /* to another integer dtype: exact, saturating */
+        for (int64_t i = 0; i < n; i++) tg_cpu_store_i(c->od, p[0] + i * st[0], tg_cpu_load_i(c->xd, p[1] + i * st[1]));
+        return;
+    }
     for (int64_t i = 0; i < n; i++) store(c->od, p[0] + i * st[0], load(c->xd, p[1] + i * st[1]));
 }
 
@@ -179,9 +226,16 @@ tg_status tg_cpu_copy(tg_tensor *out, const tg_tensor *x) {
     return TG_OK;
 }
 
+/* Integer dtypes with an integral start and step count exactly in int64 (i64 values
+ * past 2^53 included); anything else is start + i * step in double. */
 tg_status tg_cpu_arange(tg_tensor *out, double start, double step) {
     char *p = tg_cpu_ptr(out);
     size_t es = tg_elsize(out->dtype);
+    if (tg_cpu_is_int(out->dtype) && tg_is_integral(start) && tg_is_integral(step)) {
+        int64_t v = (int64_t)start, ds = (int64_t)step; /* stepping, so no i * step overflows early */
+        for (int64_t i = 0; i < out->shape[0]; i++, v = tg_sat_add(v, ds)) tg_cpu_store_i(out->dtype, p + i * es, v);
+        return TG_OK;
+    }
     for (int64_t i = 0; i < out->shape[0]; i++) store(out->dtype, p + i * es, start + (double)i * step);
     return TG_OK;
 }
@@ -190,7 +244,8 @@ tg_status tg_cpu_arange(tg_tensor *out, double start, double step) {
 
 typedef struct {
     tg_unary_op op;
-    tg_dtype d;
+    tg_dtype d, od; /* x's dtype and out's (the same unless the ops layer promotes) */
+    bool int_exact; /* an integer x and an op with an exact integer form */
     double p0, p1;
     tg_unary_f32_fn f32;
     tg_unary_f64_fn f64;
@@ -198,7 +253,7 @@ typedef struct {
 
 static void unary_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const unary_ctx *c = vc;
-    if (c->d == TG_F32) {
+    if (c->d == TG_F32 && c->od == TG_F32) {
         if (c->f32 && st[0] == 4 && st[1] == 4) {
             c->f32(n, (const float *)p[1], (float *)p[0], (float)c->p0, (float)c->p1);
             return;
@@ -206,22 +261,26 @@ static void unary_row(void *vc, int64_t n, char **p, const int64_t *st) {
         float p0 = (float)c->p0, p1 = (float)c->p1;
         for (int64_t i = 0; i < n; i++)
             *(float *)(p[0] + i * st[0]) = un_f(c->op, *(const float *)(p[1] + i * st[1]), p0, p1);
-    } else if (c->d == TG_F64) {
+    } else if (c->d == TG_F64 && c->od == TG_F64) {
         if (c->f64 && st[0] == 8 && st[1] == 8) {
             c->f64(n, (const double *)p[1], (double *)p[0], c->p0, c->p1);
             return;
         }
         for (int64_t i = 0; i < n; i++)
             *(double *)(p[0] + i * st[0]) = un_d(c->op, *(const double *)(p[1] + i * st[1]), c->p0, c->p1);
+    } else if (c->int_exact) {
+        for (int64_t i = 0; i < n; i++)
+            tg_cpu_store_i(c->od, p[0] + i * st[0], un_i(c->op, tg_cpu_load_i(c->d, p[1] + i * st[1]), c->p0, c->p1));
     } else {
         for (int64_t i = 0; i < n; i++)
-            store(c->d, p[0] + i * st[0], un_d(c->op, load(c->d, p[1] + i * st[1]), c->p0, c->p1));
+            store(c->od, p[0] + i * st[0], un_d(c->op, load(c->d, p[1] + i * st[1]), c->p0, c->p1));
     }
 }
 
 tg_status tg_cpu_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1) {
     const tg_simd_table *s = tg_simd();
-    unary_ctx c = { op, x->dtype, p0, p1, s->unary_f32[op], s->unary_f64[op] };
+    unary_ctx c = { op, x->dtype, out->dtype, tg_cpu_is_int(x->dtype) && un_int_exact(op, p0), p0, p1,
+                    s->unary_f32[op], s->unary_f64[op] };
     tg_cpu_iter it;
     iter_of(&it, out, 2, (const tg_tensor *[]){ out, x });
     tg_cpu_iter_run(&it, true, TG_GRAIN_ELEMENTWISE, unary_row, &c);
@@ -232,22 +291,28 @@ tg_status tg_cpu_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, doubl
 
 typedef struct {
     tg_binary_op op;
-    tg_dtype d; /* the inputs' dtype */
+    tg_dtype d, od; /* the inputs' dtype, out's (u8 for comparisons) */
     tg_binary_f32_fn f32;
     tg_binary_f64_fn f64;
 } binary_ctx;
 
 static void binary_row(void *vc, int64_t n, char **p, const int64_t *st) {
     const binary_ctx *c = vc;
-    if (c->d == TG_F32 && c->f32 && st[0] == 4 && (st[1] == 4 || st[1] == 0) && (st[2] == 4 || st[2] == 0)) {
+    if (c->d == TG_F32 && c->od == TG_F32 && c->f32 && st[0] == 4 && (st[1] == 4 || st[1] == 0) && (st[2] == 4 || st[2] == 0)) {
         c->f32(n, (const float *)p[1], st[1] / 4, (const float *)p[2], st[2] / 4, (float *)p[0]);
         return;
     }
-    if (c->d == TG_F64 && c->f64 && st[0] == 8 && (st[1] == 8 || st[1] == 0) && (st[2] == 8 || st[2] == 0)) {
+    if (c->d == TG_F64 && c->od == TG_F64 && c->f64 && st[0] == 8 && (st[1] == 8 || st[1] == 0) && (st[2] == 8 || st[2] == 0)) {
         c->f64(n, (const double *)p[1], st[1] / 8, (const double *)p[2], st[2] / 8, (double *)p[0]);
         return;
     }
-    tg_dtype od = c->op >= TG_BIN_FIRST_CMP ? TG_U8 : c->d;
+    tg_dtype od = c->od;
+    if (tg_cpu_is_int(c->d)) {
+        for (int64_t i = 0; i < n; i++)
+            tg_cpu_store_i(od, p[0] + i * st[0],
+                           bin_i(c->op, tg_cpu_load_i(c->d, p[1] + i * st[1]), tg_cpu_load_i(c->d, p[2] + i * st[2])));
+        return;
+    }
     if (c->d == TG_F32 && od == TG_F32) {
         for (int64_t i = 0; i < n; i++) {
             float a = *(const float *)(p[1] + i * st[1]), b = *(const float *)(p[2] + i * st[2]);
@@ -261,7 +326,7 @@ static void binary_row(void *vc, int64_t n, char **p, const int64_t *st) {
 
 tg_status tg_cpu_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     const tg_simd_table *s = tg_simd();
-    binary_ctx c = { op, a->dtype, NULL, NULL };
+    binary_ctx c = { op, a->dtype, out->dtype, NULL, NULL };
     if (op < TG_BIN_FIRST_CMP) {
         c.f32 = s->binary_f32[op];
         c.f64 = s->binary_f64[op];

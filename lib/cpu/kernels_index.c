@@ -6,11 +6,32 @@
 #include <string.h>
 
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/scalar.h"
 #include "lib/cpu/gemm/gemm.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
 /* ------------------------------------------------------------- matmul */
+
+/* Integer matmul (PyTorch has it on the CPU): exact int64 dot products, saturating. */
+static void matmul_int(tg_tensor *out, const tg_tensor *a, const tg_tensor *b, int64_t batch, const int64_t *offs,
+                       int64_t M, int64_t N, int64_t K) {
+    int nd = out->ndim;
+    size_t es = tg_elsize(out->dtype);
+    const char *pa = tg_cpu_ptr(a), *pb = tg_cpu_ptr(b);
+    char *pc = tg_cpu_ptr(out);
+    for (int64_t bi = 0; bi < batch; bi++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                int64_t acc = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t x = tg_cpu_load_i(a->dtype, pa + (offs[bi] + m * a->strides[nd - 2] + k * a->strides[nd - 1]) * (int64_t)es);
+                    int64_t y = tg_cpu_load_i(b->dtype, pb + (offs[batch + bi] + k * b->strides[nd - 2] + n * b->strides[nd - 1]) * (int64_t)es);
+                    acc = tg_sat_add(acc, tg_sat_mul(x, y));
+                }
+                tg_cpu_store_i(out->dtype, pc + (offs[2 * batch + bi] + m * out->strides[nd - 2] + n * out->strides[nd - 1]) * (int64_t)es, acc);
+            }
+}
 
 tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     int nd = out->ndim, nb = nd - 2;
@@ -33,7 +54,9 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
         }
     }
     const int64_t *sa = a->strides + nb, *sb = b->strides + nb, *sc = out->strides + nb;
-    if (out->dtype == TG_F32)
+    if (tg_cpu_is_int(out->dtype))
+        matmul_int(out, a, b, batch, offs, M, N, K);
+    else if (out->dtype == TG_F32)
         tg_cpu_gemm_batched_f32(batch, M, N, K, (const float *)tg_cpu_ptr(a), offs, sa[0], sa[1],
                                 (const float *)tg_cpu_ptr(b), offs + batch, sb[0], sb[1], 0.0f,
                                 (float *)tg_cpu_ptr(out), offs + 2 * batch, sc[0], sc[1]);
@@ -49,28 +72,39 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
 
 /* Both walk idx's positions with the strided iterator over three operands: idx, the
  * tensor addressed at the same position (`fixed`), and the indexed tensor (`moved`)
- * with stride 0 on axis; the index value then moves along axis. */
+ * with stride 0 on axis; the index value then moves along axis. An index is i32 or
+ * i64; one outside [0, size) is an error (PyTorch's rule: a negative index does not
+ * count from the end here). */
 typedef struct {
     int64_t limit, axis_stride; /* moved's axis length, and its stride in bytes */
+    tg_dtype idx_dtype, dtype;  /* of idx, and of fixed and moved */
     size_t es;
     bool scatter;
-    _Atomic int64_t bad;        /* an out-of-range index value, or INT64_MIN (set by any thread) */
+    atomic_flag found;          /* set by the first thread that meets a bad index */
+    int64_t bad;                /* that index: written once, by that thread */
 } index_ctx;
+
+/* moved += fixed, by dtype; integers saturate. */
+static inline void add_into(tg_dtype d, char *moved, const char *fixed) {
+    switch (d) {
+    case TG_F32: *(float *)moved += *(const float *)fixed; break;
+    case TG_F64: *(double *)moved += *(const double *)fixed; break;
+    default: tg_cpu_store_i(d, moved, tg_sat_add(tg_cpu_load_i(d, moved), tg_cpu_load_i(d, fixed))); break;
+    }
+}
 
 static void index_row(void *vc, int64_t n, char **p, const int64_t *st) {
     index_ctx *c = vc;
     for (int64_t i = 0; i < n; i++) {
-        int64_t v = *(const int32_t *)(p[0] + i * st[0]);
-        if (v < 0) v += c->limit;
+        const char *ip = p[0] + i * st[0];
+        int64_t v = c->idx_dtype == TG_I64 ? *(const int64_t *)ip : *(const int32_t *)ip;
         if (v < 0 || v >= c->limit) {
-            int64_t none = INT64_MIN;
-            atomic_compare_exchange_strong(&c->bad, &none, *(const int32_t *)(p[0] + i * st[0]));
+            if (!atomic_flag_test_and_set(&c->found)) c->bad = v;
             return;
         }
         char *fixed = p[1] + i * st[1], *moved = p[2] + i * st[2] + v * c->axis_stride;
         if (!c->scatter) memcpy(fixed, moved, c->es);
-        else if (c->es == 8) *(double *)moved += *(const double *)fixed;
-        else *(float *)moved += *(const float *)fixed;
+        else add_into(c->dtype, moved, fixed);
     }
 }
 
@@ -83,16 +117,25 @@ static bool walk(const tg_tensor *idx, const tg_tensor *fixed, const tg_tensor *
     tg_cpu_iter it;
     tg_cpu_iter_init(&it, idx->ndim, idx->shape, 3,
                      (char *[]){ tg_cpu_ptr(idx), tg_cpu_ptr(fixed), tg_cpu_ptr(moved) },
-                     (const int64_t *[]){ idx->strides, fixed->strides, mst }, (size_t[]){ 4, es, es });
-    index_ctx c = { moved->shape[axis], moved->strides[axis] * (int64_t)es, es, scatter, INT64_MIN };
+                     (const int64_t *[]){ idx->strides, fixed->strides, mst },
+                     (size_t[]){ tg_elsize(idx->dtype), es, es });
+    index_ctx c = { moved->shape[axis], moved->strides[axis] * (int64_t)es, idx->dtype, moved->dtype, es, scatter,
+                    ATOMIC_FLAG_INIT, 0 };
     /* Gather writes distinct outputs and may split; scatter-add may hit one target twice. */
     tg_cpu_iter_run(&it, !scatter, TG_GRAIN_ELEMENTWISE, index_row, &c);
+    bool found = atomic_flag_test_and_set(&c.found);
     *bad = c.bad;
-    return c.bad == INT64_MIN;
+    return !found;
+}
+
+static tg_status check_index_dtype(const char *name, const tg_tensor *idx) {
+    if (idx->dtype == TG_I32 || idx->dtype == TG_I64) return TG_OK;
+    return tg_error(TG_ERR_DTYPE, "%s: index must be i32 or i64, got %s", name, tg_dtype_name(idx->dtype));
 }
 
 tg_status tg_cpu_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *idx) {
     int64_t bad;
+    if (check_index_dtype("tg_gather", idx) != TG_OK) return tg_last_status();
     if (!walk(idx, out, x, axis, false, &bad))
         return tg_error(TG_ERR_INVALID, "tg_gather: index %lld is out of range for axis %d of size %lld",
                         (long long)bad, axis, (long long)x->shape[axis]);
@@ -101,6 +144,7 @@ tg_status tg_cpu_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_t
 
 tg_status tg_cpu_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, const tg_tensor *src) {
     int64_t bad;
+    if (check_index_dtype("tg_scatter_add", idx) != TG_OK) return tg_last_status();
     if (!walk(idx, src, out, axis, true, &bad))
         return tg_error(TG_ERR_INVALID, "tg_scatter_add: index %lld is out of range for axis %d of size %lld",
                         (long long)bad, axis, (long long)out->shape[axis]);
@@ -121,21 +165,50 @@ static double normal_of(const uint32_t r[4]) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+typedef struct {
+    tg_rng_kind kind;
+    const tg_tensor *out;
+    uint64_t seed, counter;
+    double p0, p1;
+} rng_ctx;
+
+/* Elements [begin, end) in row-major order, through out's strides. */
+static void rng_range(void *vc, int64_t begin, int64_t end) {
+    const rng_ctx *c = vc;
+    const tg_tensor *t = c->out;
+    int nd = t->ndim;
+    int64_t idx[TG_MAX_DIMS], off = 0, pos = begin;
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d] = pos % t->shape[d];
+        pos /= t->shape[d];
+        off += idx[d] * t->strides[d];
+    }
+    char *base = tg_cpu_ptr(t);
+    size_t es = tg_elsize(t->dtype);
+    for (int64_t i = begin; i < end; i++) {
+        uint32_t r[4];
+        tg_philox4x32(c->counter + (uint64_t)i, c->seed, r);
+        double v = c->kind == TG_RNG_NORMAL ? c->p0 + c->p1 * normal_of(r)
+                 : c->kind == TG_RNG_UNIFORM ? c->p0 + (c->p1 - c->p0) * uniform_of(r, t->dtype)
+                 : (uniform_of(r, TG_F32) < c->p0 ? 1.0 : 0.0);
+        char *p = base + off * (int64_t)es;
+        if (t->dtype == TG_F32) *(float *)p = (float)v;
+        else tg_cpu_store_d(t->dtype, p, v);
+        for (int d = nd - 1; d >= 0; d--) { /* the next position */
+            off += t->strides[d];
+            if (++idx[d] < t->shape[d]) break;
+            off -= idx[d] * t->strides[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* Any strides: element i in row-major order draws counter + i, so the numbers do not
+ * depend on the layout or on the thread count. */
 tg_status tg_cpu_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter,
                         double p0, double p1) {
     int64_t n = tg_shape_numel(out->ndim, out->shape);
-    char *p = tg_cpu_ptr(out);
-    TG_ASSERT(tg_tensor_is_dense(out));
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t r[4];
-        tg_philox4x32(counter + (uint64_t)i, seed, r);
-        double v = kind == TG_RNG_NORMAL ? p0 + p1 * normal_of(r)
-                 : kind == TG_RNG_UNIFORM ? p0 + (p1 - p0) * uniform_of(r, out->dtype)
-                 : (uniform_of(r, TG_F32) < p0 ? 1.0 : 0.0);
-        if (out->dtype == TG_F32) ((float *)p)[i] = (float)v;
-        else if (out->dtype == TG_F64) ((double *)p)[i] = v;
-        else if (out->dtype == TG_I32) ((int32_t *)p)[i] = (int32_t)v;
-        else ((uint8_t *)p)[i] = (uint8_t)v;
-    }
+    rng_ctx c = { kind, out, seed, counter, p0, p1 };
+    tg_pool_parallel_for(n, TG_GRAIN_ELEMENTWISE / 16, rng_range, &c);
     return TG_OK;
 }

@@ -16,8 +16,12 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include "lib/graph/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -222,21 +226,50 @@ static void tg_pool_resize(int want)
     }
 }
 
+static int tg_pool_cores(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return n < 1 ? 1 : n > TG_POOL_MAX_THREADS ? TG_POOL_MAX_THREADS : n;
+}
+
+int tg_pool_parse_threads(const char *value, int fallback, char *warning, size_t size)
+{
+    if (size)
+        warning[0] = '\0';
+    if (!value)
+        return fallback;
+    const char *p = value + (*value == '+' || *value == '-');
+    bool digits = *p >= '0' && *p <= '9';
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (!digits || *p) {
+        snprintf(warning, size, "tapegrad: TG_NUM_THREADS='%.40s'%s is not a whole number of threads; using %d "
+                 "(the cores this process may use)", value, strlen(value) > 40 ? "..." : "", fallback);
+        return fallback;
+    }
+    long n = strtol(value, NULL, 10); /* saturates at LONG_MIN / LONG_MAX */
+    if (n < 1) {
+        snprintf(warning, size, "tapegrad: TG_NUM_THREADS=%.40s is not a positive number of threads; using %d (the "
+                 "cores this process may use)", value, fallback);
+        return fallback;
+    }
+    if (n > TG_POOL_MAX_THREADS) {
+        snprintf(warning, size, "tapegrad: TG_NUM_THREADS=%.40s is more than %d, the most the pool runs; using %d",
+                 value, TG_POOL_MAX_THREADS, TG_POOL_MAX_THREADS);
+        return TG_POOL_MAX_THREADS;
+    }
+    return (int)n;
+}
+
+/* Reads TG_NUM_THREADS once; a value it cannot use is reported on stderr, once. */
 static void tg_pool_init(void)
 {
-    int n = 0;
-    const char *env = getenv("TG_NUM_THREADS");
-    if (env && *env)
-        n = atoi(env);
-    if (n <= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    }
-    if (n < 1)
-        n = 1;
-    if (n > TG_POOL_MAX_THREADS)
-        n = TG_POOL_MAX_THREADS;
+    char warning[256];
+    int n = tg_pool_parse_threads(getenv("TG_NUM_THREADS"), tg_pool_cores(), warning, sizeof warning);
+    if (warning[0])
+        fprintf(stderr, "%s\n", warning);
     atomic_store(&g_nthreads, n);
 }
 
@@ -246,18 +279,26 @@ int tg_pool_num_threads(void)
     return atomic_load(&g_nthreads);
 }
 
-void tg_pool_set_num_threads(int n)
+tg_status tg_pool_set_num_threads(int n)
 {
     pthread_once(&g_once, tg_pool_init);
-    if (n < 1)
-        n = 1;
-    if (n > TG_POOL_MAX_THREADS)
+    if (n < 1) {
+        tg_error(TG_ERR_INVALID, "tg_set_num_threads: n must be at least 1, got %d; keeping %d threads", n,
+                 atomic_load(&g_nthreads));
+        fprintf(stderr, "tapegrad: warning: %s\n", tg_last_error());
+        return TG_ERR_INVALID;
+    }
+    if (n > TG_POOL_MAX_THREADS) {
+        fprintf(stderr, "tapegrad: warning: tg_set_num_threads: %d is more than %d, the most the pool runs; using %d\n",
+                n, TG_POOL_MAX_THREADS, TG_POOL_MAX_THREADS);
         n = TG_POOL_MAX_THREADS;
+    }
     pthread_mutex_lock(&g_run_lock);
     atomic_store(&g_nthreads, n);
     if (g_nworkers > n - 1)
         tg_pool_resize(n - 1);  /* growing waits for the next job that needs them */
     pthread_mutex_unlock(&g_run_lock);
+    return TG_OK;
 }
 
 void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx)

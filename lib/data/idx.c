@@ -12,6 +12,7 @@
 #endif
 
 #include "lib/graph/error.h"
+#include "lib/graph/tensor-impl.h"
 #include "tapegrad/data.h"
 
 /* The first allocation for the data; beyond it memory follows the bytes actually read,
@@ -180,18 +181,16 @@ static tg_status read_header(idx_stream *s, idx_header *h) {
         return tg_error(TG_ERR_IO, "tg_idx_load: '%s' is truncated: expected %zu bytes of sizes for %d dims, got %zu%s",
                         s->path, want, ndim, got, gz_note(s));
     uint32_t dims[TG_MAX_DIMS];
-    /* Bounds every later size: numel * 8 bytes fits size_t and int64_t. */
-    const uint64_t limit = (SIZE_MAX < INT64_MAX ? (uint64_t)SIZE_MAX : (uint64_t)INT64_MAX) / 8;
-    uint64_t numel = 1;
-    bool overflow = false;
+    int64_t numel;
     h->shape.ndim = ndim;
     for (int i = 0; i < ndim; i++) {
         dims[i] = (uint32_t)d[4 * i] << 24 | (uint32_t)d[4 * i + 1] << 16 | (uint32_t)d[4 * i + 2] << 8 | d[4 * i + 3];
         h->shape.dims[i] = dims[i];
-        if (dims[i] && numel > limit / dims[i]) overflow = true;
-        else numel *= dims[i];
     }
-    if (overflow) {
+    /* The rule every tensor shape follows: the nonzero sizes' product stays within
+     * TG_MAX_NUMEL, so [0, 2^32-1, 2^32-1] is refused too (its strides overflow). That
+     * bounds numel * 8 bytes within size_t and int64_t. */
+    if (!tg_shape_numel_checked(ndim, h->shape.dims, &numel) || (uint64_t)numel > SIZE_MAX / 8) {
         char buf[200];
         format_dims(buf, sizeof buf, ndim, dims);
         return tg_error(TG_ERR_IO, "tg_idx_load: '%s' has absurd sizes %s: the element count overflows", s->path, buf);
@@ -256,18 +255,22 @@ static void *to_host(uint8_t *raw, const idx_header *h) {
     return raw;
 }
 
-/* tg_from_data with its message prefixed by ours (copied first: both live in one buffer). */
+/* tg_from_data with the path added to its message (copied first: both live in one
+ * buffer), whose head already names tg_idx_load. */
 static tg_tensor *upload(const char *path, const void *host, const idx_header *h, tg_device *dev) {
     tg_tensor *t = tg_from_data(host, h->type->dtype, h->shape, dev);
     if (!t) {
+        static const char head[] = "tg_idx_load: ";
+        const char *m = tg_last_error();
         char msg[900];
-        snprintf(msg, sizeof msg, "%s", tg_last_error());
+        snprintf(msg, sizeof msg, "%s", strncmp(m, head, sizeof head - 1) == 0 ? m + sizeof head - 1 : m);
         tg_error(tg_last_status(), "tg_idx_load: '%s': %s", path, msg);
     }
     return t;
 }
 
 tg_tensor *tg_idx_load(const char *path, tg_device *dev) {
+    TG_API_ENTER("tg_idx_load");
     if (!path) return tg_error_null(TG_ERR_INVALID, "tg_idx_load: path is NULL");
     if (!dev) return tg_last_status() != TG_OK ? NULL : tg_error_null(TG_ERR_DEVICE, "tg_idx_load: device is NULL");
     idx_stream s = { .path = path };
