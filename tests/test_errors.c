@@ -34,7 +34,7 @@ TEST(shape_errors) {
     CHECK_ERROR(tg_pad(x, TG_PADS(1), 0), "tg_pad: 1 padding values for 2 dimensions (expected an even number, at most 4)");
     CHECK_ERROR(tg_pad(x, TG_PADS(-3, -2), 0), "tg_pad: padding (-3, -2) leaves axis 1 of size 4 negative");
     CHECK_ERROR(tg_max(tg_zeros(TG_F32, TG_SHAPE(0, 3), dev), TG_AXES(0), false), "tg_max: cannot reduce over axis 0 of size 0");
-    CHECK_ERROR(tg_zeros(TG_F32, TG_SHAPE(2, -1), dev), "tg_full: negative size in shape [2,-1]");
+    CHECK_ERROR(tg_zeros(TG_F32, TG_SHAPE(2, -1), dev), "tg_zeros: negative size in shape [2,-1]");
     CHECK_ERROR(tg_item(x), "tg_item: the tensor has shape [3,4]; only one-element tensors have an item");
     CHECK_ERROR(tg_permute(x, TG_AXES(0)), "tg_permute: 1 axes given for 2 dimensions");
     CHECK_ERROR(tg_scatter_add(x, 0, tg_zeros(TG_I32, TG_SHAPE(1, 4), dev), tg_zeros(TG_F32, TG_SHAPE(2, 4), dev)),
@@ -59,7 +59,7 @@ TEST(axis_and_argument_errors) {
     CHECK_ERROR(tg_one_hot(tg_zeros(TG_I32, TG_SHAPE(2), dev), 0), "tg_one_hot: num_classes must be positive, got 0");
     CHECK_ERROR(tg_var(x, TG_ALL, -1, false), "tg_var: correction -1 is negative");
     CHECK_ERROR(tg_from_data(NULL, TG_F32, TG_SHAPE(1), dev), "tg_from_data: data is NULL");
-    CHECK_ERROR(tg_zeros(TG_F32, TG_SHAPE(1), NULL), "tg_full: device is NULL");
+    CHECK_ERROR(tg_zeros(TG_F32, TG_SHAPE(1), NULL), "tg_zeros: device is NULL");
 }
 
 TEST(index_out_of_range) {

@@ -389,7 +389,8 @@ TEST(num_threads_env_warns_once_in_a_child_process) {
 
 TEST(set_num_threads_refuses_non_positive_counts) {
     int before = tg_get_num_threads();
-    CHECK_ERROR(tg_set_num_threads(0), "");
+    tg_clear_error();
+    tg_set_num_threads(0);
     char want[200];
     snprintf(want, sizeof want, "tg_set_num_threads: n must be at least 1, got 0; keeping %d threads", before);
     CHECK(strcmp(tg_last_error(), want) == 0);

@@ -162,7 +162,7 @@ typedef struct {
     tg_status (*info)(const tg_device *dev, tg_device_info *out);
     void (*synchronize)(tg_device *dev); /* optional: waits for queued work */
     int (*num_threads)(void);            /* optional: host threads its kernels use */
-    void (*set_num_threads)(int n);      /* optional */
+    tg_status (*set_num_threads)(int n); /* optional */
 } tg_backend_registration;
 
 #endif

@@ -8,7 +8,7 @@
 #include "lib/graph/error.h"
 #include "lib/graph/tensor-impl.h"
 
-static uint64_t g_seed = 0x5eed;
+static _Atomic uint64_t g_seed = 0x5eed;
 static _Atomic uint64_t g_counter;
 
 static bool check_args(const char *name, tg_dtype dtype, tg_device *dev) {
@@ -156,20 +156,19 @@ tg_tensor *tg_eye(tg_dtype dtype, int64_t n, tg_device *dev) {
 
 void tg_manual_seed(uint64_t seed) {
     TG_API_ENTER("tg_manual_seed");
-    g_seed = seed;
-    g_counter = 0;
+    atomic_store(&g_seed, seed);
+    atomic_store(&g_counter, 0);
 }
 
-static tg_status random_fill(const char *name, tg_rng_kind kind, tg_tensor *t, double p0, double p1) {
+tg_status tg_random_fill(tg_rng_kind kind, tg_tensor *t, double p0, double p1) {
     uint64_t n = (uint64_t)tg_shape_numel(t->ndim, t->shape);
-    uint64_t counter = atomic_fetch_add(&g_counter, n);
-    if (tg_tensor_is_dense(t)) return t->storage->dev->be->random(kind, t, g_seed, counter, p0, p1);
+    uint64_t counter = atomic_fetch_add(&g_counter, n), seed = atomic_load(&g_seed);
+    if (tg_tensor_is_dense(t)) return t->storage->dev->be->random(kind, t, seed, counter, p0, p1);
     tg_tensor *tmp = tg_tensor_new_unscoped(t->dtype, t->ndim, t->shape, t->storage->dev);
     if (!tmp) return tg_last_status();
-    tg_status st = t->storage->dev->be->random(kind, tmp, g_seed, counter, p0, p1);
+    tg_status st = t->storage->dev->be->random(kind, tmp, seed, counter, p0, p1);
     if (st == TG_OK) st = t->storage->dev->be->copy(t, tmp);
     tg_tensor_decref(tmp);
-    (void)name;
     return st;
 }
 
@@ -180,7 +179,7 @@ static tg_tensor *random_new(const char *name, tg_rng_kind kind, tg_dtype dtype,
         return tg_error_null(TG_ERR_DTYPE, "%s: expected a floating dtype (f32 or f64), got %s", name, tg_dtype_name(dtype));
     tg_tensor *t = new_tensor(name, dtype, shape, dev);
     if (!t) return NULL;
-    return random_fill(name, kind, t, p0, p1) == TG_OK ? t : NULL;
+    return tg_random_fill(kind, t, p0, p1) == TG_OK ? t : NULL;
 }
 
 tg_tensor *tg_rand(tg_dtype d, tg_shape s, tg_device *dev) {
@@ -197,42 +196,6 @@ tg_tensor *tg_bernoulli(tg_dtype d, tg_shape s, double p, tg_device *dev) {
     TG_API_ENTER("tg_bernoulli");
     if (!(p >= 0 && p <= 1)) return tg_error_null(TG_ERR_INVALID, "tg_bernoulli: p must be in [0, 1], got %g", p);
     return random_new("tg_bernoulli", TG_RNG_BERNOULLI, d, s, dev, p, 0);
-}
-
-static tg_status random_inplace(const char *name, tg_rng_kind kind, tg_tensor *t, double p0, double p1) {
-    if (!t) return tg_last_status() ? tg_last_status() : tg_error(TG_ERR_INVALID, "%s: tensor is NULL", name);
-    if (!tg_is_float(t->dtype))
-        return tg_error(TG_ERR_DTYPE, "%s: expected a floating dtype (f32 or f64), got %s", name, tg_dtype_name(t->dtype));
-    if (t->requires_grad && tg_is_grad_enabled())
-        return tg_error(TG_ERR_STATE, "%s: the tensor requires grad and grad mode is on", name);
-    t->storage->version++;
-    return random_fill(name, kind, t, p0, p1);
-}
-
-/* As PyTorch: lo <= hi (lo == hi fills lo), both finite and hi - lo finite in the
- * tensor's dtype, else the numbers would be inf or NaN. */
-tg_status tg_uniform_(tg_tensor *t, double lo, double hi) {
-    TG_API_ENTER("tg_uniform_");
-    if (!t) return random_inplace("tg_uniform_", TG_RNG_UNIFORM, t, lo, hi); /* the NULL message */
-    double limit = t->dtype == TG_F32 ? FLT_MAX : DBL_MAX;
-    if (!(fabs(lo) <= limit && fabs(hi) <= limit))
-        return tg_error(TG_ERR_INVALID, "tg_uniform_: lo and hi must be finite%s, got lo %g, hi %g",
-                        limit == FLT_MAX ? " in f32" : "", lo, hi);
-    if (lo > hi)
-        return tg_error(TG_ERR_INVALID, "tg_uniform_: expected a [lo, hi) range, got lo %g > hi %g", lo, hi);
-    if (!(hi - lo <= limit))
-        return tg_error(TG_ERR_INVALID, "tg_uniform_: hi - lo overflows%s: lo %g, hi %g",
-                        limit == FLT_MAX ? " f32" : "", lo, hi);
-    return random_inplace("tg_uniform_", TG_RNG_UNIFORM, t, lo, hi);
-}
-
-tg_status tg_normal_(tg_tensor *t, double mean, double std) {
-    TG_API_ENTER("tg_normal_");
-    if (!t) return random_inplace("tg_normal_", TG_RNG_NORMAL, t, mean, std);
-    if (!isfinite(mean) || !isfinite(std))
-        return tg_error(TG_ERR_INVALID, "tg_normal_: mean and std must be finite, got mean %g, std %g", mean, std);
-    if (std < 0) return tg_error(TG_ERR_INVALID, "tg_normal_: expected std >= 0, got %g", std);
-    return random_inplace("tg_normal_", TG_RNG_NORMAL, t, mean, std);
 }
 
 /* ------------------------------------------------------------- reading back */

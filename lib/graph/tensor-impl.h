@@ -105,6 +105,10 @@ bool tg_axis_norm(int *axis, int ndim);
 static inline bool tg_is_float(tg_dtype d) { return d == TG_F32 || d == TG_F64; }
 static inline size_t tg_elsize(tg_dtype d) { return d == TG_F64 || d == TG_I64 ? 8 : d == TG_U8 ? 1 : 4; }
 
+/* Fills t (any strides) with the next numbers of the process-wide generator
+ * (graph/create.c): p0/p1 as the backend's random entry takes them. */
+tg_status tg_random_fill(tg_rng_kind kind, tg_tensor *t, double p0, double p1);
+
 /* The CPU device (cpu/backend.c). */
 tg_device *tg_cpu_device(void);
 /* Whether dev's backend has kernel k for dtype (optional entries may be missing). */
