@@ -179,7 +179,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_depthwise_##S(0, out, x, w, bias, g);                                         \
             return TG_OK;                                                                      \
         }                                                                                      \
-        if (tg_conv_is_1x1(g) && g_algo == TG_CONV_GEMM) {                                     \
+        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
             int64_t nb = g->N * g->groups;                                                     \
             int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
             if (!off)                                                                          \
@@ -217,6 +217,22 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
             return conv_col_bwd_data_##S(dx, dout, w, g);                                      \
         int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
+        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
+            /* dx_n,g (Cg x P) = W_g^T (Cg x M) * dout_n,g (M x P) */                          \
+            int64_t nb = g->N * g->groups, P = g->H * g->W;                                    \
+            int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
+            if (!off)                                                                          \
+                return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory");                \
+            for (int64_t i = 0; i < nb; i++) {                                                 \
+                int64_t n = i / g->groups, gi = i % g->groups;                                 \
+                off[i] = gi * M * Cg;                                                          \
+                off[nb + i] = (n * g->OC + gi * M) * P;                                        \
+                off[2 * nb + i] = (n * g->C + gi * Cg) * P;                                    \
+            }                                                                                  \
+            tg_cpu_gemm_batched_##S(nb, Cg, P, M, w, off, 1, Cg, dout, off + nb, P, 1, (T)0,    \
+                                    dx, off + 2 * nb, P, 1);                                   \
+            return TG_OK;                                                                      \
+        }                                                                                      \
         T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \
         if (!wt)                                                                               \
             return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight");    \
