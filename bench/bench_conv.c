@@ -8,6 +8,7 @@
  * Usage: bench_conv [--rounds R] [--threads N] [--quick] [--full] [--no-peer] [--json]
  *        [--peer PATH]   (--quick: the three target layers; --full adds VGG-16 at batch 32) */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,21 +17,39 @@
 #include "lib/cpu/threadpool.h"
 #include "bench_util.h"
 
+/* CPU time of this thread / of the whole process (all threads), in seconds. On a shared
+ * machine a thread that loses its core stops its CPU clock but not the wall clock, so
+ * flop / CPU time is the rate while running: the kernel's efficiency, however loaded
+ * the machine; flop / wall time is what a user waits. Both are printed. */
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double process_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
-/* FLOPs per second of 24 independent FMA chains that never leave the registers. */
+/* FLOPs per CPU second of 24 independent FMA chains that never leave the registers. */
 __attribute__((target("avx512f"), noinline)) static double peak_avx512(long iters)
 {
     __m512 acc[24], m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
     for (int i = 0; i < 24; i++)
         acc[i] = _mm512_set1_ps((float)i);
-    double t0 = bench_now();
+    double t0 = thread_cpu();
     for (long it = 0; it < iters; it++) {
 #pragma GCC unroll 24
         for (int i = 0; i < 24; i++)
             acc[i] = _mm512_fmadd_ps(acc[i], m, a);
     }
-    double dt = bench_now() - t0;
+    double dt = thread_cpu() - t0;
     __m512 s = acc[0];
     for (int i = 1; i < 24; i++)
         s = _mm512_add_ps(s, acc[i]);
@@ -44,13 +63,13 @@ __attribute__((target("avx2,fma"), noinline)) static double peak_avx2(long iters
     __m256 acc[12], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
     for (int i = 0; i < 12; i++)
         acc[i] = _mm256_set1_ps((float)i);
-    double t0 = bench_now();
+    double t0 = thread_cpu();
     for (long it = 0; it < iters; it++) {
 #pragma GCC unroll 12
         for (int i = 0; i < 12; i++)
             acc[i] = _mm256_fmadd_ps(acc[i], m, a);
     }
-    double dt = bench_now() - t0;
+    double dt = thread_cpu() - t0;
     float out[8];
     __m256 s = acc[0];
     for (int i = 1; i < 12; i++)
@@ -144,9 +163,9 @@ static float *filled(int64_t n, float scale)
 }
 
 /* GFLOP/s of one direction on one shape: the median of `samples` timed blocks of calls,
- * each block at least ~50 ms. */
+ * each block at least ~50 ms; *cpu_rate the same per CPU second (per core busy). */
 static double time_dir(const tg_conv2d_geom *g, int dir, int samples, float *x, float *w,
-                       float *b, float *y, float *dy, float *dx, float *dw)
+                       float *b, float *y, float *dy, float *dx, float *dw, double *cpu_rate)
 {
     double flop = flop_of(g);
 #define CALL()                                                             \
@@ -161,20 +180,24 @@ static double time_dir(const tg_conv2d_geom *g, int dir, int samples, float *x, 
     CALL();
     double one = bench_now() - t0;
     int reps = one > 0.05 ? 1 : (int)(0.05 / (one > 1e-6 ? one : 1e-6)) + 1;
-    double rate[MAXR];
+    double rate[MAXR], crate[MAXR];
     for (int s = 0; s < samples; s++) {
+        double c0 = process_cpu();
         t0 = bench_now();
         for (int r = 0; r < reps; r++)
             CALL();
-        rate[s] = flop * reps / (bench_now() - t0) * 1e-9;
+        double t1 = bench_now(), c1 = process_cpu();
+        rate[s] = flop * reps / (t1 - t0) * 1e-9;
+        crate[s] = flop * reps / (c1 - c0) * 1e-9;
     }
 #undef CALL
+    *cpu_rate = bench_median(crate, samples);
     return bench_median(rate, samples);
 }
 
 /* The peer for the selected shapes, one process a round; fills peer[i][dir][round]. */
 static int run_peer(const char *path, const int *sel, int nsel, int threads, int samples,
-                    int round, double peer[][3][MAXR])
+                    int round, double peer[][3][MAXR], double peerc[][3][MAXR])
 {
     char cmd[8192];
     int len = snprintf(cmd, sizeof cmd,
@@ -195,13 +218,14 @@ static int run_peer(const char *path, const int *sel, int nsel, int threads, int
     while (fgets(line, sizeof line, f)) {
         int i;
         char d[32];
-        double gf;
-        if (sscanf(line, "{\"i\": %d, \"dir\": \"%31[^\"]\", \"gflops\": %lf", &i, d, &gf) != 3 ||
+        double gf, gc;
+        if (sscanf(line, "{\"i\": %d, \"dir\": \"%31[^\"]\", \"gflops\": %lf, \"cpu_gflops\": %lf", &i, d,
+                   &gf, &gc) != 4 ||
             i < 0 || i >= nsel)
             continue;
         for (int k = 0; k < 3; k++)
             if (strcmp(d, k_dirs[k]) == 0)
-                peer[i][k][round] = gf, got++;
+                peer[i][k][round] = gf, peerc[i][k][round] = gc, got++;
     }
     return pclose(f) == 0 && got == 3 * nsel ? 0 : -1;
 }
@@ -240,6 +264,7 @@ int main(int argc, char **argv)
         if (quick ? k_shapes[i].set == 0 : (k_shapes[i].set < 4 || full))
             sel[nsel++] = i;
     static double tg[NSHAPES][3][MAXR], peer[NSHAPES][3][MAXR], peaks[MAXR];
+    static double tgc[NSHAPES][3][MAXR], peerc[NSHAPES][3][MAXR];
     tg_pool_set_num_threads(threads);
     /* the largest buffers any selected shape needs, allocated once */
     int64_t nx = 0, nw = 0, no = 0, nb = 0;
@@ -258,9 +283,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < nsel; i++) {
             tg_conv2d_geom g = to_geom(&k_shapes[sel[i]]);
             for (int d = 0; d < 3; d++)
-                tg[i][d][r] = time_dir(&g, d, samples, x, w, b, y, dy, dx, dw);
+                tg[i][d][r] = time_dir(&g, d, samples, x, w, b, y, dy, dx, dw, &tgc[i][d][r]);
         }
-        if (peer_ok && run_peer(peer_path, sel, nsel, threads, samples, r, peer) != 0) {
+        if (peer_ok && run_peer(peer_path, sel, nsel, threads, samples, r, peer, peerc) != 0) {
             fprintf(stderr, "bench_conv: the PyTorch peer did not run (%s); continuing without\n",
                     peer_path);
             peer_ok = 0;
@@ -273,25 +298,30 @@ int main(int argc, char **argv)
     spread(peaks, rounds, &pk, &plo, &phi);
     double peak = pk * threads;
     if (!json) {
-        printf("f32 FMA peak, one core: %.1f GFLOP/s (rounds %.1f-%.1f); %d threads: %.1f; GEMM kernel %s\n",
-               pk, plo, phi, threads, peak, tg_cpu_gemm_kernel_name());
-        printf("GFLOP/s: median over %d rounds [min-max]; %% of the %d-thread peak\n", rounds, threads);
-        printf("%-24s %-10s %22s %6s %22s %6s %6s\n", "layer", "direction", "tapegrad", "%pk",
-               "PyTorch", "%pk", "ratio");
+        printf("f32 FMA peak, one core (per CPU second): %.1f GFLOP/s (rounds %.1f-%.1f); %d threads: %.1f; "
+               "GEMM kernel %s\n", pk, plo, phi, threads, peak, tg_cpu_gemm_kernel_name());
+        printf("GFLOP/s wall clock: median over %d rounds [min-max], %%pk of the %d-thread peak; "
+               "cpu%%: GFLOP per CPU second of the process over one core's peak\n", rounds, threads);
+        printf("%-24s %-10s %20s %6s %5s %20s %6s %5s %6s\n", "layer", "direction", "tapegrad", "%pk",
+               "cpu%", "PyTorch", "%pk", "cpu%", "ratio");
     } else {
         printf("{\"peak_gflops_per_core\": %.1f, \"threads\": %d, \"kernel\": \"%s\", \"results\": [\n",
                pk, threads, tg_cpu_gemm_kernel_name());
     }
     for (int i = 0; i < nsel; i++)
         for (int d = 0; d < 3; d++) {
-            double m, lo, hi, pm = 0, plo2 = 0, phi2 = 0;
+            double m, lo, hi, pm = 0, plo2 = 0, phi2 = 0, mc, pc = 0, u, v;
             spread(tg[i][d], rounds, &m, &lo, &hi);
-            if (peer_ok)
+            spread(tgc[i][d], rounds, &mc, &u, &v);
+            if (peer_ok) {
                 spread(peer[i][d], rounds, &pm, &plo2, &phi2);
+                spread(peerc[i][d], rounds, &pc, &u, &v);
+            }
             if (json) {
                 printf("  {\"layer\": \"%s\", \"dir\": \"%s\", \"tg_gflops\": %.1f, \"tg_min\": %.1f, "
-                       "\"tg_max\": %.1f, \"torch_gflops\": %.1f, \"peak\": %.1f}%s\n",
-                       k_shapes[sel[i]].name, k_dirs[d], m, lo, hi, pm, peak,
+                       "\"tg_max\": %.1f, \"tg_cpu_gflops\": %.1f, \"torch_gflops\": %.1f, "
+                       "\"torch_cpu_gflops\": %.1f, \"peak\": %.1f}%s\n",
+                       k_shapes[sel[i]].name, k_dirs[d], m, lo, hi, mc, pm, pc, peak,
                        i + 1 < nsel || d < 2 ? "," : "");
                 continue;
             }
@@ -299,8 +329,9 @@ int main(int argc, char **argv)
             snprintf(a, sizeof a, "%.1f [%.1f-%.1f]", m, lo, hi);
             if (peer_ok)
                 snprintf(c, sizeof c, "%.1f [%.1f-%.1f]", pm, plo2, phi2);
-            printf("%-24s %-10s %22s %5.1f%% %22s %5.1f%% %5.2fx\n", d ? "" : k_shapes[sel[i]].name,
-                   k_dirs[d], a, 100 * m / peak, c, peer_ok ? 100 * pm / peak : 0,
+            printf("%-24s %-10s %20s %5.1f%% %4.0f%% %20s %5.1f%% %4.0f%% %5.2fx\n",
+                   d ? "" : k_shapes[sel[i]].name, k_dirs[d], a, 100 * m / peak, 100 * mc / pk, c,
+                   peer_ok ? 100 * pm / peak : 0, peer_ok ? 100 * pc / pk : 0,
                    peer_ok && pm > 0 ? m / pm : 0);
         }
     if (json)

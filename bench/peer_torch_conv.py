@@ -3,7 +3,8 @@
 
 Forward is F.conv2d; backward-data and backward-weight are aten.convolution_backward
 with one output mask each (what autograd calls). Prints one JSON object a line:
-{"i": shape index, "dir": "fwd"|"bwd_data"|"bwd_weight", "gflops": median of samples}.
+{"i": shape index, "dir": "fwd"|"bwd_data"|"bwd_weight", "gflops": median of samples
+(wall clock), "cpu_gflops": the same per CPU second of the process}.
 Usage: peer_torch_conv.py --threads N --samples S --shape N,C,H,W,OC,KH,KW,sh,sw,ph,pw,dh,dw,groups ...
 Run it with OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset.
 """
@@ -23,13 +24,15 @@ def gflops_of(fn, flop, samples, min_s=0.05):
     fn()
     one = max(time.perf_counter() - t0, 1e-6)
     reps = max(1, int(min_s / one))
-    rates = []
+    rates, crates = [], []
     for _ in range(samples):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for _ in range(reps):
             fn()
-        rates.append(flop * reps / (time.perf_counter() - t0) / 1e9)
-    return statistics.median(rates)
+        t1, c1 = time.perf_counter(), time.process_time()
+        rates.append(flop * reps / (t1 - t0) / 1e9)
+        crates.append(flop * reps / max(c1 - c0, 1e-9) / 1e9)
+    return statistics.median(rates), statistics.median(crates)
 
 
 def main():
@@ -63,7 +66,8 @@ def main():
 
         for d, fn in (("fwd", fwd), ("bwd_data", bwd([True, False, False])),
                       ("bwd_weight", bwd([False, True, False]))):
-            print(json.dumps({"i": i, "dir": d, "gflops": round(gflops_of(fn, flop, a.samples), 2)}))
+            gf, gc = gflops_of(fn, flop, a.samples)
+            print(json.dumps({"i": i, "dir": d, "gflops": round(gf, 2), "cpu_gflops": round(gc, 2)}))
             sys.stdout.flush()
 
 
