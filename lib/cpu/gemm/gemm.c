@@ -128,6 +128,11 @@ static const tg_gemm_kernels *tg_gemm_kernels_get(void)
     return &g_kernels;
 }
 
+const tg_gemm_kernels *tg_gemm_kernels_current(void)
+{
+    return tg_gemm_kernels_get();
+}
+
 const char *tg_cpu_gemm_kernel_name(void)
 {
     return tg_gemm_kernels_get()->name;
@@ -170,6 +175,20 @@ void tg_cpu_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t r
 {
     if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
     gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
+}
+
+void tg_cpu_gemm_serial_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
+                            int64_t csa, const float *B, int64_t rsb, int64_t csb, float beta,
+                            float *C, int64_t rsc, int64_t csc)
+{
+    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, 1);
+}
+
+void tg_cpu_gemm_serial_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
+                            int64_t csa, const double *B, int64_t rsb, int64_t csb, double beta,
+                            double *C, int64_t rsc, int64_t csc)
+{
+    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, 1);
 }
 
 void tg_cpu_gemm_batched_f32(int64_t batch, int64_t M, int64_t N, int64_t K, const float *A,

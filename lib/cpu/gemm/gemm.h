@@ -30,6 +30,17 @@ void tg_cpu_gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K,
                              const double *B, const int64_t *b_off, int64_t rsb, int64_t csb,
                              double beta, double *C, const int64_t *c_off, int64_t rsc, int64_t csc);
 
+/* The same on the calling thread only (never the system BLAS): for kernels that
+ * thread over their own work units and run one GEMM a unit (conv2d). */
+void tg_cpu_gemm_serial_f32(int64_t M, int64_t N, int64_t K,
+                            const float *A, int64_t rsa, int64_t csa,
+                            const float *B, int64_t rsb, int64_t csb,
+                            float beta, float *C, int64_t rsc, int64_t csc);
+void tg_cpu_gemm_serial_f64(int64_t M, int64_t N, int64_t K,
+                            const double *A, int64_t rsa, int64_t csa,
+                            const double *B, int64_t rsb, int64_t csb,
+                            double beta, double *C, int64_t rsc, int64_t csc);
+
 /* The plain triple loop, kept as the oracle for tests. */
 void tg_cpu_gemm_ref_f32(int64_t M, int64_t N, int64_t K,
                          const float *A, int64_t rsa, int64_t csa,

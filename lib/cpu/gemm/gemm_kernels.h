@@ -60,6 +60,9 @@ typedef struct {
 #define TG_GEMM_MAX_MR 16
 #define TG_GEMM_MAX_NR 64
 
+/* The kernel set in use (conv2d drives the micro-kernels with its own packing). */
+const tg_gemm_kernels *tg_gemm_kernels_current(void);
+
 /* For tests and benchmarks: use the named kernel set ("avx512", "avx2", "c") from now
  * on. Returns 0, or -1 when this CPU or build lacks it. Not safe while a GEMM runs. */
 int tg_gemm_select(const char *name);

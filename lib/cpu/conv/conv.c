@@ -1,0 +1,370 @@
+/* conv2d on the CPU: picks an algorithm by shape (conv_driver_tmpl.h has them, for f32
+ * and f64), checks the tensors, and keeps the scratch.
+ * Scratch rule: each thread owns three 64-byte-aligned buffers (slots) that grow to
+ * the largest request and are freed when the thread exits (a pthread key destructor):
+ * slot 0 a worker's packing / col buffer, slot 1 the caller's packed weight and row
+ * tables, slot 2 the caller's transformed weight or a worker's copy of dw. A call
+ * allocates only when a buffer must grow, so steady-state training allocates nothing. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/cpu/conv/conv.h"
+#include "lib/cpu/conv/conv_impl.h"
+#include "lib/cpu/cpu.h"
+#include "lib/cpu/gemm/gemm.h"
+#include "lib/cpu/gemm/gemm_kernels.h"
+#include "lib/cpu/threadpool.h"
+#include "lib/graph/error.h"
+
+/* A band's block of packed im2col (kc x nb) is sized to this many bytes, to stay in L2
+ * beside the weight panels (Sapphire Rapids 2 MB, Zen 4 1 MB). */
+#define TG_CONV_B_BYTES (384.0 * 1024)
+/* The least work worth a thread (the GEMM's grain, ~5 us on one core). */
+#define TG_CONV_GRAIN_FLOPS (2.0 * 64 * 64 * 64)
+/* Columns of im2col / col a chunk of the col and wgrad paths takes (one GEMM's K or N). */
+#define TG_CONV_CHUNK 512
+
+/* ---------------------------------------------------------------- scratch */
+
+#define TG_CONV_SLOTS 3
+typedef struct {
+    void *data[TG_CONV_SLOTS];
+    size_t size[TG_CONV_SLOTS];
+} tg_conv_bufs;
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+static void tg_conv_bufs_free(void *p)
+{
+    tg_conv_bufs *b = p;
+    for (int i = 0; b && i < TG_CONV_SLOTS; i++)
+        free(b->data[i]);
+    free(b);
+}
+
+static void tg_conv_key_init(void)
+{
+    pthread_key_create(&g_key, tg_conv_bufs_free);
+}
+
+/* The calling thread's buffer `slot` of at least size bytes, or NULL when out of
+ * memory. Invalidates what an earlier call for that slot on this thread returned. */
+static void *tg_conv_scratch(int slot, size_t size)
+{
+    pthread_once(&g_key_once, tg_conv_key_init);
+    tg_conv_bufs *b = pthread_getspecific(g_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(g_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->size[slot] < size || !b->data[slot]) {
+        size = (size + 4095) & ~(size_t)4095;
+        free(b->data[slot]);
+        b->data[slot] = aligned_alloc(64, size ? size : 4096);
+        b->size[slot] = b->data[slot] ? size : 0;
+    }
+    return b->data[slot];
+}
+
+/* Runs fn (which takes work units from a counter until none are left) on the pool's
+ * threads, or on the caller alone when there is one unit, one thread, or too little
+ * work to wake another. */
+static void tg_conv_run(double flops, int64_t units, tg_pool_fn fn, void *ctx)
+{
+    int64_t n = (int64_t)(flops / 1024), grain = (int64_t)(TG_CONV_GRAIN_FLOPS / 1024);
+    if (units > 1 && tg_pool_num_threads() > 1 && n > grain)
+        tg_pool_parallel_for(n, grain, fn, ctx);
+    else
+        fn(ctx, 0, 1);
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static tg_conv_algo g_algo = TG_CONV_AUTO;
+
+void tg_cpu_conv_set_algo(tg_conv_algo a)
+{
+    g_algo = a;
+}
+
+/* The packer that matches the kernel set's nr, or NULL for the plain-C one. */
+static tg_conv_pack_fn tg_conv_packer_f32(const tg_gemm_kernels *kr)
+{
+#if defined(__x86_64__)
+    if (strcmp(kr->name, "avx512") == 0 && kr->f32.nr == 32)
+        return tg_conv_pack_avx512_f32;
+#endif
+    (void)kr;
+    return NULL;
+}
+
+static tg_conv_pack_fn tg_conv_packer_f64(const tg_gemm_kernels *kr)
+{
+#if defined(__x86_64__)
+    if (strcmp(kr->name, "avx512") == 0 && kr->f64.nr == 16)
+        return tg_conv_pack_avx512_f64;
+#endif
+    (void)kr;
+    return NULL;
+}
+
+#define T float
+#define S f32
+#define FN(name) name##_f32
+#define UKR tg_gemm_ukr_f32
+#define PACKER tg_conv_packer_f32
+#include "lib/cpu/conv/conv_driver_tmpl.h"
+#undef T
+#undef S
+#undef FN
+#undef UKR
+#undef PACKER
+
+#define T double
+#define S f64
+#define FN(name) name##_f64
+#define UKR tg_gemm_ukr_f64
+#define PACKER tg_conv_packer_f64
+#include "lib/cpu/conv/conv_driver_tmpl.h"
+#undef T
+#undef S
+#undef FN
+#undef UKR
+#undef PACKER
+
+/* ---------------------------------------------------------------- dispatch */
+
+static int tg_conv_is_depthwise(const tg_conv2d_geom *g)
+{
+    return g->groups == g->C && g->OC % g->C == 0;
+}
+
+static int tg_conv_is_1x1(const tg_conv2d_geom *g)
+{
+    return g->KH == 1 && g->KW == 1 && g->stride[0] == 1 && g->stride[1] == 1 &&
+           g->pad[0] == 0 && g->pad[1] == 0 && g->OH == g->H && g->OW == g->W;
+}
+
+static int tg_conv_empty(const tg_conv2d_geom *g)
+{
+    return g->N == 0 || g->OC == 0 || g->OH == 0 || g->OW == 0;
+}
+
+/* The geometry of backward-data at stride 1 as a forward conv of dout: channels and
+ * sizes swap, the kernel flips, the padding becomes (KH-1)*dh - ph. */
+static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
+{
+    tg_conv2d_geom t = *g;
+    t.C = g->OC, t.H = g->OH, t.W = g->OW;
+    t.OC = g->C, t.OH = g->H, t.OW = g->W;
+    t.pad[0] = (g->KH - 1) * g->dilation[0] - g->pad[0];
+    t.pad[1] = (g->KW - 1) * g->dilation[1] - g->pad[1];
+    return t;
+}
+
+#define TG_CONV_DISPATCH(T, S)                                                                 \
+    tg_status tg_cpu_conv2d_forward_##S(T *out, const T *x, const T *w, const T *bias,         \
+                                        const tg_conv2d_geom *g)                               \
+    {                                                                                          \
+        if (tg_conv_empty(g))                                                                  \
+            return TG_OK;                                                                      \
+        int64_t Cg = g->C / g->groups, M = g->OC / g->groups, P = g->OH * g->OW;              \
+        if (tg_conv_is_depthwise(g) && (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DEPTHWISE)) { \
+            conv_depthwise_##S(0, out, x, w, bias, g);                                         \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
+            int64_t nb = g->N * g->groups;                                                     \
+            int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
+            if (!off)                                                                          \
+                return tg_error(TG_ERR_NOMEM, "conv2d: out of memory");                         \
+            for (int64_t i = 0; i < nb; i++) {                                                 \
+                int64_t n = i / g->groups, gi = i % g->groups;                                 \
+                off[i] = gi * M * Cg;                                                          \
+                off[nb + i] = (n * g->C + gi * Cg) * P;                                        \
+                off[2 * nb + i] = (n * g->OC + gi * M) * P;                                    \
+            }                                                                                  \
+            if (bias)                                                                          \
+                for (int64_t i = 0; i < g->N * g->OC; i++)                                     \
+                    for (int64_t p = 0; p < P; p++)                                            \
+                        out[i * P + p] = bias[i % g->OC];                                      \
+            tg_cpu_gemm_batched_##S(nb, M, P, Cg, w, off, Cg, 1, x, off + nb, P, 1,            \
+                                    (T)(bias ? 1 : 0), out, off + 2 * nb, P, 1);                \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        return conv_implicit_##S(out, x, w, bias, g);                                          \
+    }                                                                                          \
+                                                                                               \
+    tg_status tg_cpu_conv2d_backward_data_##S(T *dx, const T *dout, const T *w,                \
+                                              const tg_conv2d_geom *g)                         \
+    {                                                                                          \
+        if (g->N == 0 || g->C == 0 || g->H == 0 || g->W == 0)                                  \
+            return TG_OK;                                                                      \
+        if (tg_conv_empty(g)) {                                                                \
+            memset(dx, 0, (size_t)(g->N * g->C * g->H * g->W) * sizeof(T));                   \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        if (tg_conv_is_depthwise(g) && (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DEPTHWISE)) { \
+            conv_depthwise_##S(1, dx, dout, w, NULL, g);                                       \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
+            return conv_col_bwd_data_##S(dx, dout, w, g);                                      \
+        int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
+        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
+            /* dx_n,g (Cg x P) = W_g^T (Cg x M) * dout_n,g (M x P) */                          \
+            int64_t nb = g->N * g->groups, P = g->H * g->W;                                    \
+            int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
+            if (!off)                                                                          \
+                return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory");                \
+            for (int64_t i = 0; i < nb; i++) {                                                 \
+                int64_t n = i / g->groups, gi = i % g->groups;                                 \
+                off[i] = gi * M * Cg;                                                          \
+                off[nb + i] = (n * g->OC + gi * M) * P;                                        \
+                off[2 * nb + i] = (n * g->C + gi * Cg) * P;                                    \
+            }                                                                                  \
+            tg_cpu_gemm_batched_##S(nb, Cg, P, M, w, off, 1, Cg, dout, off + nb, P, 1, (T)0,    \
+                                    dx, off + 2 * nb, P, 1);                                   \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \
+        if (!wt)                                                                               \
+            return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight");    \
+        /* wt[g][c][oc][kh][kw] = w[g*M + oc][c][KH-1-kh][KW-1-kw] */                          \
+        for (int64_t gi = 0; gi < g->groups; gi++)                                             \
+            for (int64_t oc = 0; oc < M; oc++)                                                 \
+                for (int64_t c = 0; c < Cg; c++) {                                             \
+                    const T *s = w + ((gi * M + oc) * Cg + c) * KK;                            \
+                    T *d = wt + ((gi * Cg + c) * M + oc) * KK;                                 \
+                    for (int64_t k = 0; k < KK; k++)                                           \
+                        d[k] = s[KK - 1 - k];                                                  \
+                }                                                                              \
+        tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
+        return conv_implicit_##S(dx, dout, wt, NULL, &t);                                      \
+    }                                                                                          \
+                                                                                               \
+    tg_status tg_cpu_conv2d_backward_weight_##S(T *dw, const T *dout, const T *x,              \
+                                                const tg_conv2d_geom *g)                       \
+    {                                                                                          \
+        if (tg_conv_empty(g) || g->C == 0 || g->H == 0 || g->W == 0) {                         \
+            memset(dw, 0, (size_t)(g->OC * (g->C / g->groups) * g->KH * g->KW) * sizeof(T));   \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        if (tg_conv_is_depthwise(g) && (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DEPTHWISE)) { \
+            conv_depthwise_##S(2, dw, dout, x, NULL, g);                                       \
+            return TG_OK;                                                                      \
+        }                                                                                      \
+        return conv_wgrad_##S(dw, dout, x, g);                                                 \
+    }
+
+TG_CONV_DISPATCH(float, f32)
+TG_CONV_DISPATCH(double, f64)
+
+/* ---------------------------------------------------------------- tensors */
+
+/* Checks the geometry and that t is dense, of dtype dt, shaped (a, b, c, d). */
+static tg_status tg_conv_check(const char *fn, const char *what, const tg_tensor *t, tg_dtype dt,
+                               int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    if (!t)
+        return tg_error(TG_ERR_INVALID, "%s: %s is NULL", fn, what);
+    if (t->dtype != dt || (dt != TG_F32 && dt != TG_F64))
+        return tg_error(TG_ERR_DTYPE, "%s: %s must be f32 or f64 like the others", fn, what);
+    int64_t want[4] = { a, b, c, d };
+    int nd = d < 0 ? 1 : 4;
+    if (t->ndim != nd || !tg_tensor_is_dense(t))
+        return tg_error(TG_ERR_INVALID, "%s: %s must be a dense %d-d tensor", fn, what, nd);
+    for (int i = 0; i < nd; i++)
+        if (t->shape[i] != want[i]) {
+            char buf[128];
+            return tg_error(TG_ERR_SHAPE, "%s: %s has shape %s, expected [%lld,%lld,%lld,%lld]", fn,
+                            what, tg_shape_str(buf, t->ndim, t->shape), (long long)a, (long long)b,
+                            (long long)c, (long long)d);
+        }
+    return TG_OK;
+}
+
+static tg_status tg_conv_check_geom(const char *fn, const tg_conv2d_geom *g)
+{
+    if (!g)
+        return tg_error(TG_ERR_INVALID, "%s: geometry is NULL", fn);
+    int64_t v[] = { g->N, g->C, g->H, g->W, g->OC, g->KH, g->KW, g->OH, g->OW, g->pad[0], g->pad[1] };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (v[i] < 0)
+            return tg_error(TG_ERR_INVALID, "%s: negative size or padding in the geometry", fn);
+    if (g->stride[0] < 1 || g->stride[1] < 1 || g->dilation[0] < 1 || g->dilation[1] < 1)
+        return tg_error(TG_ERR_INVALID, "%s: stride and dilation must be >= 1", fn);
+    if (g->groups < 1 || g->C % g->groups || g->OC % g->groups || g->KH < 1 || g->KW < 1)
+        return tg_error(TG_ERR_INVALID, "%s: groups (%lld) must divide C (%lld) and OC (%lld)", fn,
+                        (long long)g->groups, (long long)g->C, (long long)g->OC);
+    return TG_OK;
+}
+
+#define TG_CONV_CHECK(expr)                  \
+    do {                                     \
+        tg_status st_ = (expr);              \
+        if (st_ != TG_OK)                    \
+            return st_;                      \
+    } while (0)
+
+tg_status tg_cpu_conv2d_forward(tg_tensor *out, const tg_tensor *x, const tg_tensor *w,
+                                const tg_tensor *bias, const tg_conv2d_geom *g)
+{
+    const char *fn = "conv2d";
+    TG_CONV_CHECK(tg_conv_check_geom(fn, g));
+    tg_dtype dt = x ? x->dtype : TG_F32;
+    TG_CONV_CHECK(tg_conv_check(fn, "x", x, dt, g->N, g->C, g->H, g->W));
+    TG_CONV_CHECK(tg_conv_check(fn, "weight", w, dt, g->OC, g->C / g->groups, g->KH, g->KW));
+    TG_CONV_CHECK(tg_conv_check(fn, "out", out, dt, g->N, g->OC, g->OH, g->OW));
+    if (bias)
+        TG_CONV_CHECK(tg_conv_check(fn, "bias", bias, dt, g->OC, 0, 0, -1));
+    if (dt == TG_F32)
+        return tg_cpu_conv2d_forward_f32((float *)tg_cpu_ptr(out), (const float *)tg_cpu_ptr(x),
+                                         (const float *)tg_cpu_ptr(w),
+                                         bias ? (const float *)tg_cpu_ptr(bias) : NULL, g);
+    return tg_cpu_conv2d_forward_f64((double *)tg_cpu_ptr(out), (const double *)tg_cpu_ptr(x),
+                                     (const double *)tg_cpu_ptr(w),
+                                     bias ? (const double *)tg_cpu_ptr(bias) : NULL, g);
+}
+
+tg_status tg_cpu_conv2d_backward_data(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *w,
+                                      const tg_conv2d_geom *g)
+{
+    const char *fn = "conv2d backward";
+    TG_CONV_CHECK(tg_conv_check_geom(fn, g));
+    tg_dtype dt = dout ? dout->dtype : TG_F32;
+    TG_CONV_CHECK(tg_conv_check(fn, "dout", dout, dt, g->N, g->OC, g->OH, g->OW));
+    TG_CONV_CHECK(tg_conv_check(fn, "weight", w, dt, g->OC, g->C / g->groups, g->KH, g->KW));
+    TG_CONV_CHECK(tg_conv_check(fn, "dx", dx, dt, g->N, g->C, g->H, g->W));
+    if (dt == TG_F32)
+        return tg_cpu_conv2d_backward_data_f32((float *)tg_cpu_ptr(dx),
+                                               (const float *)tg_cpu_ptr(dout),
+                                               (const float *)tg_cpu_ptr(w), g);
+    return tg_cpu_conv2d_backward_data_f64((double *)tg_cpu_ptr(dx),
+                                           (const double *)tg_cpu_ptr(dout),
+                                           (const double *)tg_cpu_ptr(w), g);
+}
+
+tg_status tg_cpu_conv2d_backward_weight(tg_tensor *dw, const tg_tensor *dout, const tg_tensor *x,
+                                        const tg_conv2d_geom *g)
+{
+    const char *fn = "conv2d backward";
+    TG_CONV_CHECK(tg_conv_check_geom(fn, g));
+    tg_dtype dt = dout ? dout->dtype : TG_F32;
+    TG_CONV_CHECK(tg_conv_check(fn, "dout", dout, dt, g->N, g->OC, g->OH, g->OW));
+    TG_CONV_CHECK(tg_conv_check(fn, "x", x, dt, g->N, g->C, g->H, g->W));
+    TG_CONV_CHECK(tg_conv_check(fn, "dweight", dw, dt, g->OC, g->C / g->groups, g->KH, g->KW));
+    if (dt == TG_F32)
+        return tg_cpu_conv2d_backward_weight_f32((float *)tg_cpu_ptr(dw),
+                                                 (const float *)tg_cpu_ptr(dout),
+                                                 (const float *)tg_cpu_ptr(x), g);
+    return tg_cpu_conv2d_backward_weight_f64((double *)tg_cpu_ptr(dw),
+                                             (const double *)tg_cpu_ptr(dout),
+                                             (const double *)tg_cpu_ptr(x), g);
+}

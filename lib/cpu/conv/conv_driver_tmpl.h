@@ -1,0 +1,602 @@
+/* The conv2d algorithms for one element type, included by conv.c with T, S (the kernel
+ * table member, f32 or f64), FN(name), UKR (the micro-kernel type) and PACKER (the
+ * function that picks the ISA packer) defined. No include guard.
+ *
+ * implicit: out_g (M x Q) = W_g (M x K) * im2col_g (K x Q), Q = N*OH*OW over the whole
+ *   batch. The GEMM's micro-kernels run on panels of W packed once per call and panels of
+ *   im2col packed straight from the image (a kc x nb block per work unit, in L2), so no
+ *   im2col matrix exists; tiles whose columns cross an output row of the image go
+ *   through a tile buffer. Units (group, band of columns, block of rows) are handed out
+ *   by an atomic counter, as in the GEMM. Forward, and backward-data at stride 1 (a
+ *   forward conv of dout with the flipped, transposed weight).
+ * col: backward-data at stride > 1: chunks of col = W_g^T * dout by the GEMM, scattered
+ *   back (col2im) into dx; units own whole channels of one image, so no two write one dx.
+ * wgrad: dw_g += dout_g (M x q) * im2col_g^T (q x K) over chunks of q, each participant
+ *   summing its chunks into its own copy of dw, the copies added at the end. */
+
+/* ---------------------------------------------------------------- packing */
+
+/* The plain-C twin of tg_conv_pack_avx512_*. */
+static void FN(conv_pack_c)(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, int64_t nc,
+                            T *dst, int nr)
+{
+    const T *x = g->x;
+    int64_t base[TG_GEMM_MAX_NR], ihb[TG_GEMM_MAX_NR], iwb[TG_GEMM_MAX_NR];
+    for (int64_t jr = 0; jr < nc; jr += nr, dst += nr * kc) {
+        int n = nc - jr < nr ? (int)(nc - jr) : nr;
+        for (int j = 0; j < n; j++) {
+            int64_t q = q0 + jr + j, p = q % g->P;
+            base[j] = q / g->P * g->img;
+            ihb[j] = p / g->OW * g->sh;
+            iwb[j] = p % g->OW * g->sw;
+        }
+        for (int64_t k = 0; k < kc; k++) {
+            T *d = dst + k * nr;
+            const T *xc = x + g->c_off[k];
+            for (int j = 0; j < n; j++) {
+                int64_t ih = ihb[j] + g->ih_off[k], iw = iwb[j] + g->iw_off[k];
+                d[j] = (uint64_t)ih < (uint64_t)g->H && (uint64_t)iw < (uint64_t)g->W
+                           ? xc[base[j] + ih * g->W + iw]
+                           : (T)0;
+            }
+            for (int j = n; j < nr; j++)
+                d[j] = 0;
+        }
+    }
+}
+
+/* W (groups x M x K, row-major) into mr-row micro-panels: group g, K block b (of kc rows,
+ * the last one shorter), panel i at dst + g*Mp*K + b*kc*Mp + i*mr*kcb, rows past M zero. */
+static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t groups, int64_t M,
+                            int64_t K, int64_t kc, T *dst)
+{
+    const int64_t mr = kr->S.mr, Mp = (M + mr - 1) / mr * mr;
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t k0 = 0; k0 < K; k0 += kc) {
+            int64_t kcb = K - k0 < kc ? K - k0 : kc;
+            const T *a = A + g * M * K + k0;
+            T *d = dst + g * Mp * K + k0 * Mp;
+            if (kr->S.pack_a_rowmajor) {
+                kr->S.pack_a_rowmajor(M, kcb, a, K, d);
+                continue;
+            }
+            for (int64_t ir = 0; ir < M; ir += mr, d += mr * kcb)
+                for (int64_t p = 0; p < kcb; p++)
+                    for (int64_t i = 0; i < mr; i++)
+                        d[p * mr + i] = ir + i < M ? a[(ir + i) * K + p] : (T)0;
+        }
+}
+
+/* ---------------------------------------------------------------- implicit */
+
+typedef struct {
+    const tg_gemm_kernels *kr;
+    tg_conv_pack_fn pack; /* the ISA's packer, or NULL for conv_pack_c */
+    tg_conv_pack_geom pg; /* group 0; tables for all K rows */
+    int64_t x_group;      /* elements between groups' first channels */
+    int64_t M, K, Q, P, Mp, kc, nkb;
+    const T *ap;          /* conv_pack_w's layout */
+    T *out;
+    int64_t out_img;      /* elements between output images */
+    const T *bias;        /* groups * M, or NULL */
+    int64_t nb, nbands, mblk, nmb, units;
+    atomic_llong next;
+    atomic_int oom;
+} FN(iconv);
+
+/* out columns [q, q + n) of rows [0, m) (row stride P; image stride out_img) (+)= tile. */
+static void FN(conv_scatter)(const FN(iconv) *w, T *C, int64_t q, int64_t m, int64_t n,
+                             const T *tile, int64_t nr, int acc)
+{
+    int64_t img = q / w->P, p = q % w->P;
+    for (int64_t j = 0; j < n; j++) {
+        T *c = C + img * w->out_img + p;
+        for (int64_t i = 0; i < m; i++)
+            c[i * w->P] = acc ? c[i * w->P] + tile[i * nr + j] : tile[i * nr + j];
+        if (++p == w->P)
+            p = 0, img++;
+    }
+}
+
+static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp)
+{
+    const tg_gemm_kernels *kr = w->kr;
+    const int64_t mr = kr->S.mr, nr = kr->S.nr;
+    T tile[TG_GEMM_MAX_MR * TG_GEMM_MAX_NR] __attribute__((aligned(64)));
+    int64_t g = u / (w->nbands * w->nmb), r = u % (w->nbands * w->nmb);
+    int64_t q0 = r / w->nmb * w->nb, m0 = r % w->nmb * w->mblk;
+    int64_t nc = w->Q - q0 < w->nb ? w->Q - q0 : w->nb;
+    int64_t mc = w->M - m0 < w->mblk ? w->M - m0 : w->mblk;
+    T *C = w->out + (g * w->M + m0) * w->P;
+    if (w->bias) {
+        const T *b = w->bias + g * w->M + m0;
+        int64_t img = q0 / w->P, p = q0 % w->P;
+        for (int64_t left = nc; left > 0;) {
+            int64_t len = w->P - p < left ? w->P - p : left;
+            for (int64_t i = 0; i < mc; i++)
+                for (int64_t j = 0; j < len; j++)
+                    C[img * w->out_img + i * w->P + p + j] = b[i];
+            left -= len, p = 0, img++;
+        }
+    }
+    tg_conv_pack_geom pg = w->pg;
+    pg.x = (const T *)w->pg.x + g * w->x_group;
+    for (int64_t k0 = 0; k0 < w->K; k0 += w->kc) {
+        int64_t kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
+        pg.ih_off = w->pg.ih_off + k0, pg.iw_off = w->pg.iw_off + k0;
+        pg.c_off = w->pg.c_off + k0;
+        if (w->pack)
+            w->pack(&pg, kcb, q0, nc, bp);
+        else
+            FN(conv_pack_c)(&pg, kcb, q0, nc, bp, (int)nr);
+        int acc = k0 > 0 || w->bias;
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            int64_t m = mc - ir < mr ? mc - ir : mr;
+            const T *a = w->ap + g * w->Mp * w->K + k0 * w->Mp + (m0 + ir) * kcb;
+            UKR ukr = kr->S.ukr;
+            int64_t rows = mr;
+            if (m <= 4 && kr->S.ukr4)
+                ukr = kr->S.ukr4, rows = 4;
+            else if (m <= 8 && kr->S.ukr8)
+                ukr = kr->S.ukr8, rows = 8;
+            for (int64_t jr = 0; jr < nc; jr += nr) {
+                int64_t q = q0 + jr, p = q % w->P, n = nc - jr < nr ? nc - jr : nr;
+                if (m == rows && n == nr && p + nr <= w->P) {
+                    ukr(kcb, a, bp + jr * kcb, C + q / w->P * w->out_img + ir * w->P + p, w->P,
+                        acc);
+                } else {
+                    ukr(kcb, a, bp + jr * kcb, tile, nr, 0);
+                    FN(conv_scatter)(w, C + ir * w->P, q, m, n, tile, nr, acc);
+                }
+            }
+        }
+    }
+}
+
+static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(iconv) *w = ctx;
+    (void)begin, (void)end; /* every participant takes units until none are left */
+    T *bp = NULL;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (!bp) {
+            int64_t nbp = (w->nb + w->kr->S.nr - 1) / w->kr->S.nr * w->kr->S.nr;
+            bp = tg_conv_scratch(0, (size_t)(w->kc * nbp) * sizeof(T));
+            if (!bp) {
+                atomic_store(&w->oom, 1);
+                atomic_store(&w->next, w->units);
+                break;
+            }
+        }
+        FN(iconv_unit)(w, u, bp);
+    }
+}
+
+/* out = conv(x, A) + bias for the geometry g, where A (groups x M x K row-major, M =
+ * OC/groups, K = Cg*KH*KW) is the weight as a matrix. */
+static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias,
+                                   const tg_conv2d_geom *g0)
+{
+    const tg_gemm_kernels *kr = tg_gemm_kernels_current();
+    tg_conv2d_geom g = *g0;
+    if (g.KH == 1 && g.KW == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.pad[0] == 0 &&
+        g.pad[1] == 0 && g.OH == g.H && g.OW == g.W) {
+        /* 1x1: each image is one long row, so the packer's runs are as long as can be */
+        g.W = g.OW = g.H * g.W;
+        g.H = g.OH = 1;
+    }
+    const int64_t mr = kr->S.mr, nr = kr->S.nr;
+    int64_t Cg = g.C / g.groups, M = g.OC / g.groups, K = Cg * g.KH * g.KW;
+    int64_t P = g.OH * g.OW, Q = g.N * P, Mp = (M + mr - 1) / mr * mr;
+    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc, kc = (K + nkb - 1) / nkb;
+    /* the caller's scratch: the row tables, then the packed weight */
+    size_t tab = (size_t)(3 * K + 8) * sizeof(int64_t);
+    tab = (tab + 63) & ~(size_t)63;
+    char *s1 = tg_conv_scratch(1, tab + (size_t)(g.groups * Mp * K) * sizeof(T));
+    if (!s1)
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight (%lld bytes)",
+                        (long long)(tab + (size_t)(g.groups * Mp * K) * sizeof(T)));
+    int64_t *ih_off = (int64_t *)s1, *iw_off = ih_off + K, *c_off = iw_off + K;
+    for (int64_t k = 0; k < K; k++) {
+        int64_t c = k / (g.KH * g.KW), kh = k / g.KW % g.KH, kw = k % g.KW;
+        ih_off[k] = kh * g.dilation[0] - g.pad[0];
+        iw_off[k] = kw * g.dilation[1] - g.pad[1];
+        c_off[k] = c * g.H * g.W;
+    }
+    T *ap = (T *)(s1 + tab);
+    FN(conv_pack_w)(kr, A, g.groups, M, K, kc, ap);
+
+    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W,
+                    .M = M, .K = K, .Q = Q, .P = P, .Mp = Mp, .kc = kc, .nkb = nkb, .ap = ap,
+                    .out = out, .out_img = g.OC * P, .bias = bias };
+    w.pg = (tg_conv_pack_geom){ x, g.C * g.H * g.W, g.H, g.W, g.OW, P, g.stride[0],
+                                g.stride[1], ih_off, iw_off, c_off };
+    /* a band's kc x nb block of im2col stays in L2 while every row panel of W meets it */
+    int64_t nb = (int64_t)(TG_CONV_B_BYTES / sizeof(T)) / kc / nr * nr;
+    nb = nb < 4 * nr ? 4 * nr : nb > 2048 ? 2048 : nb;
+    int threads = tg_pool_num_threads();
+    int64_t nbands = (Q + nb - 1) / nb;
+    if (nbands * g.groups < 4 * threads && Q > nr) { /* narrower bands for small images */
+        int64_t want = (4 * threads + g.groups - 1) / g.groups;
+        int64_t tiles = (Q + nr - 1) / nr;
+        nb = (tiles + want - 1) / want * nr;
+        nb = nb < 4 * nr ? 4 * nr : nb;
+        nbands = (Q + nb - 1) / nb;
+    }
+    int64_t panels = Mp / mr, nmb = 1;
+    if (nbands * g.groups < 4 * threads) {
+        nmb = (4 * threads + nbands * g.groups - 1) / (nbands * g.groups);
+        nmb = nmb > panels ? panels : nmb;
+    }
+    int64_t mblk = (panels + nmb - 1) / nmb * mr;
+    nmb = (M + mblk - 1) / mblk;
+    w.nb = nb, w.nbands = nbands, w.mblk = mblk, w.nmb = nmb;
+    w.units = g.groups * nbands * nmb;
+    double flops = 2.0 * (double)M * (double)K * (double)Q * (double)g.groups;
+    tg_conv_run(flops, w.units, FN(iconv_fn), &w);
+    if (atomic_load(&w.oom))
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
+    return TG_OK;
+}
+
+/* ---------------------------------------------------------------- im2col rows */
+
+/* col (K x rows*OW, row-major) = the im2col rows of group channels [0, Cg) of one image
+ * xg (Cg, H, W) for output rows [oh0, oh0 + rows). */
+static void FN(conv_im2col)(T *col, const T *xg, const tg_conv2d_geom *g, int64_t Cg,
+                            int64_t oh0, int64_t rows)
+{
+    int64_t len = rows * g->OW;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++, col += len) {
+                int64_t iwo = kw * g->dilation[1] - g->pad[1], sw = g->stride[1];
+                int64_t lo = iwo >= 0 ? 0 : (-iwo + sw - 1) / sw;
+                int64_t hi = iwo < g->W ? (g->W - iwo + sw - 1) / sw : 0;
+                hi = hi > g->OW ? g->OW : hi;
+                lo = lo > hi ? hi : lo;
+                for (int64_t r = 0; r < rows; r++) {
+                    T *d = col + r * g->OW;
+                    int64_t ih = (oh0 + r) * g->stride[0] - g->pad[0] + kh * g->dilation[0];
+                    if ((uint64_t)ih >= (uint64_t)g->H) {
+                        memset(d, 0, (size_t)g->OW * sizeof(T));
+                        continue;
+                    }
+                    const T *s = xg + (c * g->H + ih) * g->W + iwo;
+                    for (int64_t ow = 0; ow < lo; ow++)
+                        d[ow] = 0;
+                    if (sw == 1)
+                        memcpy(d + lo, s + lo, (size_t)(hi - lo) * sizeof(T));
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            d[ow] = s[ow * sw];
+                    for (int64_t ow = hi; ow < g->OW; ow++)
+                        d[ow] = 0;
+                }
+            }
+}
+
+/* dxg (Cg, H, W) += the col2im of col (K x rows*OW) for output rows [oh0, oh0 + rows). */
+static void FN(conv_col2im)(T *dxg, const T *col, const tg_conv2d_geom *g, int64_t Cg,
+                            int64_t oh0, int64_t rows)
+{
+    int64_t len = rows * g->OW;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++, col += len) {
+                int64_t iwo = kw * g->dilation[1] - g->pad[1], sw = g->stride[1];
+                int64_t lo = iwo >= 0 ? 0 : (-iwo + sw - 1) / sw;
+                int64_t hi = iwo < g->W ? (g->W - iwo + sw - 1) / sw : 0;
+                hi = hi > g->OW ? g->OW : hi;
+                for (int64_t r = 0; r < rows; r++) {
+                    int64_t ih = (oh0 + r) * g->stride[0] - g->pad[0] + kh * g->dilation[0];
+                    if ((uint64_t)ih >= (uint64_t)g->H)
+                        continue;
+                    T *d = dxg + (c * g->H + ih) * g->W + iwo;
+                    const T *s = col + r * g->OW;
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        d[ow * sw] += s[ow];
+                }
+            }
+}
+
+/* Output rows a chunk of q takes: about TG_CONV_CHUNK columns, whole rows. */
+static int64_t FN(conv_chunk_rows)(const tg_conv2d_geom *g)
+{
+    int64_t r = TG_CONV_CHUNK / (g->OW > 0 ? g->OW : 1);
+    r = r < 1 ? 1 : r;
+    return r > g->OH ? g->OH : r;
+}
+
+/* ---------------------------------------------------------------- col (backward data) */
+
+typedef struct {
+    const tg_conv2d_geom *g;
+    T *dx;
+    const T *dout, *w;
+    int64_t Cg, M, K, cb, ncb, units;
+    atomic_llong next;
+    atomic_int oom;
+} FN(colbd);
+
+static void FN(colbd_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(colbd) *w = ctx;
+    const tg_conv2d_geom *g = w->g;
+    (void)begin, (void)end;
+    int64_t P = g->OH * g->OW, rows = FN(conv_chunk_rows)(g), KK = g->KH * g->KW;
+    T *col = NULL;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (!col && !(col = tg_conv_scratch(0, (size_t)(w->cb * KK * rows * g->OW) * sizeof(T)))) {
+            atomic_store(&w->oom, 1);
+            atomic_store(&w->next, w->units);
+            break;
+        }
+        int64_t n = u / (g->groups * w->ncb), gi = u / w->ncb % g->groups;
+        int64_t c0 = u % w->ncb * w->cb, cn = w->Cg - c0 < w->cb ? w->Cg - c0 : w->cb;
+        T *dxg = w->dx + (n * g->C + gi * w->Cg + c0) * g->H * g->W;
+        memset(dxg, 0, (size_t)(cn * g->H * g->W) * sizeof(T));
+        const T *dg = w->dout + (n * g->OC + gi * w->M) * P;
+        const T *wg = w->w + gi * w->M * w->K + c0 * KK; /* W_g^T rows c0*KK.. */
+        for (int64_t oh0 = 0; oh0 < g->OH; oh0 += rows) {
+            int64_t r = g->OH - oh0 < rows ? g->OH - oh0 : rows, len = r * g->OW;
+            FN(tg_cpu_gemm_serial)(cn * KK, len, w->M, wg, 1, w->K, dg + oh0 * g->OW, P, 1,
+                                   (T)0, col, len, 1);
+            FN(conv_col2im)(dxg, col, g, cn, oh0, r);
+        }
+    }
+}
+
+static tg_status FN(conv_col_bwd_data)(T *dx, const T *dout, const T *wt, const tg_conv2d_geom *g)
+{
+    FN(colbd) w = { .g = g, .dx = dx, .dout = dout, .w = wt, .Cg = g->C / g->groups,
+                    .M = g->OC / g->groups };
+    w.K = w.Cg * g->KH * g->KW;
+    int threads = tg_pool_num_threads();
+    /* channel blocks: enough units for the threads, col chunks of bounded height */
+    int64_t per = g->N * g->groups, ncb = 1;
+    if (per < 2 * threads)
+        ncb = (2 * threads + per - 1) / per;
+    int64_t maxc = 512 / (g->KH * g->KW) > 0 ? 512 / (g->KH * g->KW) : 1;
+    if ((w.Cg + ncb - 1) / ncb > maxc)
+        ncb = (w.Cg + maxc - 1) / maxc;
+    ncb = ncb > w.Cg ? w.Cg : ncb;
+    w.cb = (w.Cg + ncb - 1) / ncb;
+    w.ncb = (w.Cg + w.cb - 1) / w.cb;
+    w.units = per * w.ncb;
+    double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
+    tg_conv_run(flops, w.units, FN(colbd_fn), &w);
+    if (atomic_load(&w.oom))
+        return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a col buffer");
+    return TG_OK;
+}
+
+/* ---------------------------------------------------------------- wgrad */
+
+#define TG_CONV_MAX_PARTS 256
+typedef struct {
+    const tg_conv2d_geom *g;
+    T *dw;
+    const T *dout, *x;
+    int64_t Cg, M, K, rows, nchunks, units, size;
+    int direct; /* 1x1, stride 1, no padding: im2col is x itself */
+    T *part[TG_CONV_MAX_PARTS];
+    atomic_int nparts;
+    atomic_llong next;
+    atomic_int oom;
+} FN(wgrad);
+
+static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(wgrad) *w = ctx;
+    const tg_conv2d_geom *g = w->g;
+    (void)begin, (void)end;
+    int64_t P = g->OH * g->OW;
+    T *acc = NULL, *col = NULL;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (!acc) {
+            int part = atomic_fetch_add(&w->nparts, 1);
+            if (part == 0) {
+                acc = w->dw; /* zeroed by the caller */
+            } else if (part >= TG_CONV_MAX_PARTS ||
+                       !(acc = tg_conv_scratch(2, (size_t)w->size * sizeof(T)))) {
+                atomic_store(&w->oom, 1);
+                atomic_store(&w->next, w->units);
+                break;
+            } else {
+                memset(acc, 0, (size_t)w->size * sizeof(T));
+            }
+            w->part[part] = acc;
+            if (!w->direct && !(col = tg_conv_scratch(0, (size_t)(w->K * w->rows * g->OW) * sizeof(T)))) {
+                atomic_store(&w->oom, 1);
+                atomic_store(&w->next, w->units);
+                break;
+            }
+        }
+        int64_t gi = u / (g->N * w->nchunks), n = u / w->nchunks % g->N;
+        int64_t oh0 = u % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
+        int64_t len = r * g->OW;
+        const T *xg = w->x + (n * g->C + gi * w->Cg) * g->H * g->W;
+        const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
+        const T *b = xg + oh0 * g->OW;
+        int64_t csb = g->H * g->W;
+        if (!w->direct) {
+            FN(conv_im2col)(col, xg, g, w->Cg, oh0, r);
+            b = col, csb = len;
+        }
+        FN(tg_cpu_gemm_serial)(w->M, w->K, len, dg, P, 1, b, 1, csb, (T)1,
+                               acc + gi * w->M * w->K, w->K, 1);
+    }
+}
+
+static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2d_geom *g)
+{
+    FN(wgrad) w = { .g = g, .dw = dw, .dout = dout, .x = x, .Cg = g->C / g->groups,
+                    .M = g->OC / g->groups };
+    w.K = w.Cg * g->KH * g->KW;
+    w.size = g->OC * w.K;
+    w.direct = g->KH == 1 && g->KW == 1 && g->stride[0] == 1 && g->stride[1] == 1 &&
+               g->pad[0] == 0 && g->pad[1] == 0 && g->OH == g->H && g->OW == g->W;
+    w.rows = FN(conv_chunk_rows)(g);
+    if (w.direct)
+        w.rows = g->OH; /* x rows are contiguous: one chunk an image... */
+    if (w.direct && g->N < 2 * tg_pool_num_threads())
+        w.rows = (g->OH + 2 * tg_pool_num_threads() - 1) / (2 * tg_pool_num_threads());
+    w.nchunks = (g->OH + w.rows - 1) / w.rows;
+    w.units = g->groups * g->N * w.nchunks;
+    memset(dw, 0, (size_t)w.size * sizeof(T));
+    double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
+    tg_conv_run(flops, w.units, FN(wgrad_fn), &w);
+    if (atomic_load(&w.oom))
+        return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's dw copy");
+    int parts = atomic_load(&w.nparts);
+    for (int p = 1; p < parts; p++)
+        for (int64_t i = 0; i < w.size; i++)
+            dw[i] += w.part[p][i];
+    return TG_OK;
+}
+
+/* ---------------------------------------------------------------- depthwise */
+
+/* groups == C, OC = mult * C: every output plane is one channel's plane filtered with
+ * its own KH x KW kernel. Direct loops along the output rows (unit stride vectorises);
+ * units are whole planes, so no two write one element. */
+typedef struct {
+    const tg_conv2d_geom *g;
+    T *out;
+    const T *a, *b, *bias; /* forward: x, w; data: dout, w; weight: dout, x */
+    int64_t mult;
+} FN(dw);
+
+/* The output columns [lo, hi) whose input column ow*sw + iwo is inside [0, W). */
+static void FN(dw_cols)(const tg_conv2d_geom *g, int64_t iwo, int64_t *lo, int64_t *hi)
+{
+    int64_t sw = g->stride[1];
+    int64_t l = iwo >= 0 ? 0 : (-iwo + sw - 1) / sw;
+    int64_t h = iwo < g->W ? (g->W - iwo + sw - 1) / sw : 0;
+    h = h > g->OW ? g->OW : h;
+    *lo = l > h ? h : l, *hi = h;
+}
+
+static void FN(dw_fwd_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    const FN(dw) *d = ctx;
+    const tg_conv2d_geom *g = d->g;
+    int64_t sw = g->stride[1], P = g->OH * g->OW;
+    for (int64_t u = begin; u < end; u++) { /* u = n * OC + oc */
+        int64_t oc = u % g->OC, n = u / g->OC;
+        const T *xp = d->a + (n * g->C + oc / d->mult) * g->H * g->W;
+        const T *wk = d->b + oc * g->KH * g->KW;
+        T *op = d->out + u * P, b0 = d->bias ? d->bias[oc] : (T)0;
+        for (int64_t oh = 0; oh < g->OH; oh++) {
+            T *o = op + oh * g->OW;
+            for (int64_t ow = 0; ow < g->OW; ow++)
+                o[ow] = b0;
+            for (int64_t kh = 0; kh < g->KH; kh++) {
+                int64_t ih = oh * g->stride[0] - g->pad[0] + kh * g->dilation[0];
+                if ((uint64_t)ih >= (uint64_t)g->H)
+                    continue;
+                for (int64_t kw = 0; kw < g->KW; kw++) {
+                    int64_t iwo = kw * g->dilation[1] - g->pad[1], lo, hi;
+                    FN(dw_cols)(g, iwo, &lo, &hi);
+                    const T *xr = xp + ih * g->W + iwo;
+                    T wv = wk[kh * g->KW + kw];
+                    if (sw == 1)
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            o[ow] += wv * xr[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            o[ow] += wv * xr[ow * sw];
+                }
+            }
+        }
+    }
+}
+
+static void FN(dw_data_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    const FN(dw) *d = ctx;
+    const tg_conv2d_geom *g = d->g;
+    int64_t sw = g->stride[1], P = g->OH * g->OW;
+    for (int64_t u = begin; u < end; u++) { /* u = n * C + c */
+        int64_t c = u % g->C, n = u / g->C;
+        T *xp = d->out + u * g->H * g->W;
+        memset(xp, 0, (size_t)(g->H * g->W) * sizeof(T));
+        for (int64_t oc = c * d->mult; oc < (c + 1) * d->mult; oc++) {
+            const T *op = d->a + (n * g->OC + oc) * P, *wk = d->b + oc * g->KH * g->KW;
+            for (int64_t oh = 0; oh < g->OH; oh++)
+                for (int64_t kh = 0; kh < g->KH; kh++) {
+                    int64_t ih = oh * g->stride[0] - g->pad[0] + kh * g->dilation[0];
+                    if ((uint64_t)ih >= (uint64_t)g->H)
+                        continue;
+                    for (int64_t kw = 0; kw < g->KW; kw++) {
+                        int64_t iwo = kw * g->dilation[1] - g->pad[1], lo, hi;
+                        FN(dw_cols)(g, iwo, &lo, &hi);
+                        T *xr = xp + ih * g->W + iwo, wv = wk[kh * g->KW + kw];
+                        const T *o = op + oh * g->OW;
+                        if (sw == 1)
+                            for (int64_t ow = lo; ow < hi; ow++)
+                                xr[ow] += wv * o[ow];
+                        else
+                            for (int64_t ow = lo; ow < hi; ow++)
+                                xr[ow * sw] += wv * o[ow];
+                    }
+                }
+        }
+    }
+}
+
+static void FN(dw_weight_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    const FN(dw) *d = ctx;
+    const tg_conv2d_geom *g = d->g;
+    int64_t sw = g->stride[1], P = g->OH * g->OW;
+    for (int64_t oc = begin; oc < end; oc++)
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                int64_t iwo = kw * g->dilation[1] - g->pad[1], lo, hi;
+                FN(dw_cols)(g, iwo, &lo, &hi);
+                T s[8] = { 0 };
+                for (int64_t n = 0; n < g->N; n++) {
+                    const T *op = d->a + (n * g->OC + oc) * P;
+                    const T *xp = d->b + (n * g->C + oc / d->mult) * g->H * g->W;
+                    for (int64_t oh = 0; oh < g->OH; oh++) {
+                        int64_t ih = oh * g->stride[0] - g->pad[0] + kh * g->dilation[0];
+                        if ((uint64_t)ih >= (uint64_t)g->H)
+                            continue;
+                        const T *o = op + oh * g->OW, *xr = xp + ih * g->W + iwo;
+                        int64_t ow = lo;
+                        if (sw == 1)
+                            for (; ow + 8 <= hi; ow += 8)
+                                for (int j = 0; j < 8; j++)
+                                    s[j] += o[ow + j] * xr[ow + j];
+                        for (; ow < hi; ow++)
+                            s[0] += o[ow] * xr[ow * sw];
+                    }
+                }
+                d->out[(oc * g->KH + kh) * g->KW + kw] =
+                    ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            }
+}
+
+static void FN(conv_depthwise)(int which, T *out, const T *a, const T *b, const T *bias,
+                               const tg_conv2d_geom *g)
+{
+    FN(dw) d = { g, out, a, b, bias, g->OC / g->C };
+    double plane = 2.0 * (double)(g->OH * g->OW) * (double)(g->KH * g->KW);
+    int64_t n = which == 2 ? g->OC : g->N * (which == 0 ? g->OC : g->C);
+    double per = which == 2 ? plane * (double)g->N : which == 1 ? plane * (double)d.mult : plane;
+    int64_t grain = (int64_t)(TG_CONV_GRAIN_FLOPS / (per > 1 ? per : 1));
+    tg_pool_parallel_for(n, grain < 1 ? 1 : grain,
+                         which == 0 ? FN(dw_fwd_fn) : which == 1 ? FN(dw_data_fn) : FN(dw_weight_fn),
+                         &d);
+}

@@ -1,0 +1,31 @@
+/* Internal to conv2d: the implicit-im2col packer's interface, which each ISA provides
+ * (conv_pack_avx512.c) beside the plain-C one in conv_driver_tmpl.h. */
+#ifndef TG_CPU_CONV_IMPL_H
+#define TG_CPU_CONV_IMPL_H
+
+#include <stdint.h>
+
+/* The im2col matrix of one group, never stored: row k = (c, kh, kw), column q = (n, oh,
+ * ow) flattened over the batch, value x[n, c, oh*sh + ih_off[k], ow*sw + iw_off[k]] or 0
+ * outside the image. */
+typedef struct {
+    const void *x;        /* the group's first channel in image 0 */
+    int64_t img;          /* elements between images */
+    int64_t H, W;         /* the image */
+    int64_t OW, P;        /* output columns, output positions an image (OH * OW) */
+    int64_t sh, sw;       /* strides */
+    const int64_t *ih_off, *iw_off, *c_off; /* per row k of the block: kh*dh - ph, kw*dw - pw, c*H*W */
+} tg_conv_pack_geom;
+
+/* Packs rows [0, kc) (of the tables given) and columns [q0, q0 + nc) into nr-column
+ * micro-panels (kc rows of nr values each, k-major), columns past nc zero: the layout
+ * of the GEMM's packed B. nr is the kernel set's (32 f32 / 16 f64 for avx512). */
+typedef void (*tg_conv_pack_fn)(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, int64_t nc,
+                                void *dst);
+
+void tg_conv_pack_avx512_f32(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, int64_t nc,
+                             void *dst);
+void tg_conv_pack_avx512_f64(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, int64_t nc,
+                             void *dst);
+
+#endif
