@@ -38,6 +38,14 @@ static const tg_backend cpu_backend = {
     .random = tg_cpu_random,
     .arange = tg_cpu_arange,
     .axpy = tg_cpu_axpy,
+    /* convolution (conv/) */
+
+    /* pooling (pool.c) */
+
+    /* normalisation (norm.c) */
+
+    /* resampling and dropout */
+
 };
 
 static tg_device cpu_device = { .name = "cpu", .be = &cpu_backend };

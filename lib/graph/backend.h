@@ -145,6 +145,12 @@ typedef struct tg_backend {
     tg_status (*im2col)(tg_tensor *cols, const tg_tensor *x, const tg_conv2d_geom *g);
     tg_status (*col2im)(tg_tensor *dx, const tg_tensor *cols, const tg_conv2d_geom *g);
 
+    /* --- more pooling entries (ops/pool.c) --- */
+
+    /* --- more normalisation entries (ops/norm.c: layer/group norm, LRN) --- */
+
+    /* --- resampling and dropout entries (ops/interpolate.c, ops/dropout.c) --- */
+
     /* Optional: whether an entry handles a dtype (NULL: a non-NULL entry handles every
      * dtype the op allows). */
     bool (*supports)(tg_kernel k, tg_dtype dtype);

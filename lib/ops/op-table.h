@@ -137,6 +137,14 @@ typedef struct {
     X(AXPY_, "tg_axpy_", "dst src", tg_update_shape, tg_axpy_launch, tg_no_backward, 0, 2,                            \
       TG_OPF_INPLACE | TG_OPF_NOGRAD | TG_OPF_FLOAT, 0)                                                     \
     X(FILL_, "tg_fill_", "dst", tg_fill_shape, tg_fill_launch, tg_no_backward, 0, 1, TG_OPF_INPLACE | TG_OPF_NOGRAD, 0) \
+    /* ops/conv.c */                                                                                        \
+                                                                                                            \
+    /* ops/pool.c */                                                                                        \
+                                                                                                            \
+    /* ops/norm.c */                                                                                        \
+                                                                                                            \
+    /* ops/interpolate.c, ops/dropout.c, ops/activation.c */                                                \
+                                                                                                            \
     /* ops/random.c */                                                                                      \
     X(UNIFORM_, "tg_uniform_", "tensor", tg_uniform_shape, tg_random_launch, tg_no_backward, TG_RNG_UNIFORM, 1,  \
       TG_OPF_INPLACE | TG_OPF_NOGRAD | TG_OPF_FLOAT, 0)                                                     \
