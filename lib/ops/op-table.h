@@ -43,6 +43,14 @@ typedef union {
     struct { tg_device *dev; } to;
     struct { tg_reduction reduction; int64_t ignore_index; } cross_entropy;
     struct { const tg_function *f; void *user; } function;
+    /* convolution (ops/conv.c) */
+
+    /* pooling (ops/pool.c) */
+
+    /* normalisation (ops/norm.c) */
+
+    /* resampling, dropout, activations */
+
 } tg_op_args;
 
 /* What an output will be: the shape rule fills one per output. */
