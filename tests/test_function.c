@@ -106,6 +106,39 @@ TEST(two_outputs) {
     CHECK(tg_live_tensors() == live);
 }
 
+/* A backward that runs a backward of its own: y = x^2 whose rule differentiates a fresh
+ * graph of x^2 with tg_autograd_grad. The outer run's state must survive the inner one. */
+static tg_status nested_forward(tg_function_ctx *c, tg_tensor *const *in, tg_tensor **out) {
+    tg_function_save(c, in[0]);
+    out[0] = tg_square(in[0]);
+    return out[0] ? TG_OK : tg_last_status();
+}
+
+static tg_status nested_backward(tg_function_ctx *c, tg_tensor *const *gout, tg_tensor **gin) {
+    tg_tensor *x = tg_param(tg_detach(tg_function_saved(c, 0))), *g;
+    bool prev = tg_set_grad_enabled(true);
+    tg_tensor *z = tg_square(x);
+    tg_status st = tg_autograd_grad(1, &z, &gout[0], 1, &x, &g, NULL);
+    tg_set_grad_enabled(prev);
+    gin[0] = st == TG_OK ? g : NULL;
+    return st;
+}
+
+static const tg_function nested = { "nested", 1, 1, nested_forward, nested_backward };
+
+TEST(backward_inside_a_backward) {
+    tg_device *dev = tg_test_device();
+    tg_tensor *x = tg_param(tg_from_f64((double[]){ 1.5, -2 }, TG_SHAPE(2), dev));
+    /* loss = sum(3 * nested(x) + x^3): 6x + 3x^2 */
+    tg_tensor *loss = tg_sum(tg_add(tg_mul_scalar(tg_function_call(&nested, NULL, 1, &x), 3), tg_pow_scalar(x, 3)),
+                             TG_ALL, false);
+    CHECK(tg_backward(loss) == TG_OK);
+    double *g = tg_test_values(tg_grad(x));
+    CHECK_NEAR(g[0], 6 * 1.5 + 3 * 1.5 * 1.5, 1e-12);
+    CHECK_NEAR(g[1], 6 * -2 + 3 * 4, 1e-12);
+    free(g);
+}
+
 static tg_status failing_forward(tg_function_ctx *c, tg_tensor *const *in, tg_tensor **out) {
     (void)c, (void)out;
     return tg_matmul(in[0], in[0]) ? TG_OK : tg_last_status();
@@ -126,5 +159,5 @@ TEST(errors) {
     CHECK_ERROR(tg_function_save(NULL, x), "tg_function_save: only inside a function's forward");
 }
 
-TG_TEST_MAIN(&tg_case_swish_forward_matches_the_formula, &tg_case_swish_gradcheck_and_gradgradcheck,
+TG_TEST_MAIN(&tg_case_backward_inside_a_backward, &tg_case_swish_forward_matches_the_formula, &tg_case_swish_gradcheck_and_gradgradcheck,
              &tg_case_swish_gradient_in_a_loss, &tg_case_two_outputs, &tg_case_errors)

@@ -38,9 +38,11 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
     int64_t M = out->shape[nd - 2], N = out->shape[nd - 1], K = a->shape[nd - 1];
     int64_t batch = tg_shape_numel(nb, out->shape);
     int64_t one_off[3] = { 0, 0, 0 }, *offs = one_off;
-    if (batch > 1) {
-        offs = malloc((size_t)batch * 3 * sizeof *offs);
-        if (!offs) return tg_error(TG_ERR_NOMEM, "tg_matmul: out of host memory");
+    if (batch > 1) { /* the per-item offsets live in the device's scratch memory: no malloc per call */
+        void *scratch;
+        tg_status st = tg_scratch(out->storage->dev, (size_t)batch * 3 * sizeof *offs, &scratch);
+        if (st != TG_OK) return st;
+        offs = scratch;
         int64_t idx[TG_MAX_DIMS] = { 0 };
         for (int64_t i = 0; i < batch; i++) {
             int64_t oa = 0, ob = 0, oc = 0;
@@ -64,7 +66,6 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
         tg_cpu_gemm_batched_f64(batch, M, N, K, (const double *)tg_cpu_ptr(a), offs, sa[0], sa[1],
                                 (const double *)tg_cpu_ptr(b), offs + batch, sb[0], sb[1], 0.0,
                                 (double *)tg_cpu_ptr(out), offs + 2 * batch, sc[0], sc[1]);
-    if (offs != one_off) free(offs);
     return TG_OK;
 }
 
