@@ -274,6 +274,25 @@ TG_API tg_status tg_autograd_grad(int n_outputs, tg_tensor *const *outputs,
                                   tg_tensor *const *inputs, tg_tensor **grads,
                                   const tg_backward_opts *opts);
 
+/* A gradient hook: called with the gradient flowing into t during a backward pass
+ * (for a leaf before it is added to .grad, for any other tensor once its gradient is
+ * complete, and in tg_autograd_grad too). It returns the gradient to use from there
+ * on: grad itself to only inspect it, or a new tensor of grad's shape, dtype and device
+ * to change it; NULL fails the backward with the hook's message. Hooks run in the
+ * order they were registered, in grad mode when the backward records itself. */
+typedef tg_tensor *(*tg_grad_hook)(tg_tensor *grad, void *ctx);
+TG_API tg_status tg_register_hook(tg_tensor *t, tg_grad_hook fn, void *ctx);
+/* Removes every hook registered on t. */
+TG_API void tg_remove_hooks(tg_tensor *t);
+
+/* Moves n leaf parameters into one flat buffer, the layout optimizers step over with a
+ * handful of ops whatever the number of parameters: each keeps its shape and values
+ * but becomes a view of *flat (1-D, the total size), and its gradient a view of
+ * *flat_grad (zero-filled), which backward accumulates into in place. The leaves must
+ * share one float dtype and device, own their storage alone (no views of them alive)
+ * and have no graph. *flat and *flat_grad are owned references (tg_release). */
+TG_API tg_status tg_params_flatten(int n, tg_tensor *const *params, tg_tensor **flat, tg_tensor **flat_grad);
+
 /* Grad mode: when off, no op records. Returns the previous setting, to restore. */
 TG_API bool tg_set_grad_enabled(bool enabled);
 TG_API bool tg_is_grad_enabled(void);

@@ -203,6 +203,21 @@ static tg_status accumulate_leaf(tg_tensor *leaf, tg_tensor *g, bool may_adopt) 
     return TG_OK;
 }
 
+/* A gradient reaching a leaf: through its hooks, then into .grad or the captured slot. */
+static tg_status to_leaf(tg_tensor *leaf, tg_tensor *g, const run_opts *o, bool may_adopt) {
+    tg_status st = TG_OK;
+    if (leaf->hooks) {
+        tg_tensor_incref(g);
+        st = tg_hooks_run(leaf->hooks, 0, &g);
+        may_adopt = false;
+    }
+    if (st == TG_OK && o->n_capture == 0) st = accumulate_leaf(leaf, g, may_adopt);
+    for (int k = 0; k < o->n_capture && st == TG_OK; k++)
+        if (o->capture_in[k] == leaf) st = accumulate(&o->capture_out[k], g);
+    if (leaf->hooks) tg_tensor_decref(g);
+    return st;
+}
+
 static tg_status route(tg_node *n, int i, tg_tensor *g, const run_opts *o) {
     tg_edge *e = &n->inputs[i];
     char b1[128], b2[128];
@@ -212,10 +227,7 @@ static tg_status route(tg_node *n, int i, tg_tensor *g, const run_opts *o) {
                         g->storage->dev->name, i, tg_shape_str(b2, e->ndim, e->shape), tg_dtype_name(e->dtype),
                         e->dev->name);
     if (e->fn) return accumulate(grad_slot(o->w, e->fn, e->output_nr), g);
-    if (o->n_capture == 0) return accumulate_leaf(e->leaf, g, true);
-    for (int k = 0; k < o->n_capture; k++)
-        if (o->capture_in[k] == e->leaf) return accumulate(&o->capture_out[k], g);
-    return TG_OK;
+    return to_leaf(e->leaf, g, o, true);
 }
 
 /* The gradients of n's outputs, zeros for outputs that got none (some did). */
@@ -233,6 +245,8 @@ static tg_status output_grads(tg_node *n, tg_tensor **slots, tg_tensor **gout) {
 
 static tg_status run_node(tg_node *n, tg_tensor **slots, const run_opts *o) {
     tg_status st = TG_OK;
+    for (int k = 0; k < n->n_outputs && st == TG_OK && n->hooks; k++) /* each output's gradient is complete */
+        if (slots[k]) st = tg_hooks_run(n->hooks, k, &slots[k]);
     for (int k = 0; k < o->n_capture && st == TG_OK; k++) /* a non-leaf input: the grad its node receives */
         if (o->capture_in[k]->grad_fn == n && slots[o->capture_in[k]->output_nr])
             st = accumulate(&o->capture_out[k], slots[o->capture_in[k]->output_nr]);
@@ -271,9 +285,7 @@ static tg_status seed(tg_tensor *root, tg_tensor *grad, const run_opts *o) {
                         tg_shape_str(b2, root->ndim, root->shape), tg_dtype_name(root->dtype));
     }
     if (root->grad_fn) return accumulate(grad_slot(o->w, root->grad_fn, root->output_nr), grad);
-    for (int k = 0; k < o->n_capture; k++)
-        if (o->capture_in[k] == root) return accumulate(&o->capture_out[k], grad);
-    return o->n_capture ? TG_OK : accumulate_leaf(root, grad, false); /* never adopt the caller's tensor */
+    return to_leaf(root, grad, o, false); /* never adopt the caller's tensor */
 }
 
 static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *grads, run_opts *o) {

@@ -164,6 +164,7 @@ static void node_free(tg_node *n) {
     if (n->inputs != n->small_inputs) free(n->inputs);
     if (n->outputs != n->small_outputs) free(n->outputs);
     if (n->saved != n->small_saved) free(n->saved);
+    tg_hooks_free(n->hooks);
     tg_recycle_free(nodes(), n);
 }
 

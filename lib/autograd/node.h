@@ -57,10 +57,22 @@ struct tg_node {
     bool released;     /* saved tensors dropped after a backward without retain_graph */
     bool incomplete;   /* a save ran out of memory: backward reports it */
     tg_op_args args;   /* the op's typed parameters */
+    tg_hook *hooks;    /* gradient hooks of its outputs (owned) */
     tg_node *free_next; /* the free work list */
 };
 
-/* True when grad mode is on and some input requires grad. */
+struct tg_hook {
+    tg_grad_hook fn;
+    void *ctx;
+    int output_nr;     /* on a node: which output's gradient it sees */
+    tg_hook *next;
+};
+
+/* Runs the hooks for one gradient in order (those of output_nr when on a node):
+ * *g is replaced by what each returns (an owned ref in *g is kept right). */
+tg_status tg_hooks_run(const tg_hook *h, int output_nr, tg_tensor **g);
+
+/* True when grad mode and some input requires grad. */
 bool tg_node_should_record(int n, tg_tensor *const *inputs);
 /* Creates the node for out (out->grad_fn = node, out->requires_grad = true). Returns
  * NULL only when out of memory (message set); the op then fails. */

@@ -10,6 +10,7 @@
 #include "lib/graph/backend.h"
 
 typedef struct tg_node tg_node;
+typedef struct tg_hook tg_hook; /* gradient hooks (autograd/hooks.c) */
 
 /* A block of device memory shared by a tensor and its views. Reference counts are
  * atomic: a read-only tensor (a weight in grad-off mode) may be viewed from several
@@ -44,6 +45,7 @@ struct tg_tensor {
     int output_nr;            /* which output of grad_fn this tensor is */
     tg_node *grad_fn;         /* the node that made it (owned ref), NULL for leaves */
     tg_tensor *grad;          /* accumulated gradient of a leaf (owned ref): its own buffer */
+    tg_hook *hooks;           /* a leaf's gradient hooks (owned) */
 };
 
 /* Memory statistics, updated atomically by every thread that allocates. */
@@ -76,6 +78,9 @@ tg_tensor *tg_tensor_alias(const tg_tensor *t, int ndim, const int64_t *shape,
 tg_tensor *tg_tensor_alias_unscoped(const tg_tensor *t, int ndim, const int64_t *shape,
                                     const int64_t *strides, int64_t offset);
 void tg_tensor_incref(tg_tensor *t);
+/* Points t at base's storage from offset on, dense in t's shape; its old storage is
+ * dropped (tg_params_flatten; the caller copied the values first). */
+void tg_tensor_rebind(tg_tensor *t, const tg_tensor *base, int64_t offset);
 void tg_tensor_decref(tg_tensor *t);
 /* Hands the caller's ref to the current scope; on out-of-memory the ref is dropped
  * and TG_ERR_NOMEM returned (the tensor may then be gone). */
@@ -121,5 +126,6 @@ tg_status tg_scratch(tg_device *dev, size_t nbytes, void **out);
 
 /* Tape nodes are owned by autograd; a tensor's grad_fn ref is dropped through this. */
 void tg_node_decref(tg_node *n);
+void tg_hooks_free(tg_hook *h);
 
 #endif

@@ -135,6 +135,14 @@ tg_tensor *tg_tensor_alias(const tg_tensor *src, int ndim, const int64_t *shape,
     return t && tg_scope_add(t) == TG_OK ? t : NULL;
 }
 
+void tg_tensor_rebind(tg_tensor *t, const tg_tensor *base, int64_t offset) {
+    atomic_fetch_add_explicit(&base->storage->refcount, 1, memory_order_relaxed);
+    storage_decref(t->storage);
+    t->storage = base->storage;
+    t->offset = offset;
+    tg_contiguous_strides(t->ndim, t->shape, t->strides);
+}
+
 void tg_tensor_incref(tg_tensor *t) {
     if (t) atomic_fetch_add_explicit(&t->refcount, 1, memory_order_relaxed);
 }
@@ -149,6 +157,7 @@ void tg_tensor_decref(tg_tensor *t) {
     storage_decref(t->storage);
     tg_node_decref(t->grad_fn);
     tg_tensor_decref(t->grad);
+    tg_hooks_free(t->hooks);
     g_live--;
     mark_dead(t);
     if (tg_debug_enabled()) { /* never reused: the message stays exact */
