@@ -72,8 +72,9 @@ stage() {
     >"$logs/$name.log" 2>&1
   rc=$?
   grep -vE '^\s*$|^Full log written to' "$logs/$name.log"
-  mv -f "$dir/meson-logs/$base.json" "$dir/meson-logs/$base.txt" "$logs/" 2>/dev/null
-  read -r p f s < <(count_json "$logs/$base.json")
+  # (meson appends the wrapper's name to the log's name: testlog-...-setarch.json)
+  mv -f "$dir/meson-logs/$base"* "$logs/" 2>/dev/null
+  read -r p f s < <(count_json "$logs/$base"*.json)
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "run-tests: meson test ($name) exited with status $rc and no failed test; counted as a failure"
     f=1
