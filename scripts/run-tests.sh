@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: set up and build, run every meson suite, then rebuild the unit
 # suites under AddressSanitizer + UndefinedBehaviorSanitizer (leak checks on) and run
-# them again, and the 'thread' suite (when it has tests) under ThreadSanitizer.
+# them again, and the 'thread' suite (when it has tests) under ThreadSanitizer; and
+# checks that an installed tapegrad builds a program through pkg-config (one more test).
 # Ends with one line "N passed, N failed, N skipped" counting test programs; exits
 # non-zero when a test failed, a meson run failed, or no test ran at all.
 # Logs of each run: build/test-logs/<run>/ (two runs at once do not share a file).
@@ -104,6 +105,9 @@ sanitizer_build() {
 
 echo "== release build: all suites"
 stage release build
+
+echo "== install: meson install, tapegrad.pc, a program built against the installed library"
+if scripts/check-install.sh build; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 if [ "${TG_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== sanitizer build (address, undefined, leak): unit suite"
