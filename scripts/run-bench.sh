@@ -26,7 +26,7 @@ if [ -x build/bench/bench_gemm ]; then
   echo "== choosing the OpenBLAS kernel for the peers"
   pick=$(build/bench/bench_gemm --pick-openblas)
   [ -n "$pick" ] && peer_env+=("OPENBLAS_CORETYPE=$pick")
-  echo "PyTorch runs with: ${peer_env[*]:1}"
+  echo "PyTorch runs under: ${peer_env[*]}"
 fi
 
 for r in $(seq 1 "$rounds"); do
