@@ -441,6 +441,10 @@ TEST(conv_errors) {
     CHECK_ERROR(tg_conv2d(x, w, b, &(tg_conv2d_opts){ .groups = 2, .dilation = 3, .padding_hw = { 1, 0 } }),
                 "tg_conv2d: kernel [3,3] with dilation [3,3] spans [7,7], more than the padded input [7,5]");
 
+    CHECK_ERROR(tg_conv2d(x, w, b, &(tg_conv2d_opts){ .groups = 2, .dilation = INT64_MAX / 2 }),
+                "tg_conv2d: sizes too large: input [5,5], kernel [3,3], stride [1,1], padding [0,0], "
+                "dilation [4611686018427387903,4611686018427387903]");
+
     /* conv1d: in 1-D terms */
     tg_tensor *x1 = z(TG_F32, TG_SHAPE(2, 3, 4)), *w1 = z(TG_F32, TG_SHAPE(2, 3, 5));
     CHECK_ERROR(tg_conv1d(x1, w1, NULL, NULL), "tg_conv1d: kernel [5] with dilation [1] spans [5], more than the padded input [4]");
@@ -510,6 +514,26 @@ TEST(conv_backward_fills_grads) {
     tg_set_grad_enabled(prev);
 }
 
+/* Empty batches, channels and outputs, as PyTorch: an empty result, zero gradients, and
+ * a sum over no input channels is the bias. */
+TEST(conv_empty) {
+    NEEDS_CONV();
+    tg_tensor *x = tg_param(z(TG_F64, TG_SHAPE(0, 2, 5, 5))), *w = tg_param(r64(TG_SHAPE(3, 2, 3, 3)));
+    tg_tensor *b = tg_param(r64(TG_SHAPE(3)));
+    tg_tensor *y = tg_conv2d(x, w, b, NULL);
+    CHECK(y && tg_numel(y) == 0 && tg_shape_of(y).dims[2] == 3);
+    CHECK(tg_backward(tg_sum(y, TG_ALL, false)) == TG_OK);
+    double *gw = tg_test_values(tg_grad(w)), *gb = tg_test_values(tg_grad(b));
+    CHECK(gw && gb && gw[0] == 0 && gw[53] == 0 && gb[2] == 0);
+    free(gw), free(gb);
+    double bias[2] = { 1.5, -2 };
+    y = tg_conv2d(z(TG_F64, TG_SHAPE(1, 0, 3, 3)), z(TG_F64, TG_SHAPE(2, 0, 2, 2)), tg_from_f64(bias, TG_SHAPE(2), dev()), NULL);
+    double want[8] = { 1.5, 1.5, 1.5, 1.5, -2, -2, -2, -2 };
+    CHECK(compare(y, TG_SHAPE(1, 2, 2, 2), want, TG_F64, 1) == 0);
+    y = tg_conv_transpose2d(r64(TG_SHAPE(1, 2, 3, 3)), z(TG_F64, TG_SHAPE(2, 0, 2, 2)), NULL, NULL);
+    CHECK(y && tg_numel(y) == 0 && tg_shape_of(y).dims[1] == 0 && tg_shape_of(y).dims[3] == 4);
+}
+
 static bool ready(void) {
     if (!tg_test_device_ready()) return false;
     tg_manual_seed(7);
@@ -524,4 +548,4 @@ static bool ready(void) {
 TG_TEST_MAIN_WITH(ready, &tg_case_conv2d_forward_grid, &tg_case_conv1d_forward_grid, &tg_case_conv_transpose2d_forward_grid,
                   &tg_case_conv2d_same_even_kernel_by_hand, &tg_case_conv2d_gradcheck, &tg_case_conv1d_gradcheck,
                   &tg_case_conv_transpose2d_gradcheck, &tg_case_conv_gradgradcheck, &tg_case_conv_errors,
-                  &tg_case_conv_device_kernel_or_message, &tg_case_conv_backward_fills_grads)
+                  &tg_case_conv_device_kernel_or_message, &tg_case_conv_backward_fills_grads, &tg_case_conv_empty)

@@ -145,6 +145,12 @@ static void resolve(int64_t *dst, int sp, int64_t scalar, const int64_t *pair, i
     }
 }
 
+/* a * b, or INT64_MAX where that overflows (a size no check lets through). */
+static int64_t mul_sat(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* "[a]" or "[a,b]": per-axis values in messages, like shapes. */
 static const char *tup(char *buf, int sp, const int64_t *v) { return tg_shape_str(buf, sp, v); }
 
@@ -209,12 +215,12 @@ static bool check_tensors(const conv_req *r, tg_tensor *x, tg_tensor *w, tg_tens
     if (!r->transposed && w->shape[0] % r->groups)
         return tg_error_null(TG_ERR_SHAPE, "%s: out_channels %lld (weight %s) is not divisible by groups %lld", name,
                              (long long)w->shape[0], tg_shape_str(b1, w->ndim, w->shape), (long long)r->groups);
-    int64_t want = r->transposed ? w->shape[0] : w->shape[1] * r->groups;
+    int64_t want = r->transposed ? w->shape[0] : mul_sat(w->shape[1], r->groups);
     if (c_in != want)
         return tg_error_null(TG_ERR_SHAPE, "%s: input %s has %lld channels, but weight %s with groups %lld expects %lld",
                              name, tg_shape_str(b1, x->ndim, x->shape), (long long)c_in,
                              tg_shape_str(b2, w->ndim, w->shape), (long long)r->groups, (long long)want);
-    *c_out = r->transposed ? w->shape[1] * r->groups : w->shape[0];
+    *c_out = r->transposed ? mul_sat(w->shape[1], r->groups) : w->shape[0];
     if (bias && (bias->ndim != 1 || bias->shape[0] != *c_out))
         return tg_error_null(TG_ERR_SHAPE, "%s: bias must be 1-D with out_channels (%lld) elements, got %s", name,
                              (long long)*c_out, tg_shape_str(b1, bias->ndim, bias->shape));
@@ -231,6 +237,12 @@ static bool out_size(conv_req *r, const int64_t *in, const int64_t *k, int64_t *
     char b[8][128];
     int sp = r->sp;
     int64_t padded[2], span[2], hi[2];
+    for (int i = 0; i < sp; i++) /* every sum and product below stays far inside int64 */
+        if ((double)r->dilation[i] * (double)k[i] + (double)in[i] * (double)r->stride[i] + 2.0 * (double)r->pad[i] +
+                (double)r->out_pad[i] > 0x1p60)
+            return tg_error_null(TG_ERR_SHAPE, "%s: sizes too large: input %s, kernel %s, stride %s, padding %s, "
+                                 "dilation %s", r->name, tup(b[0], sp, in), tup(b[1], sp, k), tup(b[2], sp, r->stride),
+                                 tup(b[3], sp, r->pad), tup(b[4], sp, r->dilation));
     for (int i = 0; i < sp; i++) {
         span[i] = r->dilation[i] * (k[i] - 1) + 1;
         hi[i] = r->pad[i];
