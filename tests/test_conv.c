@@ -393,11 +393,12 @@ TEST(conv_gradgradcheck) {
 
 static tg_tensor *z(tg_dtype dt, tg_shape s) { return tg_zeros(dt, s, dev()); }
 
+/* Every user error is found before the device is asked for a kernel, so this runs on
+ * every device. */
 TEST(conv_errors) {
-    NEEDS_CONV();
     tg_tensor *x = z(TG_F32, TG_SHAPE(1, 4, 5, 5)), *w = z(TG_F32, TG_SHAPE(6, 2, 3, 3)), *b = z(TG_F32, TG_SHAPE(6));
     const tg_conv2d_opts g2 = { .groups = 2 };
-    CHECK(tg_conv2d(x, w, b, &g2) != NULL);
+    CHECK(!g_supported || tg_conv2d(x, w, b, &g2) != NULL);
     CHECK_ERROR(tg_conv2d(NULL, w, b, NULL), "tg_conv2d: x is NULL");
     CHECK_ERROR(tg_conv2d(x, NULL, b, NULL), "tg_conv2d: weight is NULL");
     CHECK_ERROR(tg_conv2d(z(TG_I32, TG_SHAPE(1, 4, 5, 5)), w, b, &g2),
@@ -462,7 +463,7 @@ TEST(conv_errors) {
 
     /* conv_transpose2d: weight (C_in, C_out/groups, kH, kW) */
     tg_tensor *xt = z(TG_F32, TG_SHAPE(1, 4, 3, 3)), *wt = z(TG_F32, TG_SHAPE(4, 3, 3, 3));
-    CHECK(tg_conv_transpose2d(xt, wt, z(TG_F32, TG_SHAPE(6)), &(tg_conv_transpose2d_opts){ .groups = 2 }) != NULL);
+    CHECK(!g_supported || tg_conv_transpose2d(xt, wt, z(TG_F32, TG_SHAPE(6)), &(tg_conv_transpose2d_opts){ .groups = 2 }) != NULL);
     CHECK_ERROR(tg_conv_transpose2d(xt, z(TG_F32, TG_SHAPE(3, 3, 3, 3)), NULL, NULL),
                 "tg_conv_transpose2d: input [1,4,3,3] has 4 channels, but weight [3,3,3,3] with groups 1 expects 3");
     CHECK_ERROR(tg_conv_transpose2d(xt, wt, NULL, &(tg_conv_transpose2d_opts){ .groups = 3 }),
