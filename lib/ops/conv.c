@@ -176,7 +176,8 @@ static bool check_options(const conv_req *r) {
             return tg_error_null(TG_ERR_INVALID, "%s: output_padding %s must be smaller than stride %s or dilation %s "
                                  "on each axis", name, tup(b1, sp, r->out_pad), tup(b2, sp, r->stride),
                                  tup(b3, sp, r->dilation));
-    if (r->groups < 1) return tg_error_null(TG_ERR_INVALID, "%s: groups must be positive, got %lld", name, (long long)r->groups);
+    if (r->groups < 1)
+        return tg_error_null(TG_ERR_INVALID, "%s: groups must be positive, got %lld", name, (long long)r->groups);
     if (r->kind != TG_CONV_PAD_EXPLICIT && r->kind != TG_CONV_PAD_VALID && r->kind != TG_CONV_PAD_SAME)
         return tg_error_null(TG_ERR_INVALID, "%s: unknown padding_kind %d", name, (int)r->kind);
     const char *kind = r->kind == TG_CONV_PAD_SAME ? "same" : "valid";
@@ -197,7 +198,8 @@ static bool check_tensors(const conv_req *r, tg_tensor *x, tg_tensor *w, tg_tens
     char b1[128], b2[128];
     const char *name = r->name, *axes = r->sp == 2 ? "H, W" : "L", *kaxes = r->sp == 2 ? "kH, kW" : "kL";
     int sp = r->sp;
-    if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "weight", w) || (bias && !tg_op_nonnull(name, "bias", bias)))
+    if (!tg_op_nonnull(name, "x", x) || !tg_op_nonnull(name, "weight", w) ||
+        (bias && !tg_op_nonnull(name, "bias", bias)))
         return false;
     if (!tg_op_float(name, x) || !tg_op_compatible(name, x, w) || (bias && !tg_op_compatible(name, x, bias)))
         return false;
@@ -217,7 +219,8 @@ static bool check_tensors(const conv_req *r, tg_tensor *x, tg_tensor *w, tg_tens
                              (long long)w->shape[0], tg_shape_str(b1, w->ndim, w->shape), (long long)r->groups);
     int64_t want = r->transposed ? w->shape[0] : mul_sat(w->shape[1], r->groups);
     if (c_in != want)
-        return tg_error_null(TG_ERR_SHAPE, "%s: input %s has %lld channels, but weight %s with groups %lld expects %lld",
+        return tg_error_null(TG_ERR_SHAPE,
+                             "%s: input %s has %lld channels, but weight %s with groups %lld expects %lld",
                              name, tg_shape_str(b1, x->ndim, x->shape), (long long)c_in,
                              tg_shape_str(b2, w->ndim, w->shape), (long long)r->groups, (long long)want);
     *c_out = r->transposed ? mul_sat(w->shape[1], r->groups) : w->shape[0];
@@ -280,7 +283,8 @@ static tg_tensor *convolve(conv_req *r, tg_tensor *x, tg_tensor *w, tg_tensor *b
     int64_t oshape[4] = { n, c_out, out[0], sp == 2 ? out[1] : 1 };
     if (!tg_op_shape_ok(r->name, 4, oshape)) return NULL;
     /* the geometry in 2-D: a 1-D call is over a height of 1 */
-    tg_op_args a = { .conv = { .H = 1, .OH = 1, .KH = 1, .stride = { 1, 1 }, .dilation = { 1, 1 }, .groups = r->groups } };
+    tg_op_args a = { .conv = { .H = 1, .OH = 1, .KH = 1, .stride = { 1, 1 }, .dilation = { 1, 1 },
+                               .groups = r->groups } };
     int o = 2 - sp; /* the first 2-D axis the call's axes fill (W for 1-D) */
     /* the op's x side is the call's input, or its output when transposed */
     int64_t *H[2] = { &a.conv.H, &a.conv.W }, *OH[2] = { &a.conv.OH, &a.conv.OW }, *K[2] = { &a.conv.KH, &a.conv.KW };

@@ -44,7 +44,7 @@ typedef union {
     struct { tg_reduction reduction; int64_t ignore_index; } cross_entropy;
     struct { const tg_function *f; void *user; } function;
     /* convolution (ops/conv.c) */
-    struct { int64_t H, W, OH, OW, KH, KW, stride[2], pad[2], dilation[2], groups; } conv; /* tg_conv2d_geom but N, C, OC */
+    struct { int64_t H, W, OH, OW, KH, KW, stride[2], pad[2], dilation[2], groups; } conv; /* geometry but N, C, OC */
 
     /* pooling (ops/pool.c) */
 
