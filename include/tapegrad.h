@@ -482,6 +482,85 @@ TG_API tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels,
  * leading axes broadcast: (B,1,M,K) @ (H,K,N) -> (B,H,M,N). */
 TG_API tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
 
+/* ---------------------------------------------------------------- convolution
+ * As torch.nn.functional's conv1d, conv2d and conv_transpose2d: NCHW (NCL for 1-D),
+ * cross-correlation (no kernel flip), zero padding. An options struct stands for
+ * PyTorch's keyword arguments: NULL, or a field left 0, is PyTorch's default (stride 1,
+ * padding 0, dilation 1, groups 1, output_padding 0). A scalar field sets both spatial
+ * axes, like PyTorch's int; the _hw pairs (H, W) are PyTorch's tuples: a pair with a
+ * non-zero entry replaces its scalar, and a 0 in it means 1 for stride and dilation,
+ * 0 for padding and output_padding: .padding_hw = { 0, 1 } pads W only.
+ *
+ * Every tensor is f32 or f64, of one dtype and on one device; an unbatched input
+ * ((C, H, W), or (C, L) for 1-D) gives an unbatched output, as in PyTorch. Inputs of
+ * any strides are accepted (a dense copy is made for the kernel). The result is
+ * differentiable in x, weight and bias, twice and more (the backward is made of the
+ * same convolutions). bias may be NULL for none: a failed call that returned NULL
+ * cannot be told from that, so check it before passing it.
+ *
+ * Errors (NULL and a message naming the call and the values): a dtype that is not
+ * f32/f64, or two dtypes or devices; an input or weight of the wrong rank; channels
+ * that do not match the weight; groups that do not divide the channels; a bias that is
+ * not 1-D with one element per output channel; a negative stride, padding, dilation,
+ * groups or output_padding; padding "same" with a stride other than 1, or with
+ * padding amounts; a kernel of size 0; a dilated kernel larger than the padded input;
+ * an output size <= 0; output_padding not smaller than the stride or the dilation; a
+ * device without convolution kernels ("tg_conv2d: device opencl:0 has no conv2d kernel
+ * for f32 (yet)"). */
+
+/* PyTorch's padding="valid" and padding="same". */
+typedef enum {
+    TG_CONV_PAD_EXPLICIT = 0, /* the amounts in padding / padding_hw (default 0) */
+    TG_CONV_PAD_VALID,        /* no padding */
+    TG_CONV_PAD_SAME,         /* the output has the input's size: d*(k-1) zeros per axis, half before and
+                                 the rest (one more when odd) after, as PyTorch; stride 1 only */
+} tg_conv_padding;
+
+typedef struct {
+    int64_t stride;           /* default 1 */
+    int64_t padding;          /* zeros on each side of each axis; default 0 */
+    int64_t dilation;         /* spacing of the kernel taps; default 1 */
+    int64_t groups;           /* default 1; in_channels and out_channels must be multiples of it
+                                 (groups = in_channels: depthwise) */
+    tg_conv_padding padding_kind; /* "valid"/"same" instead of amounts (then padding must be 0) */
+    int64_t stride_hw[2], padding_hw[2], dilation_hw[2]; /* per axis (H, W) */
+} tg_conv2d_opts;
+
+/* x (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out)
+ * or NULL. Returns (N, C_out, H_out, W_out) with, per axis,
+ * H_out = floor((H + pad_before + pad_after - dilation*(kH-1) - 1) / stride) + 1. */
+TG_API tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_conv2d_opts *opts);
+
+typedef struct {
+    int64_t stride;           /* default 1 */
+    int64_t padding;          /* default 0 */
+    int64_t dilation;         /* default 1 */
+    int64_t groups;           /* default 1 */
+    tg_conv_padding padding_kind;
+} tg_conv1d_opts;
+
+/* x (N, C_in, L) or (C_in, L); weight (C_out, C_in/groups, kL); bias (C_out) or NULL.
+ * Returns (N, C_out, L_out), L_out as H_out above; the 2-D convolution over a height
+ * of 1 (views, no copy), so gradients and errors are tg_conv2d's, in 1-D terms. */
+TG_API tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_conv1d_opts *opts);
+
+typedef struct {
+    int64_t stride;           /* default 1 */
+    int64_t padding;          /* dilation*(k-1) - padding zeros on each side; default 0 */
+    int64_t output_padding;   /* extra size on the bottom/right; default 0; each axis' must be
+                                 smaller than its stride or its dilation, as PyTorch */
+    int64_t dilation;         /* default 1 */
+    int64_t groups;           /* default 1 */
+    int64_t stride_hw[2], padding_hw[2], output_padding_hw[2], dilation_hw[2]; /* per axis (H, W) */
+} tg_conv_transpose2d_opts;
+
+/* The gradient of tg_conv2d with respect to its input, as an op ("deconvolution"):
+ * x (N, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/groups, kH, kW) (PyTorch's
+ * layout); bias (C_out) or NULL. Returns (N, C_out, H_out, W_out) with
+ * H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1. */
+TG_API tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
+                                      const tg_conv_transpose2d_opts *opts);
+
 /* ---------------------------------------------------------------- movement
  * Views share storage with their input (no copy) where strides allow. */
 

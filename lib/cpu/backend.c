@@ -2,6 +2,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/cpu/conv/conv.h"
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
@@ -39,6 +40,9 @@ static const tg_backend cpu_backend = {
     .arange = tg_cpu_arange,
     .axpy = tg_cpu_axpy,
     /* convolution (conv/) */
+    .conv2d = tg_cpu_conv2d_forward,
+    .conv2d_backward_data = tg_cpu_conv2d_backward_data,
+    .conv2d_backward_weight = tg_cpu_conv2d_backward_weight,
 
     /* pooling (pool.c) */
 

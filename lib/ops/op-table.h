@@ -44,6 +44,7 @@ typedef union {
     struct { tg_reduction reduction; int64_t ignore_index; } cross_entropy;
     struct { const tg_function *f; void *user; } function;
     /* convolution (ops/conv.c) */
+    struct { int64_t H, W, OH, OW, KH, KW, stride[2], pad[2], dilation[2], groups; } conv; /* geometry but N, C, OC */
 
     /* pooling (ops/pool.c) */
 
@@ -146,6 +147,12 @@ typedef struct {
       TG_OPF_INPLACE | TG_OPF_NOGRAD | TG_OPF_FLOAT, 0)                                                     \
     X(FILL_, "tg_fill_", "dst", tg_fill_shape, tg_fill_launch, tg_no_backward, 0, 1, TG_OPF_INPLACE | TG_OPF_NOGRAD, 0) \
     /* ops/conv.c */                                                                                        \
+    X(CONV2D, "tg_conv2d", "x weight bias", tg_conv_shape, tg_conv_launch, tg_bw_conv2d, TG_KERNEL_CONV2D, 3,  \
+      TG_OPF_FLOAT, 3)                                                                                      \
+    X(CONV2D_BACKWARD_DATA, "tg_conv_transpose2d", "x weight", tg_conv_shape, tg_conv_launch,               \
+      tg_bw_conv2d_backward_data, TG_KERNEL_CONV2D_BACKWARD_DATA, 2, TG_OPF_FLOAT, 3)                       \
+    X(CONV2D_BACKWARD_WEIGHT, "tg_conv2d_backward_weight", "grad_output x", tg_conv_shape, tg_conv_launch,  \
+      tg_bw_conv2d_backward_weight, TG_KERNEL_CONV2D_BACKWARD_WEIGHT, 2, TG_OPF_FLOAT, 3)                   \
                                                                                                             \
     /* ops/pool.c */                                                                                        \
                                                                                                             \
