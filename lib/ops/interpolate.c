@@ -114,9 +114,12 @@ static bool resolve(const tg_tensor *x, const tg_interpolate_opts *o, axis_geom 
         if (has_size) {
             g[a].out = size[a];
             g[a].scale = 0;
-        } else { /* floor(in * scale), as PyTorch's cast; past the element limit the shape check reports it */
+        } else { /* floor(in * scale), as PyTorch's cast */
             double v = floor((double)g[a].in * sf[a]);
-            g[a].out = v <= (double)TG_MAX_NUMEL ? (int64_t)v : TG_MAX_NUMEL + 1;
+            if (!(v <= (double)TG_MAX_NUMEL))
+                return tg_error(TG_ERR_INVALID, NAME ": scale_factor %g makes an output size of %g, too large", sf[a],
+                                v), false;
+            g[a].out = (int64_t)v;
             g[a].scale = o->recompute_scale_factor ? 0 : sf[a];
         }
     }
