@@ -5,6 +5,7 @@
  * axis is one or two index_selects and a weighted sum, so it runs on every device and
  * its backward (scatter-adds) and second order come from those ops. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "lib/ops/ops.h"
@@ -54,8 +55,16 @@ static void linear_taps(const axis_geom *g, bool align, bool f32, int64_t *i0, i
     }
 }
 
+/* i32 indices where they fit (every source index is below the input's size): every
+ * backend gathers with i32, and they are half the bytes. */
 static tg_tensor *pick(tg_tensor *x, int axis, const int64_t *idx, int64_t n) {
-    return tg_index_select(x, axis, tg_from_i64(idx, TG_SHAPE(n), tg_dev(x)));
+    if (x->shape[axis] > INT32_MAX) return tg_index_select(x, axis, tg_from_i64(idx, TG_SHAPE(n), tg_dev(x)));
+    int32_t *i32 = malloc((size_t)n * sizeof *i32);
+    if (!i32) return tg_error_null(TG_ERR_NOMEM, NAME ": out of host memory for %lld indices", (long long)n);
+    for (int64_t i = 0; i < n; i++) i32[i] = (int32_t)idx[i];
+    tg_tensor *r = tg_index_select(x, axis, tg_from_i32(i32, TG_SHAPE(n), tg_dev(x)));
+    free(i32);
+    return r;
 }
 
 /* Weights along axis 2 broadcast as (n, 1), along axis 3 as (n). */
