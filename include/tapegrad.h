@@ -434,6 +434,70 @@ TG_API tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b);
 /* cond (u8) ? a : b, all three broadcast together. */
 TG_API tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b);
 
+/* ---------------------------------------------------------------- activations, dropout and resampling
+ * As torch.nn.functional names and computes them; float (f32/f64) inputs only (others
+ * are an error naming the dtype). Each is composed from the ops above, so it runs on
+ * every device, its backward is exact and second order works. Special values follow
+ * PyTorch (NaN stays NaN; gelu and silu give NaN at -inf, as x * 0 does there). */
+
+/* The error function and its complement (torch.erf, torch.erfc): Cody's rational
+ * approximation, about 1e-15 relative in f64; the gradient is -+2/sqrt(pi) e^(-x^2). */
+TG_API tg_tensor *tg_erf(tg_tensor *x);
+TG_API tg_tensor *tg_erfc(tg_tensor *x);
+/* x > 0 ? x : alpha (e^x - 1) (computed as expm1, so accurate near 0; PyTorch: 1.0). */
+TG_API tg_tensor *tg_elu(tg_tensor *x, double alpha);
+typedef enum {
+    TG_GELU_NONE, /* x Phi(x) = x/2 erfc(-x/sqrt 2): exact (accurate for x << 0 too) */
+    TG_GELU_TANH, /* x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's approximate="tanh" */
+} tg_gelu_approximate;
+/* tg_gelu(x, TG_GELU_NONE) is F.gelu(x); the tanh form costs a few ops, the exact one
+ * about eighty elementwise passes (erf has no kernel of its own). */
+TG_API tg_tensor *tg_gelu(tg_tensor *x, tg_gelu_approximate approximate);
+TG_API tg_tensor *tg_silu(tg_tensor *x); /* x sigmoid(x) */
+/* log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (PyTorch: beta 1,
+ * threshold 20). beta must be finite and non-zero, threshold not NaN. */
+TG_API tg_tensor *tg_softplus(tg_tensor *x, double beta, double threshold);
+/* log(sigmoid(x)) = -softplus(-x): finite for every finite x, -inf at -inf. */
+TG_API tg_tensor *tg_log_sigmoid(tg_tensor *x);
+/* clamp(x, min_val, max_val) with PyTorch's gradient: 1 strictly inside, 0 on the bounds
+ * (PyTorch: -1, 1). min_val > max_val is an error. relu6 is hardtanh(x, 0, 6). */
+TG_API tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val);
+TG_API tg_tensor *tg_relu6(tg_tensor *x);
+TG_API tg_tensor *tg_softsign(tg_tensor *x);    /* x / (1 + |x|) */
+TG_API tg_tensor *tg_hardsigmoid(tg_tensor *x); /* min(max(x + 3, 0), 6) / 6 */
+TG_API tg_tensor *tg_hardswish(tg_tensor *x);   /* x min(max(x + 3, 0), 6) / 6 */
+
+/* Inverted dropout: in training each element is zeroed with probability p and the rest
+ * scaled by 1/(1 - p); the mask comes from the Philox generator (tg_manual_seed), so
+ * every device drops the same elements under one seed. p must be in [0, 1]; p == 1
+ * gives x * 0; training false or p == 0 returns a new view of x and draws nothing. */
+TG_API tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
+/* Zeroes whole channels: one draw per (n, c) of (N, C, H, W), or per c of an unbatched
+ * (C, H, W) (PyTorch 2's reading; 1.13 read 3-D as (N, C, L)); other ranks are an error. */
+TG_API tg_tensor *tg_dropout2d(tg_tensor *x, double p, bool training);
+
+typedef enum {
+    TG_INTERPOLATE_NEAREST,       /* PyTorch's default: source floor(dst * in/out), its legacy rule */
+    TG_INTERPOLATE_NEAREST_EXACT, /* floor((dst + 0.5) * in/out), as Pillow and scipy */
+    TG_INTERPOLATE_BILINEAR,
+} tg_interpolate_mode;
+typedef struct {
+    int64_t size[2];         /* output (H, W); { h } alone means (h, h) */
+    double scale_factor[2];  /* or scale factors; { s } alone means (s, s). Exactly one of
+                                size and scale_factor is given. */
+    tg_interpolate_mode mode; /* default nearest */
+    bool align_corners;      /* bilinear only: corner pixels' centres align (PyTorch: False) */
+    bool recompute_scale_factor; /* scale_factor only: the kernel uses in/out rather than
+                                    1/scale_factor (PyTorch: None, i.e. false) */
+} tg_interpolate_opts;
+/* F.interpolate of x (N, C, H, W) to (N, C, OH, OW); OH = floor(H * scale_factor) when a
+ * scale is given. Nearest modes take any dtype, bilinear f32/f64. Indices and weights are
+ * PyTorch's (same precision), so results match its CPU kernel to rounding. Errors: not
+ * 4-D, an unknown mode, both or neither of size and scale_factor, a size <= 0, a scale
+ * <= 0 or not finite, an empty input or output plane, align_corners with a nearest mode,
+ * recompute_scale_factor with size. */
+TG_API tg_tensor *tg_interpolate(tg_tensor *x, const tg_interpolate_opts *opts);
+
 /* ---------------------------------------------------------------- reductions */
 
 /* Axes out of range, given twice, or more than TG_MAX_DIMS of them are an error;

@@ -159,6 +159,8 @@ typedef struct {
     /* ops/norm.c */                                                                                        \
                                                                                                             \
     /* ops/interpolate.c, ops/dropout.c, ops/activation.c */                                                \
+    X(ERF, "tg_erf", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 0, 1, TG_OPF_FLOAT, 1)                  \
+    X(ERFC, "tg_erfc", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 1, 1, TG_OPF_FLOAT, 1)                \
                                                                                                             \
     /* ops/random.c */                                                                                      \
     X(UNIFORM_, "tg_uniform_", "tensor", tg_uniform_shape, tg_random_launch, tg_no_backward, TG_RNG_UNIFORM, 1,  \
