@@ -48,6 +48,8 @@ typedef union {
     /* pooling (ops/pool.c) */
 
     /* normalisation (ops/norm.c) */
+    /* input index of each optional tensor (-1: none); axes: layer norm's normalised axes */
+    struct { tg_norm_params p; int8_t weight, bias, running_mean, running_var, axes; } norm;
 
     /* resampling, dropout, activations */
 
@@ -150,7 +152,12 @@ typedef struct {
     /* ops/pool.c */                                                                                        \
                                                                                                             \
     /* ops/norm.c */                                                                                        \
-                                                                                                            \
+    X(BATCH_NORM, "tg_batch_norm", "input", tg_batch_norm_shape, tg_batch_norm_launch, tg_bw_batch_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
+    X(LAYER_NORM, "tg_layer_norm", "input", tg_layer_norm_shape, tg_layer_norm_launch, tg_bw_layer_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
+    X(GROUP_NORM, "tg_group_norm", "input", tg_group_norm_shape, tg_group_norm_launch, tg_bw_group_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
     /* ops/interpolate.c, ops/dropout.c, ops/activation.c */                                                \
                                                                                                             \
     /* ops/random.c */                                                                                      \
