@@ -209,9 +209,8 @@ tg_status tg_batch_norm_launch(tg_op_call *c) {
     const tg_norm_params *p = &c->args.norm.p;
     tg_tensor *mean, *invstd;
     if (!new_stats(c, p->C, &mean, &invstd)) return tg_last_status();
-    tg_status st = tg_dev(c->in[0])->be->batch_norm(c->out[0], mean, invstd, p->training ? rm : NULL,
-                                                    p->training ? rv : NULL, c->in[0], opt_in(c, c->args.norm.weight),
-                                                    opt_in(c, c->args.norm.bias), p);
+    tg_status st = tg_dev(c->in[0])->be->batch_norm(c->out[0], mean, invstd, rm, rv, c->in[0],
+                                                    opt_in(c, c->args.norm.weight), opt_in(c, c->args.norm.bias), p);
     if (st != TG_OK) return st;
     if (p->training && rm) atomic_fetch_add(&rm->storage->version, 1);
     if (p->training && rv) atomic_fetch_add(&rv->storage->version, 1);
