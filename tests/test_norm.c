@@ -121,10 +121,26 @@ static void lrn_loops(const double *x, int64_t N, int64_t C, int64_t S, int64_t 
             }
 }
 
+/* Skips a batch norm case on a device without the kernel, after checking its message. */
+#define BN_DEVICE_OR_SKIP()                                                                                  \
+    do {                                                                                                     \
+        if (strcmp(tg_device_name(dev()), "cpu") != 0) {                                                     \
+            char msg_[160];                                                                                  \
+            snprintf(msg_, sizeof msg_, "tg_batch_norm: device %s has no batch_norm kernel for f32 (yet)", tg_device_name(dev())); \
+            tg_tensor *t_ = tg_randn(TG_F32, TG_SHAPE(4, 3), dev());                                         \
+            tg_clear_error();                                                                                \
+            if (!tg_batch_norm(t_, NULL, NULL, NULL, NULL, &(tg_batch_norm_opts){ .training = true })) {     \
+                CHECK(strcmp(tg_last_error(), msg_) == 0);                                                   \
+                SKIP("%s", msg_);                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    } while (0)
+
 /* ================================================================== forward values */
 
 /* batch norm forward in every mode: shapes (N,C), (N,C,L), (N,C,H,W), f64 and f32. */
 TEST(batch_norm_forward) {
+    BN_DEVICE_OR_SKIP();
     static const int64_t shapes[][4] = { { 5, 3, 0, 0 }, { 4, 3, 7, 0 }, { 3, 4, 5, 6 }, { 2, 2, 1, 1 } };
     for (int si = 0; si < 4; si++)
         for (int mode = 0; mode < 8; mode++) /* bit 0 training, bit 1 affine, bit 2 running stats */
@@ -157,6 +173,7 @@ TEST(batch_norm_forward) {
 
 /* momentum 0 keeps the running statistics; the cumulative mode averages batches 1/n. */
 TEST(batch_norm_momentum) {
+    BN_DEVICE_OR_SKIP();
     int64_t N = 6, C = 3;
     double rm[3] = { 0, 0, 0 }, rv[3] = { 1, 1, 1 }, y[18];
     tg_tensor *trm = tg_zeros(TG_F64, TG_SHAPE(C), dev()), *trv = tg_ones(TG_F64, TG_SHAPE(C), dev());
@@ -200,6 +217,7 @@ TEST(batch_norm_momentum) {
 /* The in-place update bumps the running statistics' version: a backward that saved
  * them reports it. Eval mode leaves them (and their version) alone. */
 TEST(batch_norm_version) {
+    BN_DEVICE_OR_SKIP();
     tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(4, 3), dev()), *rm = tg_zeros(TG_F64, TG_SHAPE(3), dev());
     tg_tensor *rv = tg_ones(TG_F64, TG_SHAPE(3), dev()), *a = tg_param(tg_randn(TG_F64, TG_SHAPE(3), dev()));
     tg_tensor *z = tg_sum(tg_mul(a, rm), TG_ALL, false);
@@ -409,21 +427,6 @@ static tg_tensor *f_bn_w_only(tg_tensor *const *in, void *ctx) {
 }
 
 static tg_tensor *rand64(tg_shape s, double a, double sc) { return tg_add_scalar(tg_mul_scalar(tg_rand(TG_F64, s, dev()), sc), a); }
-
-/* Skips a batch norm case on a device without the kernel, after checking its message. */
-#define BN_DEVICE_OR_SKIP()                                                                                  \
-    do {                                                                                                     \
-        if (strcmp(tg_device_name(dev()), "cpu") != 0) {                                                     \
-            char msg_[160];                                                                                  \
-            snprintf(msg_, sizeof msg_, "tg_batch_norm: device %s has no batch_norm kernel for f32 (yet)", tg_device_name(dev())); \
-            tg_tensor *t_ = tg_randn(TG_F32, TG_SHAPE(4, 3), dev());                                         \
-            tg_clear_error();                                                                                \
-            if (!tg_batch_norm(t_, NULL, NULL, NULL, NULL, &(tg_batch_norm_opts){ .training = true })) {     \
-                CHECK(strcmp(tg_last_error(), msg_) == 0);                                                   \
-                SKIP("%s", msg_);                                                                            \
-            }                                                                                                \
-        }                                                                                                    \
-    } while (0)
 
 TEST(batch_norm_gradcheck) {
     BN_DEVICE_OR_SKIP();

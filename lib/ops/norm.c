@@ -167,7 +167,7 @@ static bool check_running(const char *op, const char *arg, const tg_tensor *t, b
     return true;
 }
 
-/* Inputs x, then weight, bias, running_mean, running_var where given (args.norm). */
+/* Inputs x, then weight and bias where given; the running statistics in args.norm. */
 bool tg_batch_norm_shape(tg_op_call *c) {
     const char *op = "tg_batch_norm";
     tg_tensor *x = c->in[0];
@@ -177,10 +177,15 @@ bool tg_batch_norm_shape(tg_op_call *c) {
     char b[128], what[192];
     snprintf(what, sizeof what, "one per channel of x %s", tg_shape_str(b, x->ndim, x->shape));
     const char *names[4] = { "weight", "bias", "running_mean", "running_var" };
-    const int8_t idx[4] = { c->args.norm.weight, c->args.norm.bias, c->args.norm.running_mean,
-                            c->args.norm.running_var };
+    tg_tensor *vecs[4] = { opt_in(c, c->args.norm.weight), opt_in(c, c->args.norm.bias), c->args.norm.running_mean,
+                           c->args.norm.running_var };
     for (int k = 0; k < 4; k++) {
-        tg_tensor *t = opt_in(c, idx[k]);
+        tg_tensor *t = vecs[k];
+        if (t && tg_dev(t) != tg_dev(x)) {
+            tg_error(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s (copy one with tg_to)", op, tg_dev(x)->name,
+                     tg_dev(t)->name);
+            return false;
+        }
         if (t && !check_vec(op, names[k], t, x, 1, &p->C, what)) return false;
         if (t && k >= 2 && !check_running(op, names[k], t, p->training)) return false;
         if (!t && k >= 2 && !p->training) {
@@ -205,7 +210,7 @@ bool tg_batch_norm_shape(tg_op_call *c) {
 /* The kernel updates the running statistics in place; their versions are bumped here
  * as dispatch does for an op's in-place input, so a node that saved them notices. */
 tg_status tg_batch_norm_launch(tg_op_call *c) {
-    tg_tensor *rm = opt_in(c, c->args.norm.running_mean), *rv = opt_in(c, c->args.norm.running_var);
+    tg_tensor *rm = c->args.norm.running_mean, *rv = c->args.norm.running_var;
     const tg_norm_params *p = &c->args.norm.p;
     tg_tensor *mean, *invstd;
     if (!new_stats(c, p->C, &mean, &invstd)) return tg_last_status();
@@ -231,13 +236,13 @@ tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *runni
     if (o.cumulative && o.training && o.num_batches_tracked < 1)
         return tg_error_null(TG_ERR_INVALID, "%s: the cumulative average needs num_batches_tracked >= 1, got %lld",
                              op, (long long)o.num_batches_tracked);
-    tg_tensor *in[5] = { dense(x) };
+    tg_tensor *in[3] = { dense(x) };
     int n = 1;
     tg_op_call c = { .op = TG_OP_BATCH_NORM, .in = in };
     c.args.norm.weight = add_input(in, &n, weight);
     c.args.norm.bias = add_input(in, &n, bias);
-    c.args.norm.running_mean = add_input(in, &n, running_mean);
-    c.args.norm.running_var = add_input(in, &n, running_var);
+    c.args.norm.running_mean = running_mean;
+    c.args.norm.running_var = running_var;
     c.n_in = n;
     c.args.norm.p.training = o.training;
     c.args.norm.p.momentum = o.cumulative ? 1.0 / (double)(o.num_batches_tracked > 0 ? o.num_batches_tracked : 1)
@@ -355,7 +360,6 @@ tg_tensor *tg_layer_norm(tg_tensor *x, tg_shape normalized_shape, tg_tensor *wei
     tg_op_call c = { .op = TG_OP_LAYER_NORM, .in = in };
     c.args.norm.weight = add_input(in, &n, dense(weight));
     c.args.norm.bias = add_input(in, &n, dense(bias));
-    c.args.norm.running_mean = c.args.norm.running_var = -1;
     c.args.norm.axes = (int8_t)k;
     c.args.norm.p.eps = eps;
     c.n_in = n;
@@ -441,7 +445,6 @@ tg_tensor *tg_group_norm(tg_tensor *x, int64_t num_groups, tg_tensor *weight, tg
     tg_op_call c = { .op = TG_OP_GROUP_NORM, .in = in };
     c.args.norm.weight = add_input(in, &n, weight);
     c.args.norm.bias = add_input(in, &n, bias);
-    c.args.norm.running_mean = c.args.norm.running_var = -1;
     c.args.norm.p.groups = num_groups;
     c.args.norm.p.eps = eps;
     c.n_in = n;

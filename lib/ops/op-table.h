@@ -48,8 +48,10 @@ typedef union {
     /* pooling (ops/pool.c) */
 
     /* normalisation (ops/norm.c) */
-    /* input index of each optional tensor (-1: none); axes: layer norm's normalised axes */
-    struct { tg_norm_params p; int8_t weight, bias, running_mean, running_var, axes; } norm;
+    /* weight, bias: input index (-1: none); axes: layer norm's normalised axes. The running
+     * statistics are no inputs (no edges, so a node keeps its small input array); they are
+     * used by the call only and never read from a node. */
+    struct { tg_norm_params p; tg_tensor *running_mean, *running_var; int8_t weight, bias, axes; } norm;
 
     /* resampling, dropout, activations */
 
