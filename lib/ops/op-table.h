@@ -160,6 +160,7 @@ typedef struct {
       TG_OPF_FLOAT, 1)                                                                                      \
     X(GROUP_NORM, "tg_group_norm", "input", tg_group_norm_shape, tg_group_norm_launch, tg_bw_group_norm, 0, -1, \
       TG_OPF_FLOAT, 1)                                                                                      \
+                                                                                                            \
     /* ops/interpolate.c, ops/dropout.c, ops/activation.c */                                                \
                                                                                                             \
     /* ops/random.c */                                                                                      \
