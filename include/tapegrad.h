@@ -522,6 +522,45 @@ TG_API tg_tensor *tg_norm(tg_tensor *x);
 TG_API tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim);
 
+/* ---------------------------------------------------------------- normalisation
+ * PyTorch's torch.nn.functional batch_norm, layer_norm, group_norm and
+ * local_response_norm, same arguments, defaults and formulas. x is f32 or f64; weight,
+ * bias and running statistics have x's dtype and device, and any of them may be NULL
+ * (no affine transform; no running statistics). Batch, layer and group norm are fused
+ * primitives: one kernel forward, one backward (dx, dweight, dbias together) unless the
+ * backward itself is recorded (create_graph), where it is composed of ops so that
+ * second derivatives work. Statistics use the biased variance; eps is added to it. */
+
+typedef struct {
+    bool training;          /* batch statistics, updating the running ones; default (false):
+                               the running statistics (PyTorch's F.batch_norm default) */
+    tg_opt_f64 momentum;    /* running = (1 - momentum) * running + momentum * batch stat;
+                               default 0.1; TG_SOME(0) leaves the running stats as they are */
+    bool cumulative;        /* PyTorch's momentum=None: a cumulative moving average, the
+                               factor 1 / num_batches_tracked (momentum is then ignored) */
+    int64_t num_batches_tracked; /* with cumulative: batches seen, this one included (>= 1) */
+    tg_opt_f64 eps;         /* default 1e-5 */
+} tg_batch_norm_opts;
+/* x (N, C), (N, C, L), (N, C, H, W) or more axes; statistics per channel over every
+ * other axis. running_mean/running_var (C) are read in eval (required there) and, in
+ * training, updated in place with the batch mean and the unbiased batch variance
+ * (their version is bumped, so a backward that saved them reports it); they must not
+ * require grad. weight, bias (C). Training needs more than one value per channel. */
+TG_API tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *running_var, tg_tensor *weight,
+                                tg_tensor *bias, const tg_batch_norm_opts *opts);
+/* Normalises over the trailing axes given by normalized_shape (which must equal x's
+ * last axes); weight and bias have shape normalized_shape. PyTorch's eps: 1e-5. */
+TG_API tg_tensor *tg_layer_norm(tg_tensor *x, tg_shape normalized_shape, tg_tensor *weight, tg_tensor *bias,
+                                double eps);
+/* x (N, C, ...): statistics per sample over each group of C / num_groups channels
+ * (num_groups must divide C) and the other axes; weight, bias (C). */
+TG_API tg_tensor *tg_group_norm(tg_tensor *x, int64_t num_groups, tg_tensor *weight, tg_tensor *bias, double eps);
+/* AlexNet's local response normalisation across channels, x (N, C, ...) with 3 or
+ * more axes: x / (k + alpha / size * sum of x^2 over the size channels around c)^beta,
+ * the window [c - size/2, c + (size-1)/2] padded with zeros (PyTorch's defaults: alpha
+ * 1e-4, beta 0.75, k 1). Composed of ops: twice differentiable, any device. */
+TG_API tg_tensor *tg_local_response_norm(tg_tensor *x, int64_t size, double alpha, double beta, double k);
+
 /* ---------------------------------------------------------------- softmax and losses */
 
 TG_API tg_tensor *tg_softmax(tg_tensor *x, int axis);

@@ -4,6 +4,7 @@
 
 #include "lib/cpu/conv/conv.h"
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/norm.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -47,6 +48,12 @@ static const tg_backend cpu_backend = {
     /* pooling (pool.c) */
 
     /* normalisation (norm.c) */
+    .batch_norm = tg_cpu_batch_norm,
+    .batch_norm_backward = tg_cpu_batch_norm_backward,
+    .layer_norm = tg_cpu_layer_norm,
+    .layer_norm_backward = tg_cpu_layer_norm_backward,
+    .group_norm = tg_cpu_group_norm,
+    .group_norm_backward = tg_cpu_group_norm_backward,
 
     /* resampling and dropout */
 

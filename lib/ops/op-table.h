@@ -49,6 +49,10 @@ typedef union {
     /* pooling (ops/pool.c) */
 
     /* normalisation (ops/norm.c) */
+    /* weight, bias: input index (-1: none); axes: layer norm's normalised axes. The running
+     * statistics are no inputs (no edges, so a node keeps its small input array); they are
+     * used by the call only and never read from a node. */
+    struct { tg_norm_params p; tg_tensor *running_mean, *running_var; int8_t weight, bias, axes; } norm;
 
     /* resampling, dropout, activations */
 
@@ -157,6 +161,12 @@ typedef struct {
     /* ops/pool.c */                                                                                        \
                                                                                                             \
     /* ops/norm.c */                                                                                        \
+    X(BATCH_NORM, "tg_batch_norm", "input", tg_batch_norm_shape, tg_batch_norm_launch, tg_bw_batch_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
+    X(LAYER_NORM, "tg_layer_norm", "input", tg_layer_norm_shape, tg_layer_norm_launch, tg_bw_layer_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
+    X(GROUP_NORM, "tg_group_norm", "input", tg_group_norm_shape, tg_group_norm_launch, tg_bw_group_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
                                                                                                             \
     /* ops/interpolate.c, ops/dropout.c, ops/activation.c */                                                \
     X(ERF, "tg_erf", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 0, 1, TG_OPF_FLOAT, 1)                  \
