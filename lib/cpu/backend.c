@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/pool.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -41,6 +42,9 @@ static const tg_backend cpu_backend = {
     /* convolution (conv/) */
 
     /* pooling (pool.c) */
+    .pool2d = tg_cpu_pool2d,
+    .pool2d_backward = tg_cpu_pool2d_backward,
+    .max_unpool2d = tg_cpu_max_unpool2d,
 
     /* normalisation (norm.c) */
 
