@@ -152,7 +152,7 @@ typedef struct {
 } tg_pool_ctx;
 
 /* One f32 and one f64 copy of each kernel. */
-#define TG_POOL_KERNELS(T, S)                                                                                 \
+#define TG_POOL_KERNELS(T, S, TI)                                                                               \
     static inline void max_one_##S(const T *xp, int64_t W, tg_pool_win hw, tg_pool_win ww, T *y, int64_t *i) { \
         T m = (T)-INFINITY;                                                                                   \
         int64_t mi = hw.lo * W + ww.lo;                                                                       \
@@ -168,33 +168,51 @@ typedef struct {
         if (i) *i = mi;                                                                                       \
     }                                                                                                         \
                                                                                                               \
+    /* One tap of the window for n outputs sw apart: the running max m and the tap that    \
+     * gave it. sw is a constant where the caller's branch makes it one (1, 2).             \
+     * Same-width tap numbers let the compiler vectorise the blend. */                     \
+    static inline __attribute__((always_inline)) void max_tap_##S(const T *src, int64_t n, int64_t sw, T *m,   \
+                                                                  TI *tap, TI t) {                            \
+        for (int64_t j = 0; j < n; j++) {                                                                     \
+            T v = src[j * sw];                                                                                \
+            bool take = (v > m[j]) | (v != v);                                                                \
+            m[j] = take ? v : m[j];                                                                           \
+            tap[j] = take ? t : tap[j];                                                                       \
+        }                                                                                                     \
+    }                                                                                                         \
+    static inline __attribute__((always_inline)) void max_val_##S(const T *src, int64_t n, int64_t sw, T *m) { \
+        for (int64_t j = 0; j < n; j++) {                                                                     \
+            T v = src[j * sw];                                                                                \
+            m[j] = (v > m[j]) | (v != v) ? v : m[j];                                                          \
+        }                                                                                                     \
+    }                                                                                                         \
+                                                                                                              \
     /* The interior of one output row: outputs [o0, o0 + n) of a window row range hw. */                      \
     static inline void max_run_##S(const tg_pool2d_geom *g, const T *xp, tg_pool_win hw, int64_t o0, int64_t n, \
                                    T *y, int64_t *ix_out) {                                                   \
         const int64_t W = g->W, sw = g->stride[1], kw = g->kernel[1], dw = g->dilation[1];                    \
         T m[TG_POOL_CHUNK];                                                                                   \
-        int64_t ix[TG_POOL_CHUNK];                                                                            \
+        TI tap[TG_POOL_CHUNK];                                                                                \
         int64_t b0 = hw.lo * W + o0 * sw - g->pad[1];                                                         \
-        for (int64_t j = 0; j < n; j++) m[j] = xp[b0 + j * sw], ix[j] = b0 + j * sw;                          \
+        for (int64_t j = 0; j < n; j++) m[j] = xp[b0 + j * sw], tap[j] = 0;                                   \
+        TI t = 0;                                                                                             \
         for (int64_t h = hw.lo; h < hw.hi; h += hw.step)                                                      \
-            for (int64_t k = h == hw.lo ? 1 : 0; k < kw; k++) {                                               \
-                int64_t b = h * W + o0 * sw - g->pad[1] + k * dw;                                             \
-                const T *src = xp + b;                                                                        \
-                if (ix_out)                                                                                   \
-                    for (int64_t j = 0; j < n; j++) {                                                         \
-                        T v = src[j * sw];                                                                    \
-                        int t = (v > m[j]) | (v != v);                                                        \
-                        m[j] = t ? v : m[j];                                                                  \
-                        ix[j] = t ? b + j * sw : ix[j];                                                       \
-                    }                                                                                         \
-                else                                                                                          \
-                    for (int64_t j = 0; j < n; j++) {                                                         \
-                        T v = src[j * sw];                                                                    \
-                        m[j] = (v > m[j]) | (v != v) ? v : m[j];                                              \
-                    }                                                                                         \
+            for (int64_t k = 0; k < kw; k++, t++) {                                                           \
+                if (t == 0) continue;                                                                         \
+                const T *src = xp + h * W + o0 * sw - g->pad[1] + k * dw;                                     \
+                if (ix_out) {                                                                                 \
+                    if (sw == 1) max_tap_##S(src, n, 1, m, tap, t);                                           \
+                    else if (sw == 2) max_tap_##S(src, n, 2, m, tap, t);                                      \
+                    else max_tap_##S(src, n, sw, m, tap, t);                                                  \
+                } else {                                                                                      \
+                    if (sw == 1) max_val_##S(src, n, 1, m);                                                   \
+                    else if (sw == 2) max_val_##S(src, n, 2, m);                                              \
+                    else max_val_##S(src, n, sw, m);                                                          \
+                }                                                                                             \
             }                                                                                                 \
         memcpy(y, m, (size_t)n * sizeof(T));                                                                  \
-        if (ix_out) memcpy(ix_out, ix, (size_t)n * sizeof(int64_t));                                          \
+        for (int64_t j = 0; ix_out && j < n; j++)                                                             \
+            ix_out[j] = b0 + j * sw + (int64_t)(tap[j] / kw) * hw.step * W + (int64_t)(tap[j] % kw) * dw;     \
     }                                                                                                         \
                                                                                                               \
     static void max_rows_##S(void *vc, int64_t begin, int64_t end) {                                          \
@@ -306,8 +324,8 @@ typedef struct {
         }                                                                                                     \
     }
 
-TG_POOL_KERNELS(float, f32)
-TG_POOL_KERNELS(double, f64)
+TG_POOL_KERNELS(float, f32, int32_t)
+TG_POOL_KERNELS(double, f64, int64_t)
 
 /* Rows (or planes) per task: about TG_GRAIN_ELEMENTWISE elements touched. */
 static int64_t tg_pool_grain(int64_t work_per_unit) {
@@ -334,6 +352,8 @@ static void tg_pool_interior(const tg_pool2d_geom *g, int64_t *lo, int64_t *hi) 
 
 tg_status tg_cpu_pool2d(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, const tg_tensor *x,
                         const tg_pool2d_geom *g) {
+    if (!g->adaptive && g->kernel[0] * (double)g->kernel[1] > INT32_MAX) /* tap numbers are i32 */
+        return tg_cpu_pool2d_ref(kind, out, indices, x, g);
     tg_pool_ctx c = { .g = g, .x = tg_cpu_ptr(x), .y = tg_cpu_ptr(out) };
     c.idx = indices ? (int64_t *)tg_cpu_ptr(indices) : NULL;
     tg_pool_interior(g, &c.ow_lo, &c.ow_hi);
