@@ -664,6 +664,75 @@ typedef struct {
 TG_API tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
                                       const tg_conv_transpose2d_opts *opts);
 
+/* ---------------------------------------------------------------- pooling
+ * PyTorch's F.max_pool2d, max_unpool2d, avg_pool2d, adaptive_avg_pool2d and
+ * adaptive_max_pool2d over (N, C, H, W) or unbatched (C, H, W) f32/f64 tensors, with
+ * the same options, defaults, output sizes and index rules. Each is one op on the tape
+ * whose backward is itself an op, so second order works.
+ *
+ *     tg_tensor *y = tg_max_pool2d(x, &(tg_max_pool2d_opts){ .kernel_size = 2 }); // stride 2
+ *     tg_tensor *z = tg_avg_pool2d(x, &(tg_avg_pool2d_opts){ .kernel_size = 3, .stride = 1,
+ *                                                           .padding = 1,
+ *                                                           .count_include_pad = TG_SOME(false) });
+ *
+ * Sizes: each option is a scalar for both axes, or a (H, W) pair in the *_hw field,
+ * which replaces the scalar when one of its elements is non-zero (PyTorch's tuples);
+ * a zero anywhere means the default. Output size on an axis of input size I:
+ *     O = floor((I + 2 padding - dilation (kernel - 1) - 1) / stride) + 1,
+ * rounded up instead with ceil_mode, where a last window that would start past
+ * I + padding (in the right padding) is dropped, as PyTorch does.
+ * Errors (messages name the call and the values): an input that is not 3-D or 4-D, has
+ * C, H or W of 0, or is not f32/f64; kernel_size, stride or dilation below 1 (kernel_size
+ * has no default); padding negative or above half the kernel size; an output size below
+ * 1; a device without the kernel ("device opencl:0 has no pool2d kernel for f32 (yet)").
+ * Max pooling keeps the first maximum of a window (row-major), a NaN wins over any
+ * number, and padding counts as -inf. */
+typedef struct {
+    int64_t kernel_size;       /* required */
+    int64_t stride;            /* default: kernel_size */
+    int64_t padding;           /* default 0 (implicit -inf on both sides) */
+    int64_t dilation;          /* default 1 */
+    bool ceil_mode;
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2], dilation_hw[2];
+} tg_max_pool2d_opts;
+TG_API tg_tensor *tg_max_pool2d(tg_tensor *x, const tg_max_pool2d_opts *opts);
+/* Also returns (in *indices, owned by the current scope) each maximum's flat i64
+ * position in its H*W input plane, as PyTorch's return_indices=True. */
+TG_API tg_tensor *tg_max_pool2d_with_indices(tg_tensor *x, const tg_max_pool2d_opts *opts, tg_tensor **indices);
+
+typedef struct {
+    int64_t kernel_size;       /* required: the pooling's */
+    int64_t stride;            /* default: kernel_size */
+    int64_t padding;           /* default 0 */
+    int64_t output_size[2];    /* (H, W); default (I - 1) stride - 2 padding + kernel_size per
+                                  axis; a given size must lie strictly within stride of it */
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2];
+} tg_max_unpool2d_opts;
+/* The inverse of max pooling: zeros of the output size with x placed at indices (i64,
+ * x's shape, positions in each output plane; a repeated index keeps the last value, an
+ * index outside the plane is an error naming it). The gradient w.r.t. x gathers at
+ * indices. */
+TG_API tg_tensor *tg_max_unpool2d(tg_tensor *x, tg_tensor *indices, const tg_max_unpool2d_opts *opts);
+
+typedef struct {
+    int64_t kernel_size;          /* required */
+    int64_t stride;               /* default: kernel_size */
+    int64_t padding;              /* default 0 (zeros) */
+    bool ceil_mode;
+    tg_opt_i64 count_include_pad; /* default true: padded zeros count in the divisor;
+                                     TG_SOME(false) divides by the input elements only */
+    int64_t divisor_override;     /* default 0: none; else the divisor of every window */
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2];
+} tg_avg_pool2d_opts;
+TG_API tg_tensor *tg_avg_pool2d(tg_tensor *x, const tg_avg_pool2d_opts *opts);
+
+/* Output (output_h, output_w), both at least 1; output i on an axis of size I averages
+ * (or takes the max of) [floor(i I / O), ceil((i + 1) I / O)). (1, 1) is global pooling. */
+TG_API tg_tensor *tg_adaptive_avg_pool2d(tg_tensor *x, int64_t output_h, int64_t output_w);
+TG_API tg_tensor *tg_adaptive_max_pool2d(tg_tensor *x, int64_t output_h, int64_t output_w);
+TG_API tg_tensor *tg_adaptive_max_pool2d_with_indices(tg_tensor *x, int64_t output_h, int64_t output_w,
+                                                      tg_tensor **indices);
+
 /* ---------------------------------------------------------------- movement
  * Views share storage with their input (no copy) where strides allow. */
 

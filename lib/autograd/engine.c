@@ -236,6 +236,7 @@ static tg_status output_grads(tg_node *n, tg_tensor **slots, tg_tensor **gout) {
         gout[k] = slots[k];
         if (gout[k]) continue;
         const tg_output_meta *m = &n->outputs[k];
+        if (!m->dev) continue; /* an output that is not differentiable (indices) gets NULL */
         tg_shape s = { .ndim = m->ndim };
         memcpy(s.dims, m->shape, sizeof s.dims);
         if (!(gout[k] = tg_zeros(m->dtype, s, m->dev))) return tg_last_status();

@@ -5,6 +5,7 @@
 #include "lib/cpu/conv/conv.h"
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/norm.h"
+#include "lib/cpu/pool.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -46,6 +47,9 @@ static const tg_backend cpu_backend = {
     .conv2d_backward_weight = tg_cpu_conv2d_backward_weight,
 
     /* pooling (pool.c) */
+    .pool2d = tg_cpu_pool2d,
+    .pool2d_backward = tg_cpu_pool2d_backward,
+    .max_unpool2d = tg_cpu_max_unpool2d,
 
     /* normalisation (norm.c) */
     .batch_norm = tg_cpu_batch_norm,

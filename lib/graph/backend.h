@@ -53,12 +53,19 @@ typedef struct {
 
 typedef enum { TG_POOL_MAX, TG_POOL_AVG } tg_pool_kind;
 /* Geometry of a 2-D pooling window over NCHW tensors (output size from the op layer,
- * ceil_mode included); avg divides by the window clipped to the padded input when
- * count_include_pad, else to the input, or by divisor when it is non-zero. */
+ * ceil_mode included), PyTorch's rules. Output o on an axis of input size I covers
+ * o*stride - pad + k*dilation for k in [0, kernel) that lie in [0, I) (max; dilation
+ * is 1 for avg). avg divides by the window clipped to the padded input [-pad, I + pad)
+ * when count_include_pad, else to the input, or by divisor when it is non-zero.
+ * adaptive: kernel, stride, pad and dilation are unused and output o covers
+ * [floor(o*I/O), ceil((o+1)*I/O)) (adaptive_avg/max_pool2d). A max window that holds
+ * no input element (possible with dilation) gives -inf and PyTorch's index, which may
+ * lie outside the plane; backward skips such indices. */
 typedef struct {
     int64_t N, C, H, W, OH, OW;
     int64_t kernel[2], stride[2], pad[2], dilation[2];
     bool count_include_pad;
+    bool adaptive;
     int64_t divisor;
 } tg_pool2d_geom;
 
@@ -158,6 +165,12 @@ typedef struct tg_backend {
     tg_status (*col2im)(tg_tensor *dx, const tg_tensor *cols, const tg_conv2d_geom *g);
 
     /* --- more pooling entries (ops/pool.c) --- */
+    /* Optional. out (N, C, H, W) is zeroed, then out[n, c].flat[indices[i]] = x[i] for
+     * each element of x (N, C, OH, OW) in order, so a repeated index keeps the last
+     * (PyTorch's CPU kernel); an index outside [0, H*W) is an error naming it. Shares
+     * pool2d_backward's dtype support (tg_device_supports). */
+    tg_status (*max_unpool2d)(tg_tensor *out, const tg_tensor *x, const tg_tensor *indices,
+                              const tg_pool2d_geom *g);
 
     /* --- more normalisation entries (ops/norm.c: layer/group norm, LRN) --- */
     /* Optional (NULL: the op composes them from other ops). Layer and group norm with the
