@@ -1,0 +1,118 @@
+/* An Adam step over ResNet-20's parameter shapes (CIFAR-10, 3x3 convs in 3 stages of 3
+ * blocks, 1x1 projection shortcuts where the width doubles: 65 tensors, 272,474
+ * parameters) on each device: time per step and ops per step (each op at least one
+ * kernel launch), beside PyTorch's Adam (foreach and for-loop) run alternately with it,
+ * one process a round (bench/peer_torch_optim.py) with OPENBLAS_NUM_THREADS=1.
+ * Usage: bench_optim [--rounds R] [--steps S] [--device NAME] [--no-peer] [--peer PATH] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "tapegrad.h"
+
+#define MAXR 16
+#define NT 65
+
+/* conv1 + bn; per block conv-bn-conv-bn; a projection (conv 1x1 + bn) opening stages 2, 3; fc */
+static int resnet20_shapes(tg_shape *s) {
+    int n = 0, w = 16;
+    s[n++] = TG_SHAPE(16, 3, 3, 3), s[n++] = TG_SHAPE(16), s[n++] = TG_SHAPE(16);
+    for (int stage = 0; stage < 3; stage++) {
+        int in = w, out = 16 << stage;
+        for (int b = 0; b < 3; b++) {
+            s[n++] = TG_SHAPE(out, b == 0 ? in : out, 3, 3), s[n++] = TG_SHAPE(out), s[n++] = TG_SHAPE(out);
+            s[n++] = TG_SHAPE(out, out, 3, 3), s[n++] = TG_SHAPE(out), s[n++] = TG_SHAPE(out);
+            if (b == 0 && in != out) s[n++] = TG_SHAPE(out, in, 1, 1), s[n++] = TG_SHAPE(out), s[n++] = TG_SHAPE(out);
+        }
+        w = out;
+    }
+    s[n++] = TG_SHAPE(10, 64), s[n++] = TG_SHAPE(10);
+    return n;
+}
+
+static void spread(const double *v, int n, double *med, double *lo, double *hi) {
+    double c[MAXR];
+    memcpy(c, v, (size_t)n * sizeof *v);
+    *med = bench_median(c, n);
+    *lo = c[0], *hi = c[n - 1];
+}
+
+static int run_peer(const char *path, int threads, const tg_shape *s, int n, double *fe, double *loop) {
+    static char cmd[8192];
+    int len = snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 "
+                       "/usr/bin/python3 %s --threads %d --shapes '", path, threads);
+    for (int i = 0; i < n; i++) {
+        for (int d = 0; d < s[i].ndim; d++)
+            len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%lld", d ? "," : "", (long long)s[i].dims[d]);
+        len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s", i + 1 < n ? ";" : "' 2>/dev/null");
+    }
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    char line[256];
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        double us;
+        int foreach;
+        if (sscanf(line, "{\"us_per_step\": %lf, \"foreach\": %d}", &us, &foreach) == 2) *(foreach ? fe : loop) = us, got++;
+    }
+    return pclose(f) == 0 && got == 2 ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+    int rounds = 5, steps = 200, peer_on = 1;
+    const char *devname = NULL, *peer = "bench/peer_torch_optim.py";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) devname = argv[++i];
+        else if (!strcmp(argv[i], "--peer") && i + 1 < argc) peer = argv[++i];
+        else if (!strcmp(argv[i], "--no-peer")) peer_on = 0;
+        else if (!strcmp(argv[i], "--quick")) rounds = 2, steps = 50, peer_on = 0;
+    }
+    if (rounds > MAXR) rounds = MAXR;
+    tg_device *dev = tg_device_get(devname);
+    if (!dev) return fprintf(stderr, "%s\n", tg_last_error()), 1;
+    tg_shape shapes[NT];
+    int n = resnet20_shapes(shapes);
+    tg_tensor *ps[NT];
+    int64_t total = 0;
+    tg_manual_seed(1);
+    for (int i = 0; i < n; i++) ps[i] = tg_take(tg_param(tg_randn(TG_F32, shapes[i], dev))), total += tg_numel(ps[i]);
+    tg_optim *opt = tg_adam_new(n, ps, NULL);
+    if (!opt) return fprintf(stderr, "%s\n", tg_last_error()), 1;
+    tg_scope_begin();
+    tg_tensor *loss = tg_sum(tg_square(ps[0]), TG_ALL, false);
+    for (int i = 1; i < n; i++) loss = tg_add(loss, tg_sum(tg_square(ps[i]), TG_ALL, false));
+    tg_backward(loss);
+    tg_scope_end();
+    for (int i = 0; i < 10; i++) tg_optim_step(opt);
+    tg_device_synchronize(dev);
+    double tg[MAXR], fe[MAXR], lp[MAXR];
+    int peers = 0;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = bench_now();
+        for (int i = 0; i < steps; i++) tg_optim_step(opt);
+        tg_device_synchronize(dev);
+        tg[r] = (bench_now() - t0) / steps * 1e6;
+        if (peer_on && run_peer(peer, tg_get_num_threads(), shapes, n, &fe[peers], &lp[peers]) == 0) peers++;
+    }
+    double m, lo, hi;
+    spread(tg, rounds, &m, &lo, &hi);
+    printf("Adam step, ResNet-20 shapes: %d tensors, %lld parameters, f32, %s, %d threads\n", n, (long long)total,
+           tg_device_name(dev), tg_get_num_threads());
+    printf("  %-30s %9.1f us/step  (%.1f-%.1f over %d rounds of %d steps), %lld ops/step\n", "tapegrad (flat buffers)", m,
+           lo, hi, rounds, steps, (long long)tg_optim_last_step_ops(opt));
+    if (peers) {
+        double fm, fl, fh, lm, ll, lh;
+        spread(fe, peers, &fm, &fl, &fh);
+        spread(lp, peers, &lm, &ll, &lh);
+        printf("  %-30s %9.1f us/step  (%.1f-%.1f), ratio tapegrad/torch %.2fx\n", "PyTorch Adam foreach", fm, fl, fh, m / fm);
+        printf("  %-30s %9.1f us/step  (%.1f-%.1f), ratio %.2fx\n", "PyTorch Adam for-loop", lm, ll, lh, m / lm);
+    } else if (peer_on) {
+        printf("  PyTorch: not run (no /usr/bin/python3 with torch, or %s missing)\n", peer);
+    }
+    tg_optim_free(opt);
+    for (int i = 0; i < n; i++) tg_release(ps[i]);
+    return 0;
+}
