@@ -102,10 +102,15 @@ inline T long_to_T(long v) { return v; }
 inline T to_T(W v) { return (T)v; }
 #endif
 
-/* Wrapping 64-bit arithmetic (PyTorch's for int64), without signed overflow. */
-inline long wadd(long a, long b) { return as_long(as_ulong(a) + as_ulong(b)); }
-inline long wsub(long a, long b) { return as_long(as_ulong(a) - as_ulong(b)); }
-inline long wmul(long a, long b) { return as_long(as_ulong(a) * as_ulong(b)); }
+/* Saturating 64-bit arithmetic, as the CPU path's (lib/cpu/scalar.h) and as this
+ * library's u8 and i32 arithmetic: an overflow gives the nearest representable value. */
+inline long sadd(long a, long b) { return add_sat(a, b); }
+inline long ssub(long a, long b) { return sub_sat(a, b); }
+inline long smul(long a, long b) {
+    long lo = as_long(as_ulong(a) * as_ulong(b)), hi = mul_hi(a, b);
+    if (hi != (lo >> 63)) return (a < 0) != (b < 0) ? LONG_MIN : LONG_MAX;
+    return lo;
+}
 
 /* Offsets of element i (row-major over nd axes of shape sh) in one to four operands.
  * Unrolled over the 8 possible axes so the arrays live in registers. */

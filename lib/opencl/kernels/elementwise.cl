@@ -101,20 +101,20 @@ inline CT unary_op(CT x, CT p0, CT p1) {
 }
 
 #if TG_DT == 4
-/* The ops with an integer form, exactly in 64 bits (wrapping like PyTorch's int64);
+/* The ops with an integer form, exactly in 64 bits (saturating like the CPU path);
  * lp0 and lp1 are the scalars, used when the host found both integral (exact != 0). */
 #define UN_EXACT (TG_OP == UN_NEG || TG_OP == UN_ABS || TG_OP == UN_SIGN || TG_OP == UN_RELU || \
                   TG_OP == UN_SQUARE || TG_OP == UN_ADD_SCALAR || TG_OP == UN_MUL_SCALAR ||     \
                   TG_OP == UN_CLAMP || TG_OP == UN_STEP)
 inline long unary_long(long x, long p0, long p1) {
     switch (TG_OP) {
-    case UN_NEG: return wsub(0, x);
-    case UN_ABS: return x < 0 ? wsub(0, x) : x;
+    case UN_NEG: return ssub(0, x);
+    case UN_ABS: return x < 0 ? ssub(0, x) : x;
     case UN_SIGN: return (x > 0) - (x < 0);
     case UN_RELU: return x < 0 ? 0 : x;
-    case UN_SQUARE: return wmul(x, x);
-    case UN_ADD_SCALAR: return wadd(x, p0);
-    case UN_MUL_SCALAR: return wmul(x, p0);
+    case UN_SQUARE: return smul(x, x);
+    case UN_ADD_SCALAR: return sadd(x, p0);
+    case UN_MUL_SCALAR: return smul(x, p0);
     case UN_CLAMP: x = x < p0 ? p0 : x; return x > p1 ? p1 : x;
     case UN_STEP: return x > p0 ? 1 : 0;
     }
@@ -146,13 +146,13 @@ __kernel void tg_unary(CT p0, CT p1, long lp0, long lp1, int exact, long n, int 
 
 #ifdef K_tg_binary
 #if TG_DT == 4
-/* a^b by squaring, wrapping; a negative exponent leaves 1/a^|b| truncated. */
+/* a^b by squaring, saturating; a negative exponent leaves 1/a^|b| truncated (1/0 saturates). */
 inline long ipow(long a, long b) {
-    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : a == 0 ? LONG_MAX : 0;
     long r = 1;
     while (b) {
-        if (b & 1) r = wmul(r, a);
-        a = wmul(a, a);
+        if (b & 1) r = smul(r, a);
+        a = smul(a, a);
         b >>= 1;
     }
     return r;
@@ -172,12 +172,12 @@ inline T binary_op(T a, T b) {
     }
     return 0;
 #elif TG_DT == 4
-    /* Exact 64-bit integers: + - * and pow wrap; division truncates, and where a
+    /* Exact 64-bit integers: + - * and pow saturate; division truncates, and where a
      * double quotient would not fit (x / 0, LONG_MIN / -1) it saturates like i32's. */
     switch (TG_OP) {
-    case BIN_ADD: return wadd(a, b);
-    case BIN_SUB: return wsub(a, b);
-    case BIN_MUL: return wmul(a, b);
+    case BIN_ADD: return sadd(a, b);
+    case BIN_SUB: return ssub(a, b);
+    case BIN_MUL: return smul(a, b);
     case BIN_DIV:
         if (b == 0) return a > 0 ? LONG_MAX : a < 0 ? LONG_MIN : 0;
         if (b == -1) return a == LONG_MIN ? LONG_MAX : -a;
@@ -262,7 +262,7 @@ __kernel void tg_arange(long n, __global T *out, long oo, W start, W step, long 
     if (i >= n) return;
 #if TG_DT == 4
     if (exact) {
-        out[oo + i] = wadd(lstart, wmul(i, lstep));
+        out[oo + i] = sadd(lstart, smul(i, lstep));
         return;
     }
 #endif

@@ -1,6 +1,6 @@
 /* Gather and scatter-add, one kernel a program (-DK_<name>). Indices have idx's shape
  * and dtype IDX (-DTG_IDX: 2 i32, 4 i64), read as 64-bit values, never narrowed;
- * a negative index counts from the end. An index out of range is not followed: the
+ * a negative index is out of range as in PyTorch (never wrapped). Such an index is not followed: the
  * work-item records its element's row-major position in *bad (the smallest wins, so
  * the host reports the same index the CPU path does; positions clamp to INT_MAX - 1,
  * INT_MAX meaning none) and the host reads it back.
@@ -24,7 +24,6 @@ __kernel void tg_gather(long n, int nd, long8 shape, long limit, __global T *out
     GEOM(sm, ms);
     long4 o = off4(i, nd, sh, so, si, sm, sm);
     long v = idx[io + o.y];
-    if (v < 0) v += limit;
     if (v < 0 || v >= limit) {
         atomic_min(bad, (int)min(i, (long)INT_MAX - 1));
         return;
@@ -52,7 +51,6 @@ __kernel void tg_scatter_lines(long nlines, int nd, long8 shape, long len, long 
     long4 o = off4(l, nd, sh, sm, si, sx, sx);
     for (long j = 0; j < len; j++) {
         long v = idx[io + o.y + j * ia];
-        if (v < 0) v += limit;
         if (v < 0 || v >= limit) {
             long pos = (l / inner * len + j) * inner + l % inner;
             atomic_min(bad, (int)min(pos, (long)INT_MAX - 1));
@@ -98,7 +96,6 @@ __kernel void tg_scatter_atomic(long n, int nd, long8 shape, long limit, __globa
     GEOM(sx, ss);
     long4 o = off4(i, nd, sh, sm, si, sx, sx);
     long v = idx[io + o.y];
-    if (v < 0) v += limit;
     if (v < 0 || v >= limit) {
         atomic_min(bad, (int)min(i, (long)INT_MAX - 1));
         return;

@@ -29,7 +29,7 @@ typedef long SUM_ACC;
 
 #if defined(SUM_LONG)
 inline OT sum_out(SUM_ACC v) { return L_TO(TG_DT_OUT)(v); }
-inline SUM_ACC sum2(SUM_ACC a, SUM_ACC b) { return wadd(a, b); }
+inline SUM_ACC sum2(SUM_ACC a, SUM_ACC b) { return sadd(a, b); }
 #elif TG_DT_OUT <= 1
 inline OT sum_out(SUM_ACC v) { return (OT)v; }
 inline SUM_ACC sum2(SUM_ACC a, SUM_ACC b) { return a + b; }
