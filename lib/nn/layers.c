@@ -137,7 +137,7 @@ static tg_tensor *embedding_forward(tg_module *self, tg_tensor *idx) {
     tg_tensor *flat = tg_reshape(idx, TG_SHAPE(-1));
     tg_tensor *rows = tg_index_select(e->weight, 0, flat);
     if (e->padding_idx >= 0 && rows) {
-        tg_tensor *keep = tg_unsqueeze(tg_ne(flat, tg_scalar(tg_dtype_of(flat), (double)e->padding_idx, tg_device_of(flat))), 1);
+        tg_tensor *keep = tg_unsqueeze(tg_ne(flat, tg_nn_scalar(tg_dtype_of(flat), (double)e->padding_idx, tg_device_of(flat))), 1);
         rows = tg_where(keep, rows, tg_index_select(tg_detach(e->weight), 0, flat));
     }
     s.dims[s.ndim++] = tg_size(e->weight, 1);

@@ -24,7 +24,7 @@ static bool inputs_ok(const char *api, int n, tg_tensor *const *in) {
     return true;
 }
 
-static tg_tensor *scalar_like(tg_tensor *t, double v) { return tg_scalar(tg_dtype_of(t), v, tg_device_of(t)); }
+static tg_tensor *scalar_like(tg_tensor *t, double v) { return tg_nn_scalar(tg_dtype_of(t), v, tg_device_of(t)); }
 
 /* ------------------------------------------------------------- classification */
 
@@ -54,8 +54,8 @@ static bool pick_targets(const char *api, tg_tensor *logp, tg_tensor *labels, co
     }
     double ignore = o->ignore_index.set ? (double)o->ignore_index.value : -100;
     tg_dtype ld = tg_dtype_of(labels);
-    t->valid = tg_ne(labels, tg_scalar(ld, ignore, tg_device_of(labels)));
-    tg_tensor *idx = tg_where(t->valid, labels, tg_scalar(ld, 0, tg_device_of(labels))); /* ignored: class 0 */
+    t->valid = tg_ne(labels, tg_nn_scalar(ld, ignore, tg_device_of(labels)));
+    tg_tensor *idx = tg_where(t->valid, labels, tg_nn_scalar(ld, 0, tg_device_of(labels))); /* ignored: class 0 */
     t->picked = tg_squeeze(tg_gather(logp, 1, tg_unsqueeze(idx, 1)), 1);
     tg_tensor *mask = tg_cast(t->valid, tg_dtype_of(logp));
     t->w = o->weight ? tg_mul(tg_reshape(tg_index_select(o->weight, 0, tg_reshape(idx, TG_SHAPE(-1))),

@@ -56,6 +56,9 @@ const char *tg_nn_shape_str(char *buf, size_t size, const tg_tensor *t);
 /* The dotted path from the root to m ("" for a root) into buf. */
 const char *tg_nn_path(char *buf, size_t size, const tg_module *m);
 char *tg_nn_strdup(const char *s);
+/* A 0-d tensor of value v; integer ones are uploaded rather than filled (the OpenCL
+ * fill kernels do not build for i64 on PoCL 3.1). */
+tg_tensor *tg_nn_scalar(tg_dtype dtype, double v, tg_device *dev);
 
 /* What tg_nn_collect lists: parameters (each tied one once), trainable ones, buffers,
  * modules, or the state (parameters then buffers per module, tied ones under every name). */

@@ -17,6 +17,15 @@ char *tg_nn_strdup(const char *s) {
     return r;
 }
 
+tg_tensor *tg_nn_scalar(tg_dtype dtype, double v, tg_device *dev) {
+    if (dtype == TG_F32 || dtype == TG_F64) return tg_scalar(dtype, v, dev);
+    int64_t i64 = (int64_t)v;
+    int32_t i32 = (int32_t)v;
+    uint8_t u8 = (uint8_t)v;
+    const void *p = dtype == TG_I64 ? (const void *)&i64 : dtype == TG_I32 ? (const void *)&i32 : (const void *)&u8;
+    return tg_from_data(p, dtype, TG_SCALAR_SHAPE, dev);
+}
+
 bool tg_nn_grow(void **v, int *cap, int n, size_t elsize) {
     if (n < *cap) return true;
     int nc = *cap ? 2 * *cap : 4;
