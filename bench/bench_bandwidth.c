@@ -1,55 +1,24 @@
-/* Memory-bound kernels against the machine's limit: measures triad bandwidth
- * (a = b + s*c, the STREAM kernel) with plain threads, then tg_add / tg_mul / tg_sum
- * on 16M-element f32 tensors, each reported as GB/s and as a fraction of triad; and the
- * per-call time of tg_add across sizes, to show where threading starts to pay.
+/* Memory-bound kernels against the machine's limit: the triad bandwidth (a = b + s*c,
+ * the STREAM kernel, from machine.c) on plain threads, then tg_add / tg_mul / tg_sum on
+ * 16M-element f32 tensors, each as GB/s and as a fraction of triad; and the per-call
+ * time of tg_add across sizes, to show where threading starts to pay. Figures are the
+ * best and the median of REPS repetitions (another process only slows a repetition).
  * Usage: bench_bandwidth [--json FILE] */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tapegrad.h"
 #include "bench_util.h"
+#include "machine.h"
 
 #define N (16 * 1024 * 1024)
 #define REPS 9
 
-typedef struct {
-    float *a, *b, *c;
-    long lo, hi;
-} triad_part;
-
-static void *triad_worker(void *p) {
-    triad_part *t = p;
-    for (long i = t->lo; i < t->hi; i++) t->a[i] = t->b[i] + 3.0f * t->c[i];
-    return NULL;
-}
-
-/* GB/s of the triad on `threads` threads (3 arrays of N floats moved). */
-static double triad_gbs(int threads) {
-    float *a = aligned_alloc(64, N * sizeof(float)), *b = aligned_alloc(64, N * sizeof(float)),
-          *c = aligned_alloc(64, N * sizeof(float));
-    for (long i = 0; i < N; i++) a[i] = 0, b[i] = 1, c[i] = 2;
-    double t[REPS];
-    for (int r = 0; r < REPS; r++) {
-        pthread_t th[16];
-        triad_part parts[16];
-        double t0 = bench_now();
-        for (int k = 0; k < threads; k++) {
-            parts[k] = (triad_part){ a, b, c, (long)N * k / threads, (long)N * (k + 1) / threads };
-            pthread_create(&th[k], NULL, triad_worker, &parts[k]);
-        }
-        for (int k = 0; k < threads; k++) pthread_join(th[k], NULL);
-        t[r] = bench_now() - t0;
-    }
-    free(a), free(b), free(c);
-    return 3.0 * N * sizeof(float) / bench_median(t, REPS) / 1e9;
-}
-
 typedef enum { ADD, MUL, SUM } which;
 
-static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters) {
+/* Seconds per call: the median over REPS repetitions, the fastest in *best. */
+static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters, double *best) {
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
         double t0 = bench_now();
@@ -62,7 +31,18 @@ static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters) {
         }
         t[r] = (bench_now() - t0) / iters;
     }
-    return bench_median(t, REPS);
+    double med = bench_median(t, REPS);
+    if (best) *best = t[0]; /* bench_median sorted t */
+    return med;
+}
+
+typedef struct {
+    double best, median; /* GB/s */
+} gbs;
+
+static gbs op_gbs(which w, tg_tensor *x, tg_tensor *y, double bytes) {
+    double fastest, med = op_seconds(w, x, y, 5, &fastest);
+    return (gbs){ bytes / fastest * 1e-9, bytes / med * 1e-9 };
 }
 
 int main(int argc, char **argv) {
@@ -73,29 +53,37 @@ int main(int argc, char **argv) {
         return 1;
     }
     int threads = tg_get_num_threads();
-    double triad = triad_gbs(threads);
+    bench_machine m;
+    bench_machine_probe(&m, threads);
+    bench_machine_print(stdout, &m);
     tg_tensor *x = tg_rand(TG_F32, TG_SHAPE(N), dev), *y = tg_rand(TG_F32, TG_SHAPE(N), dev);
-    op_seconds(ADD, x, y, 2); /* warm the allocator cache and the pool */
-    double add = 3.0 * N * 4 / op_seconds(ADD, x, y, 5) / 1e9;
-    double mul = 3.0 * N * 4 / op_seconds(MUL, x, y, 5) / 1e9;
-    double sum = 1.0 * N * 4 / op_seconds(SUM, x, y, 5) / 1e9;
-    printf("memory bandwidth on %s, %d threads (median of %d)\n", tg_device_name(dev), threads, REPS);
-    printf("  %-32s %8.1f GB/s\n", "triad a = b + s*c (limit)", triad);
-    printf("  %-32s %8.1f GB/s  %5.0f%% of triad\n", "tg_add f32 16M", add, 100 * add / triad);
-    printf("  %-32s %8.1f GB/s  %5.0f%% of triad\n", "tg_mul f32 16M", mul, 100 * mul / triad);
-    printf("  %-32s %8.1f GB/s  %5.0f%% of triad\n", "tg_sum f32 16M (reads only)", sum, 100 * sum / triad);
-    printf("  tg_add per call by size:\n");
+    op_seconds(ADD, x, y, 2, NULL); /* warm the allocator cache and the pool */
+    gbs add = op_gbs(ADD, x, y, 3.0 * N * 4), mul = op_gbs(MUL, x, y, 3.0 * N * 4),
+        sum = op_gbs(SUM, x, y, 1.0 * N * 4);
+    double triad = m.triad;
+    printf("memory bandwidth on %s, %d threads: best (median) of %d\n", tg_device_name(dev), threads, REPS);
+    printf("  %-32s %7.1f (%5.1f) GB/s\n", "triad a = b + s*c (limit)", triad, m.triad_med);
+    printf("  %-32s %7.1f (%5.1f) GB/s  %5.0f%% of triad\n", "tg_add f32 16M", add.best, add.median,
+           100 * add.best / triad);
+    printf("  %-32s %7.1f (%5.1f) GB/s  %5.0f%% of triad\n", "tg_mul f32 16M", mul.best, mul.median,
+           100 * mul.best / triad);
+    printf("  %-32s %7.1f (%5.1f) GB/s  %5.0f%% of triad\n", "tg_sum f32 16M (reads only)", sum.best, sum.median,
+           100 * sum.best / triad);
+    printf("  tg_add per call by size (median):\n");
     int64_t sizes[] = { 16, 1024, 16384, 32768, 65536, 262144, 1048576 };
     for (int i = 0; i < 7; i++) {
         tg_tensor *a = tg_rand(TG_F32, TG_SHAPE(sizes[i]), dev), *b = tg_rand(TG_F32, TG_SHAPE(sizes[i]), dev);
         int iters = (int)(4000000 / sizes[i]) + 10;
-        printf("    %8lld elements: %9.2f us\n", (long long)sizes[i], op_seconds(ADD, a, b, iters) * 1e6);
+        printf("    %8lld elements: %9.2f us\n", (long long)sizes[i], op_seconds(ADD, a, b, iters, NULL) * 1e6);
     }
     if (json) {
         FILE *f = fopen(json, "w");
         if (f) {
-            fprintf(f, "{\"threads\": %d, \"triad_gbs\": %.2f, \"add_gbs\": %.2f, \"mul_gbs\": %.2f, \"sum_gbs\": %.2f}\n",
-                    threads, triad, add, mul, sum);
+            fprintf(f, "{\"machine\": ");
+            bench_machine_json(f, &m);
+            fprintf(f, ", \"threads\": %d, \"triad_gbs\": %.2f, \"add_gbs\": %.2f, \"mul_gbs\": %.2f, "
+                       "\"sum_gbs\": %.2f, \"add_median_gbs\": %.2f, \"mul_median_gbs\": %.2f, \"sum_median_gbs\": %.2f}\n",
+                    threads, triad, add.best, mul.best, sum.best, add.median, mul.median, sum.median);
             fclose(f);
         }
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "machine.h"
 #include "tapegrad.h"
 
 #define REPS 7
@@ -130,13 +131,17 @@ static void bench_device(int col, tg_device *dev, bool quick) {
     }
 }
 
+static bench_machine g_machine;
+
 static void write_json(const char *path, int ndev, tg_device **devs) {
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "bench_core: cannot write %s\n", path);
         return;
     }
-    fprintf(f, "{\n  \"threads\": %d,\n  \"devices\": [", tg_get_num_threads());
+    fprintf(f, "{\n  \"machine\": ");
+    bench_machine_json(f, &g_machine);
+    fprintf(f, ",\n  \"threads\": %d,\n  \"devices\": [", tg_get_num_threads());
     for (int d = 0; d < ndev; d++) fprintf(f, "%s\"%s\"", d ? ", " : "", tg_device_name(devs[d]));
     fprintf(f, "],\n  \"results\": [\n");
     for (int r = 0; r < g_nrows; r++) {
@@ -175,6 +180,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_core: no device%s%s\n", only ? " named " : "", only ? only : "");
         return 1;
     }
+    bench_machine_probe(&g_machine, tg_get_num_threads());
+    bench_machine_print(stdout, &g_machine);
     printf("tapegrad core benchmark, %d CPU threads, median of %d\n", tg_get_num_threads(), REPS);
     for (int d = 0; d < ndev; d++) {
         tg_device_get_info(devs[d], &info[0]);

@@ -20,6 +20,7 @@
 
 #include "tapegrad.h"
 #include "bench_util.h"
+#include "machine.h"
 
 #if defined(TG_HAVE_CLBLAST) || (defined(__has_include) && __has_include(<clblast_c.h>))
 #define BENCH_CLBLAST 1
@@ -210,6 +211,9 @@ int main(int argc, char **argv) {
     int index = 0;
     sscanf(info.id, "opencl:%d", &index);
 
+    bench_machine m; /* the host: with PoCL, the device's own limits */
+    bench_machine_probe(&m, tg_get_num_threads());
+
     int n_adds = quick ? 2000 : 20000, gemm_n = 1024, reps = quick ? 2 : 5;
     double us = add_overhead_us(dev, n_adds);
     /* Alternating rounds, best of each: the machine's noise hits both alike. */
@@ -233,13 +237,16 @@ int main(int argc, char **argv) {
     }
 
     if (json) {
-        printf("{\"device\": \"%s\", \"id\": \"%s\", \"driver\": \"%s\", \"add16_us\": %.3f, "
+        printf("{\"machine\": ");
+        bench_machine_json(stdout, &m);
+        printf(", \"device\": \"%s\", \"id\": \"%s\", \"driver\": \"%s\", \"add16_us\": %.3f, "
                "\"matmul1024_gflops\": %.2f, \"clblast1024_gflops\": %.2f, "
                "\"first_result_cold_s\": %.3f, \"first_result_warm_s\": %.3f, "
                "\"first_result_cold_wall_s\": %.3f, \"first_result_warm_wall_s\": %.3f}\n",
                info.name, info.id, info.driver_version, us, tg_gf, cb_gf, cold_in, warm_in, cold_wall, warm_wall);
         return 0;
     }
+    bench_machine_print(stdout, &m);
     printf("device: %s (%s, %s, driver %s)\n", info.id, info.name, info.platform, info.driver_version);
     printf("%-44s %12s\n", "measure", "value");
     printf("%-44s %9.2f us\n", "tg_add, 16 f32 elements, per op", us);

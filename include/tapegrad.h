@@ -434,6 +434,70 @@ TG_API tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b);
 /* cond (u8) ? a : b, all three broadcast together. */
 TG_API tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b);
 
+/* ---------------------------------------------------------------- activations, dropout and resampling
+ * As torch.nn.functional names and computes them; float (f32/f64) inputs only (others
+ * are an error naming the dtype). Each is composed from the ops above, so it runs on
+ * every device, its backward is exact and second order works. Special values follow
+ * PyTorch (NaN stays NaN; gelu and silu give NaN at -inf, as x * 0 does there). */
+
+/* The error function and its complement (torch.erf, torch.erfc): Cody's rational
+ * approximation, about 1e-15 relative in f64; the gradient is -+2/sqrt(pi) e^(-x^2). */
+TG_API tg_tensor *tg_erf(tg_tensor *x);
+TG_API tg_tensor *tg_erfc(tg_tensor *x);
+/* x > 0 ? x : alpha (e^x - 1) (computed as expm1, so accurate near 0; PyTorch: 1.0). */
+TG_API tg_tensor *tg_elu(tg_tensor *x, double alpha);
+typedef enum {
+    TG_GELU_NONE, /* x Phi(x) = x/2 erfc(-x/sqrt 2): exact (accurate for x << 0 too) */
+    TG_GELU_TANH, /* x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's approximate="tanh" */
+} tg_gelu_approximate;
+/* tg_gelu(x, TG_GELU_NONE) is F.gelu(x); the tanh form costs a few ops, the exact one
+ * about eighty elementwise passes (erf has no kernel of its own). */
+TG_API tg_tensor *tg_gelu(tg_tensor *x, tg_gelu_approximate approximate);
+TG_API tg_tensor *tg_silu(tg_tensor *x); /* x sigmoid(x) */
+/* log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (PyTorch: beta 1,
+ * threshold 20). beta must be finite and non-zero, threshold not NaN. */
+TG_API tg_tensor *tg_softplus(tg_tensor *x, double beta, double threshold);
+/* log(sigmoid(x)) = -softplus(-x): finite for every finite x, -inf at -inf. */
+TG_API tg_tensor *tg_log_sigmoid(tg_tensor *x);
+/* clamp(x, min_val, max_val) with PyTorch's gradient: 1 strictly inside, 0 on the bounds
+ * (PyTorch: -1, 1). min_val > max_val is an error. relu6 is hardtanh(x, 0, 6). */
+TG_API tg_tensor *tg_hardtanh(tg_tensor *x, double min_val, double max_val);
+TG_API tg_tensor *tg_relu6(tg_tensor *x);
+TG_API tg_tensor *tg_softsign(tg_tensor *x);    /* x / (1 + |x|) */
+TG_API tg_tensor *tg_hardsigmoid(tg_tensor *x); /* min(max(x + 3, 0), 6) / 6 */
+TG_API tg_tensor *tg_hardswish(tg_tensor *x);   /* x min(max(x + 3, 0), 6) / 6 */
+
+/* Inverted dropout: in training each element is zeroed with probability p and the rest
+ * scaled by 1/(1 - p); the mask comes from the Philox generator (tg_manual_seed), so
+ * every device drops the same elements under one seed. p must be in [0, 1]; p == 1
+ * gives x * 0; training false or p == 0 returns a new view of x and draws nothing. */
+TG_API tg_tensor *tg_dropout(tg_tensor *x, double p, bool training);
+/* Zeroes whole channels: one draw per (n, c) of (N, C, H, W), or per c of an unbatched
+ * (C, H, W) (PyTorch 2's reading; 1.13 read 3-D as (N, C, L)); other ranks are an error. */
+TG_API tg_tensor *tg_dropout2d(tg_tensor *x, double p, bool training);
+
+typedef enum {
+    TG_INTERPOLATE_NEAREST,       /* PyTorch's default: source floor(dst * in/out), its legacy rule */
+    TG_INTERPOLATE_NEAREST_EXACT, /* floor((dst + 0.5) * in/out), as Pillow and scipy */
+    TG_INTERPOLATE_BILINEAR,
+} tg_interpolate_mode;
+typedef struct {
+    int64_t size[2];         /* output (H, W); { h } alone means (h, h) */
+    double scale_factor[2];  /* or scale factors; { s } alone means (s, s). Exactly one of
+                                size and scale_factor is given. */
+    tg_interpolate_mode mode; /* default nearest */
+    bool align_corners;      /* bilinear only: corner pixels' centres align (PyTorch: False) */
+    bool recompute_scale_factor; /* scale_factor only: the kernel uses in/out rather than
+                                    1/scale_factor (PyTorch: None, i.e. false) */
+} tg_interpolate_opts;
+/* F.interpolate of x (N, C, H, W) to (N, C, OH, OW); OH = floor(H * scale_factor) when a
+ * scale is given. Nearest modes take any dtype, bilinear f32/f64. Indices and weights are
+ * PyTorch's (same precision), so results match its CPU kernel to rounding. Errors: not
+ * 4-D, an unknown mode, both or neither of size and scale_factor, a size <= 0, a scale
+ * <= 0 or not finite, an empty input or output plane, align_corners with a nearest mode,
+ * recompute_scale_factor with size. */
+TG_API tg_tensor *tg_interpolate(tg_tensor *x, const tg_interpolate_opts *opts);
+
 /* ---------------------------------------------------------------- reductions */
 
 /* Axes out of range, given twice, or more than TG_MAX_DIMS of them are an error;
@@ -458,6 +522,45 @@ TG_API tg_tensor *tg_norm(tg_tensor *x);
 TG_API tg_tensor *tg_argmax(tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_argmin(tg_tensor *x, int axis, bool keepdim);
 
+/* ---------------------------------------------------------------- normalisation
+ * PyTorch's torch.nn.functional batch_norm, layer_norm, group_norm and
+ * local_response_norm, same arguments, defaults and formulas. x is f32 or f64; weight,
+ * bias and running statistics have x's dtype and device, and any of them may be NULL
+ * (no affine transform; no running statistics). Batch, layer and group norm are fused
+ * primitives: one kernel forward, one backward (dx, dweight, dbias together) unless the
+ * backward itself is recorded (create_graph), where it is composed of ops so that
+ * second derivatives work. Statistics use the biased variance; eps is added to it. */
+
+typedef struct {
+    bool training;          /* batch statistics, updating the running ones; default (false):
+                               the running statistics (PyTorch's F.batch_norm default) */
+    tg_opt_f64 momentum;    /* running = (1 - momentum) * running + momentum * batch stat;
+                               default 0.1; TG_SOME(0) leaves the running stats as they are */
+    bool cumulative;        /* PyTorch's momentum=None: a cumulative moving average, the
+                               factor 1 / num_batches_tracked (momentum is then ignored) */
+    int64_t num_batches_tracked; /* with cumulative: batches seen, this one included (>= 1) */
+    tg_opt_f64 eps;         /* default 1e-5 */
+} tg_batch_norm_opts;
+/* x (N, C), (N, C, L), (N, C, H, W) or more axes; statistics per channel over every
+ * other axis. running_mean/running_var (C) are read in eval (required there) and, in
+ * training, updated in place with the batch mean and the unbiased batch variance
+ * (their version is bumped, so a backward that saved them reports it); they must not
+ * require grad. weight, bias (C). Training needs more than one value per channel. */
+TG_API tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *running_var, tg_tensor *weight,
+                                tg_tensor *bias, const tg_batch_norm_opts *opts);
+/* Normalises over the trailing axes given by normalized_shape (which must equal x's
+ * last axes); weight and bias have shape normalized_shape. PyTorch's eps: 1e-5. */
+TG_API tg_tensor *tg_layer_norm(tg_tensor *x, tg_shape normalized_shape, tg_tensor *weight, tg_tensor *bias,
+                                double eps);
+/* x (N, C, ...): statistics per sample over each group of C / num_groups channels
+ * (num_groups must divide C) and the other axes; weight, bias (C). */
+TG_API tg_tensor *tg_group_norm(tg_tensor *x, int64_t num_groups, tg_tensor *weight, tg_tensor *bias, double eps);
+/* AlexNet's local response normalisation across channels, x (N, C, ...) with 3 or
+ * more axes: x / (k + alpha / size * sum of x^2 over the size channels around c)^beta,
+ * the window [c - size/2, c + (size-1)/2] padded with zeros (PyTorch's defaults: alpha
+ * 1e-4, beta 0.75, k 1). Composed of ops: twice differentiable, any device. */
+TG_API tg_tensor *tg_local_response_norm(tg_tensor *x, int64_t size, double alpha, double beta, double k);
+
 /* ---------------------------------------------------------------- softmax and losses */
 
 TG_API tg_tensor *tg_softmax(tg_tensor *x, int axis);
@@ -481,6 +584,154 @@ TG_API tg_tensor *tg_cross_entropy_ex(tg_tensor *logits, tg_tensor *labels,
 /* numpy/PyTorch matmul: 1-D vectors, 2-D matrices, and batches of matrices whose
  * leading axes broadcast: (B,1,M,K) @ (H,K,N) -> (B,H,M,N). */
 TG_API tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+
+/* ---------------------------------------------------------------- convolution
+ * As torch.nn.functional's conv1d, conv2d and conv_transpose2d: NCHW (NCL for 1-D),
+ * cross-correlation (no kernel flip), zero padding. An options struct stands for
+ * PyTorch's keyword arguments: NULL, or a field left 0, is PyTorch's default (stride 1,
+ * padding 0, dilation 1, groups 1, output_padding 0). A scalar field sets both spatial
+ * axes, like PyTorch's int; the _hw pairs (H, W) are PyTorch's tuples: a pair with a
+ * non-zero entry replaces its scalar, and a 0 in it means 1 for stride and dilation,
+ * 0 for padding and output_padding: .padding_hw = { 0, 1 } pads W only.
+ *
+ * Every tensor is f32 or f64, of one dtype and on one device; an unbatched input
+ * ((C, H, W), or (C, L) for 1-D) gives an unbatched output, as in PyTorch. Inputs of
+ * any strides are accepted (a dense copy is made for the kernel). The result is
+ * differentiable in x, weight and bias, twice and more (the backward is made of the
+ * same convolutions). bias may be NULL for none: a failed call that returned NULL
+ * cannot be told from that, so check it before passing it.
+ *
+ * Errors (NULL and a message naming the call and the values): a dtype that is not
+ * f32/f64, or two dtypes or devices; an input or weight of the wrong rank; channels
+ * that do not match the weight; groups that do not divide the channels; a bias that is
+ * not 1-D with one element per output channel; a negative stride, padding, dilation,
+ * groups or output_padding; padding "same" with a stride other than 1, or with
+ * padding amounts; a kernel of size 0; a dilated kernel larger than the padded input;
+ * an output size <= 0; output_padding not smaller than the stride or the dilation; a
+ * device without convolution kernels ("tg_conv2d: device opencl:0 has no conv2d kernel
+ * for f32 (yet)"). */
+
+/* PyTorch's padding="valid" and padding="same". */
+typedef enum {
+    TG_CONV_PAD_EXPLICIT = 0, /* the amounts in padding / padding_hw (default 0) */
+    TG_CONV_PAD_VALID,        /* no padding */
+    TG_CONV_PAD_SAME,         /* the output has the input's size: d*(k-1) zeros per axis, half before and
+                                 the rest (one more when odd) after, as PyTorch; stride 1 only */
+} tg_conv_padding;
+
+typedef struct {
+    int64_t stride;           /* default 1 */
+    int64_t padding;          /* zeros on each side of each axis; default 0 */
+    int64_t dilation;         /* spacing of the kernel taps; default 1 */
+    int64_t groups;           /* default 1; in_channels and out_channels must be multiples of it
+                                 (groups = in_channels: depthwise) */
+    tg_conv_padding padding_kind; /* "valid"/"same" instead of amounts (then padding must be 0) */
+    int64_t stride_hw[2], padding_hw[2], dilation_hw[2]; /* per axis (H, W) */
+} tg_conv2d_opts;
+
+/* x (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out)
+ * or NULL. Returns (N, C_out, H_out, W_out) with, per axis,
+ * H_out = floor((H + pad_before + pad_after - dilation*(kH-1) - 1) / stride) + 1. */
+TG_API tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_conv2d_opts *opts);
+
+typedef struct {
+    int64_t stride;           /* default 1 */
+    int64_t padding;          /* default 0 */
+    int64_t dilation;         /* default 1 */
+    int64_t groups;           /* default 1 */
+    tg_conv_padding padding_kind;
+} tg_conv1d_opts;
+
+/* x (N, C_in, L) or (C_in, L); weight (C_out, C_in/groups, kL); bias (C_out) or NULL.
+ * Returns (N, C_out, L_out), L_out as H_out above; the 2-D convolution over a height
+ * of 1 (views, no copy), so gradients and errors are tg_conv2d's, in 1-D terms. */
+TG_API tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_conv1d_opts *opts);
+
+typedef struct {
+    int64_t stride;           /* default 1 */
+    int64_t padding;          /* dilation*(k-1) - padding zeros on each side; default 0 */
+    int64_t output_padding;   /* extra size on the bottom/right; default 0; each axis' must be
+                                 smaller than its stride or its dilation, as PyTorch */
+    int64_t dilation;         /* default 1 */
+    int64_t groups;           /* default 1 */
+    int64_t stride_hw[2], padding_hw[2], output_padding_hw[2], dilation_hw[2]; /* per axis (H, W) */
+} tg_conv_transpose2d_opts;
+
+/* The gradient of tg_conv2d with respect to its input, as an op ("deconvolution"):
+ * x (N, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/groups, kH, kW) (PyTorch's
+ * layout); bias (C_out) or NULL. Returns (N, C_out, H_out, W_out) with
+ * H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1. */
+TG_API tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
+                                      const tg_conv_transpose2d_opts *opts);
+
+/* ---------------------------------------------------------------- pooling
+ * PyTorch's F.max_pool2d, max_unpool2d, avg_pool2d, adaptive_avg_pool2d and
+ * adaptive_max_pool2d over (N, C, H, W) or unbatched (C, H, W) f32/f64 tensors, with
+ * the same options, defaults, output sizes and index rules. Each is one op on the tape
+ * whose backward is itself an op, so second order works.
+ *
+ *     tg_tensor *y = tg_max_pool2d(x, &(tg_max_pool2d_opts){ .kernel_size = 2 }); // stride 2
+ *     tg_tensor *z = tg_avg_pool2d(x, &(tg_avg_pool2d_opts){ .kernel_size = 3, .stride = 1,
+ *                                                           .padding = 1,
+ *                                                           .count_include_pad = TG_SOME(false) });
+ *
+ * Sizes: each option is a scalar for both axes, or a (H, W) pair in the *_hw field,
+ * which replaces the scalar when one of its elements is non-zero (PyTorch's tuples);
+ * a zero anywhere means the default. Output size on an axis of input size I:
+ *     O = floor((I + 2 padding - dilation (kernel - 1) - 1) / stride) + 1,
+ * rounded up instead with ceil_mode, where a last window that would start past
+ * I + padding (in the right padding) is dropped, as PyTorch does.
+ * Errors (messages name the call and the values): an input that is not 3-D or 4-D, has
+ * C, H or W of 0, or is not f32/f64; kernel_size, stride or dilation below 1 (kernel_size
+ * has no default); padding negative or above half the kernel size; an output size below
+ * 1; a device without the kernel ("device opencl:0 has no pool2d kernel for f32 (yet)").
+ * Max pooling keeps the first maximum of a window (row-major), a NaN wins over any
+ * number, and padding counts as -inf. */
+typedef struct {
+    int64_t kernel_size;       /* required */
+    int64_t stride;            /* default: kernel_size */
+    int64_t padding;           /* default 0 (implicit -inf on both sides) */
+    int64_t dilation;          /* default 1 */
+    bool ceil_mode;
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2], dilation_hw[2];
+} tg_max_pool2d_opts;
+TG_API tg_tensor *tg_max_pool2d(tg_tensor *x, const tg_max_pool2d_opts *opts);
+/* Also returns (in *indices, owned by the current scope) each maximum's flat i64
+ * position in its H*W input plane, as PyTorch's return_indices=True. */
+TG_API tg_tensor *tg_max_pool2d_with_indices(tg_tensor *x, const tg_max_pool2d_opts *opts, tg_tensor **indices);
+
+typedef struct {
+    int64_t kernel_size;       /* required: the pooling's */
+    int64_t stride;            /* default: kernel_size */
+    int64_t padding;           /* default 0 */
+    int64_t output_size[2];    /* (H, W); default (I - 1) stride - 2 padding + kernel_size per
+                                  axis; a given size must lie strictly within stride of it */
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2];
+} tg_max_unpool2d_opts;
+/* The inverse of max pooling: zeros of the output size with x placed at indices (i64,
+ * x's shape, positions in each output plane; a repeated index keeps the last value, an
+ * index outside the plane is an error naming it). The gradient w.r.t. x gathers at
+ * indices. */
+TG_API tg_tensor *tg_max_unpool2d(tg_tensor *x, tg_tensor *indices, const tg_max_unpool2d_opts *opts);
+
+typedef struct {
+    int64_t kernel_size;          /* required */
+    int64_t stride;               /* default: kernel_size */
+    int64_t padding;              /* default 0 (zeros) */
+    bool ceil_mode;
+    tg_opt_i64 count_include_pad; /* default true: padded zeros count in the divisor;
+                                     TG_SOME(false) divides by the input elements only */
+    int64_t divisor_override;     /* default 0: none; else the divisor of every window */
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2];
+} tg_avg_pool2d_opts;
+TG_API tg_tensor *tg_avg_pool2d(tg_tensor *x, const tg_avg_pool2d_opts *opts);
+
+/* Output (output_h, output_w), both at least 1; output i on an axis of size I averages
+ * (or takes the max of) [floor(i I / O), ceil((i + 1) I / O)). (1, 1) is global pooling. */
+TG_API tg_tensor *tg_adaptive_avg_pool2d(tg_tensor *x, int64_t output_h, int64_t output_w);
+TG_API tg_tensor *tg_adaptive_max_pool2d(tg_tensor *x, int64_t output_h, int64_t output_w);
+TG_API tg_tensor *tg_adaptive_max_pool2d_with_indices(tg_tensor *x, int64_t output_h, int64_t output_w,
+                                                      tg_tensor **indices);
 
 /* ---------------------------------------------------------------- movement
  * Views share storage with their input (no copy) where strides allow. */

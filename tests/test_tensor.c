@@ -128,13 +128,18 @@ TEST(memory_stats) {
     tg_scope_end();
     CHECK(tg_device_memory_stats(dev, &s2) == TG_OK);
     CHECK(s2.bytes_in_use == s0.bytes_in_use && s2.peak_in_use >= s1.bytes_in_use);
-    /* The block is cached: the same allocation again reaches no system allocator. */
+    /* The block is cached: the same allocation again reaches no system allocator
+     * (except where caching is off on purpose: AddressSanitizer builds, TG_DEBUG=1). */
     tg_scope_begin();
     tg_zeros(TG_F32, TG_SHAPE(1000, 1000), dev);
     tg_scope_end();
     tg_memory_stats s3;
     tg_device_memory_stats(dev, &s3);
-    CHECK(s3.allocations == s2.allocations);
+    bool reuse_off = getenv("TG_DEBUG") && strcmp(getenv("TG_DEBUG"), "1") == 0;
+#if defined(__SANITIZE_ADDRESS__)
+    reuse_off = true;
+#endif
+    CHECK(reuse_off ? s3.allocations == s2.allocations + 1 : s3.allocations == s2.allocations);
 }
 
 void tg_philox4x32(uint64_t counter, uint64_t key, uint32_t out[4]); /* internal */

@@ -162,7 +162,7 @@ static tg_status collect(walk *w, int n_roots, tg_tensor *const *roots) {
         slots += w->order[i]->n_outputs;
     }
     if (!grow((void **)&w->grads, &w->gcap, slots, sizeof *w->grads)) goto nomem;
-    memset(w->grads, 0, (size_t)slots * sizeof *w->grads);
+    if (slots) memset(w->grads, 0, (size_t)slots * sizeof *w->grads);
     return TG_OK;
 nomem:
     return tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory walking the graph");
@@ -236,6 +236,7 @@ static tg_status output_grads(tg_node *n, tg_tensor **slots, tg_tensor **gout) {
         gout[k] = slots[k];
         if (gout[k]) continue;
         const tg_output_meta *m = &n->outputs[k];
+        if (!m->dev) continue; /* an output that is not differentiable (indices) gets NULL */
         tg_shape s = { .ndim = m->ndim };
         memcpy(s.dims, m->shape, sizeof s.dims);
         if (!(gout[k] = tg_zeros(m->dtype, s, m->dev))) return tg_last_status();
@@ -292,6 +293,7 @@ static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *gra
     walk own, *w = walk_borrow(&own);
     o->w = w;
     tg_status st = collect(w, n_roots, roots);
+    bool collected = st == TG_OK; /* else the slots were never laid out for this run */
     bool prev = tg_set_grad_enabled(o->create_graph);
     tg_scope_begin();
     for (int r = 0; r < n_roots && st == TG_OK; r++) st = seed(roots[r], grads ? grads[r] : NULL, o);
@@ -303,9 +305,12 @@ static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *gra
     }
     tg_scope_end();
     tg_set_grad_enabled(prev);
-    for (int i = 0; i < w->n; i++) {
+    for (int i = 0; collected && i < w->n; i++) {
         tg_tensor **slots = &w->grads[w->first[i]];
-        for (int k = 0; k < w->order[i]->n_outputs; k++) tg_tensor_decref(slots[k]);
+        for (int k = 0; k < w->order[i]->n_outputs; k++) {
+            tg_tensor_decref(slots[k]);
+            slots[k] = NULL;
+        }
         if (!o->retain_graph && st == TG_OK) tg_node_release_saved(w->order[i]);
     }
     walk_return(w);

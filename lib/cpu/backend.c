@@ -2,7 +2,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/cpu/conv/conv.h"
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/norm.h"
+#include "lib/cpu/pool.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -39,10 +42,22 @@ static const tg_backend cpu_backend = {
     .arange = tg_cpu_arange,
     .axpy = tg_cpu_axpy,
     /* convolution (conv/) */
+    .conv2d = tg_cpu_conv2d_forward,
+    .conv2d_backward_data = tg_cpu_conv2d_backward_data,
+    .conv2d_backward_weight = tg_cpu_conv2d_backward_weight,
 
     /* pooling (pool.c) */
+    .pool2d = tg_cpu_pool2d,
+    .pool2d_backward = tg_cpu_pool2d_backward,
+    .max_unpool2d = tg_cpu_max_unpool2d,
 
     /* normalisation (norm.c) */
+    .batch_norm = tg_cpu_batch_norm,
+    .batch_norm_backward = tg_cpu_batch_norm_backward,
+    .layer_norm = tg_cpu_layer_norm,
+    .layer_norm_backward = tg_cpu_layer_norm_backward,
+    .group_norm = tg_cpu_group_norm,
+    .group_norm_backward = tg_cpu_group_norm_backward,
 
     /* resampling and dropout */
 

@@ -53,20 +53,37 @@ typedef struct {
 
 typedef enum { TG_POOL_MAX, TG_POOL_AVG } tg_pool_kind;
 /* Geometry of a 2-D pooling window over NCHW tensors (output size from the op layer,
- * ceil_mode included); avg divides by the window clipped to the padded input when
- * count_include_pad, else to the input, or by divisor when it is non-zero. */
+ * ceil_mode included), PyTorch's rules. Output o on an axis of input size I covers
+ * o*stride - pad + k*dilation for k in [0, kernel) that lie in [0, I) (max; dilation
+ * is 1 for avg). avg divides by the window clipped to the padded input [-pad, I + pad)
+ * when count_include_pad, else to the input, or by divisor when it is non-zero.
+ * adaptive: kernel, stride, pad and dilation are unused and output o covers
+ * [floor(o*I/O), ceil((o+1)*I/O)) (adaptive_avg/max_pool2d). A max window that holds
+ * no input element (possible with dilation) gives -inf and PyTorch's index, which may
+ * lie outside the plane; backward skips such indices. */
 typedef struct {
     int64_t N, C, H, W, OH, OW;
     int64_t kernel[2], stride[2], pad[2], dilation[2];
     bool count_include_pad;
+    bool adaptive;
     int64_t divisor;
 } tg_pool2d_geom;
 
-/* Normalisation over the axes of x other than C (batch norm: per channel over N and
- * the spatial axes). */
+/* Normalisation, computed by the op layer. x is dense and seen as (N, C, S), S the
+ * product of the axes after C:
+ *   batch norm: statistics per channel c over N and S; weight, bias, running stats (C);
+ *   group norm: statistics per (n, group) over its C / groups channels and S, saved
+ *     as (N * groups); weight and bias per channel (C);
+ *   layer norm: N rows of C elements (S = 1; C the product of normalized_shape),
+ *     statistics per row, saved as (N); weight and bias (C), one per element of a row.
+ * Statistics are the biased (population) variance; saved "invstd" is 1 / sqrt(var + eps). */
 typedef struct {
-    double momentum, eps;
-    bool training;
+    int64_t N, C, S;
+    int64_t groups;    /* group norm */
+    double momentum;   /* batch norm in training: running = (1 - momentum) * running + momentum * batch
+                          (the cumulative average's 1 / num_batches_tracked already applied) */
+    double eps;
+    bool training;     /* batch norm: batch statistics (and the running update) vs running stats */
 } tg_norm_params;
 
 /* The kernel entries, for tg_device_supports. */
@@ -132,9 +149,11 @@ typedef struct tg_backend {
                         const tg_pool2d_geom *g);
     tg_status (*pool2d_backward)(tg_pool_kind kind, tg_tensor *dx, const tg_tensor *dout, const tg_tensor *indices,
                                  const tg_pool2d_geom *g);
-    /* Batch norm over (N, C, ...): out, and the per-channel mean and inverse std it used
-     * (saved for backward); in training the running statistics are updated in place
-     * (the unbiased variance, with momentum). weight/bias may be NULL. */
+    /* Batch norm over (N, C, ...) (geometry in tg_norm_params): out, and the per-channel
+     * mean and inverse std it used (saved for backward: the batch's in training, the
+     * running ones in eval); in training the running statistics (NULL: none) are updated
+     * in place with the unbiased variance and momentum. weight/bias may be NULL; the
+     * (C) tensors may have any stride. backward: dx, dweight, dbias may each be NULL. */
     tg_status (*batch_norm)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, tg_tensor *running_mean,
                             tg_tensor *running_var, const tg_tensor *x, const tg_tensor *weight,
                             const tg_tensor *bias, const tg_norm_params *p);
@@ -146,8 +165,28 @@ typedef struct tg_backend {
     tg_status (*col2im)(tg_tensor *dx, const tg_tensor *cols, const tg_conv2d_geom *g);
 
     /* --- more pooling entries (ops/pool.c) --- */
+    /* Optional. out (N, C, H, W) is zeroed, then out[n, c].flat[indices[i]] = x[i] for
+     * each element of x (N, C, OH, OW) in order, so a repeated index keeps the last
+     * (PyTorch's CPU kernel); an index outside [0, H*W) is an error naming it. Shares
+     * pool2d_backward's dtype support (tg_device_supports). */
+    tg_status (*max_unpool2d)(tg_tensor *out, const tg_tensor *x, const tg_tensor *indices,
+                              const tg_pool2d_geom *g);
 
     /* --- more normalisation entries (ops/norm.c: layer/group norm, LRN) --- */
+    /* Optional (NULL: the op composes them from other ops). Layer and group norm with the
+     * geometry of tg_norm_params: out like x, save_mean and save_invstd the per-row /
+     * per-group statistics; weight/bias (C) may be NULL. backward: any of dx, dweight,
+     * dbias may be NULL (not wanted); dx like x, dweight and dbias (C). */
+    tg_status (*layer_norm)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, const tg_tensor *x,
+                            const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
+    tg_status (*layer_norm_backward)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
+                                     const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
+                                     const tg_tensor *save_invstd, const tg_norm_params *p);
+    tg_status (*group_norm)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, const tg_tensor *x,
+                            const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
+    tg_status (*group_norm_backward)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
+                                     const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
+                                     const tg_tensor *save_invstd, const tg_norm_params *p);
 
     /* --- resampling and dropout entries (ops/interpolate.c, ops/dropout.c) --- */
 

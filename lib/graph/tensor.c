@@ -147,6 +147,29 @@ void tg_tensor_incref(tg_tensor *t) {
     if (t) atomic_fetch_add_explicit(&t->refcount, 1, memory_order_relaxed);
 }
 
+/* TG_DEBUG: released objects are kept, never reused, and freed at exit. */
+static tg_tensor *g_graveyard;
+static bool g_graveyard_registered;
+static pthread_mutex_t g_graveyard_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void free_graveyard(void) {
+    pthread_mutex_lock(&g_graveyard_lock);
+    while (g_graveyard) {
+        tg_tensor *t = g_graveyard;
+        g_graveyard = t->free_link;
+        free(t);
+    }
+    pthread_mutex_unlock(&g_graveyard_lock);
+}
+
+static void bury(tg_tensor *t) {
+    pthread_mutex_lock(&g_graveyard_lock);
+    if (!g_graveyard_registered) g_graveyard_registered = atexit(free_graveyard) == 0;
+    t->free_link = g_graveyard;
+    g_graveyard = t;
+    pthread_mutex_unlock(&g_graveyard_lock);
+}
+
 static void mark_dead(tg_tensor *t) {
     t->magic = TG_TENSOR_DEAD;
     t->released_by = g_releasing ? g_releasing : "its last holder (a graph or another tensor) was freed";
@@ -163,6 +186,7 @@ void tg_tensor_decref(tg_tensor *t) {
     if (tg_debug_enabled()) { /* never reused: the message stays exact */
         t->released_scope = g_releasing_scope ? g_releasing_scope->serial : 0;
         t->released_depth = g_releasing_depth;
+        bury(t);
         return;
     }
     tensor_struct_free(t);
@@ -226,6 +250,9 @@ static void scopes_atexit(void) { free_scopes(NULL); }
 
 static void make_scope_key(void) {
     pthread_key_create(&g_scope_key, free_scopes);
+    pthread_mutex_lock(&g_graveyard_lock); /* registered first, so it runs after scopes_atexit */
+    g_graveyard_registered = atexit(free_graveyard) == 0;
+    pthread_mutex_unlock(&g_graveyard_lock);
     atexit(scopes_atexit); /* the main thread's scopes: no key destructor runs at exit() */
 }
 

@@ -134,5 +134,6 @@ tg_status tg_cl_download(tg_device *dev, void *dst, const void *src, size_t off,
     tg_cl_device *d = dev->impl;
     if (!n) return TG_OK;
     cl_int e = clEnqueueReadBuffer(d->queue, (cl_mem)src, CL_TRUE, off, n, dst, 0, NULL, NULL);
+    tg_cl_register_drain(false); /* after kernels the driver compiled as it ran them */
     return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueReadBuffer", e);
 }

@@ -1,6 +1,7 @@
 /* OpenCL device discovery and lookup: every device of every platform, in platform
  * order, is "opencl:N". A device's context and in-order queue are made on its first
  * tg_device_get and live until exit. Also OpenCL error names. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,9 +152,37 @@ done:
     free(counts);
 }
 
+/* At exit, before the driver's teardown: a command still queued, or a kernel the driver
+ * compiles on a worker thread as it runs it, would otherwise meet freed memory (PoCL
+ * makes static objects on its first compiles and registers their destructors then).
+ * Exit handlers run in reverse order of registration, so tg_cl_register_drain adds
+ * this one again after every build and after a sync that followed one, which puts it
+ * ahead of whatever the driver registered meanwhile. The device lock also waits for a
+ * build another thread has under way. Buffers, programs and queues stay: tensors that
+ * scopes release at exit still name them. */
+static atomic_int g_drain_due;
+
+void tg_cl_register_drain(bool now) {
+    if (now || atomic_exchange(&g_drain_due, 0)) atexit(tg_cl_drain_all);
+    if (now) atomic_store(&g_drain_due, 1); /* and again after the next sync */
+}
+
+void tg_cl_drain_all(void) {
+    for (int i = 0; i < g_ndev; i++) {
+        tg_cl_device *d = &g_devs[i];
+        pthread_mutex_lock(&d->lock);
+        if (d->ready) clFinish(d->queue);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
+static void register_drain(void) { tg_cl_register_drain(true); }
+
 /* The context, the in-order queue and the index-error flag, once. */
 static tg_status make_ready(tg_cl_device *d) {
+    static pthread_once_t drain_once = PTHREAD_ONCE_INIT;
     cl_int e;
+    pthread_once(&drain_once, register_drain);
     pthread_mutex_lock(&d->lock);
     if (d->ready) goto out;
     cl_context_properties props[] = { CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0 };

@@ -1,6 +1,7 @@
 /* OpenCL elementwise launches: fill, copy/cast, unary, binary, where, arange, random.
  * Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
- * merging axes, so dense operands take the one-axis path. */
+ * merging axes, so dense operands take the one-axis path. An empty output returns
+ * before any kernel is looked up (so nothing is compiled for it). */
 #include <math.h>
 #include <string.h>
 
@@ -16,7 +17,18 @@ typedef union {
     cl_double d;
     cl_int i;
     cl_uchar u;
+    cl_long l;
 } scalar;
+
+/* The CPU path's store() into i64: truncates, saturates, NaN becomes 0. */
+static cl_long sat_i64(double v) {
+    return v != v ? 0 : v >= 0x1p63 ? INT64_MAX : v <= -0x1p63 ? INT64_MIN : (cl_long)v;
+}
+
+/* v is an integer that i64 holds exactly. */
+static bool integral(double v) { return v == floor(v) && v >= -0x1p63 && v < 0x1p63; }
+
+static int64_t numel_of(const tg_tensor *t) { return tg_shape_numel(t->ndim, t->shape); }
 
 static tg_cl_arg as_float(scalar *s, double v, bool dbl) {
     if (dbl) {
@@ -37,6 +49,9 @@ static tg_cl_arg element(scalar *s, tg_dtype dt, double v) {
     case TG_I32:
         s->i = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (cl_int)v;
         return (tg_cl_arg){ sizeof s->i, &s->i };
+    case TG_I64:
+        s->l = sat_i64(v);
+        return (tg_cl_arg){ sizeof s->l, &s->l };
     default:
         s->u = v != v || v <= 0 ? 0 : v >= 255 ? 255 : (cl_uchar)v;
         return (tg_cl_arg){ sizeof s->u, &s->u };
@@ -45,6 +60,7 @@ static tg_cl_arg element(scalar *s, tg_dtype dt, double v) {
 
 tg_status tg_cl_fill(tg_tensor *out, double value) {
     tg_cl_device *d = tg_cl_of(out);
+    if (numel_of(out) == 0) return TG_OK;
     cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_FILL);
     if (!k) return tg_last_status();
     tg_cl_geom g;
@@ -90,18 +106,21 @@ tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
 
 tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
-    cl_kernel k = tg_cl_kernel(d, x->dtype, TG_K_UNARY);
+    if (numel_of(out) == 0) return TG_OK;
+    cl_kernel k = tg_cl_kernel_v(d, TG_K_UNARY, x->dtype, (int)op);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 2, (const tg_tensor *[]){ out, x });
     cl_mem om = tg_cl_mem(out), xm = tg_cl_mem(x);
     cl_long oo = out->offset, xo = x->offset, n = g.numel;
-    cl_int cop = (cl_int)op;
-    /* CT: the dtype itself for floats, W for integers. */
+    /* CT: the dtype itself for floats, W for integers; i64 takes integral scalars exactly. */
     bool dbl = x->dtype == TG_F64 || (!tg_is_float(x->dtype) && d->fp64);
+    cl_long lp0 = sat_i64(p0), lp1 = sat_i64(p1);
+    cl_int exact = integral(p0) && integral(p1);
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_unary",
-                           TG_CL_ARGS(TG_CL_ARG(cop), as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(n),
+                           TG_CL_ARGS(as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(lp0), TG_CL_ARG(lp1),
+                                      TG_CL_ARG(exact), TG_CL_ARG(n),
                                       TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om), TG_CL_ARG(oo),
                                       TG_CL_ARG(g.st[0]), TG_CL_ARG(xm), TG_CL_ARG(xo), TG_CL_ARG(g.st[1])),
                            n);
@@ -110,15 +129,15 @@ tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double
 tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     tg_cl_device *d = tg_cl_of(out);
     bool cmp = op >= TG_BIN_FIRST_CMP;
-    cl_kernel k = tg_cl_kernel(d, a->dtype, cmp ? TG_K_COMPARE : TG_K_BINARY);
+    if (numel_of(out) == 0) return TG_OK;
+    cl_kernel k = tg_cl_kernel_v(d, cmp ? TG_K_COMPARE : TG_K_BINARY, a->dtype, (int)op);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 3, (const tg_tensor *[]){ out, a, b });
     cl_mem om = tg_cl_mem(out), am = tg_cl_mem(a), bm = tg_cl_mem(b);
     cl_long oo = out->offset, ao = a->offset, bo = b->offset, n = g.numel;
-    cl_int cop = (cl_int)op;
     return tg_cl_launch_1d(d, k, cmp ? "tg_compare" : "tg_binary",
-                           TG_CL_ARGS(TG_CL_ARG(cop), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
                                       TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(am),
                                       TG_CL_ARG(ao), TG_CL_ARG(g.st[1]), TG_CL_ARG(bm), TG_CL_ARG(bo),
                                       TG_CL_ARG(g.st[2])),
@@ -127,6 +146,7 @@ tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, cons
 
 tg_status tg_cl_where(tg_tensor *out, const tg_tensor *c, const tg_tensor *a, const tg_tensor *b) {
     tg_cl_device *d = tg_cl_of(out);
+    if (numel_of(out) == 0) return TG_OK;
     cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_WHERE);
     if (!k) return tg_last_status();
     tg_cl_geom g;
@@ -143,32 +163,43 @@ tg_status tg_cl_where(tg_tensor *out, const tg_tensor *c, const tg_tensor *a, co
 
 tg_status tg_cl_arange(tg_tensor *out, double start, double step) {
     tg_cl_device *d = tg_cl_of(out);
+    if (out->ndim != 1 || (out->shape[0] > 1 && out->strides[0] != 1))
+        return tg_error(TG_ERR_INVALID, "tg_arange: the output must be dense and 1-D, got %d dimensions", out->ndim);
+    if (out->shape[0] == 0) return TG_OK;
     cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_ARANGE);
     if (!k) return tg_last_status();
     cl_mem om = tg_cl_mem(out);
-    cl_long oo = out->offset, n = out->shape[0];
+    cl_long oo = out->offset, n = out->shape[0], ls = sat_i64(start), lst = sat_i64(step);
+    cl_int exact = integral(start) && integral(step); /* i64: start + i * step in 64-bit integers */
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_arange",
                            TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(om), TG_CL_ARG(oo), wide(d, &s0, start),
-                                      wide(d, &s1, step)),
+                                      wide(d, &s1, step), TG_CL_ARG(ls), TG_CL_ARG(lst), TG_CL_ARG(exact)),
                            n);
 }
 
 tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
-    TG_ASSERT(tg_tensor_is_dense(out));
-    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_RANDOM);
+    if (numel_of(out) == 0) return TG_OK;
+    int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2;
+    cl_kernel k = tg_cl_kernel_v(d, TG_K_RANDOM, out->dtype, ck);
     if (!k) return tg_last_status();
+    /* Strides unmerged: element i is the i-th in out's row-major order whatever they are. */
+    tg_cl_geom g;
+    memset(&g, 0, sizeof g);
+    g.nd = out->ndim > 0 ? out->ndim : 1;
+    g.shape.s[0] = 1;
+    for (int i = 0; i < out->ndim; i++) g.shape.s[i] = out->shape[i], g.st[0].s[i] = out->strides[i];
     cl_mem om = tg_cl_mem(out);
-    cl_long oo = out->offset, n = tg_shape_numel(out->ndim, out->shape);
-    cl_int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2;
+    cl_long oo = out->offset, n = numel_of(out);
     cl_ulong cs = seed, cc = counter;
     /* u < p with u = k 2^-24 is k < ceil(p 2^24): exact without fp64. */
     double t = kind == TG_RNG_BERNOULLI ? ceil(p0 * 16777216.0) : 0;
     cl_uint threshold = t <= 0 ? 0 : t >= 16777216.0 ? 16777216u : (cl_uint)t;
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_random",
-                           TG_CL_ARGS(TG_CL_ARG(ck), TG_CL_ARG(n), TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(cs),
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om), TG_CL_ARG(oo),
+                                      TG_CL_ARG(g.st[0]), TG_CL_ARG(cs),
                                       TG_CL_ARG(cc), wide(d, &s0, p0), wide(d, &s1, p1), TG_CL_ARG(threshold)),
                            n);
 }

@@ -3,7 +3,10 @@
  * shape of the launch follows the work: one work-item per output when outputs are many
  * or lines short, a work-group per output otherwise, and for a few long outputs
  * several groups per output whose partials a second launch combines in a fixed order.
- * Work splits depend only on the shapes, so results repeat exactly run to run. */
+ * Work splits depend only on the shapes, so results repeat exactly run to run.
+ * Sums write out's dtype, which may differ from x's (integer sums into i64, exactly);
+ * arg ops write i32 or i64 indices. A sum over an empty axis is 0; max, min and the
+ * arg ops over one are an error, as in PyTorch. */
 #include <string.h>
 
 #include "lib/graph/error.h"
@@ -87,8 +90,9 @@ static tg_status reduce_values(tg_cl_device *d, tg_reduce_op op, tg_tensor *out,
     if (g.nout == 0) return TG_OK;
     cl_long nchunk;
     red_plan p = plan(d, &g, &nchunk);
-    cl_kernel k = tg_cl_kernel(d, x->dtype, p == SERIAL ? (sum ? TG_K_SUM_SERIAL : TG_K_MM_SERIAL)
-                                                         : (sum ? TG_K_SUM_WG : TG_K_MM_WG));
+    int v = sum ? (int)out->dtype : 0;
+    cl_kernel k = tg_cl_kernel_v(d, p == SERIAL ? (sum ? TG_K_SUM_SERIAL : TG_K_MM_SERIAL) : (sum ? TG_K_SUM_WG : TG_K_MM_WG),
+                                 x->dtype, v);
     if (!k) return tg_last_status();
     cl_mem xm = tg_cl_mem(x), om = tg_cl_mem(out);
     cl_long xo = x->offset, oo = out->offset;
@@ -118,7 +122,7 @@ static tg_status reduce_values(tg_cl_device *d, tg_reduce_op op, tg_tensor *out,
                                       TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(pm)),
                            g.nout * nchunk);
     if (st == TG_OK && nchunk > 1) {
-        cl_kernel f = tg_cl_kernel(d, x->dtype, sum ? TG_K_SUM_FINAL : TG_K_MM_FINAL);
+        cl_kernel f = tg_cl_kernel_v(d, sum ? TG_K_SUM_FINAL : TG_K_MM_FINAL, x->dtype, v);
         if (!f) st = tg_last_status();
         else if (sum)
             st = tg_cl_launch_1d(d, f, "tg_sum_final",
@@ -135,16 +139,39 @@ static tg_status reduce_values(tg_cl_device *d, tg_reduce_op op, tg_tensor *out,
     return st;
 }
 
+/* What the kernels cannot take, as an error naming the op (never an assert: the
+ * backend entry is reachable with any tensors). */
+static tg_status check_reduce(tg_reduce_op op, const tg_tensor *out, const tg_tensor *x, uint32_t mask) {
+    static const char *const names[] = { "tg_sum", "tg_max", "tg_min", "tg_argmax", "tg_argmin" };
+    const char *name = names[op];
+    char sb[128];
+    bool arg = op == TG_RED_ARGMAX || op == TG_RED_ARGMIN;
+    if (!tg_tensor_is_dense(out))
+        return tg_error(TG_ERR_INVALID, "%s: the output must be dense, got shape %s with other strides", name,
+                        tg_shape_str(sb, out->ndim, out->shape));
+    if (arg && out->dtype != TG_I32 && out->dtype != TG_I64)
+        return tg_error(TG_ERR_DTYPE, "%s: indices are written as i32 or i64, not %s", name, tg_dtype_name(out->dtype));
+    if (op != TG_RED_SUM && !arg && out->dtype != x->dtype)
+        return tg_error(TG_ERR_DTYPE, "%s: the output dtype %s differs from the input's %s", name,
+                        tg_dtype_name(out->dtype), tg_dtype_name(x->dtype));
+    if (op == TG_RED_SUM || tg_shape_numel(out->ndim, out->shape) == 0) return TG_OK;
+    for (int i = 0; i < x->ndim; i++)
+        if ((mask >> i & 1) && x->shape[i] == 0)
+            return tg_error(TG_ERR_SHAPE, "%s: cannot reduce over axis %d of size 0", name, i);
+    return TG_OK;
+}
+
 tg_status tg_cl_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask) {
     tg_cl_device *d = tg_cl_of(out);
-    TG_ASSERT(tg_tensor_is_dense(out));
+    tg_status st = check_reduce(op, out, x, mask);
+    if (st != TG_OK) return st;
     if (op != TG_RED_ARGMAX && op != TG_RED_ARGMIN) return reduce_values(d, op, out, x, mask);
     red_geom g;
     red_geom_init(&g, x, mask);
     if (g.nout == 0) return TG_OK;
     cl_long nchunk;
     red_plan p = plan(d, &g, &nchunk);
-    cl_kernel k = tg_cl_kernel(d, x->dtype, p == SERIAL ? TG_K_ARG_SERIAL : TG_K_ARG_WG);
+    cl_kernel k = tg_cl_kernel_v(d, p == SERIAL ? TG_K_ARG_SERIAL : TG_K_ARG_WG, x->dtype, (int)out->dtype);
     if (!k) return tg_last_status();
     cl_mem xm = tg_cl_mem(x), om = tg_cl_mem(out);
     cl_long xo = x->offset, oo = out->offset;
@@ -183,6 +210,9 @@ tg_status tg_cl_log_softmax(tg_tensor *out, const tg_tensor *x, int axis) {
     }
     if (nlines == 0 || len == 0) return TG_OK;
     bool serial = serial_fits(d, nlines, len);
+    if (!tg_is_float(x->dtype) || out->dtype != x->dtype)
+        return tg_error(TG_ERR_DTYPE, "tg_log_softmax: expected a floating dtype (f32 or f64), got %s",
+                        tg_dtype_name(x->dtype));
     cl_kernel k = tg_cl_kernel(d, x->dtype, serial ? TG_K_LSM_SERIAL : TG_K_LSM_WG);
     if (!k) return tg_last_status();
     cl_mem xm = tg_cl_mem(x), om = tg_cl_mem(out);

@@ -2,8 +2,13 @@
  * CLBlast, an operand goes to GEMM as it is when BLAS can name its layout: one of its
  * two matrix strides is 1 and the other a leading dimension, and its batch axes step by
  * one uniform stride (0 included); otherwise it is first copied to a dense temporary.
- * Batches of one use Xgemm, larger ones XgemmStridedBatched. Without CLBlast (or when
- * tests force it) the tiled kernel of kernels/gemm.cl takes any strides directly. */
+ * Batches of one use Xgemm, larger ones XgemmStridedBatched. Without CLBlast, on a
+ * device that is not a GPU (PoCL on the host, where CLBlast first compiles its GEMM
+ * for tens of seconds, while the tiled kernel compiles in under one and runs at a
+ * third to half its speed), or when TG_CL_GEMM=tiled or a test forces it, the tiled
+ * kernel of kernels/gemm.cl takes any strides directly. TG_CL_GEMM=clblast makes every
+ * device use CLBlast. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/graph/error.h"
@@ -153,7 +158,11 @@ tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     const tg_tensor *ops[2] = { a, b };
     tg_tensor *tmp[2] = { NULL, NULL };
     int64_t bs[2];
-    bool blas = tg_cl_force_gemm != 1;
+    const char *env = getenv("TG_CL_GEMM");
+    bool blas = tg_cl_force_gemm ? tg_cl_force_gemm != 1
+                : env && strcmp(env, "tiled") == 0 ? false
+                : env && strcmp(env, "clblast") == 0 ? true
+                : d->is_gpu;
 #ifndef TG_HAVE_CLBLAST
     blas = false;
 #endif

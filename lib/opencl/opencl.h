@@ -13,15 +13,17 @@
 
 #define TG_CL_NCLASSES 176 /* buffer size classes, as lib/cpu/alloc.c */
 
-/* Kernels of the per-dtype program (kernels/{elementwise,reduce,index,gemm}.cl); the
- * names table in program.c follows this order. */
+/* The kernels of lib/opencl/kernels, each built as its own small program for one dtype and
+ * one variant (its op, kind or second dtype: see the table in program.c, which
+ * follows this order), on first use, so that a run compiles only what it uses. */
 typedef enum {
     TG_K_FILL, TG_K_COPY, TG_K_UNARY, TG_K_BINARY, TG_K_COMPARE, TG_K_WHERE, TG_K_ARANGE,
     TG_K_RANDOM, TG_K_SUM_SERIAL, TG_K_SUM_WG, TG_K_SUM_FINAL, TG_K_MM_SERIAL, TG_K_MM_WG,
     TG_K_MM_FINAL, TG_K_ARG_SERIAL, TG_K_ARG_WG, TG_K_LSM_SERIAL, TG_K_LSM_WG, TG_K_GATHER,
-    TG_K_SCATTER_LINES, TG_K_SCATTER_ATOMIC, TG_K_GEMM,
+    TG_K_SCATTER_LINES, TG_K_SCATTER_ATOMIC, TG_K_GEMM, TG_K_CONVERT,
     TG_K_COUNT
 } tg_cl_kernel_id;
+#define TG_CL_NVARIANTS 20 /* ops of a unary program (TG_UN_COUNT), or dtypes */
 
 typedef struct tg_cl_block {
     cl_mem mem;
@@ -50,10 +52,8 @@ typedef struct {
     cl_context ctx;
     cl_command_queue queue;
     cl_mem bad;     /* one int: the first out-of-range index position of gather/scatter */
-    cl_program prog[TG_NUM_DTYPES];
-    cl_kernel kern[TG_NUM_DTYPES][TG_K_COUNT];
-    cl_program copy_prog[TG_NUM_DTYPES][TG_NUM_DTYPES]; /* [out][in] */
-    cl_kernel copy_kern[TG_NUM_DTYPES][TG_NUM_DTYPES];
+    cl_program prog[TG_K_COUNT][TG_NUM_DTYPES][TG_CL_NVARIANTS];
+    cl_kernel kern[TG_K_COUNT][TG_NUM_DTYPES][TG_CL_NVARIANTS];
     tg_cl_block *free_list[TG_CL_NCLASSES];
     size_t bytes_device; /* every buffer made and not released: live plus cached */
 } tg_cl_device;
@@ -73,13 +73,27 @@ tg_status tg_cl_no_fp64(const tg_cl_device *d, const char *op);
 
 /* ---------------------------------------------------------------- program.c */
 
-/* The kernel of the program for dtype dt, built (or loaded from the disk cache) on first
- * use; NULL with a message on failure (build log included). */
-cl_kernel tg_cl_kernel(tg_cl_device *d, tg_dtype dt, tg_cl_kernel_id k);
+/* Kernel k for dtype dt and variant v (the op of a unary, binary, comparison or random
+ * kernel; the input dtype of TG_K_CONVERT; the output dtype of sums and arg ops; the
+ * index dtype of gather and scatter; 0 for the rest), built (or loaded from the disk
+ * cache) on first use; NULL with a message on failure (build log included). */
+cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v);
+static inline cl_kernel tg_cl_kernel(tg_cl_device *d, tg_dtype dt, tg_cl_kernel_id k) {
+    return tg_cl_kernel_v(d, k, dt, 0);
+}
 /* The converting copy kernel from dtype in to dtype out. */
-cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtype in);
+static inline cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtype in) {
+    return tg_cl_kernel_v(d, TG_K_CONVERT, out, (int)in);
+}
 /* Releases every built program and kernel (the queue is drained first). */
 void tg_cl_release_programs(tg_cl_device *d);
+/* Waits for every queued command of every device that was made ready, and for a build
+ * another thread has under way: registered with atexit, so that no driver thread still
+ * compiles or runs while the process tears down. */
+void tg_cl_drain_all(void);
+/* Registers tg_cl_drain_all with atexit again: now, or (now false) if a build happened
+ * since the last registration. Called after builds and after blocking reads. */
+void tg_cl_register_drain(bool now);
 
 typedef struct {
     size_t size;
@@ -152,7 +166,7 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 tg_status tg_opencl_cache_forge_for_test(const char *path, const void *payload, size_t len);
 /* Pretends dev lacks (or has back) cl_khr_fp64; rebuilds programs on next use. */
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled);
-/* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel; scatter 0 auto,
+/* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel, 2 CLBlast; scatter 0 auto,
  * 1 lines (deterministic), 2 atomics; reduce 0 auto, 1 serial, 2 work-groups, 3 chunked. */
 void tg_opencl_force_paths_for_test(int gemm, int scatter, int reduce);
 extern int tg_cl_force_gemm, tg_cl_force_scatter, tg_cl_force_reduce;

@@ -44,10 +44,21 @@ typedef union {
     struct { tg_reduction reduction; int64_t ignore_index; } cross_entropy;
     struct { const tg_function *f; void *user; } function;
     /* convolution (ops/conv.c) */
+    struct { int64_t H, W, OH, OW, KH, KW, stride[2], pad[2], dilation[2], groups; } conv; /* geometry but N, C, OC */
 
     /* pooling (ops/pool.c) */
-
+    struct {
+        tg_pool2d_geom g;      /* the builder's options; the shape rule fills the sizes */
+        int64_t out_hw[2];     /* max_unpool2d's output_size (0: the default) */
+        bool ceil_mode;
+        bool want_indices;     /* max: the caller reads the indices (else only backward does) */
+        bool empty_windows;    /* max: some window holds no input element (dilation) */
+    } pool;
     /* normalisation (ops/norm.c) */
+    /* weight, bias: input index (-1: none); axes: layer norm's normalised axes. The running
+     * statistics are no inputs (no edges, so a node keeps its small input array); they are
+     * used by the call only and never read from a node. */
+    struct { tg_norm_params p; tg_tensor *running_mean, *running_var; int8_t weight, bias, axes; } norm;
 
     /* resampling, dropout, activations */
 
@@ -83,8 +94,8 @@ typedef struct tg_node tg_node;
 typedef bool (*tg_shape_rule)(tg_op_call *c);
 typedef tg_status (*tg_launch_fn)(tg_op_call *c);
 /* A backward rule: from the gradients of the node's outputs (zeros for outputs that got
- * none), the gradients of its inputs (gin[i], with input i's shape; NULL for none).
- * Written with op builders only. */
+ * none, NULL for no_grad ones), the gradients of its inputs (gin[i], with input i's
+ * shape; NULL for none). Written with op builders only. */
 typedef tg_status (*tg_backward_fn)(tg_node *n, tg_tensor *const *gout, tg_tensor **gin);
 
 typedef struct {
@@ -146,12 +157,39 @@ typedef struct {
       TG_OPF_INPLACE | TG_OPF_NOGRAD | TG_OPF_FLOAT, 0)                                                     \
     X(FILL_, "tg_fill_", "dst", tg_fill_shape, tg_fill_launch, tg_no_backward, 0, 1, TG_OPF_INPLACE | TG_OPF_NOGRAD, 0) \
     /* ops/conv.c */                                                                                        \
+    X(CONV2D, "tg_conv2d", "x weight bias", tg_conv_shape, tg_conv_launch, tg_bw_conv2d, TG_KERNEL_CONV2D, 3,  \
+      TG_OPF_FLOAT, 3)                                                                                      \
+    X(CONV2D_BACKWARD_DATA, "tg_conv_transpose2d", "x weight", tg_conv_shape, tg_conv_launch,               \
+      tg_bw_conv2d_backward_data, TG_KERNEL_CONV2D_BACKWARD_DATA, 2, TG_OPF_FLOAT, 3)                       \
+    X(CONV2D_BACKWARD_WEIGHT, "tg_conv2d_backward_weight", "grad_output x", tg_conv_shape, tg_conv_launch,  \
+      tg_bw_conv2d_backward_weight, TG_KERNEL_CONV2D_BACKWARD_WEIGHT, 2, TG_OPF_FLOAT, 3)                   \
                                                                                                             \
     /* ops/pool.c */                                                                                        \
-                                                                                                            \
+    X(MAX_POOL2D, "tg_max_pool2d", "x", tg_pool2d_shape, tg_pool2d_launch, tg_bw_max_pool2d, TG_POOL_MAX, 1,  \
+      TG_OPF_FLOAT, 0)                                                                                      \
+    X(ADAPTIVE_MAX_POOL2D, "tg_adaptive_max_pool2d", "x", tg_pool2d_shape, tg_pool2d_launch, tg_bw_max_pool2d, \
+      TG_POOL_MAX, 1, TG_OPF_FLOAT, 0)                                                                      \
+    X(MAX_POOL2D_BACKWARD, "tg_max_pool2d_backward", "grad indices", tg_pool2d_backward_shape,              \
+      tg_pool2d_backward_launch, tg_bw_pool_gather, TG_POOL_MAX, 2, TG_OPF_FLOAT, 1u << 1)                  \
+    X(MAX_UNPOOL2D, "tg_max_unpool2d", "x indices", tg_max_unpool2d_shape, tg_max_unpool2d_launch,          \
+      tg_bw_pool_gather, TG_POOL_MAX, 2, TG_OPF_FLOAT, 1u << 1)                                             \
+    X(AVG_POOL2D, "tg_avg_pool2d", "x", tg_pool2d_shape, tg_pool2d_launch, tg_bw_avg_pool2d, TG_POOL_AVG, 1,  \
+      TG_OPF_FLOAT, 0)                                                                                      \
+    X(ADAPTIVE_AVG_POOL2D, "tg_adaptive_avg_pool2d", "x", tg_pool2d_shape, tg_pool2d_launch, tg_bw_avg_pool2d, \
+      TG_POOL_AVG, 1, TG_OPF_FLOAT, 0)                                                                      \
+    X(AVG_POOL2D_BACKWARD, "tg_avg_pool2d_backward", "grad", tg_pool2d_backward_shape,                      \
+      tg_pool2d_backward_launch, tg_bw_avg_pool2d_backward, TG_POOL_AVG, 1, TG_OPF_FLOAT, 0)                \
     /* ops/norm.c */                                                                                        \
+    X(BATCH_NORM, "tg_batch_norm", "input", tg_batch_norm_shape, tg_batch_norm_launch, tg_bw_batch_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
+    X(LAYER_NORM, "tg_layer_norm", "input", tg_layer_norm_shape, tg_layer_norm_launch, tg_bw_layer_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
+    X(GROUP_NORM, "tg_group_norm", "input", tg_group_norm_shape, tg_group_norm_launch, tg_bw_group_norm, 0, -1, \
+      TG_OPF_FLOAT, 1)                                                                                      \
                                                                                                             \
     /* ops/interpolate.c, ops/dropout.c, ops/activation.c */                                                \
+    X(ERF, "tg_erf", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 0, 1, TG_OPF_FLOAT, 1)                  \
+    X(ERFC, "tg_erfc", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 1, 1, TG_OPF_FLOAT, 1)                \
                                                                                                             \
     /* ops/random.c */                                                                                      \
     X(UNIFORM_, "tg_uniform_", "tensor", tg_uniform_shape, tg_random_launch, tg_no_backward, TG_RNG_UNIFORM, 1,  \

@@ -175,6 +175,12 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         if (tg_conv_empty(g))                                                                  \
             return TG_OK;                                                                      \
         int64_t Cg = g->C / g->groups, M = g->OC / g->groups, P = g->OH * g->OW;              \
+        if (Cg == 0) { /* no input channels: a sum of nothing, the bias */                     \
+            for (int64_t i = 0; i < g->N * g->OC; i++)                                         \
+                for (int64_t p = 0; p < P; p++)                                                \
+                    out[i * P + p] = bias ? bias[i % g->OC] : (T)0;                            \
+            return TG_OK;                                                                      \
+        }                                                                                      \
         if (tg_conv_is_depthwise(g) && (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DEPTHWISE)) { \
             conv_depthwise_##S(0, out, x, w, bias, g);                                         \
             return TG_OK;                                                                      \

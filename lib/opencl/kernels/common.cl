@@ -1,6 +1,9 @@
 /* Shared by every tapegrad OpenCL program (OpenCL C 1.2): the element type T picked
- * with -DTG_DT (tg_dtype's order: 0 f32, 1 f64, 2 i32, 3 u8), the wide type W that
- * stands in for the CPU path's double, saturating stores, strided offsets, Philox.
+ * with -DTG_DT (tg_dtype's order: 0 f32, 1 f64, 2 i32, 3 u8, 4 i64), the wide type W
+ * that stands in for the CPU path's double, saturating stores, strided offsets, Philox.
+ * A program holds one kernel (-DK_<name>); a second dtype, where the kernel has one,
+ * comes as -DTG_DT_IN (a conversion's input), -DTG_DT_OUT (a reduction's output) or
+ * -DTG_IDX (an index tensor's dtype), and a compile-time op as -DTG_OP.
  * Shapes and strides arrive as long8 kernel arguments (TG_MAX_DIMS is 8), counted in
  * elements; strides may be 0 or negative. */
 #pragma OPENCL FP_CONTRACT OFF
@@ -38,27 +41,71 @@ typedef W CT;
 #define T_FLOAT 0
 #define T_LOWEST INT_MIN
 #define T_HIGHEST INT_MAX
-#else
+#elif TG_DT == 3
 typedef uchar T;
 typedef W CT;
 #define T_FLOAT 0
 #define T_LOWEST 0
 #define T_HIGHEST 255
+#else
+typedef long T;
+typedef W CT; /* for the ops with no exact integer form (exp, log, ...) */
+#define T_FLOAT 0
+#define T_LOWEST LONG_MIN
+#define T_HIGHEST LONG_MAX
 #endif
 
-/* The CPU's store(): NaN becomes 0, out-of-range values saturate. */
+/* Types by dtype number, for the second dtype of a program: TYPE_OF(TG_DT_OUT). */
+#define TG_TYPE_0 float
+#define TG_TYPE_1 double
+#define TG_TYPE_2 int
+#define TG_TYPE_3 uchar
+#define TG_TYPE_4 long
+#define TG_CAT_(a, b) a##b
+#define TG_CAT(a, b) TG_CAT_(a, b)
+#define TYPE_OF(n) TG_CAT(TG_TYPE_, n)
+
+/* The CPU's store(): NaN becomes 0, out-of-range values saturate. 2^63 is exact in
+ * float and double, so the i64 bounds need no fp64. */
 inline int sat_i32(W v) { return v != v ? 0 : v >= W_I32_HI ? INT_MAX : v <= W_I32_LO ? INT_MIN : (int)v; }
 inline uchar sat_u8(W v) { return v != v || v <= 0 ? (uchar)0 : v >= 255 ? (uchar)255 : (uchar)v; }
+inline long sat_i64(W v) {
+    return v != v ? 0 : v >= WC(9223372036854775808.0) ? LONG_MAX : v <= WC(-9223372036854775808.0) ? LONG_MIN : (long)v;
+}
+inline int lsat_i32(long v) { return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v; }
+inline uchar lsat_u8(long v) { return v > 255 ? (uchar)255 : v < 0 ? (uchar)0 : (uchar)v; }
+
+/* W or long to the type of dtype n, saturating: W_TO(n)(v), L_TO(n)(v). */
+#define W_TO_0(v) ((float)(v))
+#define W_TO_1(v) ((double)(v))
+#define W_TO_2(v) sat_i32(v)
+#define W_TO_3(v) sat_u8(v)
+#define W_TO_4(v) sat_i64(v)
+#define L_TO_0(v) ((float)(v))
+#define L_TO_1(v) ((double)(v))
+#define L_TO_2(v) lsat_i32(v)
+#define L_TO_3(v) lsat_u8(v)
+#define L_TO_4(v) (v)
+#define W_TO(n) TG_CAT(W_TO_, n)
+#define L_TO(n) TG_CAT(L_TO_, n)
 
 #if TG_DT == 2
 inline T to_T(W v) { return sat_i32(v); }
-inline T long_to_T(long v) { return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v; }
+inline T long_to_T(long v) { return lsat_i32(v); }
 #elif TG_DT == 3
 inline T to_T(W v) { return sat_u8(v); }
-inline T long_to_T(long v) { return v > 255 ? (uchar)255 : v < 0 ? (uchar)0 : (uchar)v; }
+inline T long_to_T(long v) { return lsat_u8(v); }
+#elif TG_DT == 4
+inline T to_T(W v) { return sat_i64(v); }
+inline T long_to_T(long v) { return v; }
 #else
 inline T to_T(W v) { return (T)v; }
 #endif
+
+/* Wrapping 64-bit arithmetic (PyTorch's for int64), without signed overflow. */
+inline long wadd(long a, long b) { return as_long(as_ulong(a) + as_ulong(b)); }
+inline long wsub(long a, long b) { return as_long(as_ulong(a) - as_ulong(b)); }
+inline long wmul(long a, long b) { return as_long(as_ulong(a) * as_ulong(b)); }
 
 /* Offsets of element i (row-major over nd axes of shape sh) in one to four operands.
  * Unrolled over the 8 possible axes so the arrays live in registers. */

@@ -1,7 +1,9 @@
-/* Elementwise kernels of the per-dtype program: fill, same-dtype copy, unary, binary,
- * comparisons, where, arange and random fills. One work-item per output element;
- * every operand is a buffer, an element offset and element strides over a shared
- * shape (the host merges axes first, so dense tensors arrive as one axis). */
+/* Elementwise kernels: fill, same-dtype copy, unary, binary, comparisons, where, arange
+ * and random fills, one a program (-DK_<name>); unary, binary, comparison and random
+ * take their op or kind as -DTG_OP, so a program compiles only the math it uses. One
+ * work-item per output element; every operand is a buffer, an element offset and
+ * element strides over a shared shape (the host merges axes first, so dense tensors
+ * arrive as one axis). */
 
 /* tg_unary_op and tg_binary_op of lib/graph/backend.h; opencl/kernels.c asserts the counts. */
 #define UN_NEG 0
@@ -42,6 +44,7 @@
 #define RNG_NORMAL 1
 #define RNG_BERNOULLI 2
 
+#ifdef K_tg_fill
 __kernel void tg_fill(long n, int nd, long8 shape, __global T *out, long oo, long8 os, T value) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -49,7 +52,9 @@ __kernel void tg_fill(long n, int nd, long8 shape, __global T *out, long oo, lon
     GEOM(so, os);
     out[oo + off1(i, nd, sh, so)] = value;
 }
+#endif
 
+#ifdef K_tg_copy
 __kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
                       __global const T *x, long xo, long8 xs) {
     long i = get_global_id(0);
@@ -60,7 +65,9 @@ __kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, lon
     long2 o = off2(i, nd, sh, so, sx);
     out[oo + o.x] = x[xo + o.y];
 }
+#endif
 
+#ifdef K_tg_unary
 /* Beyond this |x|, tanh(x) rounds to +-1 in CT. */
 #if TG_DT == 0
 #define TANH_ONE 10.0f
@@ -68,8 +75,8 @@ __kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, lon
 #define TANH_ONE WC(20.0)
 #endif
 
-inline CT unary_op(int op, CT x, CT p0, CT p1) {
-    switch (op) {
+inline CT unary_op(CT x, CT p0, CT p1) {
+    switch (TG_OP) {
     case UN_NEG: return -x;
     case UN_EXP: return exp(x);
     case UN_LOG: return log(x);
@@ -93,8 +100,30 @@ inline CT unary_op(int op, CT x, CT p0, CT p1) {
     return 0;
 }
 
-__kernel void tg_unary(int op, CT p0, CT p1, long n, int nd, long8 shape, __global T *out, long oo, long8 os,
-                       __global const T *x, long xo, long8 xs) {
+#if TG_DT == 4
+/* The ops with an integer form, exactly in 64 bits (wrapping like PyTorch's int64);
+ * lp0 and lp1 are the scalars, used when the host found both integral (exact != 0). */
+#define UN_EXACT (TG_OP == UN_NEG || TG_OP == UN_ABS || TG_OP == UN_SIGN || TG_OP == UN_RELU || \
+                  TG_OP == UN_SQUARE || TG_OP == UN_ADD_SCALAR || TG_OP == UN_MUL_SCALAR ||     \
+                  TG_OP == UN_CLAMP || TG_OP == UN_STEP)
+inline long unary_long(long x, long p0, long p1) {
+    switch (TG_OP) {
+    case UN_NEG: return wsub(0, x);
+    case UN_ABS: return x < 0 ? wsub(0, x) : x;
+    case UN_SIGN: return (x > 0) - (x < 0);
+    case UN_RELU: return x < 0 ? 0 : x;
+    case UN_SQUARE: return wmul(x, x);
+    case UN_ADD_SCALAR: return wadd(x, p0);
+    case UN_MUL_SCALAR: return wmul(x, p0);
+    case UN_CLAMP: x = x < p0 ? p0 : x; return x > p1 ? p1 : x;
+    case UN_STEP: return x > p0 ? 1 : 0;
+    }
+    return 0;
+}
+#endif
+
+__kernel void tg_unary(CT p0, CT p1, long lp0, long lp1, int exact, long n, int nd, long8 shape,
+                       __global T *out, long oo, long8 os, __global const T *x, long xo, long8 xs) {
     long i = get_global_id(0);
     if (i >= n) return;
     GEOM(sh, shape);
@@ -102,15 +131,37 @@ __kernel void tg_unary(int op, CT p0, CT p1, long n, int nd, long8 shape, __glob
     GEOM(sx, xs);
     long2 o = off2(i, nd, sh, so, sx);
 #if T_FLOAT
-    out[oo + o.x] = unary_op(op, x[xo + o.y], p0, p1);
+    out[oo + o.x] = unary_op(x[xo + o.y], p0, p1);
+#elif TG_DT == 4
+    T v = x[xo + o.y];
+    if (UN_EXACT && exact)
+        out[oo + o.x] = unary_long(v, lp0, lp1);
+    else
+        out[oo + o.x] = to_T(unary_op((CT)v, p0, p1));
 #else
-    out[oo + o.x] = to_T(unary_op(op, (CT)x[xo + o.y], p0, p1));
+    out[oo + o.x] = to_T(unary_op((CT)x[xo + o.y], p0, p1));
 #endif
 }
+#endif
 
-inline T binary_op(int op, T a, T b) {
+#ifdef K_tg_binary
+#if TG_DT == 4
+/* a^b by squaring, wrapping; a negative exponent leaves 1/a^|b| truncated. */
+inline long ipow(long a, long b) {
+    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+    long r = 1;
+    while (b) {
+        if (b & 1) r = wmul(r, a);
+        a = wmul(a, a);
+        b >>= 1;
+    }
+    return r;
+}
+#endif
+
+inline T binary_op(T a, T b) {
 #if T_FLOAT
-    switch (op) {
+    switch (TG_OP) {
     case BIN_ADD: return a + b;
     case BIN_SUB: return a - b;
     case BIN_MUL: return a * b;
@@ -120,9 +171,25 @@ inline T binary_op(int op, T a, T b) {
     case BIN_MINIMUM: return isnan(a) || a < b ? a : b;
     }
     return 0;
+#elif TG_DT == 4
+    /* Exact 64-bit integers: + - * and pow wrap; division truncates, and where a
+     * double quotient would not fit (x / 0, LONG_MIN / -1) it saturates like i32's. */
+    switch (TG_OP) {
+    case BIN_ADD: return wadd(a, b);
+    case BIN_SUB: return wsub(a, b);
+    case BIN_MUL: return wmul(a, b);
+    case BIN_DIV:
+        if (b == 0) return a > 0 ? LONG_MAX : a < 0 ? LONG_MIN : 0;
+        if (b == -1) return a == LONG_MIN ? LONG_MAX : -a;
+        return a / b;
+    case BIN_POW: return ipow(a, b);
+    case BIN_MAXIMUM: return a > b ? a : b;
+    case BIN_MINIMUM: return a < b ? a : b;
+    }
+    return 0;
 #else
     /* The CPU computes in double and saturates; long is exact for + - *. */
-    switch (op) {
+    switch (TG_OP) {
     case BIN_ADD: return long_to_T((long)a + (long)b);
     case BIN_SUB: return long_to_T((long)a - (long)b);
     case BIN_MUL: return long_to_T((long)a * (long)b);
@@ -135,7 +202,7 @@ inline T binary_op(int op, T a, T b) {
 #endif
 }
 
-__kernel void tg_binary(int op, long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+__kernel void tg_binary(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
                         __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -144,10 +211,12 @@ __kernel void tg_binary(int op, long n, int nd, long8 shape, __global T *out, lo
     GEOM(sa, as);
     GEOM(sb, bs);
     long4 o = off4(i, nd, sh, so, sa, sb, sb);
-    out[oo + o.x] = binary_op(op, a[ao + o.y], b[bo + o.z]);
+    out[oo + o.x] = binary_op(a[ao + o.y], b[bo + o.z]);
 }
+#endif
 
-__kernel void tg_compare(int op, long n, int nd, long8 shape, __global uchar *out, long oo, long8 os,
+#ifdef K_tg_compare
+__kernel void tg_compare(long n, int nd, long8 shape, __global uchar *out, long oo, long8 os,
                          __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -158,7 +227,7 @@ __kernel void tg_compare(int op, long n, int nd, long8 shape, __global uchar *ou
     long4 o = off4(i, nd, sh, so, sa, sb, sb);
     T x = a[ao + o.y], y = b[bo + o.z];
     int r = 0;
-    switch (op) {
+    switch (TG_OP) {
     case BIN_EQ: r = x == y; break;
     case BIN_NE: r = x != y; break;
     case BIN_LT: r = x < y; break;
@@ -168,7 +237,9 @@ __kernel void tg_compare(int op, long n, int nd, long8 shape, __global uchar *ou
     }
     out[oo + o.x] = (uchar)r;
 }
+#endif
 
+#ifdef K_tg_where
 __kernel void tg_where(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
                        __global const uchar *c, long co, long8 cs, __global const T *a, long ao, long8 as,
                        __global const T *b, long bo, long8 bs) {
@@ -182,34 +253,49 @@ __kernel void tg_where(long n, int nd, long8 shape, __global T *out, long oo, lo
     long4 o = off4(i, nd, sh, so, sc, sa, sb);
     out[oo + o.x] = c[co + o.y] ? a[ao + o.z] : b[bo + o.w];
 }
+#endif
 
-__kernel void tg_arange(long n, __global T *out, long oo, W start, W step) {
+#ifdef K_tg_arange
+/* exact: start and step are the integers lstart and lstep (i64 only). */
+__kernel void tg_arange(long n, __global T *out, long oo, W start, W step, long lstart, long lstep, int exact) {
     long i = get_global_id(0);
     if (i >= n) return;
+#if TG_DT == 4
+    if (exact) {
+        out[oo + i] = wadd(lstart, wmul(i, lstep));
+        return;
+    }
+#endif
     out[oo + i] = to_T(start + (W)i * step);
 }
+#endif
 
-/* Dense out; element i uses counter + i. The bit-to-number mappings are
- * tg_cpu_random's; bernoulli compares the top 24 bits with ceil(p * 2^24). */
-__kernel void tg_random(int kind, long n, __global T *out, long oo, ulong seed, ulong counter, W p0, W p1,
-                        uint threshold) {
+#ifdef K_tg_random
+/* Element i (row-major over out's shape) uses counter + i; out may have any strides.
+ * The bit-to-number mappings are tg_cpu_random's; bernoulli compares the top 24 bits
+ * with ceil(p * 2^24). TG_OP is the kind. */
+__kernel void tg_random(long n, int nd, long8 shape, __global T *out, long oo, long8 os, ulong seed, ulong counter,
+                        W p0, W p1, uint threshold) {
     long i = get_global_id(0);
     if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
     uint4 r = philox4x32(counter + (ulong)i, seed);
     W v;
-    if (kind == RNG_NORMAL) {
-        W u1 = ((W)(r.z >> 8) + WC(1.0)) * WC(5.9604644775390625e-08); /* 2^-24: (0, 1] */
-        W u2 = (W)(r.w >> 8) * WC(5.9604644775390625e-08);
-        v = p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
-    } else if (kind == RNG_UNIFORM) {
+#if TG_OP == RNG_NORMAL
+    W u1 = ((W)(r.z >> 8) + WC(1.0)) * WC(5.9604644775390625e-08); /* 2^-24: (0, 1] */
+    W u2 = (W)(r.w >> 8) * WC(5.9604644775390625e-08);
+    v = p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
+#elif TG_OP == RNG_UNIFORM
 #if TG_DT == 1
-        W u = ((W)(r.x >> 5) * 67108864.0 + (W)(r.y >> 6)) * 1.1102230246251565e-16; /* 2^-53 */
+    W u = ((W)(r.x >> 5) * 67108864.0 + (W)(r.y >> 6)) * 1.1102230246251565e-16; /* 2^-53 */
 #else
-        W u = (W)(r.x >> 8) * WC(5.9604644775390625e-08);
+    W u = (W)(r.x >> 8) * WC(5.9604644775390625e-08);
 #endif
-        v = p0 + (p1 - p0) * u;
-    } else {
-        v = (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
-    }
-    out[oo + i] = to_T(v);
+    v = p0 + (p1 - p0) * u;
+#else
+    v = (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
+#endif
+    out[oo + off1(i, nd, sh, so)] = to_T(v);
 }
+#endif

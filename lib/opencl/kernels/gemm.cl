@@ -2,7 +2,7 @@
  * c[b] (M, N) = a[b] (M, K) @ b[b] (K, N) for batch b = get_global_id(2), with batch
  * strides abs, bbs, cbs. A work-group of TG_GL x TG_GL items computes a tile of
  * TS x TS outputs (TS = 4 TG_GL), each item a 4 x 4 block, stepping K by 16. */
-#if T_FLOAT
+#if T_FLOAT && defined(K_tg_gemm)
 
 #define TS (4 * TG_GL)
 #define TK 16

@@ -1,12 +1,20 @@
-/* Gather and scatter-add of the per-dtype program. Indices are i32 with idx's shape;
+/* Gather and scatter-add, one kernel a program (-DK_<name>). Indices have idx's shape
+ * and dtype IDX (-DTG_IDX: 2 i32, 4 i64), read as 64-bit values, never narrowed;
  * a negative index counts from the end. An index out of range is not followed: the
  * work-item records its element's row-major position in *bad (the smallest wins, so
- * the host reports the same index the CPU path does) and the host reads it back.
+ * the host reports the same index the CPU path does; positions clamp to INT_MAX - 1,
+ * INT_MAX meaning none) and the host reads it back.
  * The indexed operand's strides arrive with the axis zeroed (ms) plus that axis's
  * stride (ma), so off*() gives the rest of the offset. */
 
+#ifndef TG_IDX
+#define TG_IDX 2
+#endif
+typedef TYPE_OF(TG_IDX) IDX;
+
+#ifdef K_tg_gather
 __kernel void tg_gather(long n, int nd, long8 shape, long limit, __global T *out, long oo, long8 os,
-                        __global const int *idx, long io, long8 is, __global const T *x, long xo, long8 ms,
+                        __global const IDX *idx, long io, long8 is, __global const T *x, long xo, long8 ms,
                         long ma, __global int *bad) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -18,20 +26,22 @@ __kernel void tg_gather(long n, int nd, long8 shape, long limit, __global T *out
     long v = idx[io + o.y];
     if (v < 0) v += limit;
     if (v < 0 || v >= limit) {
-        atomic_min(bad, (int)min(i, (long)INT_MAX));
+        atomic_min(bad, (int)min(i, (long)INT_MAX - 1));
         return;
     }
     out[oo + o.x] = x[xo + o.z + v * ma];
 }
+#endif
 
 #if T_FLOAT
 
 /* One work-item per line along the axis (shape has 1 on the axis): it adds the line's
  * elements in order, so the sums are those of the CPU path and need no atomics.
  * A line's element j has row-major position (line / inner * len + j) * inner + line % inner. */
+#ifdef K_tg_scatter_lines
 __kernel void tg_scatter_lines(long nlines, int nd, long8 shape, long len, long inner, long limit,
                                __global T *out, long oo, long8 ms, long ma,
-                               __global const int *idx, long io, long8 is, long ia,
+                               __global const IDX *idx, long io, long8 is, long ia,
                                __global const T *src, long so, long8 ss, long sa, __global int *bad) {
     long l = get_global_id(0);
     if (l >= nlines) return;
@@ -45,12 +55,13 @@ __kernel void tg_scatter_lines(long nlines, int nd, long8 shape, long len, long 
         if (v < 0) v += limit;
         if (v < 0 || v >= limit) {
             long pos = (l / inner * len + j) * inner + l % inner;
-            atomic_min(bad, (int)min(pos, (long)INT_MAX));
+            atomic_min(bad, (int)min(pos, (long)INT_MAX - 1));
             return;
         }
         out[oo + o.x + v * ma] += src[so + o.z + j * sa];
     }
 }
+#endif
 
 #if TG_DT == 0
 inline void atomic_add_T(volatile __global T *p, T v) {
@@ -73,11 +84,11 @@ inline void atomic_add_T(volatile __global T *p, T v) {
 #define HAVE_ATOMIC_ADD 1
 #endif
 
-#ifdef HAVE_ATOMIC_ADD
+#if defined(HAVE_ATOMIC_ADD) && defined(K_tg_scatter_atomic)
 /* One work-item per element: more parallel than lines, but the order of additions to
  * one output varies from run to run. */
 __kernel void tg_scatter_atomic(long n, int nd, long8 shape, long limit, __global T *out, long oo, long8 ms,
-                                long ma, __global const int *idx, long io, long8 is,
+                                long ma, __global const IDX *idx, long io, long8 is,
                                 __global const T *src, long so, long8 ss, __global int *bad) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -89,7 +100,7 @@ __kernel void tg_scatter_atomic(long n, int nd, long8 shape, long limit, __globa
     long v = idx[io + o.y];
     if (v < 0) v += limit;
     if (v < 0 || v >= limit) {
-        atomic_min(bad, (int)min(i, (long)INT_MAX));
+        atomic_min(bad, (int)min(i, (long)INT_MAX - 1));
         return;
     }
     atomic_add_T(out + oo + o.x + v * ma, src[so + o.z]);
