@@ -812,4 +812,5 @@ TG_API tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src);
 #include "tapegrad/data.h"
 #include "tapegrad/devices.h"
 #include "tapegrad/optim.h"
+#include "tapegrad/nn.h"
 #endif
