@@ -9,10 +9,13 @@
 
 #include "lib/cpu/cpu.h"
 #include "lib/graph/error.h"
+#include "lib/graph/size-class.h"
 #include "lib/graph/tensor-impl.h"
 
-#define NCLASSES 176 /* up to 2^46 bytes */
-#define ALIGN 64
+#define NCLASSES TG_SIZE_CLASSES
+#define ALIGN TG_SIZE_CLASS_ALIGN
+#define class_size tg_size_class_bytes
+#define size_class tg_size_class_of
 
 typedef struct block {
     struct block *next;
@@ -20,23 +23,6 @@ typedef struct block {
 
 static block *g_free[NCLASSES];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Class c covers sizes up to class_size(c): 64, 80, 96, 112, 128, 160, ... */
-static size_t class_size(int c) {
-    int p = c / 4, q = c % 4;
-    return ((size_t)(4 + q) << p) * (ALIGN / 4);
-}
-
-static int size_class(size_t n) {
-    if (n <= ALIGN) return 0;
-    int lo = 0, hi = NCLASSES - 1;
-    while (lo < hi) { /* the first class whose size fits n */
-        int mid = (lo + hi) / 2;
-        if (class_size(mid) >= n) hi = mid;
-        else lo = mid + 1;
-    }
-    return lo;
-}
 
 tg_status tg_cpu_alloc(tg_device *dev, size_t nbytes, void **out) {
     int c = size_class(nbytes);

@@ -9,25 +9,11 @@
 #include <stdlib.h>
 
 #include "lib/graph/error.h"
+#include "lib/graph/size-class.h"
 #include "lib/opencl/opencl.h"
 
-#define ALIGN 64
-
-static size_t class_size(int c) {
-    int p = c / 4, q = c % 4;
-    return ((size_t)(4 + q) << p) * (ALIGN / 4);
-}
-
-static int size_class(size_t n) {
-    if (n <= ALIGN) return 0;
-    int lo = 0, hi = TG_CL_NCLASSES - 1;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (class_size(mid) >= n) hi = mid;
-        else lo = mid + 1;
-    }
-    return lo;
-}
+#define class_size tg_size_class_bytes /* the size classes shared with the CPU allocator */
+#define size_class tg_size_class_of
 
 static void release_cached(tg_cl_device *d) {
     for (int c = 0; c < TG_CL_NCLASSES; c++) {

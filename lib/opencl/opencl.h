@@ -9,9 +9,10 @@
 #include <CL/cl.h>
 #include <pthread.h>
 
+#include "lib/graph/size-class.h"
 #include "lib/graph/tensor-impl.h"
 
-#define TG_CL_NCLASSES 176 /* buffer size classes, as lib/cpu/alloc.c */
+#define TG_CL_NCLASSES TG_SIZE_CLASSES /* lib/graph/size-class.h */
 
 /* The kernels of lib/opencl/kernels, each built as its own small program for one dtype and
  * one variant (its op, kind or second dtype: see the table in program.c, which
