@@ -169,13 +169,13 @@ TEST(reduce_kernels_on_empty_axes) {
 
     tg_clear_error();
     CHECK(be->reduce(TG_RED_MAX, of, xf, 2) != TG_OK);
-    CHECK(strcmp(tg_last_error(), "tg_max: expected reduction axis 1 to have a non-zero size") == 0);
+    CHECK(strcmp(tg_last_error(), "tg_max: cannot reduce over axis 1 of size 0") == 0);
     tg_clear_error();
     CHECK(be->reduce(TG_RED_MIN, oi, xi, 2) != TG_OK);
-    CHECK(strcmp(tg_last_error(), "tg_min: expected reduction axis 1 to have a non-zero size") == 0);
+    CHECK(strcmp(tg_last_error(), "tg_min: cannot reduce over axis 1 of size 0") == 0);
     tg_clear_error();
     CHECK(be->reduce(TG_RED_ARGMAX, oi, xf, 2) != TG_OK);
-    CHECK(strcmp(tg_last_error(), "tg_argmax: expected reduction axis 1 to have a non-zero size") == 0);
+    CHECK(strcmp(tg_last_error(), "tg_argmax: cannot reduce over axis 1 of size 0") == 0);
     /* reducing the non-empty axis of [3, 0] gives an empty [1, 0]: nothing to check */
     tg_clear_error();
     CHECK(be->reduce(TG_RED_MAX, tg_empty(TG_F32, TG_SHAPE(1, 0), d), xf, 1) == TG_OK);
@@ -612,7 +612,9 @@ TEST(i64_where_arange_and_matmul) {
     CHECK_I64_EQ(tg_arange(TG_I64, 10, 0, -3, d), down, 4);
     int64_t big[3] = { -P62, 0, P62 };
     CHECK_I64_EQ(tg_arange(TG_I64, -0x1p62, 0x1p62 + 0x1p40, 0x1p62, d), big, 3);
-    /* [2, 3] @ [3, 2], exact past 2^53 */
+    /* [2, 3] @ [3, 2], exact past 2^53: the CPU backend's integer GEMM (tg_matmul itself
+     * takes floats only, so other backends need none) */
+    if (d != tg_device_get("cpu")) return;
     int64_t A[6] = { P53, 1, 2, 3, 4, 5 }, B[6] = { 1, 0, 1, 1, 0, 1 };
     int64_t C[4] = { P53 + 1, 3, 7, 9 };
     tg_tensor *out = tg_empty(TG_I64, TG_SHAPE(2, 2), d);
@@ -623,8 +625,12 @@ TEST(i64_where_arange_and_matmul) {
 TEST(i64_reductions_are_exact) {
     tg_device *d = dev();
     const tg_backend *be = d->be;
-    /* rows of i64 near 2^53 and the extremes, reduced along each axis */
-    int64_t x[12] = { P53, 1, P53 + 1, -7, INT64_MAX, -1, 5, 6, INT64_MIN, 3, -(P53 + 1), P53 + 1 };
+    /* rows of i64 near 2^53 and the extremes, reduced along each axis. The CPU sums
+     * exactly and saturates once at the end; OpenCL saturates as it accumulates, so the
+     * two agree unless a partial sum overflows: INT64_MAX in column 0 and the last row, whose
+     * partial sums do, are checked on the CPU only (README, dtypes). */
+    bool cpu = d == tg_device_get("cpu");
+    int64_t x[12] = { P53, 1, P53 + 1, -7, cpu ? INT64_MAX : 5, -1, 5, 6, INT64_MIN, 3, cpu ? -(P53 + 1) : 7, cpu ? P53 + 1 : 8 };
     tg_tensor *tx = tg_from_i64(x, TG_SHAPE(3, 4), d), *o31 = tg_empty(TG_I64, TG_SHAPE(3, 1), d);
     tg_tensor *o14 = tg_empty(TG_I64, TG_SHAPE(1, 4), d);
     int64_t s1[3], s0[4], mx[3], mn[4];
@@ -710,7 +716,10 @@ TEST(gather_and_scatter_add_take_i32_or_i64_indices) {
     tg_fill_(out, 0);
     CHECK(be->gather(out, tx, 1, tg_from_i64(i64, TG_SHAPE(2, 2), d)) == TG_OK);
     CHECK_I64_EQ(out, want, 4);
-    /* scatter_add: i64 targets add exactly, two indices hit one target */
+    /* scatter_add into integer targets: the CPU backend's (tg_scatter_add takes floats
+     * only, so other backends need none) */
+    if (d != tg_device_get("cpu")) return;
+    /* i64 targets add exactly, two indices hit one target */
     tg_tensor *acc = tg_from_i64(x, TG_SHAPE(2, 3), d);
     int64_t src[4] = { 10, 20, 1, INT64_MIN };
     int64_t sidx[4] = { 0, 0, 2, 2 };

@@ -280,7 +280,7 @@ static tg_status check_nonempty(tg_reduce_op op, const tg_tensor *out, const tg_
     if (op == TG_RED_SUM || tg_shape_numel(out->ndim, out->shape) == 0) return TG_OK;
     for (int i = 0; i < x->ndim; i++)
         if ((mask >> i & 1) && x->shape[i] == 0)
-            return tg_error(TG_ERR_SHAPE, "%s: expected reduction axis %d to have a non-zero size", reduce_name(op), i);
+            return tg_error(TG_ERR_SHAPE, "%s: cannot reduce over axis %d of size 0", reduce_name(op), i); /* the ops layer's words, as OpenCL's */
     return TG_OK;
 }
 

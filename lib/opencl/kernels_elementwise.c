@@ -117,6 +117,14 @@ tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double
     bool dbl = x->dtype == TG_F64 || (!tg_is_float(x->dtype) && d->fp64);
     cl_long lp0 = sat_i64(p0), lp1 = sat_i64(p1);
     cl_int exact = integral(p0) && integral(p1);
+    if ((op == TG_UN_CLAMP || op == TG_UN_STEP) && p0 == p0 && p1 == p1) {
+        /* An integer x against any bound compares exactly with an integral one: x >= lo
+         * iff x >= ceil(lo), x <= hi iff x <= floor(hi), x > t iff x > floor(t); an
+         * infinite bound saturates. So these stay exact, as on the CPU. */
+        lp0 = sat_i64(op == TG_UN_CLAMP ? ceil(p0) : floor(p0));
+        lp1 = sat_i64(floor(p1));
+        exact = 1;
+    }
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_unary",
                            TG_CL_ARGS(as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(lp0), TG_CL_ARG(lp1),

@@ -262,7 +262,7 @@ __kernel void tg_arange(long n, __global T *out, long oo, W start, W step, long 
     if (i >= n) return;
 #if TG_DT == 4
     if (exact) {
-        out[oo + i] = sadd(lstart, smul(i, lstep));
+        out[oo + i] = as_long(as_ulong(lstart) + as_ulong(i) * as_ulong(lstep)); /* exact: the host checked the end fits */
         return;
     }
 #endif
