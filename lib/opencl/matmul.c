@@ -33,14 +33,19 @@ static bool uniform_batch(const tg_tensor *t, int nb, int64_t *stride) {
     return true;
 }
 
-/* A dense copy of t (unscoped; the caller drops it) or NULL with a message. */
-static tg_tensor *dense_copy(const tg_tensor *t) {
-    tg_tensor *c = tg_tensor_new_unscoped(t->dtype, t->ndim, t->shape, t->storage->dev);
-    if (c && tg_cl_copy(c, t) != TG_OK) {
-        tg_tensor_decref(c);
-        return NULL;
-    }
-    return c;
+/* Operands whose layout the GEMM cannot read are copied densely into the device's
+ * scratch memory (tg_scratch: no buffer made per call; the in-order queue runs the GEMM
+ * before any later use of the scratch). view describes the copy, over storage st. */
+static tg_status dense_in_scratch(tg_cl_device *d, const tg_tensor *t, void *mem, int64_t elem_off, tg_storage *st,
+                                  tg_tensor *view) {
+    *st = (tg_storage){ .dev = t->storage->dev, .data = mem };
+    atomic_init(&st->refcount, 1);
+    *view = *t;
+    view->storage = st;
+    view->offset = elem_off;
+    tg_contiguous_strides(view->ndim, view->shape, view->strides);
+    (void)d;
+    return tg_cl_copy(view, t);
 }
 
 static tg_status own_gemm(tg_cl_device *d, tg_tensor *out, const tg_tensor *a, int64_t abs, const tg_tensor *b,
@@ -156,7 +161,8 @@ tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     if (batch == 0 || M == 0 || N == 0) return TG_OK;
     if (K == 0) return tg_cl_fill(out, 0);
     const tg_tensor *ops[2] = { a, b };
-    tg_tensor *tmp[2] = { NULL, NULL };
+    tg_tensor dense[2];
+    tg_storage stor[2];
     int64_t bs[2];
     const char *env = getenv("TG_CL_GEMM");
     bool blas = tg_cl_force_gemm ? tg_cl_force_gemm != 1
@@ -167,7 +173,8 @@ tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     blas = false;
 #endif
     tg_status st = TG_OK;
-    for (int i = 0; i < 2 && st == TG_OK; i++) {
+    bool copy[2] = { false, false };
+    for (int i = 0; i < 2; i++) {
         bool ok = uniform_batch(ops[i], nb, &bs[i]);
 #ifdef TG_HAVE_CLBLAST
         CLBlastTranspose tr;
@@ -175,10 +182,17 @@ tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
         int64_t rows = ops[i]->shape[nd - 2], cols = ops[i]->shape[nd - 1];
         if (blas) ok = ok && bs[i] >= 0 && blas_layout(ops[i], rows, cols, &tr, &ld);
 #endif
-        if (ok) continue;
-        if (!(tmp[i] = dense_copy(ops[i]))) st = tg_last_status();
-        else {
-            ops[i] = tmp[i];
+        copy[i] = !ok;
+    }
+    if (copy[0] || copy[1]) {
+        size_t es = tg_elsize(out->dtype), n0 = copy[0] ? (size_t)tg_shape_numel(nd, a->shape) : 0;
+        size_t n1 = copy[1] ? (size_t)tg_shape_numel(nd, b->shape) : 0, n0_aligned = (n0 + 15) / 16 * 16;
+        void *mem;
+        st = tg_scratch(out->storage->dev, (n0_aligned + n1) * es, &mem);
+        for (int i = 0; i < 2 && st == TG_OK; i++) {
+            if (!copy[i]) continue;
+            st = dense_in_scratch(d, ops[i], mem, i == 0 ? 0 : (int64_t)n0_aligned, &stor[i], &dense[i]);
+            ops[i] = &dense[i];
             bs[i] = ops[i]->shape[nd - 2] * ops[i]->shape[nd - 1];
         }
     }
@@ -186,7 +200,5 @@ tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     if (st == TG_OK && blas) st = clblast_gemm(d, out, ops[0], bs[0], ops[1], bs[1], batch);
 #endif
     if (st == TG_OK && !blas) st = own_gemm(d, out, ops[0], bs[0], ops[1], bs[1], batch);
-    tg_tensor_decref(tmp[0]);
-    tg_tensor_decref(tmp[1]);
     return st;
 }
