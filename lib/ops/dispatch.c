@@ -60,7 +60,7 @@ static bool record(const tg_op_desc *d, tg_op_call *c) {
     if (!n) return false;
     n->args = c->args;
     for (int i = 0; i < c->n_in; i++)
-        if (d->save_in >> i & 1) tg_node_save(n, c->in[i]);
+        if (i < 32 && (d->save_in >> i & 1)) tg_node_save(n, c->in[i]); /* save_in has 32 bits */
     if (d->flags & TG_OPF_SAVE_OUT) tg_node_save_output(n, c->out[0]);
     for (int k = 0; k < c->n_extra; k++) tg_node_save(n, c->extra_save[k]);
     return true;
