@@ -560,4 +560,5 @@ TG_API tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src);
 
 #include "tapegrad/data.h"
 #include "tapegrad/devices.h"
+#include "tapegrad/rnn.h"
 #endif
