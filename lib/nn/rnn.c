@@ -21,10 +21,27 @@ static int gates_of(kind k) { return k == K_LSTM ? 4 : k == K_GRU ? 3 : 1; }
  * tg_cat of the pieces' gradients costs one. tapegrad has no such primitive yet (a core
  * tg_unbind would replace this), so it is a tg_function: forward takes the tg_slice
  * views, backward is tg_cat, a differentiable op, so second order still works and it
- * runs on every device. A tg_function has at most 64 outputs, hence the table and the
- * grouping of longer splits. */
+ * runs on every device. The pieces are at most 32 (tg_cat records at most 32 inputs
+ * cleanly: lib/ops/dispatch.c tests save_in >> i for i up to n), hence the table and the
+ * grouping of longer splits and joins. */
 
-#define CHUNK_MAX 64
+#define CHUNK_MAX 32
+
+/* tg_cat of any number of pieces, in groups of CHUNK_MAX. */
+static tg_tensor *cat_many(int64_t n, tg_tensor *const *xs, int axis) {
+    if (n <= CHUNK_MAX) return tg_cat((int)n, xs, axis);
+    int64_t groups = (n + CHUNK_MAX - 1) / CHUNK_MAX;
+    tg_tensor **g = malloc((size_t)groups * sizeof *g), *r = NULL;
+    if (!g) return tg_error_null(TG_ERR_NOMEM, "out of host memory");
+    bool ok = true;
+    for (int64_t i = 0; i < groups && ok; i++) {
+        int64_t m = n - i * CHUNK_MAX < CHUNK_MAX ? n - i * CHUNK_MAX : CHUNK_MAX;
+        ok = (g[i] = tg_cat((int)m, xs + i * CHUNK_MAX, axis)) != NULL;
+    }
+    if (ok) r = cat_many(groups, g, axis);
+    free(g);
+    return r;
+}
 static const char k_code[TG_MAX_DIMS * (CHUNK_MAX + 1)]; /* user = &k_code[axis * 65 + n] */
 
 static void chunk_decode(tg_function_ctx *c, int *axis, int *n) {
@@ -51,7 +68,7 @@ static tg_status chunk_bwd(tg_function_ctx *c, tg_tensor *const *gout, tg_tensor
 #define CH1(n) { "chunk", 1, (n), chunk_fwd, chunk_bwd }
 #define CH4(n) CH1(n), CH1(n + 1), CH1(n + 2), CH1(n + 3)
 #define CH16(n) CH4(n), CH4(n + 4), CH4(n + 8), CH4(n + 12)
-static const tg_function k_chunk[CHUNK_MAX] = { CH16(1), CH16(17), CH16(33), CH16(49) };
+static const tg_function k_chunk[CHUNK_MAX] = { CH16(1), CH16(17) };
 
 /* n pieces of x along axis (its size a multiple of n) into out[0..n); -1 on error. Longer
  * splits go through groups of CHUNK_MAX pieces (and one tg_slice for a remainder). */
@@ -410,7 +427,10 @@ static tg_tensor *layers(kind k, tg_tensor *input, tg_tensor *h0, tg_tensor *c0,
             int i = l * s.D + d;
             ok = run_direction(&s, x2, w + i * s.per, d == 1, h_init[i], c_init[i], hs + d * s.T, &h_fin[i],
                                &c_fin[i]);
-            yd[d] = ok ? tg_stack((int)s.T, hs + d * s.T, s.batch_first ? 1 : 0) : NULL; /* (T, N, H) or (N, T, H) */
+            /* (T, N, H) or (N, T, H): the steps joined along T*N rows or N, T*H columns */
+            yd[d] = ok ? tg_reshape(cat_many(s.T, hs + d * s.T, s.batch_first ? 1 : 0),
+                                    s.batch_first ? TG_SHAPE(s.N, s.T, s.H) : TG_SHAPE(s.T, s.N, s.H))
+                       : NULL;
         }
         y = ok ? (s.D == 1 ? yd[0] : tg_cat(2, yd, 2)) : NULL;
         if (y && o.training && o.dropout > 0 && l + 1 < s.L) y = dropout(y, o.dropout);
@@ -420,8 +440,9 @@ static tg_tensor *layers(kind k, tg_tensor *input, tg_tensor *h0, tg_tensor *c0,
         tg_scope_end();
         x = y;
     }
-    tg_tensor *hn = ok && (h_n || c_n) ? tg_stack(LD, h_fin, 0) : NULL;
-    tg_tensor *cn = ok && k == K_LSTM && c_n ? tg_stack(LD, c_fin, 0) : NULL;
+    tg_shape st = TG_SHAPE(LD, s.N, s.H);
+    tg_tensor *hn = ok && h_n ? tg_reshape(cat_many(LD, h_fin, 0), st) : NULL;
+    tg_tensor *cn = ok && k == K_LSTM && c_n ? tg_reshape(cat_many(LD, c_fin, 0), st) : NULL;
     if (unbatched) y = tg_squeeze(y, 1), hn = tg_squeeze(hn, 1), cn = tg_squeeze(cn, 1);
     ok = ok && y && (!h_n || hn) && (!c_n || k != K_LSTM || cn);
     tg_keep(y), tg_keep(hn), tg_keep(cn);
