@@ -71,7 +71,8 @@ static tg_status chunk_bwd(tg_function_ctx *c, tg_tensor *const *gout, tg_tensor
 static const tg_function k_chunk[CHUNK_MAX] = { CH16(1), CH16(17) };
 
 /* n pieces of x along axis (its size a multiple of n) into out[0..n); -1 on error. Longer
- * splits go through groups of CHUNK_MAX pieces (and one tg_slice for a remainder). */
+ * splits go through equal groups where n has a divisor that allows them (35 steps: 5 of
+ * 7), else groups of CHUNK_MAX pieces and one tg_slice for the remainder. */
 static int chunk(tg_tensor *x, int axis, int64_t n, tg_tensor **out) {
     if (!x) return -1;
     axis = axis < 0 ? axis + tg_ndim(x) : axis;
@@ -80,7 +81,15 @@ static int chunk(tg_tensor *x, int axis, int64_t n, tg_tensor **out) {
         return tg_function_apply(&k_chunk[n - 1], (void *)&k_code[axis * (CHUNK_MAX + 1) + n], &x, out) == TG_OK
                    ? 0 : -1;
     int64_t k = tg_size(x, axis) / n, head = n / CHUNK_MAX * CHUNK_MAX;
-    if (head < n) {
+    for (int64_t g = (n + CHUNK_MAX - 1) / CHUNK_MAX; g <= CHUNK_MAX; g++) { /* equal groups: no slice */
+        if (n % g) continue;
+        tg_tensor *grp[CHUNK_MAX];
+        if (chunk(x, axis, g, grp) < 0) return -1;
+        for (int64_t i = 0; i < g; i++)
+            if (chunk(grp[i], axis, n / g, out + i * (n / g)) < 0) return -1;
+        return 0;
+    }
+    if (head < n) { /* a remainder: one tg_slice for each part (their gradients are full-size) */
         tg_tensor *a = tg_slice(x, axis, 0, head * k, 1), *b = tg_slice(x, axis, head * k, INT64_MAX, 1);
         return chunk(a, axis, head, out) < 0 || chunk(b, axis, n - head, out + head) < 0 ? -1 : 0;
     }
