@@ -813,4 +813,5 @@ TG_API tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src);
 #include "tapegrad/devices.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/nn.h"
+#include "tapegrad/rnn.h"
 #endif

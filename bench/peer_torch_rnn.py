@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""PyTorch's CPU LSTM on the shape bench_rnn.c times, for side-by-side figures.
+
+torch.nn.LSTM(I, H), x (T, N, I) without grad, loss = output.sum(), gradients zeroed
+in place each iteration (as bench_rnn does). Prints one JSON line: the median and
+min/max milliseconds of forward and of forward+backward over the samples, the torch
+version, whether oneDNN (mkldnn) is enabled, and the OpenBLAS kernel this process ran.
+Usage: peer_torch_rnn.py --threads N --samples S --T 35 --N 32 --I 64 --H 256
+Run it with OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset.
+"""
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import time
+
+import torch
+
+
+def openblas_core():
+    for line in open("/proc/self/maps"):
+        path = line.split()[-1]
+        if "blas" not in os.path.basename(path):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            continue
+    return "none"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for k, v in (("threads", 2), ("samples", 15), ("T", 35), ("N", 32), ("I", 64), ("H", 256)):
+        ap.add_argument("--" + k, type=int, default=v)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(a.I, a.H)
+    x = torch.randn(a.T, a.N, a.I)
+    params = list(m.parameters())
+
+    def fwd():
+        with torch.no_grad():
+            m(x)
+
+    def step():
+        for p in params:
+            if p.grad is not None:
+                p.grad.zero_()
+        y, _ = m(x)
+        y.sum().backward()
+
+    out = {"torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(),
+           "threads": torch.get_num_threads()}
+    for name, fn in (("fwd", fwd), ("step", step)):
+        for _ in range(3):
+            fn()
+        ts = []
+        for _ in range(a.samples):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+        out[name + "_ms"] = round(statistics.median(ts), 4)
+        out[name + "_min"], out[name + "_max"] = round(min(ts), 4), round(max(ts), 4)
+    out["openblas_core"] = openblas_core()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
