@@ -20,4 +20,7 @@ const tg_backend tg_cl_backend = {
     .scatter_add = tg_cl_scatter_add,
     .random = tg_cl_random,
     .arange = tg_cl_arange,
+    .conv2d = tg_cl_conv2d,
+    .conv2d_backward_data = tg_cl_conv2d_backward_data,
+    .conv2d_backward_weight = tg_cl_conv2d_backward_weight,
 };

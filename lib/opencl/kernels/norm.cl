@@ -1,0 +1,1 @@
+/* Normalisation kernels (lib/opencl/norm.c). */

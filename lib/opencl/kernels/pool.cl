@@ -1,0 +1,1 @@
+/* 2-D pooling kernels (lib/opencl/pool.c). */
