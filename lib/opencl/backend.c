@@ -23,4 +23,7 @@ const tg_backend tg_cl_backend = {
     .conv2d = tg_cl_conv2d,
     .conv2d_backward_data = tg_cl_conv2d_backward_data,
     .conv2d_backward_weight = tg_cl_conv2d_backward_weight,
+    .pool2d = tg_cl_pool2d,
+    .pool2d_backward = tg_cl_pool2d_backward,
+    .max_unpool2d = tg_cl_max_unpool2d,
 };
