@@ -26,4 +26,10 @@ const tg_backend tg_cl_backend = {
     .pool2d = tg_cl_pool2d,
     .pool2d_backward = tg_cl_pool2d_backward,
     .max_unpool2d = tg_cl_max_unpool2d,
+    .batch_norm = tg_cl_batch_norm,
+    .batch_norm_backward = tg_cl_batch_norm_backward,
+    .layer_norm = tg_cl_layer_norm,
+    .layer_norm_backward = tg_cl_layer_norm_backward,
+    .group_norm = tg_cl_group_norm,
+    .group_norm_backward = tg_cl_group_norm_backward,
 };
