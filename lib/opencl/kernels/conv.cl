@@ -42,10 +42,22 @@ inline T x_tap(const cgeom *g, __global const T *x, long n, long ch, long p, lon
 inline T load_a(const cgeom *g, __global const T *w, long z, long m, long k) {
     return w[(z % g->G * g->OCg + m) * g->Cg * g->KK + k];
 }
-inline T load_b(const cgeom *g, __global const T *x, long z, long k, long p) {
-    long c = k / g->KK;
-    return x_tap(g, x, z / g->G, z % g->G * g->Cg + c, p, k - c * g->KK);
+/* The input origin of output pixel p, fixed for a work-item's B loads. */
+typedef struct {
+    long ih0, iw0;
+} pix;
+inline pix pix_of(const cgeom *g, long p) {
+    long oh = p / g->OW;
+    return (pix){ oh * g->sh - g->ph, (p - oh * g->OW) * g->sw - g->pw };
 }
+/* xg: x at image n, group g's first channel. */
+inline T load_b(const cgeom *g, __global const T *xg, long k, pix q) {
+    int kk = (int)k, KK = (int)g->KK, KW = (int)g->KW, c = kk / KK, r = kk - c * KK, kh = r / KW;
+    long ih = q.ih0 + kh * g->dh, iw = q.iw0 + (r - kh * KW) * g->dw;
+    if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) return (T)0;
+    return xg[(c * g->H + ih) * g->W + iw];
+}
+inline long b_base(const cgeom *g, long z) { return (z / g->G * g->C + z % g->G * g->Cg) * g->H * g->W; }
 inline long c_index(const cgeom *g, long z, long m, long p) {
     return ((z / g->G * g->OC) + z % g->G * g->OCg + m) * g->OH * g->OW + p;
 }
@@ -58,15 +70,24 @@ inline T load_a(const cgeom *g, __global const T *w, long z, long m, long k) {
     long ocl = k / g->KK, r = k - ocl * g->KK;
     return w[((z % g->G * g->OCg + ocl) * g->Cg + m) * g->KK + r];
 }
-inline T load_b(const cgeom *g, __global const T *dout, long z, long k, long pix) {
-    long ocl = k / g->KK, r = k - ocl * g->KK, kh = r / g->KW, kw = r - kh * g->KW;
-    long ih = pix / g->W, iw = pix - ih * g->W;
-    long th = ih + g->ph - kh * g->dh, tw = iw + g->pw - kw * g->dw;
-    if (th < 0 || tw < 0 || th % g->sh || tw % g->sw) return (T)0;
-    long oh = th / g->sh, ow = tw / g->sw;
-    if (oh >= g->OH || ow >= g->OW) return (T)0;
-    return dout[((z / g->G * g->OC + z % g->G * g->OCg + ocl) * g->OH + oh) * g->OW + ow];
+/* The padded position of input pixel p, fixed for a work-item's B loads. */
+typedef struct {
+    long ih0, iw0;
+} pix;
+inline pix pix_of(const cgeom *g, long p) {
+    long ih = p / g->W;
+    return (pix){ ih + g->ph, p - ih * g->W + g->pw };
 }
+/* dg: dout at image n, group g's first channel. */
+inline T load_b(const cgeom *g, __global const T *dg, long k, pix q) {
+    int kk = (int)k, KK = (int)g->KK, KW = (int)g->KW, ocl = kk / KK, r = kk - ocl * KK, kh = r / KW;
+    long th = q.ih0 - kh * g->dh, tw = q.iw0 - (r - kh * KW) * g->dw;
+    if (th < 0 || tw < 0) return (T)0;
+    long oh = th / g->sh, ow = tw / g->sw;
+    if (oh * g->sh != th || ow * g->sw != tw || oh >= g->OH || ow >= g->OW) return (T)0;
+    return dg[(ocl * g->OH + oh) * g->OW + ow];
+}
+inline long b_base(const cgeom *g, long z) { return (z / g->G * g->OC + z % g->G * g->OCg) * g->OH * g->OW; }
 inline long c_index(const cgeom *g, long z, long m, long pix) {
     return (z / g->G * g->C + z % g->G * g->Cg + m) * g->H * g->W + pix;
 }
@@ -111,19 +132,29 @@ CONV_KERNEL(long8 ga, long8 gb, long M, long NC, long K, long kchunk, __global c
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = 0;
     int tid = ty * TG_GL + tx, nthreads = TG_GL * TG_GL;
+#if !B_WALKS_K /* TG_GL is a multiple of 4, so nthreads a multiple of TS */
+    int bn = tid % TS;
+    bool my_col = n0 + bn < NC;
+    pix q = pix_of(&g, my_col ? n0 + bn : 0);
+    __global const T *bz = b + b_base(&g, z);
+#endif
     for (long k0 = kbeg; k0 < kend; k0 += TK) {
         for (int e = tid; e < TK * TS; e += nthreads) {
             int kk = e % TK, mm = e / TK; /* a: consecutive items walk k */
             long m = m0 + mm, k = k0 + kk;
             la[kk][mm] = m < M && k < kend ? load_a(&g, a, z, m, k) : (T)0;
 #if B_WALKS_K
-            int bk = kk, bn = mm;
-#else
-            int bk = e / TS, bn = e % TS; /* b: consecutive items walk the pixels */
+            long nn = n0 + mm;
+            lb[kk][mm] = nn < NC && k < kend ? load_b(&g, b, z, k, nn) : (T)0;
 #endif
-            long nn = n0 + bn, kb = k0 + bk;
-            lb[bk][bn] = nn < NC && kb < kend ? load_b(&g, b, z, kb, nn) : (T)0;
         }
+#if !B_WALKS_K
+        /* b: consecutive items walk the pixels; an item's pixel is the same every step */
+        for (int bk = tid / TS; bk < TK; bk += nthreads / TS) {
+            long kb = k0 + bk;
+            lb[bk][bn] = my_col && kb < kend ? load_b(&g, bz, kb, q) : (T)0;
+        }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < TK; kk++) {
             T av[4], bv[4];
