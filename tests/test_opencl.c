@@ -1084,10 +1084,193 @@ TEST(missing_fp64_is_a_clear_error) {
     }
 }
 
+/* ------------------------------------------------------------------ conv, pooling, norm
+ * Each op forward on both devices from the same host values, then the gradients of
+ * sum(y * r) (r fixed random) w.r.t. every input: the CPU's kernels are the reference. */
+
+typedef tg_tensor *(*op_fn)(tg_tensor **in, const void *ctx);
+
+/* Inputs of the given shapes, uniform in [lo, hi) (all but the first in [0.5, 1.5) when
+ * positive_rest, for weights and scales), on the CPU and on dev; returns mismatches. */
+static int64_t agree_with_grads(tg_device *dev, tg_dtype dt, op_fn f, const void *ctx, int n, const tg_shape *shapes,
+                                double lo, double hi, bool positive_rest, const char *what) {
+    tg_scope_begin();
+    tg_tensor *ci[4], *di[4];
+    for (int i = 0; i < n; i++) {
+        bool pos = positive_rest && i > 0;
+        tg_tensor *h = host_uniform(dt, shapes[i], pos ? 0.5 : lo, pos ? 1.5 : hi, 90 + (uint32_t)i);
+        ci[i] = tg_param(tg_cast(h, dt));
+        di[i] = tg_param(tg_to(h, dev));
+    }
+    tg_tensor *cy = f(ci, ctx), *dy = f(di, ctx);
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s %s forward", what, tg_dtype_name(dt));
+    double rtol = dt == TG_F32 ? 2e-4 : 1e-10;
+    int64_t bad = mismatches(cy, dy, rtol, 1, buf);
+    if (cy && dy) {
+        tg_tensor *r = host_uniform(dt, tg_shape_of(cy), -1, 1, 77);
+        bad += tg_backward(tg_sum(tg_mul(cy, r), TG_ALL, false)) != TG_OK;
+        bad += tg_backward(tg_sum(tg_mul(dy, tg_to(r, dev)), TG_ALL, false)) != TG_OK;
+        for (int i = 0; i < n; i++) {
+            snprintf(buf, sizeof buf, "%s %s grad of input %d", what, tg_dtype_name(dt), i);
+            bad += mismatches(tg_grad(ci[i]), tg_grad(di[i]), rtol, 1, buf);
+        }
+    }
+    tg_scope_end();
+    return bad;
+}
+
+typedef struct {
+    tg_conv2d_opts o;
+    bool bias;
+} conv_case;
+
+static tg_tensor *conv_op(tg_tensor **in, const void *ctx) {
+    const conv_case *c = ctx;
+    return tg_conv2d(in[0], in[1], c->bias ? in[2] : NULL, &c->o);
+}
+
+TEST(conv2d_agree) {
+    NEED_OPENCL(dev);
+    struct {
+        int64_t N, C, H, W, OC, KH, KW;
+        conv_case c;
+    } cs[] = {
+        { 2, 3, 9, 8, 4, 3, 3, { { .padding = 1 }, true } },
+        { 1, 4, 11, 7, 6, 3, 2, { { .stride_hw = { 2, 1 }, .padding_hw = { 1, 0 }, .dilation_hw = { 1, 2 }, .groups = 2 }, true } },
+        { 2, 6, 8, 8, 6, 3, 3, { { .stride = 2, .padding = 1, .groups = 6 }, false } }, /* depthwise */
+        { 1, 2, 6, 6, 3, 2, 2, { { .padding_kind = TG_CONV_PAD_SAME }, true } },       /* implied bottom/right */
+        { 2, 4, 32, 32, 8, 3, 3, { { .padding = 1 }, true } }, /* a long K: the split weight gradient */
+    };
+    int ndt = has_fp64(dev) ? 2 : 1;
+    for (size_t q = 0; q < sizeof cs / sizeof cs[0]; q++)
+        for (int t = 0; t < ndt; t++) {
+            int64_t Cg = cs[q].C / (cs[q].c.o.groups ? cs[q].c.o.groups : 1);
+            tg_shape sh[3] = { TG_SHAPE(cs[q].N, cs[q].C, cs[q].H, cs[q].W), TG_SHAPE(cs[q].OC, Cg, cs[q].KH, cs[q].KW),
+                               TG_SHAPE(cs[q].OC) };
+            char what[64];
+            snprintf(what, sizeof what, "conv2d case %zu", q);
+            CHECK(agree_with_grads(dev, t ? TG_F64 : TG_F32, conv_op, &cs[q].c, cs[q].c.bias ? 3 : 2, sh, -1, 1, false,
+                                   what) == 0);
+        }
+}
+
+typedef struct {
+    int kind; /* 0 max, 1 avg, 2 adaptive avg, 3 adaptive max */
+    tg_max_pool2d_opts mo;
+    tg_avg_pool2d_opts ao;
+    int64_t oh, ow;
+} pool_case;
+
+static tg_tensor *pool_op(tg_tensor **in, const void *ctx) {
+    const pool_case *c = ctx;
+    switch (c->kind) {
+    case 0: return tg_max_pool2d(in[0], &c->mo);
+    case 1: return tg_avg_pool2d(in[0], &c->ao);
+    case 2: return tg_adaptive_avg_pool2d(in[0], c->oh, c->ow);
+    default: return tg_adaptive_max_pool2d(in[0], c->oh, c->ow);
+    }
+}
+
+TEST(pool2d_agree) {
+    NEED_OPENCL(dev);
+    pool_case cs[] = {
+        { .kind = 0, .mo = { .kernel_size = 3, .stride = 2, .padding = 1 } },
+        { .kind = 0, .mo = { .kernel_size = 3, .stride = 1, .dilation = 2, .padding = 1, .ceil_mode = true } },
+        { .kind = 0, .mo = { .kernel_size_hw = { 2, 3 }, .stride_hw = { 3, 2 }, .ceil_mode = true } },
+        { .kind = 1, .ao = { .kernel_size = 3, .stride = 2, .padding = 1 } },
+        { .kind = 1, .ao = { .kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
+                             .count_include_pad = TG_SOME(false) } },
+        { .kind = 1, .ao = { .kernel_size = 2, .divisor_override = 3 } },
+        { .kind = 2, .oh = 3, .ow = 4 },
+        { .kind = 3, .oh = 4, .ow = 3 },
+        { .kind = 3, .oh = 9, .ow = 13 }, /* more outputs than inputs on W */
+    };
+    int ndt = has_fp64(dev) ? 2 : 1;
+    for (size_t q = 0; q < sizeof cs / sizeof cs[0]; q++)
+        for (int t = 0; t < ndt; t++) {
+            tg_shape sh[1] = { TG_SHAPE(2, 3, 9, 10) };
+            char what[64];
+            snprintf(what, sizeof what, "pool2d case %zu", q);
+            CHECK(agree_with_grads(dev, t ? TG_F64 : TG_F32, pool_op, &cs[q], 1, sh, -1, 1, false, what) == 0);
+        }
+    /* Ties and NaN: values from a few levels, one NaN; indices exactly the CPU's. */
+    tg_scope_begin();
+    double v[2 * 36];
+    for (int i = 0; i < 72; i++) v[i] = (double)((i * 7) % 3);
+    v[17] = NAN;
+    tg_tensor *cx = tg_from_f64(v, TG_SHAPE(2, 1, 6, 6), g_cpu), *dx = tg_to(cx, dev), *ci, *di;
+    tg_max_pool2d_opts mo = { .kernel_size = 3, .stride = 2, .padding = 1 };
+    SAME(tg_max_pool2d_with_indices(cx, &mo, &ci), tg_max_pool2d_with_indices(dx, &mo, &di), "max ties/NaN values");
+    SAME(ci, di, "max ties/NaN indices");
+    tg_max_unpool2d_opts uo = { .kernel_size = 3, .stride = 2, .padding = 1, .output_size = { 6, 6 } };
+    tg_tensor *cp = tg_max_pool2d(cx, &mo);
+    SAME(tg_max_unpool2d(cp, ci, &uo), tg_max_unpool2d(tg_to(cp, dev), di, &uo), "max_unpool2d");
+    int64_t bad[18] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 36, 0, 0, 0, 0, 0 };
+    tg_tensor *bidx = tg_to(tg_from_i64(bad, TG_SHAPE(2, 1, 3, 3), g_cpu), dev);
+    CHECK_ERROR(tg_max_unpool2d(tg_to(cp, dev), bidx, &uo),
+                "tg_max_unpool2d: index 36 is outside the output plane of 6x6 (valid: 0 to 35)");
+    tg_scope_end();
+}
+
+typedef struct {
+    int kind; /* 0 batch norm (training), 1 batch norm (eval), 2 layer norm, 3 group norm */
+    bool affine;
+    tg_tensor *rm[2], *rv[2]; /* the CPU's, the device's: each updated in place */
+} norm_case;
+
+static tg_tensor *norm_op(tg_tensor **in, const void *ctx) {
+    const norm_case *c = ctx;
+    tg_tensor *w = c->affine ? in[1] : NULL, *b = c->affine ? in[2] : NULL, *x = in[0];
+    switch (c->kind) {
+    case 0:
+    case 1: {
+        int on = tg_device_of(x) != g_cpu;
+        return tg_batch_norm(x, c->rm[on], c->rv[on], w, b,
+                             &(tg_batch_norm_opts){ .training = c->kind == 0, .momentum = TG_SOME(0.3) });
+    }
+    case 2: return tg_layer_norm(x, TG_SHAPE(3, 5), w, b, 1e-5);
+    default: return tg_group_norm(x, 2, w, b, 1e-5);
+    }
+}
+
+TEST(norm_agree) {
+    NEED_OPENCL(dev);
+    int ndt = has_fp64(dev) ? 2 : 1;
+    for (int t = 0; t < ndt; t++)
+        for (int kind = 0; kind < 4; kind++)
+            for (int affine = 0; affine < 2; affine++) {
+                tg_scope_begin();
+                tg_dtype dt = t ? TG_F64 : TG_F32;
+                int64_t C = kind == 2 ? 3 : 4;
+                norm_case c = { kind, affine, { host_uniform(dt, TG_SHAPE(C), -1, 1, 5) },
+                                { host_uniform(dt, TG_SHAPE(C), 0.5, 2, 6) } };
+                c.rm[1] = tg_to(c.rm[0], dev);
+                c.rv[1] = tg_to(c.rv[0], dev);
+                tg_shape sh[3] = { TG_SHAPE(3, C, 5, 2), TG_SHAPE(C), TG_SHAPE(C) };
+                if (kind == 2) sh[0] = TG_SHAPE(4, 2, 3, 5), sh[1] = sh[2] = TG_SHAPE(3, 5);
+                char what[64];
+                snprintf(what, sizeof what, "norm kind %d affine %d", kind, affine);
+                /* x around 3 with spread 2: the mean is not small against the deviations */
+                CHECK(agree_with_grads(dev, dt, norm_op, &c, affine ? 3 : 1, sh, 2, 4, true, what) == 0);
+                tg_scope_end();
+            }
+    /* The running statistics after a training step, updated in place on each device. */
+    tg_scope_begin();
+    tg_tensor *x = host_uniform(TG_F32, TG_SHAPE(6, 4, 3, 3), -2, 3, 8);
+    tg_tensor *crm = host_uniform(TG_F32, TG_SHAPE(4), -1, 1, 9), *crv = host_uniform(TG_F32, TG_SHAPE(4), 0.5, 2, 10);
+    tg_tensor *drm = tg_to(crm, dev), *drv = tg_to(crv, dev);
+    tg_batch_norm_opts tr = { .training = true, .momentum = TG_SOME(0.25) };
+    CHECK(tg_batch_norm(x, crm, crv, NULL, NULL, &tr) && tg_batch_norm(tg_to(x, dev), drm, drv, NULL, NULL, &tr));
+    AGREE(crm, drm, 1e-5, "running_mean");
+    AGREE(crv, drv, 1e-5, "running_var");
+    tg_scope_end();
+}
+
 TG_TEST_MAIN(&tg_case_unary_agree, &tg_case_binary_broadcast_agree, &tg_case_nan_and_special_values,
              &tg_case_casts_saturate_like_cpu, &tg_case_integer_and_mask_ops, &tg_case_creation_fill_arange,
              &tg_case_inplace_updates_agree, &tg_case_reductions_agree, &tg_case_log_softmax_agree,
-             &tg_case_gather_scatter_agree, &tg_case_random_same_on_both_devices, &tg_case_matmul_agree,
+             &tg_case_gather_scatter_agree, &tg_case_random_same_on_both_devices, &tg_case_matmul_agree, &tg_case_conv2d_agree, &tg_case_pool2d_agree, &tg_case_norm_agree,
              &tg_case_mlp_training_matches_cpu, &tg_case_devices_listed_and_named, &tg_case_mixing_devices_names_both,
              &tg_case_device_out_of_memory_is_an_error, &tg_case_allocator_reuses_buffers,
              &tg_case_build_failure_reports_the_log, &tg_case_missing_fp64_is_a_clear_error,

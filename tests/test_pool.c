@@ -44,8 +44,8 @@ static uint64_t rnd_u(void) {
 }
 static int rnd_in(int lo, int hi) { return lo + (int)(rnd_u() % (uint64_t)(hi - lo + 1)); }
 
-/* Whether the device under test has pooling kernels (the OpenCL backend has none yet):
- * cases that need them skip there. */
+/* Whether the device under test has pooling kernels: cases that need them skip on a
+ * device without. */
 static bool pooling_here(void) {
     tg_clear_error();
     tg_tensor *y = tg_max_pool2d(tg_zeros(TG_F32, TG_SHAPE(1, 1, 2, 2), dev()), &(tg_max_pool2d_opts){ .kernel_size = 2 });
@@ -615,7 +615,7 @@ TEST(error_messages) {
     CHECK(tg_max_unpool2d(y, ti, &(tg_max_unpool2d_opts){ .kernel_size = 2, .output_size = { 5, 3 } }) != NULL);
 }
 
-/* A device without the kernels says so (OpenCL has none yet). */
+/* A device without the kernels says so (skipped where every device has them). */
 TEST(device_without_kernels) {
     tg_device *cl = strcmp(tg_device_name(dev()), "cpu") ? dev() : NULL;
     if (!cl) {

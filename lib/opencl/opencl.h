@@ -22,6 +22,10 @@ typedef enum {
     TG_K_RANDOM, TG_K_SUM_SERIAL, TG_K_SUM_WG, TG_K_SUM_FINAL, TG_K_MM_SERIAL, TG_K_MM_WG,
     TG_K_MM_FINAL, TG_K_ARG_SERIAL, TG_K_ARG_WG, TG_K_LSM_SERIAL, TG_K_LSM_WG, TG_K_GATHER,
     TG_K_SCATTER_LINES, TG_K_SCATTER_ATOMIC, TG_K_GEMM, TG_K_CONVERT,
+    TG_K_CONV_FWD, TG_K_CONV_BWD_DATA, TG_K_CONV_BWD_WEIGHT, TG_K_CONV_SUM_SPLITS,
+    TG_K_POOL_MAX, TG_K_POOL_AVG, TG_K_POOL_BWD_MAX, TG_K_POOL_BWD_MAX_PLANES, TG_K_POOL_BWD_AVG,
+    TG_K_UNPOOL_WIN, TG_K_UNPOOL_OUT,
+    TG_K_NORM_STATS, TG_K_NORM_APPLY, TG_K_NORM_BSUMS, TG_K_NORM_DWB, TG_K_NORM_DX,
     TG_K_COUNT
 } tg_cl_kernel_id;
 #define TG_CL_NVARIANTS 20 /* ops of a unary program (TG_UN_COUNT), or dtypes */
@@ -145,6 +149,35 @@ tg_status tg_cl_log_softmax(tg_tensor *out, const tg_tensor *x, int axis);
 tg_status tg_cl_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *idx);
 tg_status tg_cl_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, const tg_tensor *src);
 tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+
+/* conv.c, pool.c, norm.c: the entries of lib/graph/backend.h of the same names. */
+tg_status tg_cl_conv2d(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,
+                       const tg_conv2d_geom *g);
+tg_status tg_cl_conv2d_backward_data(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *w,
+                                     const tg_conv2d_geom *g);
+tg_status tg_cl_conv2d_backward_weight(tg_tensor *dw, const tg_tensor *dout, const tg_tensor *x,
+                                       const tg_conv2d_geom *g);
+tg_status tg_cl_pool2d(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, const tg_tensor *x,
+                       const tg_pool2d_geom *g);
+tg_status tg_cl_pool2d_backward(tg_pool_kind kind, tg_tensor *dx, const tg_tensor *dout, const tg_tensor *indices,
+                                const tg_pool2d_geom *g);
+tg_status tg_cl_max_unpool2d(tg_tensor *out, const tg_tensor *x, const tg_tensor *indices, const tg_pool2d_geom *g);
+tg_status tg_cl_batch_norm(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, tg_tensor *running_mean,
+                           tg_tensor *running_var, const tg_tensor *x, const tg_tensor *weight, const tg_tensor *bias,
+                           const tg_norm_params *p);
+tg_status tg_cl_batch_norm_backward(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
+                                    const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
+                                    const tg_tensor *save_invstd, const tg_norm_params *p);
+tg_status tg_cl_layer_norm(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, const tg_tensor *x,
+                           const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
+tg_status tg_cl_layer_norm_backward(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
+                                    const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
+                                    const tg_tensor *save_invstd, const tg_norm_params *p);
+tg_status tg_cl_group_norm(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, const tg_tensor *x,
+                           const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
+tg_status tg_cl_group_norm_backward(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
+                                    const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
+                                    const tg_tensor *save_invstd, const tg_norm_params *p);
 
 extern const tg_backend tg_cl_backend;
 

@@ -24,7 +24,7 @@
 #include "lib/opencl/opencl.h"
 
 extern const char tg_cl_src_common[], tg_cl_src_elementwise[], tg_cl_src_reduce[], tg_cl_src_index[],
-    tg_cl_src_gemm[], tg_cl_src_copy[];
+    tg_cl_src_gemm[], tg_cl_src_copy[], tg_cl_src_conv[], tg_cl_src_pool[], tg_cl_src_norm[];
 
 /* What a kernel's variant means: nothing, a compile-time op (-DTG_OP), or a second
  * dtype (-DTG_DT_IN, -DTG_DT_OUT, -DTG_IDX). */
@@ -58,6 +58,22 @@ static const struct {
     { "tg_scatter_atomic", (const char *const[]){ tg_cl_src_index }, V_IDX },
     { "tg_gemm", (const char *const[]){ tg_cl_src_gemm }, V_NONE },
     { "tg_convert", (const char *const[]){ tg_cl_src_copy }, V_DT_IN },
+    { "tg_conv_fwd", (const char *const[]){ tg_cl_src_conv }, V_NONE },
+    { "tg_conv_bwd_data", (const char *const[]){ tg_cl_src_conv }, V_NONE },
+    { "tg_conv_bwd_weight", (const char *const[]){ tg_cl_src_conv }, V_NONE },
+    { "tg_conv_sum_splits", (const char *const[]){ tg_cl_src_conv }, V_NONE },
+    { "tg_pool_max", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_pool_avg", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_pool_bwd_max", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_pool_bwd_max_planes", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_pool_bwd_avg", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_unpool_win", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_unpool_out", (const char *const[]){ tg_cl_src_pool }, V_NONE },
+    { "tg_norm_stats", (const char *const[]){ tg_cl_src_norm }, V_NONE },
+    { "tg_norm_apply", (const char *const[]){ tg_cl_src_norm }, V_NONE },
+    { "tg_norm_bsums", (const char *const[]){ tg_cl_src_norm }, V_NONE },
+    { "tg_norm_dwb", (const char *const[]){ tg_cl_src_norm }, V_NONE },
+    { "tg_norm_dx", (const char *const[]){ tg_cl_src_norm }, V_NONE },
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == TG_K_COUNT, "one entry per tg_cl_kernel_id");
 _Static_assert(TG_CL_NVARIANTS >= TG_UN_COUNT && TG_CL_NVARIANTS >= TG_BIN_COUNT &&
