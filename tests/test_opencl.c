@@ -446,7 +446,9 @@ TEST(gather_scatter_agree) {
                     "tg_scatter_add: index 12 is out of range for axis 1 of size 10");
     }
     tg_opencl_force_paths_for_test(0, 0, 0);
-    CHECK(tg_gather(x, 1, tg_from_i32((int32_t[]){ 9, -10 }, TG_SHAPE(2, 1), dev)) != NULL); /* the flag was reset */
+    CHECK(tg_gather(x, 1, tg_from_i32((int32_t[]){ 9, 0 }, TG_SHAPE(2, 1), dev)) != NULL); /* the flag was reset */
+    CHECK_ERROR(tg_gather(x, 1, tg_from_i32((int32_t[]){ 9, -10 }, TG_SHAPE(2, 1), dev)),
+                "tg_gather: index -10 is out of range for axis 1 of size 10"); /* negatives never wrap */
 }
 
 /* ------------------------------------------------------------------ random */
