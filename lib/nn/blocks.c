@@ -28,8 +28,9 @@ static tg_tensor *resblock_forward(tg_module *self, tg_tensor *x) {
     tg_tensor *y = tg_relu(tg_module_forward(r->bn1, tg_module_forward(r->conv1, x)));
     y = tg_module_forward(r->bn2, tg_module_forward(r->conv2, y));
     if (r->conv3) y = tg_module_forward(r->bn3, tg_module_forward(r->conv3, tg_relu(y)));
+    if (!y) return NULL; /* before the shortcut, whose failure would hide the first message */
     tg_tensor *shortcut = r->downsample ? tg_module_forward(r->downsample, x) : x;
-    return y && shortcut ? tg_relu(tg_add(y, shortcut)) : NULL;
+    return shortcut ? tg_relu(tg_add(y, shortcut)) : NULL;
 }
 
 static const tg_module_type basic_block_type = { "BasicBlock", sizeof(resblock), resblock_forward, NULL, NULL, NULL };
