@@ -371,6 +371,157 @@ TG_API tg_tensor *tg_cosine_embedding_loss(tg_tensor *x1, tg_tensor *x2, tg_tens
 TG_API tg_tensor *tg_module_l1_penalty(const tg_module *m);
 TG_API tg_tensor *tg_module_l2_penalty(const tg_module *m);
 
+/* ---------------------------------------------------------------- convolution, pooling and normalisation layers
+ * torch.nn's Conv1d, Conv2d, ConvTranspose2d, the pooling layers, BatchNorm1d/2d,
+ * LayerNorm, GroupNorm, LocalResponseNorm, Dropout, Dropout2d and Upsample, each a thin
+ * module over the functional op of the same name (tapegrad.h), with PyTorch's weight
+ * layouts, state_dict names, defaults and initialisation; and the blocks of the classic
+ * CNNs (ResNet's BasicBlock and Bottleneck, GoogLeNet's Inception, squeeze-and-
+ * excitation) with torchvision's child names, so checkpoints carry over:
+ *
+ *     tg_module *net = tg_sequential(
+ *         tg_conv2d_new(1, 16, 5, &(tg_conv_layer_opts){ .padding = 2 }, dev), tg_batchnorm2d_new(16, NULL, dev),
+ *         tg_relu_new(), tg_max_pool2d_new(&(tg_max_pool2d_opts){ .kernel_size = 2 }),
+ *         tg_flatten_new(1, -1), tg_linear_new(16 * 14 * 14, 10, NULL, dev));
+ *     // "0.weight" "0.bias" "1.weight" "1.bias" "1.running_mean" "1.running_var" "1.num_batches_tracked" ...
+ *
+ * A forward given an input of the wrong rank, channels or dtype fails with a message
+ * naming the module and the values: "tg_module_forward: Conv2d 'features.0': input
+ * [2,5,8,8] has 5 channels, in_channels is 3". */
+
+/* PyTorch's padding_mode: zeros, or the input's own values (reflect: mirrored without
+ * the edge, as numpy's "reflect"; replicate: the edge repeated; circular: wrapped). The
+ * non-zero modes pad with slices, flips and concatenation before an unpadded convolution,
+ * as PyTorch does; reflect needs padding < the input's size, circular <= it. */
+typedef enum { TG_PADDING_ZEROS = 0, TG_PADDING_REFLECT, TG_PADDING_REPLICATE, TG_PADDING_CIRCULAR } tg_padding_mode;
+
+/* Options of Conv1d, Conv2d and ConvTranspose2d; 0 means PyTorch's default. The _hw pairs
+ * (2-D only) follow tg_conv2d_opts' rule: a pair with a non-zero entry replaces its scalar. */
+typedef struct {
+    int64_t stride;               /* 1 */
+    int64_t padding;              /* 0 */
+    int64_t dilation;             /* 1 */
+    int64_t groups;               /* 1: in_channels and out_channels must be multiples of it */
+    tg_conv_padding padding_kind; /* Conv1d/2d: PyTorch's padding="valid"/"same" */
+    tg_padding_mode padding_mode; /* Conv1d/2d: zeros */
+    int64_t output_padding;       /* ConvTranspose2d only: 0 */
+    bool no_bias;                 /* PyTorch's bias=False */
+    int64_t kernel_size_hw[2], stride_hw[2], padding_hw[2], dilation_hw[2], output_padding_hw[2]; /* 2-D: (H, W) */
+} tg_conv_layer_opts;
+
+/* Conv2d: weight (out, in/groups, kH, kW), bias (out); Conv1d: weight (out, in/groups, k).
+ * Both kaiming_uniform(a = sqrt 5), i.e. U(+-1/sqrt(fan_in)), fan_in = in/groups * kH * kW,
+ * and the bias U(+-1/sqrt(fan_in)), as PyTorch. kernel_size sets both axes of a 2-D kernel
+ * unless opts->kernel_size_hw is given. Forward: x (N, in, H, W) or (in, H, W) ->
+ * (N, out, H_out, W_out) (tg_conv2d); 1-D: (N, in, L) or (in, L) -> (N, out, L_out). */
+TG_API tg_module *tg_conv2d_new(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+                                const tg_conv_layer_opts *opts, tg_device *dev);
+TG_API tg_module *tg_conv1d_new(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+                                const tg_conv_layer_opts *opts, tg_device *dev);
+/* weight (in, out/groups, kH, kW) (PyTorch's transposed layout), bias (out), initialised
+ * as PyTorch's (whose fan_in is then out/groups * kH * kW). padding_kind and padding_mode
+ * must be left at zero. Forward: (N, in, H, W) -> (N, out, H_out, W_out) with
+ * H_out = (H - 1) stride - 2 padding + dilation (kH - 1) + output_padding + 1. */
+TG_API tg_module *tg_conv_transpose2d_new(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+                                          const tg_conv_layer_opts *opts, tg_device *dev);
+
+/* Pooling modules: the functional options, copied (kernel_size is required).
+ * MaxPool2d's forward returns the maxima; tg_max_pool2d_forward_with_indices also
+ * gives their indices (PyTorch's return_indices=True) for a MaxUnpool2d, whose forward
+ * takes two inputs (tg_module_forward2(unpool, y, indices)). */
+TG_API tg_module *tg_max_pool2d_new(const tg_max_pool2d_opts *opts);
+TG_API tg_tensor *tg_max_pool2d_forward_with_indices(tg_module *pool, tg_tensor *x, tg_tensor **indices);
+TG_API tg_module *tg_max_unpool2d_new(const tg_max_unpool2d_opts *opts);
+TG_API tg_module *tg_avg_pool2d_new(const tg_avg_pool2d_opts *opts);
+/* Output (output_h, output_w); (1, 1) is global pooling. */
+TG_API tg_module *tg_adaptive_avg_pool2d_new(int64_t output_h, int64_t output_w);
+TG_API tg_module *tg_adaptive_max_pool2d_new(int64_t output_h, int64_t output_w);
+
+/* Dropout: tg_dropout in training, the identity in eval; Dropout2d zeroes whole channels
+ * (tg_dropout2d). p in [0, 1] (PyTorch's default 0.5). */
+TG_API tg_module *tg_dropout_new(double p);
+TG_API tg_module *tg_dropout2d_new(double p);
+/* Upsample: tg_interpolate with these options (copied). */
+TG_API tg_module *tg_upsample_new(const tg_interpolate_opts *opts);
+
+typedef struct {
+    tg_opt_f64 eps;        /* 1e-5 */
+    tg_opt_f64 momentum;   /* 0.1; ignored with cumulative */
+    bool cumulative;       /* PyTorch's momentum=None: running stats are the cumulative average */
+    tg_opt_bool affine;    /* true: weight (ones) and bias (zeros) parameters */
+    tg_opt_bool track_running_stats; /* true: buffers running_mean (zeros), running_var (ones)
+                                        and num_batches_tracked (i64, 0) */
+} tg_batchnorm_opts;
+/* BatchNorm1d: x (N, C) or (N, C, L); BatchNorm2d: x (N, C, H, W); C = num_features.
+ * In training: batch statistics, and (tracking) num_batches_tracked += 1 and the running
+ * statistics updated in place (momentum, or 1 / num_batches_tracked when cumulative).
+ * In eval: the running statistics, or batch statistics when none are tracked. */
+TG_API tg_module *tg_batchnorm1d_new(int64_t num_features, const tg_batchnorm_opts *opts, tg_device *dev);
+TG_API tg_module *tg_batchnorm2d_new(int64_t num_features, const tg_batchnorm_opts *opts, tg_device *dev);
+
+typedef struct {
+    tg_opt_f64 eps;                /* 1e-5 */
+    tg_opt_bool elementwise_affine; /* LayerNorm: true (weight ones, bias zeros, of normalized_shape) */
+    tg_opt_bool bias;              /* LayerNorm: true (PyTorch 2.1's bias=False drops it) */
+    tg_opt_bool affine;            /* GroupNorm: true (weight ones, bias zeros, (C)) */
+} tg_norm_opts;
+/* LayerNorm over the trailing axes normalized_shape: x (*, normalized_shape) -> same. */
+TG_API tg_module *tg_layer_norm_new(tg_shape normalized_shape, const tg_norm_opts *opts, tg_device *dev);
+/* GroupNorm: x (N, C, *) with C = num_channels, a multiple of num_groups. */
+TG_API tg_module *tg_group_norm_new(int64_t num_groups, int64_t num_channels, const tg_norm_opts *opts,
+                                    tg_device *dev);
+
+typedef struct {
+    tg_opt_f64 alpha, beta, k; /* 1e-4, 0.75, 1 */
+} tg_local_response_norm_opts;
+/* LocalResponseNorm over size neighbouring channels: x (N, C, *) -> same. */
+TG_API tg_module *tg_local_response_norm_new(int64_t size, const tg_local_response_norm_opts *opts);
+
+/* ---------------------------------------------------------------- CNN blocks
+ * Built from the layers above with PyTorch's default initialisation (torchvision's
+ * ResNet re-initialises its convolutions with kaiming_normal(fan_out); do that on the
+ * model if it matters). Every convolution in a block is bias-free and followed by a
+ * BatchNorm2d, as torchvision's. */
+
+typedef struct {
+    int64_t stride;     /* 1: of the first 3x3 (BasicBlock) or of the 3x3 (Bottleneck) */
+    int64_t groups;     /* 1 (Bottleneck only: ResNeXt) */
+    int64_t base_width; /* 64 (Bottleneck only: Wide ResNet); width = planes * base_width / 64 * groups */
+} tg_resnet_block_opts;
+/* torchvision's BasicBlock (expansion 1): x (N, inplanes, H, W) -> (N, planes, H/stride,
+ * W/stride) = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)). The shortcut is the
+ * identity, or, when stride != 1 or inplanes != planes, the projection "downsample": a
+ * Sequential of a 1x1 conv of that stride and a BatchNorm2d ("downsample.0.weight",
+ * "downsample.1.running_mean"), as torchvision's _make_layer builds it. */
+TG_API tg_module *tg_basic_block_new(int64_t inplanes, int64_t planes, const tg_resnet_block_opts *opts,
+                                     tg_device *dev);
+/* torchvision's Bottleneck (expansion 4): 1x1 conv1 inplanes -> width, 3x3 conv2 width ->
+ * width (stride, groups), 1x1 conv3 width -> 4 planes, each with its BatchNorm (bn1..bn3),
+ * ReLU between and after the sum with the shortcut (a projection when stride != 1 or
+ * inplanes != 4 planes). x (N, inplanes, H, W) -> (N, 4 planes, H/stride, W/stride). */
+TG_API tg_module *tg_bottleneck_new(int64_t inplanes, int64_t planes, const tg_resnet_block_opts *opts,
+                                    tg_device *dev);
+
+/* GoogLeNet's Inception module with torchvision's names: four branches over the same
+ * input, concatenated along channels (tg_cat): branch1 a 1x1 conv; branch2 a 1x1
+ * bottleneck to ch3x3red then a 3x3; branch3 a 1x1 to ch5x5red then a 5x5 (the paper's;
+ * torchvision's GoogLeNet uses a 3x3 here: set branch3_kernel_size = 3 to load its
+ * weights); branch4 a 3x3 max pool (stride 1, padding 1, ceil_mode) then a 1x1 to
+ * pool_proj. Each conv is torchvision's BasicConv2d (children conv and bn: bias-free
+ * conv, BatchNorm2d with eps 1e-3, ReLU): "branch2.1.conv.weight", "branch1.bn.running_var".
+ * x (N, in_channels, H, W) -> (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W). */
+typedef struct {
+    int64_t ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj; /* all required, >= 1 */
+    int64_t branch3_kernel_size;                                /* 5 (odd) */
+} tg_inception_opts;
+TG_API tg_module *tg_inception_new(int64_t in_channels, const tg_inception_opts *opts, tg_device *dev);
+
+/* Squeeze-and-excitation (Hu et al. 2018) as torchvision's SqueezeExcitation: x * sigmoid(
+ * fc2(relu(fc1(adaptive_avg_pool(x, 1))))), fc1 and fc2 1x1 convs with biases
+ * (input_channels -> squeeze_channels -> input_channels; squeeze_channels =
+ * input_channels / r, the paper's r being 16). x (N, C, H, W) -> same. */
+TG_API tg_module *tg_squeeze_excitation_new(int64_t input_channels, int64_t squeeze_channels, tg_device *dev);
+
 #ifdef __cplusplus
 }
 #endif
