@@ -766,6 +766,13 @@ TG_API tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis);
  * returns how many there are, or -1 on error. out may be NULL only when max_out is 0
  * (to count the pieces). */
 TG_API int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int max_out);
+/* PyTorch's torch.chunk: x cut along axis into pieces of ceil(size / chunks) (the last
+ * may be smaller, and there may be fewer than chunks), as views written to out, which
+ * must hold chunks tensors; returns how many pieces there are, or -1 on error. All the
+ * pieces are one node of the tape whose backward concatenates their gradients, so
+ * splitting into many pieces (gates, time steps) costs one gradient of x's size, not
+ * one per piece. */
+TG_API int tg_chunk(tg_tensor *x, int64_t chunks, int axis, tg_tensor **out);
 /* Constant padding as in F.pad: negative amounts crop (at most the axis' size). A
  * padded shape whose element count overflows is an error. */
 TG_API tg_tensor *tg_pad(tg_tensor *x, tg_pads pads, double value);

@@ -198,7 +198,43 @@ TEST(gradcheck_reports_why_it_did_not_run) {
     CHECK(tg_gradcheck(square_sum, NULL, 1, &x64, NULL, &rep) == TG_OK);
 }
 
-TG_TEST_MAIN(&tg_case_gradcheck_reports_why_it_did_not_run, &tg_case_grad_keeps_identity_across_backwards, &tg_case_backward_ex_copies_the_callers_gradient,
+/* torch.chunk's sizes: ceil(len / chunks), the last smaller, maybe fewer pieces. */
+TEST(chunk_sizes_values_and_errors) {
+    tg_device *dev = tg_test_device();
+    double v[10];
+    for (int i = 0; i < 10; i++) v[i] = i;
+    tg_tensor *x = tg_from_f64(v, TG_SHAPE(2, 5), dev), *out[8];
+    CHECK(tg_chunk(x, 3, 1, out) == 3);
+    CHECK(tg_size(out[0], 1) == 2 && tg_size(out[1], 1) == 2 && tg_size(out[2], 1) == 1);
+    CHECK_NEAR(at(tg_contiguous(out[1]), 3), 8, 0); /* row 1, columns 2..3 */
+    CHECK(tg_chunk(tg_from_f64(v, TG_SHAPE(6), dev), 4, 0, out) == 3); /* sizes 2, 2, 2 */
+    CHECK_ERROR(tg_chunk(x, 0, 1, out), "tg_chunk: chunks must be positive, got 0");
+    CHECK_ERROR(tg_chunk(x, 2, 2, out), "tg_chunk: axis 2 is out of range for 2 dimensions");
+}
+
+/* 70 pieces, one node: the gradient of a weighted sum of the pieces comes back whole. */
+static tg_tensor *chunk_fn(tg_tensor *const *in, void *ctx) {
+    (void)ctx;
+    tg_tensor *p[70], *acc = NULL;
+    int n = tg_chunk(in[0], 70, 0, p);
+    for (int i = 0; i < n; i++) {
+        tg_tensor *t = tg_mul_scalar(tg_square(p[i]), 1 + i % 3);
+        acc = acc ? tg_add(acc, t) : t;
+    }
+    return acc;
+}
+
+TEST(chunk_gradcheck_many_pieces) {
+    tg_device *dev = tg_test_device();
+    tg_manual_seed(5);
+    tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(70, 2), dev);
+    tg_gradcheck_report rep;
+    CHECK(tg_gradcheck(chunk_fn, NULL, 1, &x, NULL, &rep) == TG_OK);
+    CHECK(tg_gradgradcheck(chunk_fn, NULL, 1, &x, NULL, &rep) == TG_OK);
+}
+
+TG_TEST_MAIN(&tg_case_chunk_sizes_values_and_errors, &tg_case_chunk_gradcheck_many_pieces,
+             &tg_case_gradcheck_reports_why_it_did_not_run, &tg_case_grad_keeps_identity_across_backwards, &tg_case_backward_ex_copies_the_callers_gradient,
              &tg_case_create_graph_into_leaves_is_refused, &tg_case_hessian_vector_products_do_not_leak,
              &tg_case_long_graph_frees_without_recursion, &tg_case_release_needs_an_owned_reference,
              &tg_case_take_moves_a_tensor_out_of_its_scope, &tg_case_take_from_the_root_scope,

@@ -14,92 +14,13 @@ static const char *const k_cell_api[] = { "tg_rnn_cell", "tg_rnn_cell", "tg_lstm
 static int gates_of(kind k) { return k == K_LSTM ? 4 : k == K_GRU ? 3 : 1; }
 
 /* ------------------------------------------------------------------ chunk
- * Splits x into n equal pieces along axis as views. tg_slice alone would do, but the
- * gradient of each slice is a zero tensor of x's full size with the piece embedded:
- * slicing L time steps out of the (L*N, G*H) input projection that way costs L full-size
- * tensors in backward (quadratic in L). A one-node split whose backward is a single
- * tg_cat of the pieces' gradients costs one. tapegrad has no such primitive yet (a core
- * tg_unbind would replace this), so it is a tg_function: forward takes the tg_slice
- * views, backward is tg_cat, a differentiable op, so second order still works and it
- * runs on every device. The pieces are at most 32 (tg_cat records at most 32 inputs
- * cleanly: lib/ops/dispatch.c tests save_in >> i for i up to n), hence the table and the
- * grouping of longer splits and joins. */
-
-#define CHUNK_MAX 32
-
-/* tg_cat of any number of pieces, in groups of CHUNK_MAX. */
-static tg_tensor *cat_many(int64_t n, tg_tensor *const *xs, int axis) {
-    if (n <= CHUNK_MAX) return tg_cat((int)n, xs, axis);
-    int64_t groups = (n + CHUNK_MAX - 1) / CHUNK_MAX;
-    tg_tensor **g = malloc((size_t)groups * sizeof *g), *r = NULL;
-    if (!g) return tg_error_null(TG_ERR_NOMEM, "out of host memory");
-    bool ok = true;
-    for (int64_t i = 0; i < groups && ok; i++) {
-        int64_t m = n - i * CHUNK_MAX < CHUNK_MAX ? n - i * CHUNK_MAX : CHUNK_MAX;
-        ok = (g[i] = tg_cat((int)m, xs + i * CHUNK_MAX, axis)) != NULL;
-    }
-    if (ok) r = cat_many(groups, g, axis);
-    free(g);
-    return r;
-}
-static const char k_code[TG_MAX_DIMS * (CHUNK_MAX + 1)]; /* user = &k_code[axis * 65 + n] */
-
-static void chunk_decode(tg_function_ctx *c, int *axis, int *n) {
-    ptrdiff_t i = (const char *)tg_function_user(c) - k_code;
-    *axis = (int)(i / (CHUNK_MAX + 1)), *n = (int)(i % (CHUNK_MAX + 1));
-}
-
-static tg_status chunk_fwd(tg_function_ctx *c, tg_tensor *const *in, tg_tensor **out) {
-    int axis, n;
-    chunk_decode(c, &axis, &n);
-    int64_t k = tg_size(in[0], axis) / n;
-    for (int i = 0; i < n; i++)
-        if (!(out[i] = tg_slice(in[0], axis, i * k, (i + 1) * k, 1))) return tg_last_status();
-    return TG_OK;
-}
-
-static tg_status chunk_bwd(tg_function_ctx *c, tg_tensor *const *gout, tg_tensor **gin) {
-    int axis, n;
-    chunk_decode(c, &axis, &n);
-    gin[0] = tg_cat(n, gout, axis);
-    return gin[0] ? TG_OK : tg_last_status();
-}
-
-#define CH1(n) { "chunk", 1, (n), chunk_fwd, chunk_bwd }
-#define CH4(n) CH1(n), CH1(n + 1), CH1(n + 2), CH1(n + 3)
-#define CH16(n) CH4(n), CH4(n + 4), CH4(n + 8), CH4(n + 12)
-static const tg_function k_chunk[CHUNK_MAX] = { CH16(1), CH16(17) };
-
-/* n pieces of x along axis (its size a multiple of n) into out[0..n); -1 on error. Longer
- * splits go through equal groups where n has a divisor that allows them (35 steps: 5 of
- * 7), else groups of CHUNK_MAX pieces and one tg_slice for the remainder. */
+ * n equal pieces of x along axis (its size a multiple of n) into out[0..n), as views
+ * recorded by tg_chunk as one node: backward makes one gradient of x's size, not n
+ * (slicing L time steps out of the input projection one by one would be quadratic). */
 static int chunk(tg_tensor *x, int axis, int64_t n, tg_tensor **out) {
     if (!x) return -1;
-    axis = axis < 0 ? axis + tg_ndim(x) : axis;
     if (n == 1) return (out[0] = x) ? 0 : -1;
-    if (n <= CHUNK_MAX)
-        return tg_function_apply(&k_chunk[n - 1], (void *)&k_code[axis * (CHUNK_MAX + 1) + n], &x, out) == TG_OK
-                   ? 0 : -1;
-    int64_t k = tg_size(x, axis) / n, head = n / CHUNK_MAX * CHUNK_MAX;
-    for (int64_t g = (n + CHUNK_MAX - 1) / CHUNK_MAX; g <= CHUNK_MAX; g++) { /* equal groups: no slice */
-        if (n % g) continue;
-        tg_tensor *grp[CHUNK_MAX];
-        if (chunk(x, axis, g, grp) < 0) return -1;
-        for (int64_t i = 0; i < g; i++)
-            if (chunk(grp[i], axis, n / g, out + i * (n / g)) < 0) return -1;
-        return 0;
-    }
-    if (head < n) { /* a remainder: one tg_slice for each part (their gradients are full-size) */
-        tg_tensor *a = tg_slice(x, axis, 0, head * k, 1), *b = tg_slice(x, axis, head * k, INT64_MAX, 1);
-        return chunk(a, axis, head, out) < 0 || chunk(b, axis, n - head, out + head) < 0 ? -1 : 0;
-    }
-    int64_t groups = n / CHUNK_MAX;
-    tg_tensor **g = malloc((size_t)groups * sizeof *g);
-    if (!g) return tg_error(TG_ERR_NOMEM, "out of host memory"), -1;
-    int rc = chunk(x, axis, groups, g);
-    for (int64_t i = 0; i < groups && rc == 0; i++) rc = chunk(g[i], axis, CHUNK_MAX, out + i * CHUNK_MAX);
-    free(g);
-    return rc;
+    return tg_chunk(x, n, axis, out) == n ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ one step */
@@ -437,7 +358,7 @@ static tg_tensor *layers(kind k, tg_tensor *input, tg_tensor *h0, tg_tensor *c0,
             ok = run_direction(&s, x2, w + i * s.per, d == 1, h_init[i], c_init[i], hs + d * s.T, &h_fin[i],
                                &c_fin[i]);
             /* (T, N, H) or (N, T, H): the steps joined along T*N rows or N, T*H columns */
-            yd[d] = ok ? tg_reshape(cat_many(s.T, hs + d * s.T, s.batch_first ? 1 : 0),
+            yd[d] = ok ? tg_reshape(tg_cat((int)s.T, hs + d * s.T, s.batch_first ? 1 : 0),
                                     s.batch_first ? TG_SHAPE(s.N, s.T, s.H) : TG_SHAPE(s.T, s.N, s.H))
                        : NULL;
         }
@@ -450,8 +371,8 @@ static tg_tensor *layers(kind k, tg_tensor *input, tg_tensor *h0, tg_tensor *c0,
         x = y;
     }
     tg_shape st = TG_SHAPE(LD, s.N, s.H);
-    tg_tensor *hn = ok && h_n ? tg_reshape(cat_many(LD, h_fin, 0), st) : NULL;
-    tg_tensor *cn = ok && k == K_LSTM && c_n ? tg_reshape(cat_many(LD, c_fin, 0), st) : NULL;
+    tg_tensor *hn = ok && h_n ? tg_reshape(tg_cat((int)LD, h_fin, 0), st) : NULL;
+    tg_tensor *cn = ok && k == K_LSTM && c_n ? tg_reshape(tg_cat((int)LD, c_fin, 0), st) : NULL;
     if (unbatched) y = tg_squeeze(y, 1), hn = tg_squeeze(hn, 1), cn = tg_squeeze(cn, 1);
     ok = ok && y && (!h_n || hn) && (!c_n || k != K_LSTM || cn);
     tg_keep(y), tg_keep(hn), tg_keep(cn);

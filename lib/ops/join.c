@@ -211,3 +211,42 @@ int tg_split(tg_tensor *x, int64_t split_size, int axis, tg_tensor **out, int ma
     }
     return (int)count;
 }
+
+/* ------------------------------------------------------------- chunk */
+
+/* Recorded by tg_chunk itself (one node, a view per output): the runner never runs it. */
+bool tg_chunk_shape(tg_op_call *c) {
+    (void)c;
+    return tg_error(TG_ERR_STATE, "internal: tg_chunk records itself") == TG_OK;
+}
+
+int tg_chunk(tg_tensor *x, int64_t chunks, int axis, tg_tensor **out) {
+    TG_API_ENTER("tg_chunk");
+    if (!tg_op_nonnull("tg_chunk", "x", x) || !tg_op_axis("tg_chunk", &axis, x->ndim)) return -1;
+    if (chunks <= 0 || chunks > INT_MAX || !out) {
+        tg_error(TG_ERR_INVALID, out ? "tg_chunk: chunks must be positive, got %lld" : "tg_chunk: out is NULL",
+                 (long long)chunks);
+        return -1;
+    }
+    int64_t len = x->shape[axis], size = len == 0 ? 0 : (len + chunks - 1) / chunks;
+    int n = len == 0 ? 1 : (int)((len + size - 1) / size);
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    for (int i = 0; i < n; i++) {
+        int64_t lo = i * size;
+        shape[axis] = len - lo < size ? len - lo : size;
+        out[i] = tg_tensor_alias(x, x->ndim, shape, x->strides, x->offset + lo * x->strides[axis]);
+        if (!out[i]) return -1;
+    }
+    if (tg_node_should_record(1, &x)) {
+        tg_node *node = tg_node_record_multi(TG_OP_CHUNK, n, out, 1, &x);
+        if (!node) return -1;
+        node->args.axis.axis = axis;
+    }
+    return n;
+}
+
+tg_status tg_bw_chunk(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+    gin[0] = tg_cat(n->n_outputs, gout, n->args.axis.axis);
+    return gin[0] ? TG_OK : tg_last_status();
+}

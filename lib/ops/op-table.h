@@ -138,6 +138,7 @@ typedef struct {
     /* ops/join.c */                                                                                        \
     X(EMBED, "tg_pad", "x", tg_embed_shape, tg_embed_launch, tg_bw_embed, 0, 1, 0, 0)                       \
     X(CAT, "tg_cat", "a tensor", tg_cat_shape, tg_cat_launch, tg_bw_cat, 0, -1, 0, 0)                         \
+    X(CHUNK, "tg_chunk", "x", tg_chunk_shape, tg_view_launch, tg_bw_chunk, 0, 1, TG_OPF_VIEW, 0)              \
     /* ops/index.c */                                                                                       \
     X(GATHER, "tg_gather", "x index", tg_gather_shape, tg_gather_launch, tg_bw_gather, 0, 2, 0, 1u << 1)    \
     X(SCATTER_ADD, "tg_scatter_add", "x index src", tg_scatter_add_shape, tg_scatter_add_launch,            \
