@@ -632,7 +632,47 @@ TEST(agrees_with_torch) {
     if (system(cmd) != 0) FAIL_("%s failed", cmd);
 }
 
-TG_TEST_MAIN(&tg_case_cells_match_reference, &tg_case_cells_in_f32_and_one_bias, &tg_case_cell_loop_equals_layer,
+/* The modules: torch.nn's parameter names, its init bound, the functional layer's
+ * output with the module's weights, final states, train/eval dropout. */
+TEST(modules_wrap_the_layers) {
+    tg_device *dev = tg_test_device();
+    tg_manual_seed(9);
+    tg_module *m = tg_lstm_new(3, 4, &(tg_rnn_module_opts){ .num_layers = 2, .bidirectional = true, .dropout = 0.5 },
+                               dev);
+    CHECK(m != NULL);
+    const char *names[] = { "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
+                            "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
+                            "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse" };
+    tg_tensor *w[16];
+    for (int i = 0; i < 16; i++) {
+        w[i] = tg_module_get_param(m, names[i]);
+        CHECK(w[i] != NULL);
+    }
+    CHECK(tg_size(w[8], 1) == 8 && tg_size(w[0], 0) == 16); /* layer 1 reads both directions; 4 gates */
+    double *v = tg_test_values(w[9]); /* U(-1/2, 1/2) for hidden 4 */
+    for (int i = 0; i < 64; i++) CHECK(v[i] >= -0.5 && v[i] <= 0.5);
+    free(v);
+    tg_tensor *x = tg_randn(TG_F32, TG_SHAPE(5, 2, 3), dev), *hn, *cn, *hn2, *cn2;
+    tg_module_eval(m); /* no dropout: the module is the functional layer with its weights */
+    tg_tensor *y = tg_rnn_module_forward(m, x, NULL, NULL, &hn, &cn);
+    tg_tensor *y2 = tg_lstm(x, NULL, NULL, 16, w, &(tg_rnn_opts){ .num_layers = 2, .bidirectional = true }, &hn2, &cn2);
+    CHECK(y && y2 && tg_item(tg_max(tg_abs(tg_sub(y, y2)), TG_ALL, false)) == 0);
+    CHECK(tg_item(tg_max(tg_abs(tg_sub(cn, cn2)), TG_ALL, false)) == 0);
+    CHECK(tg_size(hn, 0) == 4 && tg_size(hn, 2) == 4);
+    CHECK(tg_item(tg_max(tg_abs(tg_sub(tg_module_forward(m, x), y)), TG_ALL, false)) == 0);
+    tg_module_train(m, true); /* dropout 0.5 between the layers now changes the output */
+    CHECK(tg_item(tg_max(tg_abs(tg_sub(tg_module_forward(m, x), y)), TG_ALL, false)) > 0);
+    tg_module_free(m);
+    tg_module *g = tg_gru_new(3, 2, &(tg_rnn_module_opts){ .no_bias = true, .batch_first = true }, dev);
+    CHECK(g && tg_module_num_parameters(g, false) == 6 * 3 + 6 * 2);
+    CHECK(tg_size(tg_module_forward(g, tg_randn(TG_F32, TG_SHAPE(2, 5, 3), dev)), 1) == 5);
+    tg_module_free(g);
+    CHECK_ERROR(tg_rnn_module_forward(NULL, x, NULL, NULL, NULL, NULL),
+                "tg_rnn_module_forward: not an RNN, LSTM or GRU module");
+}
+
+TG_TEST_MAIN(&tg_case_modules_wrap_the_layers, &tg_case_cells_match_reference, &tg_case_cells_in_f32_and_one_bias, &tg_case_cell_loop_equals_layer,
              &tg_case_layers_match_reference, &tg_case_cells_gradcheck, &tg_case_layers_gradcheck,
              &tg_case_dropout_between_layers, &tg_case_weight_names_and_shapes, &tg_case_error_messages,
              &tg_case_long_sequence_memory, &tg_case_agrees_with_torch)

@@ -24,6 +24,7 @@
 #define TAPEGRAD_RNN_H
 
 #include "tapegrad.h"
+typedef struct tg_module tg_module; /* tapegrad/nn.h */
 
 #ifdef __cplusplus
 extern "C" {
@@ -107,6 +108,26 @@ TG_API int tg_rnn_num_weights(bool bias, const tg_rnn_opts *opts);
  * and shape it. TG_ERR_INVALID for an index out of range or bad sizes or options. */
 TG_API tg_status tg_rnn_weight_info(tg_rnn_mode mode, int64_t input_size, int64_t hidden_size, bool bias,
                                     const tg_rnn_opts *opts, int index, tg_rnn_weight_desc *out);
+
+/* ---------------------------------------------------------------- modules
+ * torch.nn.RNN / LSTM / GRU as modules: parameters named as PyTorch's (so state dicts
+ * carry over), initialised U(-1/sqrt(hidden), 1/sqrt(hidden)), dropout between layers in
+ * training mode only. tg_module_forward(m, x) gives the output from zero states;
+ * tg_rnn_module_forward also takes initial states (NULL: zeros) and returns the final
+ * ones (h_n, and c_n for an LSTM; NULL pointers skip them). */
+typedef struct {
+    int num_layers;     /* 0: 1 */
+    bool no_bias;       /* PyTorch's bias=False */
+    bool bidirectional;
+    bool batch_first;
+    double dropout;
+    tg_rnn_nonlinearity nonlinearity; /* RNN only */
+} tg_rnn_module_opts;
+TG_API tg_module *tg_rnn_new(int64_t input_size, int64_t hidden_size, const tg_rnn_module_opts *opts, tg_device *dev);
+TG_API tg_module *tg_lstm_new(int64_t input_size, int64_t hidden_size, const tg_rnn_module_opts *opts, tg_device *dev);
+TG_API tg_module *tg_gru_new(int64_t input_size, int64_t hidden_size, const tg_rnn_module_opts *opts, tg_device *dev);
+TG_API tg_tensor *tg_rnn_module_forward(tg_module *m, tg_tensor *x, tg_tensor *h0, tg_tensor *c0, tg_tensor **h_n,
+                                        tg_tensor **c_n);
 
 #ifdef __cplusplus
 }
