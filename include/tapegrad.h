@@ -821,4 +821,7 @@ TG_API tg_status tg_axpy_(tg_tensor *dst, double alpha, tg_tensor *src);
 #include "tapegrad/optim.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/rnn.h"
+#include "tapegrad/models.h"
+#include "tapegrad/train.h"
+#include "tapegrad/dist.h"
 #endif

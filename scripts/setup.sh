@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc meson ninja-build pkg-config zlib1g-dev dataset-fashion-mnist
-          pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo libopenblas-dev "$@")
+          pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev clinfo libopenblas-dev
+          libcjson-dev libspng-dev libopenmpi-dev openmpi-bin graphviz "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,5 @@
-/* Reading datasets: IDX files (the MNIST format), plain or gzip-compressed.
+/* Data: dataset readers (IDX, CIFAR, image folders, CSV, PNG), loaders with background
+ * prefetch, augmentation, and checkpoint files (safetensors).
  * Included by tapegrad.h; it can also be included on its own. */
 #ifndef TAPEGRAD_DATA_H
 #define TAPEGRAD_DATA_H
@@ -28,6 +29,14 @@ extern "C" {
  * bytes of data, got 100"), TG_ERR_INVALID for a NULL path, TG_ERR_NOMEM when memory
  * runs out, or the device's error when dev is NULL or the upload fails. */
 TG_API tg_tensor *tg_idx_load(const char *path, tg_device *dev);
+
+/* ---------------------------------------------------------------- readers: CIFAR, image folders, CSV, PNG */
+
+/* ---------------------------------------------------------------- datasets and loaders */
+
+/* ---------------------------------------------------------------- augmentation */
+
+/* ---------------------------------------------------------------- checkpoints (safetensors) */
 
 #ifdef __cplusplus
 }
