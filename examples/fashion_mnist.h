@@ -28,7 +28,7 @@ static inline double now_s(void) {
 }
 
 /* Loads DIR/NAME.gz, else DIR/NAME uncompressed; the error names the .gz path. */
-static tg_tensor *load_idx(const char *dir, const char *name, tg_device *dev) {
+static inline tg_tensor *load_idx(const char *dir, const char *name, tg_device *dev) {
     char gz[4096], plain[4096];
     snprintf(gz, sizeof gz, "%s/%s.gz", dir, name);
     snprintf(plain, sizeof plain, "%s/%s", dir, name);
@@ -41,7 +41,7 @@ static tg_tensor *load_idx(const char *dir, const char *name, tg_device *dev) {
     return tg_idx_load(gz, dev);
 }
 
-static void format_shape(char *buf, size_t size, const tg_tensor *t) {
+static inline void format_shape(char *buf, size_t size, const tg_tensor *t) {
     size_t len = (size_t)snprintf(buf, size, "(");
     for (int i = 0; i < tg_ndim(t) && len < size; i++)
         len += (size_t)snprintf(buf + len, size - len, "%s%lld", i ? ", " : "", (long long)tg_size(t, i));
@@ -50,7 +50,7 @@ static void format_shape(char *buf, size_t size, const tg_tensor *t) {
 
 /* Reads one split as u8 images (N,784) and i32 labels, or reports what is wrong with
  * the files and returns false. */
-static bool load_split(const char *prog, const char *dir, const char *prefix, tg_device *dev, split *out) {
+static inline bool load_split(const char *prog, const char *dir, const char *prefix, tg_device *dev, split *out) {
     char iname[64], lname[64];
     snprintf(iname, sizeof iname, "%s-images-idx3-ubyte", prefix);
     snprintf(lname, sizeof lname, "%s-labels-idx1-ubyte", prefix);
@@ -86,12 +86,12 @@ static bool load_split(const char *prog, const char *dir, const char *prefix, tg
 }
 
 /* u8 pixels (B,784) -> f32 in [0,1], then standardised: (x / 255 - mean) / std. */
-static tg_tensor *normalise(tg_tensor *x) {
+static inline tg_tensor *normalise(tg_tensor *x) {
     return tg_add_scalar(tg_mul_scalar(tg_cast(x, TG_F32), 1.0 / (255 * PIXEL_STD)), -PIXEL_MEAN / PIXEL_STD);
 }
 
 /* A Fisher-Yates shuffle of 0..n-1 driven by splitmix64. */
-static void shuffle(int32_t *perm, int64_t n, uint64_t *state) {
+static inline void shuffle(int32_t *perm, int64_t n, uint64_t *state) {
     for (int64_t i = 0; i < n; i++) perm[i] = (int32_t)i;
     for (int64_t i = n - 1; i > 0; i--) {
         uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
