@@ -284,6 +284,24 @@ TEST(conv_macs_follow_the_formula) {
         tg_model_summary_free(s);
         tg_module_free(m);
     }
+    /* and random ones (a fixed LCG, so a failure repeats): N, groups, D1 and D2 as
+     * multiples of groups, F, S, P, dilation, W1 large enough for one output */
+    uint64_t st = 12345;
+#define RND(n) ((st = st * 6364136223846793005ULL + 1442695040888963407ULL), (int64_t)((st >> 33) % (n)))
+    for (int i = 0; i < 12; i++) {
+        int64_t n = 1 + RND(3), gr = 1 + RND(3), d1 = gr * (1 + RND(3)), d2 = gr * (1 + RND(4)), f = 1 + RND(5),
+                sd = 1 + RND(3), p = RND(3), dl = 1 + RND(2), w1 = dl * (f - 1) + 1 + RND(12);
+        tg_module *m = tg_conv2d_new(d1, d2, f, &(tg_conv_layer_opts){ .stride = sd, .padding = p, .dilation = dl, .groups = gr },
+                                     dev);
+        tg_model_summary *s = tg_summary(m, TG_SHAPE(n, d1, w1, w1), &quiet);
+        int64_t w2 = out_size(w1, f, sd, p, dl);
+        CHECK(s && shape_is(tg_summary_row_at(s, 0), TG_SHAPE(n, d2, w2, w2)));
+        if (s && tg_summary_row_at(s, 0)->mult_adds != n * w2 * w2 * f * f * d1 * d2 / gr)
+            FAIL_("random geometry %d: %lld mult-adds", i, (long long)tg_summary_row_at(s, 0)->mult_adds);
+        tg_model_summary_free(s);
+        tg_module_free(m);
+    }
+#undef RND
     /* conv1d: L2 F D1 D2 per sample; L2 = (20 + 2 - 3) / 2 + 1 = 10 */
     tg_module *c1 = tg_conv1d_new(4, 6, 3, &(tg_conv_layer_opts){ .stride = 2, .padding = 1, .groups = 2 }, dev);
     tg_model_summary *s = tg_summary(c1, TG_SHAPE(2, 4, 20), &quiet);
@@ -302,7 +320,8 @@ TEST(conv_macs_follow_the_formula) {
 
 /* ------------------------------------------------------------- functional ops */
 
-/* A module of one's own: a Linear child and a matmul of its own weight. */
+/* A module of one's own: a Linear child and a matmul of its own weight (tied to a
+ * second name). */
 typedef struct {
     tg_module *fc;
     tg_tensor *w;
@@ -320,6 +339,7 @@ TEST(functional_ops_are_counted) {
     twostep *m = tg_module_data(self);
     tg_module_add(self, "fc", &m->fc, tg_linear_new(3, 4, NULL, dev));
     tg_module_param(self, "w", &m->w, tg_randn(TG_F32, TG_SHAPE(4, 5), dev));
+    tg_module_param(self, "w_tied", NULL, m->w); /* the same tensor again: counted once */
     self = tg_module_done(self);
     CHECK(self);
     /* x (2, 6, 3): the Linear runs 12 rows of 3 * 4, the matmul 12 rows of 4 * 5 */
@@ -330,6 +350,7 @@ TEST(functional_ops_are_counted) {
         CHECK(!strcmp(root->type, "TwoStep") && root->params == 4 * 3 + 4 + 20 && root->mult_adds == 12 * 12 + 12 * 20);
         CHECK(!strcmp(fc->name, "fc") && fc->mult_adds == 12 * 12 && shape_is(fc, TG_SHAPE(2, 6, 4)));
         CHECK(tg_summary_totals_of(s)->mult_adds == 12 * 12 + 12 * 20);
+        CHECK(tg_summary_totals_of(s)->total_params == 36 && tg_summary_totals_of(s)->param_bytes == 4 * 36);
         /* only leaves count as activations: fc's (2, 6, 4) */
         CHECK(tg_summary_totals_of(s)->activations == 48);
     }
@@ -444,7 +465,8 @@ TEST(errors) {
     tg_module *net = tg_sequential(tg_conv2d_new(3, 4, 3, NULL, dev), tg_relu_new());
     CHECK_ERROR(tg_summary(net, TG_SHAPE(1, 5, 8, 8), &quiet),
                 "tg_summary: tg_module_forward: Conv2d '0': input [1,5,8,8] has 5 channels, in_channels is 3");
-    CHECK_ERROR_CONTAINS(tg_summary(net, TG_SHAPE(1, 3), &quiet), "tg_summary: tg_module_forward: Conv2d '0': ");
+    CHECK_ERROR(tg_summary(net, TG_SHAPE(1, 3), &quiet),
+                "tg_summary: tg_module_forward: Conv2d '0': input [1,3] has 2 axes, expected 3 or 4 (N, C, H, W)");
     CHECK_ERROR(tg_summary(net, TG_SCALAR_SHAPE, &quiet), "tg_summary: input shape has 0 dimensions (1 to 8, batch first)");
     CHECK_ERROR(tg_summary(net, TG_SHAPE(0, 3, 8, 8), &quiet), "tg_summary: input shape [0,3,8,8] has a size below 1");
     CHECK_ERROR(tg_summary(net, TG_SHAPE(1, 3, 8, 8), &(tg_summary_opts){ .depth = -1 }), "tg_summary: depth -1 is negative");
@@ -455,6 +477,12 @@ TEST(errors) {
     CHECK_ERROR(tg_summary_fprint(stdout, NULL), "tg_summary_fprint: summary is NULL");
     tg_model_summary_free(s);
     tg_model_summary_free(NULL);
+    /* calls nested past 64 levels are refused, not overflowed */
+    tg_module *deep = tg_linear_new(2, 2, NULL, dev);
+    for (int i = 0; i < 70; i++) deep = tg_sequential(deep);
+    CHECK_ERROR_CONTAINS(tg_summary(deep, TG_SHAPE(1, 2), &quiet), "': module calls nested deeper than 64");
+    CHECK(tg_module_forward(deep, tg_ones(TG_F32, TG_SHAPE(1, 2), dev)));
+    tg_module_free(deep);
     /* the input made on another device than the model's: the forward's message */
     tg_device *other = tg_device_get(tg_device_of(tg_module_get_param(net, "0.weight")) == tg_device_get("cpu") ? "opencl" : "cpu");
     tg_clear_error();

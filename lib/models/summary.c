@@ -173,22 +173,20 @@ static tg_tensor *make_input(tg_module *model, tg_shape shape, tg_device *dev) {
     return tg_ones(dt, shape, dev);
 }
 
-static bool check_args(const tg_module *model, tg_shape shape, const tg_summary_opts *o) {
-    if (!model) return tg_error(TG_ERR_INVALID, "tg_summary: model is NULL"), false;
-    if (o->depth < 0) return tg_error(TG_ERR_INVALID, "tg_summary: depth %d is negative", o->depth), false;
+static tg_status check_args(const tg_module *model, tg_shape shape, const tg_summary_opts *o) {
+    if (!model) return tg_error(TG_ERR_INVALID, "tg_summary: model is NULL");
+    if (o->depth < 0) return tg_error(TG_ERR_INVALID, "tg_summary: depth %d is negative", o->depth);
     if (shape.ndim < 1 || shape.ndim > TG_MAX_DIMS)
         return tg_error(TG_ERR_SHAPE, "tg_summary: input shape has %d dimensions (1 to %d, batch first)", shape.ndim,
-                        TG_MAX_DIMS),
-               false;
-    for (int i = 0; i < shape.ndim; i++)
-        if (shape.dims[i] < 1) {
-            char b[160];
-            int len = 0;
-            for (int k = 0; k < shape.ndim; k++)
-                len += snprintf(b + len, sizeof b - (size_t)len, "%s%lld", k ? "," : "", (long long)shape.dims[k]);
-            return tg_error(TG_ERR_SHAPE, "tg_summary: input shape [%s] has a size below 1", b), false;
-        }
-    return true;
+                        TG_MAX_DIMS);
+    bool empty = false;
+    char b[TG_MAX_DIMS * 24];
+    int len = 0;
+    for (int k = 0; k < shape.ndim; k++) {
+        empty |= shape.dims[k] < 1;
+        len += snprintf(b + len, sizeof b - (size_t)len, "%s%lld", k ? "," : "", (long long)shape.dims[k]);
+    }
+    return empty ? tg_error(TG_ERR_SHAPE, "tg_summary: input shape [%s] has a size below 1", b) : TG_OK;
 }
 
 /* Keeps the rows shown (leaves for depth 0, else depth <= depth) and fills the totals. */
@@ -243,7 +241,7 @@ static tg_status run_forward(tg_model_summary *s, tg_module *model, tg_shape sha
 tg_model_summary *tg_summary(tg_module *model, tg_shape input_shape, const tg_summary_opts *opts) {
     TG_API_ENTER("tg_summary");
     tg_summary_opts o = opts ? *opts : (tg_summary_opts){ 0 };
-    if (!check_args(model, input_shape, &o)) return NULL;
+    if (check_args(model, input_shape, &o) != TG_OK) return NULL;
     tg_model_summary *s = calloc(1, sizeof *s);
     if (!s) return tg_error_null(TG_ERR_NOMEM, "tg_summary: out of memory");
     s->depth = o.depth;
