@@ -8,6 +8,7 @@
  * the geometry in args.conv. */
 #include <string.h>
 
+#include "lib/ops/macs.h"
 #include "lib/ops/ops.h"
 
 /* ------------------------------------------------------------- the ops */
@@ -76,6 +77,9 @@ bool tg_conv_shape(tg_op_call *c) {
 tg_status tg_conv_launch(tg_op_call *c) {
     const tg_backend *be = tg_dev(c->in[0])->be;
     tg_conv2d_geom g = geom_of(c->op, c->in, &c->args);
+    /* For tg_summary: each of the three runs every (output pixel of the forward, weight)
+     * pair once, N OH OW OC (C / groups) KH KW multiply-adds (the notes' formula). */
+    tg_macs_add(7, (int64_t[]){ g.N, g.OH, g.OW, g.OC, g.C / g.groups, g.KH, g.KW });
     if (c->op == TG_OP_CONV2D) return be->conv2d(c->out[0], c->in[0], c->in[1], c->n_in > 2 ? c->in[2] : NULL, &g);
     if (c->op == TG_OP_CONV2D_BACKWARD_DATA) return be->conv2d_backward_data(c->out[0], c->in[0], c->in[1], &g);
     return be->conv2d_backward_weight(c->out[0], c->in[0], c->in[1], &g);

@@ -2,6 +2,7 @@
  * leading batch axes broadcast (as stride-0 views, never copies). */
 #include <string.h>
 
+#include "lib/ops/macs.h"
 #include "lib/ops/ops.h"
 
 /* The primitive: a (..., M, K) @ b (..., K, N), both at least 2-D, batch axes broadcast. */
@@ -36,6 +37,12 @@ tg_status tg_matmul_launch(tg_op_call *c) {
     sb[nd] = b->shape[b->ndim - 2], sb[nd + 1] = b->shape[b->ndim - 1];
     tg_ops_expand_into(&av, a, nd + 2, sa);
     tg_ops_expand_into(&bv, b, nd + 2, sb);
+    if (tg_macs_enabled_) { /* batch * M * N * K multiply-adds, for tg_summary */
+        int64_t f[TG_MAX_DIMS + 1];
+        memcpy(f, out->shape, (size_t)out->ndim * sizeof *f);
+        f[out->ndim] = a->shape[a->ndim - 1];
+        tg_macs_add_product(out->ndim + 1, f);
+    }
     return tg_dev(out)->be->matmul(out, &av, &bv);
 }
 
