@@ -63,7 +63,7 @@ TG_API tg_tensor *tg_idx_load(const char *path, tg_device *dev);
  * non-negative integers, its byte size (checked for overflow) equal to its offsets'
  * span, the offsets within the data and no two tensors' bytes overlapping, names
  * unique, metadata values strings. Gaps between tensors and bytes after the last are
- * ignored, as the JSON parsers of other readers do not forbid them.
+ * accepted (the reference refuses them; tapegrad writes files without).
  *
  * Saving is atomic: the file is written to a temporary file in the target's directory
  * ("<path>.tmp.<pid>.<n>"), flushed and fsync'd, renamed over path, and the directory
@@ -100,7 +100,7 @@ TG_API void tg_metadata_free(tg_metadata *m);
 TG_API tg_status tg_safetensors_save(const tg_state_dict *sd, const char *path, const tg_metadata *metadata);
 
 /* Reads path into a new state dict (free with tg_state_dict_free) whose tensors are on
- * dev, in file order; metadata (may be NULL) receives "__metadata__" (free with
+ * dev, in the header's order; metadata (may be NULL) receives "__metadata__" (free with
  * tg_metadata_free; empty when the file has none, and on error). Returns NULL with
  * tg_last_error() naming path and the problem ("tg_safetensors_load: 'a.safetensors':
  * tensor 'fc.weight': data_offsets [0, 24] span 24 bytes, its shape [2,4] of F32 needs
@@ -136,29 +136,32 @@ TG_API tg_status tg_optim_load(tg_optim *opt, const char *path);
  *
  *     tg_checkpoint ck = { .model = net, .optim = opt, .sched = sched,
  *                          .metadata = &(tg_metadata){ 1, (char *[]){ "epoch" }, (char *[]){ e } } };
- *     tg_checkpoint_save("run.ckpt", &ck);
+ *     tg_checkpoint_save(&ck, "run.ckpt");
  *     ... later, with freshly built net, opt, sched:
  *     tg_metadata user;
- *     tg_checkpoint_load("run.ckpt", &(tg_checkpoint){ net, opt, sched, NULL }, &user);
+ *     tg_checkpoint_load(&(tg_checkpoint){ net, opt, sched, NULL }, "run.ckpt", &user);
  *
  * Load order: the module's values; then the schedule, which is replayed (stepped with
  * tg_sched_step from its current epoch to the saved one: schedules are deterministic
  * functions of their epoch, so this rebuilds their internal state exactly); then the
  * optimizer's state, which sets each group's lr as saved; then the random generator.
- * ReduceLROnPlateau cannot be replayed (its state depends on the metrics) and is
- * refused; a schedule already past the saved epoch is an error. optim and sched may be
- * NULL (then the file's optimizer entries are ignored); model is required. On error
+ * ReduceLROnPlateau cannot be replayed (its state depends on the metrics it was given):
+ * replaying it fails with tg_sched_step's message, and its best value and bad-epoch
+ * count are not saved. A schedule already past the saved epoch is an error, and so is
+ * a sched passed for a file saved without one. optim and sched may be NULL (the file's
+ * entries for them are then ignored); model is required and loaded strictly. On error
  * the message names path; the module is loaded all or nothing, but an error in a later
- * part leaves the earlier parts loaded. */
+ * part (schedule, optimizer) leaves the earlier parts loaded. */
 typedef struct {
     tg_module *model;
     tg_optim *optim;
     tg_sched *sched;
     const tg_metadata *metadata; /* save only: the user's entries (may be NULL) */
 } tg_checkpoint;
-TG_API tg_status tg_checkpoint_save(const char *path, const tg_checkpoint *ck);
-/* metadata (may be NULL) receives the user's entries (the reserved ones left out). */
-TG_API tg_status tg_checkpoint_load(const char *path, const tg_checkpoint *ck, tg_metadata *metadata);
+TG_API tg_status tg_checkpoint_save(const tg_checkpoint *ck, const char *path);
+/* metadata (may be NULL) receives the user's entries (the reserved ones left out; free
+ * with tg_metadata_free). */
+TG_API tg_status tg_checkpoint_load(const tg_checkpoint *ck, const char *path, tg_metadata *metadata);
 
 #ifdef __cplusplus
 }

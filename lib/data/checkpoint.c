@@ -182,7 +182,7 @@ static tg_status ck_metadata(const tg_checkpoint *ck, const ck_meta *ours, tg_me
     return TG_OK;
 }
 
-tg_status tg_checkpoint_save(const char *path, const tg_checkpoint *ck) {
+tg_status tg_checkpoint_save(const tg_checkpoint *ck, const char *path) {
     TG_API_ENTER("tg_checkpoint_save");
     if (!ck || !ck->model) return tg_error(TG_ERR_INVALID, "tg_checkpoint_save: the checkpoint has no model");
     if (!path) return tg_error(TG_ERR_INVALID, "tg_checkpoint_save: path is NULL");
@@ -277,7 +277,7 @@ static tg_status load_parts(const char *path, const tg_checkpoint *ck, const tg_
     return TG_OK;
 }
 
-tg_status tg_checkpoint_load(const char *path, const tg_checkpoint *ck, tg_metadata *metadata) {
+tg_status tg_checkpoint_load(const tg_checkpoint *ck, const char *path, tg_metadata *metadata) {
     TG_API_ENTER("tg_checkpoint_load");
     if (metadata) *metadata = (tg_metadata){ 0 };
     if (!ck || !ck->model) return tg_error(TG_ERR_INVALID, "tg_checkpoint_load: the checkpoint has no model");

@@ -273,14 +273,15 @@ static tg_status parse_entry(st_file *f, const cJSON *item, st_entry *e) {
         return BAD(f, "truncated: tensor '%s' ends at byte %llu of the data, which holds %llu", name,
                    (unsigned long long)e->end, (unsigned long long)f->data_size);
     if (numel > (e->end - e->begin) / e->dt->size || numel * e->dt->size != e->end - e->begin) {
-        char shp[200];
+        char shp[200], need[32] = "more than 2^64";
+        if (numel <= UINT64_MAX / e->dt->size) snprintf(need, sizeof need, "%llu", (unsigned long long)(numel * e->dt->size));
         int w = 0;
         for (int i = 0; i < e->shape.ndim && w < (int)sizeof shp - 24; i++)
             w += snprintf(shp + w, sizeof shp - (size_t)w, "%s%lld", i ? "," : "", (long long)e->shape.dims[i]);
         shp[w] = '\0';
         return BAD(f, "tensor '%s': data_offsets [%llu, %llu] span %llu bytes, its shape [%s] of %s needs %s", name,
                    (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)(e->end - e->begin),
-                   shp, e->dt->name, numel > (e->end - e->begin) / e->dt->size ? "more" : "fewer");
+                   shp, e->dt->name, need);
     }
     return TG_OK;
 }
