@@ -257,6 +257,8 @@ TEST(corrupt_headers) {
               "tensor 't': shape[0] is not a non-negative integer");
     check_bad(tg_failed_, T1("\"shape\":[0,4611686018427387904],\"data_offsets\":[0,0]"), 0,
               "tensor 't': shape[1] is not a non-negative integer");
+    check_bad(tg_failed_, T1("\"shape\":[0,4294967296,4294967296],\"data_offsets\":[0,0]"), 0,
+              "tensor 't': its shape's element count overflows");
     check_bad(tg_failed_,
               "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
               "\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[7,9]}}",

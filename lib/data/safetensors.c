@@ -233,20 +233,21 @@ static tg_status parse_shape(st_file *f, const char *name, const cJSON *shape, s
     int nd = cJSON_GetArraySize(shape);
     if (nd > TG_MAX_DIMS) return BAD(f, "tensor '%s': %d dimensions, tapegrad holds at most %d", name, nd, TG_MAX_DIMS);
     e->shape.ndim = nd;
-    *numel = 1;
-    bool overflow = false;
+    /* The product of the non-zero sizes must fit too: strides are computed from them
+     * even when another size is 0. */
+    uint64_t nonzero = 1;
+    bool overflow = false, empty = false;
     int i = 0;
     for (const cJSON *d = shape->child; d; d = d->next, i++) {
         uint64_t v;
         if (!json_uint(d, &v)) return BAD(f, "tensor '%s': shape[%d] is not a non-negative integer", name, i);
         e->shape.dims[i] = (int64_t)v;
-        if (v && *numel > UINT64_MAX / v) overflow = true;
-        else *numel *= v;
+        empty |= v == 0;
+        if (v && nonzero > (uint64_t)INT64_MAX / v) overflow = true;
+        else if (v) nonzero *= v;
     }
-    /* A zero anywhere makes the product 0 whatever overflowed before it. */
-    for (i = 0; i < nd; i++)
-        if (e->shape.dims[i] == 0) *numel = 0, overflow = false;
-    if (overflow || *numel > (uint64_t)INT64_MAX) return BAD(f, "tensor '%s': its shape's element count overflows", name);
+    if (overflow) return BAD(f, "tensor '%s': its shape's element count overflows", name);
+    *numel = empty ? 0 : nonzero;
     return TG_OK;
 }
 
