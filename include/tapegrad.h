@@ -206,6 +206,16 @@ TG_API tg_tensor *tg_eye(tg_dtype dtype, int64_t n, tg_device *dev);
  * call advances by the numbers it draws: the same seed gives the same tensors on every
  * device and thread count. */
 TG_API void tg_manual_seed(uint64_t seed);
+/* The generator's whole state: the seed and how many numbers have been drawn since it
+ * was set. Saving it and setting it back later (a resumed training run: see
+ * tg_checkpoint_save) makes the following draws, dropout masks included, the same as
+ * they would have been. tg_manual_seed(s) is tg_set_rng_state((tg_rng_state){ s, 0 }). */
+typedef struct {
+    uint64_t seed;
+    uint64_t offset;
+} tg_rng_state;
+TG_API tg_rng_state tg_get_rng_state(void);
+TG_API void tg_set_rng_state(tg_rng_state state);
 TG_API tg_tensor *tg_rand(tg_dtype dtype, tg_shape shape, tg_device *dev);  /* U[0,1) */
 TG_API tg_tensor *tg_randn(tg_dtype dtype, tg_shape shape, tg_device *dev); /* N(0,1) */
 TG_API tg_tensor *tg_bernoulli(tg_dtype dtype, tg_shape shape, double p, tg_device *dev);

@@ -195,7 +195,7 @@ TG_API tg_tensor *tg_state_dict_tensor(const tg_state_dict *sd, int i);
 
 TG_API tg_state_dict *tg_module_state_dict(const tg_module *m);
 
-typedef struct {
+typedef struct tg_load_opts { /* tagged: data.h declares it ahead */
     bool non_strict; /* default strict, as PyTorch: a missing or unexpected name is an error */
     /* optional: receives "missing: a, b; unexpected: c" (or "") after a non-strict load */
     char *report;

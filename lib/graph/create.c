@@ -160,6 +160,16 @@ void tg_manual_seed(uint64_t seed) {
     atomic_store(&g_counter, 0);
 }
 
+tg_rng_state tg_get_rng_state(void) {
+    return (tg_rng_state){ atomic_load(&g_seed), atomic_load(&g_counter) };
+}
+
+void tg_set_rng_state(tg_rng_state state) {
+    TG_API_ENTER("tg_set_rng_state");
+    atomic_store(&g_seed, state.seed);
+    atomic_store(&g_counter, state.offset);
+}
+
 tg_status tg_random_fill(tg_rng_kind kind, tg_tensor *t, double p0, double p1) {
     uint64_t n = (uint64_t)tg_shape_numel(t->ndim, t->shape);
     uint64_t counter = atomic_fetch_add(&g_counter, n), seed = atomic_load(&g_seed);
