@@ -204,8 +204,8 @@ TG_API tg_status tg_metrics_plot(const tg_metrics *m, const char *path, const ch
  * labels' device, owned by the current scope. Errors: NULL inputs, num_classes < 1,
  * shapes that do not match, a class outside [0, num_classes) (naming it). */
 TG_API tg_tensor *tg_confusion_matrix(tg_tensor *pred, tg_tensor *labels, int64_t num_classes);
-/* Per-class accuracy (recall) from counts (C, C): diag / row sum, as f64 (C), NaN for a
- * class with no samples. */
+/* Per-class accuracy (recall) from counts (C, C): diag / row sum, as f32 (C) on the
+ * counts' device (owned by the current scope), NaN for a class with no samples. */
 TG_API tg_tensor *tg_per_class_accuracy(tg_tensor *counts);
 
 typedef struct {
@@ -224,15 +224,18 @@ TG_API tg_status tg_confusion_svg(const char *path, tg_tensor *counts, const tg_
 
 typedef struct {
     const char *title;   /* default none */
-    int cell;            /* pixels per tensor element; default so an image is about 48 px */
+    int cell;            /* pixels per tensor element (at most 100); default 48 / the image's
+                            larger side (2 from 24 on) */
     int columns;         /* images per row; default ceil(sqrt(count)) (filters: see below) */
 } tg_image_grid_opts;
 
 /* The filters of a conv weight (O, I, kh, kw) as a grid of small images, each filter
  * scaled from its own minimum (black) to maximum (white): RGB images when I == 3, else
- * one grey image per input channel (a row of I per filter when columns is 0). A
+ * one grey image per input channel (a row of I per filter when I > 1 and columns is
+ * 0). A
  * NaN/Inf element is left out (the background shows); a constant filter is mid grey.
- * Errors: weight not 4-D or not f32/f64; more than 65536 images; TG_ERR_IO. */
+ * Errors: weight not 4-D or not f32/f64; more than 65536 images or 4194304 elements;
+ * cell outside 0-100 or columns negative; TG_ERR_IO. */
 TG_API tg_status tg_filters_svg(const char *path, tg_tensor *weight, const tg_image_grid_opts *opts);
 /* The channels of an activation (C, H, W) (or (1, C, H, W)) as a grid of grey images,
  * each scaled to its own min/max as above. Errors as tg_filters_svg. */
