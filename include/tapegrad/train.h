@@ -149,7 +149,7 @@ TG_API tg_status tg_metrics_log(tg_metrics *m, int n, const tg_metric *row);
 #define TG_METRICS_LOG(m, ...) \
     tg_metrics_log((m), (int)(sizeof((tg_metric[]){ __VA_ARGS__ }) / sizeof(tg_metric)), (tg_metric[]){ __VA_ARGS__ })
 /* Reads a log written by tg_metrics_log (the format from the file's first character:
- * '{' is JSON lines) into a memory-only log. Errors: TG_ERR_IO for a missing file or
+ * '{' is JSON lines; at most 256 keys a row) into a memory-only log. Errors: TG_ERR_IO for a missing file or
  * a line that does not parse (naming the line). */
 TG_API tg_metrics *tg_metrics_read(const char *path);
 /* Rows logged (or read); 0 for NULL. */

@@ -70,7 +70,8 @@ static void draw_confusion(tg_svg *s, const double *v, int64_t c, const tg_confu
         else snprintf(t, sizeof t, "-");
         tg_train_svg_label(s, x0 + grid + 6, y0 + mid + 4, "start", "", t);
     }
-    tg_train_svg_label(s, x0 + grid / 2, y0 + grid + 7.5 * max_name_len(c, o->class_names) + 24, "middle", "", "predicted");
+    /* Below the column names, which run at 45 degrees: 7 px a character, times sin 45. */
+    tg_train_svg_label(s, x0 + grid / 2, y0 + grid + 5 * max_name_len(c, o->class_names) + 30, "middle", "", "predicted");
     tg_train_svg_printf(s, "<g transform=\"translate(14 %.1f) rotate(-90)\">", y0 + grid / 2);
     tg_train_svg_label(s, 0, 0, "middle", "", "true");
     tg_train_svg_printf(s, "</g>\n");
@@ -100,7 +101,8 @@ tg_status tg_confusion_svg(const char *path, tg_tensor *counts, const tg_confusi
     double names = 7.5 * max_name_len(c, o->class_names);
     double x0 = 30 + names, y0 = 60, grid = (double)(c * cell);
     tg_svg s;
-    if ((st = tg_train_svg_open(&s, api, path, NULL, (int)(x0 + grid + 80), (int)(y0 + grid + names + 44)))) goto fail;
+    double below = 5 * max_name_len(c, o->class_names) + 44;
+    if ((st = tg_train_svg_open(&s, api, path, NULL, (int)(x0 + grid + 80), (int)(y0 + grid + below)))) goto fail;
     draw_confusion(&s, v, c, o, x0, y0, cell);
     st = tg_train_svg_close(&s);
 fail:
@@ -152,6 +154,8 @@ static tg_status draw_grid(const char *api, const char *path, const image *ims, 
     int64_t rows = (g->n + g->columns - 1) / g->columns;
     double iw = (double)(g->w * g->cell), ih = (double)(g->h * g->cell);
     int width = (int)(2 * margin + (double)g->columns * (iw + gap) - gap);
+    int title_w = g->title ? 20 + 9 * (int)strlen(g->title) : 0; /* room for the title at 16 px */
+    width = width > title_w ? width : title_w;
     int height = (int)(top + margin + (double)rows * (ih + gap) - gap);
     tg_svg s;
     tg_status st = tg_train_svg_open(&s, api, path, NULL, width, height);
