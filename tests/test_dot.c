@@ -3,21 +3,12 @@
  * stability across calls and after backward, Graphviz accepting the files, and errors. */
 #include <unistd.h>
 
-#include "harness.h"
-
-/* The whole of f's contents (rewound), NUL-terminated; caller frees. */
-static char *slurp(FILE *f) {
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc((size_t)n + 1, 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    return s;
-}
+#include "text_check.h"
 
 static char *dot_text(const tg_tensor *t, const tg_dot_opts *o) {
     FILE *f = tmpfile();
     if (!f) return NULL;
-    char *s = tg_graph_dot(f, t, o) == TG_OK ? slurp(f) : NULL;
+    char *s = tg_graph_dot(f, t, o) == TG_OK ? tg_test_slurp(f) : NULL;
     fclose(f);
     return s;
 }
@@ -53,8 +44,7 @@ TEST(tiny_graph_exact_text) {
     char *names[] = { "w" };
     tg_dot_opts o = { .n_names = 1, .tensors = &w, .names = names };
     char *a = dot_text(loss, &o);
-    CHECK(a && strcmp(a, tiny_expected) == 0);
-    if (a && strcmp(a, tiny_expected)) fprintf(stderr, "got:\n%s", a);
+    CHECK_TEXT(a, tiny_expected);
     /* The same text again, and after a backward that freed the saved tensors. */
     CHECK(tg_backward(loss) == TG_OK);
     char *b = dot_text(loss, &o);

@@ -4,7 +4,7 @@
  * colours. Every SVG is parsed as XML by python3 where /usr/bin/python3 is there. */
 #include <unistd.h>
 
-#include "harness.h"
+#include "text_check.h"
 
 static char tmpdir[64];
 
@@ -43,12 +43,6 @@ static bool parses_as_svg(const char *path) {
              "r = E.parse(sys.argv[1]).getroot(); sys.exit(r.tag != '{http://www.w3.org/2000/svg}svg')\" %s", path);
     return system(cmd) == 0;
 }
-
-#define CHECK_TEXT(got, want)                                                                   \
-    do {                                                                                        \
-        const char *g_ = (got), *w_ = (want);                                                   \
-        if (!g_ || strcmp(g_, w_) != 0) FAIL_("got\n%s\nexpected\n%s", g_ ? g_ : "(null)", w_); \
-    } while (0)
 
 /* ---------------------------------------------------------------- metrics logs */
 

@@ -2,7 +2,7 @@
  * and summary of the log mode, the exact \r-redrawn line of the terminal mode (with
  * the redraw limit and the blanking of a shorter line), unknown totals, the means and
  * EMA (computed here by hand), and the error paths. */
-#include "harness.h"
+#include "text_check.h"
 
 static double fake_now;
 static double fake_clock(void *ctx) {
@@ -10,34 +10,38 @@ static double fake_clock(void *ctx) {
     return fake_now;
 }
 
-static char *slurp(FILE *f) {
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc((size_t)n + 1, 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
+/* A bar writing into a new temporary file, started at time 0 of the fake clock. */
+static tg_progress *new_bar(int64_t total, const char *desc, tg_progress_opts o, FILE **f) {
+    *f = tmpfile();
+    o.stream = *f;
+    o.clock = fake_clock;
+    fake_now = 0;
+    return tg_progress_new(total, desc, &o);
+}
+
+/* Step i at time t[i] with loss[i] (and acc[i] unless acc is NULL), then close at
+ * t_close: what the bar wrote. */
+static char *drive(tg_progress *bar, FILE *f, int n, const double *t, const double *loss, const double *acc,
+                   double t_close) {
+    for (int i = 0; i < n; i++) {
+        fake_now = t[i];
+        if (acc) tg_progress_update_acc(bar, loss[i], acc[i]);
+        else tg_progress_update(bar, loss[i]);
+    }
+    fake_now = t_close;
+    tg_progress_close(bar);
+    char *s = tg_test_slurp(f);
+    fclose(f);
     return s;
 }
 
-#define CHECK_TEXT(got, want)                                                   \
-    do {                                                                        \
-        const char *g_ = (got), *w_ = (want);                                   \
-        if (!g_ || strcmp(g_, w_) != 0) FAIL_("got\n%s\nexpected\n%s", g_ ? g_ : "(null)", w_); \
-    } while (0)
-
 TEST(log_lines_every_quarter_and_summary) {
-    FILE *f = tmpfile();
-    fake_now = 0;
-    tg_progress *bar = tg_progress_new(8, "epoch 1/2", &(tg_progress_opts){ .stream = f, .batch_size = 32,
-                                                      .log_percent = 25, .clock = fake_clock });
+    FILE *f;
+    tg_progress *bar = new_bar(8, "epoch 1/2", (tg_progress_opts){ .batch_size = 32, .log_percent = 25 }, &f);
+    const double t[8] = { 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4 };
     const double loss[8] = { 1.0, 0.8, 0.6, 0.4, 0.2, 0.2, 0.2, 0.2 };
     const double acc[8] = { 0.5, 0.5, 0.75, 0.75, 1, 1, 1, 1 };
-    for (int i = 0; i < 8; i++) {
-        fake_now = 0.5 * (i + 1);
-        CHECK(tg_progress_update_acc(bar, loss[i], acc[i]) == TG_OK);
-    }
-    fake_now = 4.0;
-    tg_progress_close(bar);
-    char *s = slurp(f);
+    char *s = drive(bar, f, 8, t, loss, acc, 4.0);
     /* At 2, 4, 6 steps: means (1+.8)/2, 2.8/4, 3.2/6; acc 0.5, 2.5/4, 4.5/6; 2 steps/s of
      * 32 samples; eta = steps left / rate. At close: 3.6/8 and 6.5/8 after 4 s. */
     CHECK_TEXT(s, "epoch 1/2: 2/8 (25%), 00:01 elapsed, eta 00:03, 2.00 step/s, 64.0 samples/s, loss 0.9000, acc 50.00%\n"
@@ -45,19 +49,14 @@ TEST(log_lines_every_quarter_and_summary) {
                   "epoch 1/2: 6/8 (75%), 00:03 elapsed, eta 00:01, 2.00 step/s, 64.0 samples/s, loss 0.5333, acc 75.00%\n"
                   "epoch 1/2: done 8/8 in 00:04, 2.00 step/s, 64.0 samples/s, loss 0.4500, acc 81.25%\n");
     free(s);
-    fclose(f);
 }
 
 TEST(log_mode_is_the_default_off_a_terminal) {
-    FILE *f = tmpfile();
-    fake_now = 0;
-    tg_progress *bar = tg_progress_new(100, NULL, &(tg_progress_opts){ .stream = f, .clock = fake_clock });
-    for (int i = 0; i < 100; i++) {
-        fake_now = 3700 + i; /* past an hour: h:mm:ss */
-        tg_progress_update(bar, NAN); /* no loss: none shown */
-    }
-    tg_progress_close(bar);
-    char *s = slurp(f);
+    FILE *f;
+    tg_progress *bar = new_bar(100, NULL, (tg_progress_opts){ 0 }, &f);
+    double t[100], loss[100];
+    for (int i = 0; i < 100; i++) t[i] = 3700 + i, loss[i] = NAN; /* past an hour: h:mm:ss; no loss shown */
+    char *s = drive(bar, f, 100, t, loss, NULL, 3799);
     int lines = 0;
     for (char *p = s; p && *p; p++) lines += *p == '\n';
     CHECK(s && !strchr(s, '\r'));
@@ -66,67 +65,44 @@ TEST(log_mode_is_the_default_off_a_terminal) {
     CHECK(s && strncmp(s, first, strlen(first)) == 0);
     CHECK(s && strstr(s, "\ndone 100/100 in 1:03:19, 0.03 step/s\n"));
     free(s);
-    fclose(f);
 }
 
 TEST(terminal_line_redrawn_at_most_every_interval) {
-    FILE *f = tmpfile();
-    fake_now = 0;
-    tg_progress *bar = tg_progress_new(4, NULL, &(tg_progress_opts){ .stream = f, .mode = TG_PROGRESS_TTY,
-                                                 .unit = "batch", .clock = fake_clock });
+    FILE *f;
+    tg_progress *bar = new_bar(4, NULL, (tg_progress_opts){ .mode = TG_PROGRESS_TTY, .unit = "batch" }, &f);
     const double t[4] = { 0.05, 0.10, 0.2, 0.4 }, loss[4] = { 12, 1, 1, 0 };
-    for (int i = 0; i < 4; i++) {
-        fake_now = t[i];
-        tg_progress_update(bar, loss[i]);
-    }
-    fake_now = 0.5;
-    tg_progress_close(bar);
-    char *s = slurp(f);
+    char *s = drive(bar, f, 4, t, loss, NULL, 0.5);
     /* Drawn at the first step, skipped 0.05 s later, drawn at 0.2 s (one space blanks the
      * char the shorter loss freed) and at the last step; close adds the newline. */
     CHECK_TEXT(s, "\r 25%|#####               | 1/4 [00:00<00:00, 20.00 batch/s, loss 12.0000]"
                   "\r 75%|###############     | 3/4 [00:00<00:00, 15.00 batch/s, loss 4.6667] "
                   "\r100%|####################| 4/4 [00:00<00:00, 10.00 batch/s, loss 3.5000]\n");
     free(s);
-    fclose(f);
-}
-
-TEST(terminal_close_draws_a_pending_state) {
-    FILE *f = tmpfile();
-    fake_now = 0;
-    tg_progress *bar = tg_progress_new(0, "eval", &(tg_progress_opts){ .stream = f, .mode = TG_PROGRESS_TTY,
-                                                    .batch_size = 10, .clock = fake_clock });
-    fake_now = 1;
-    tg_progress_update_acc(bar, NAN, 0.5);
-    fake_now = 1.05;
-    tg_progress_update_ex(bar, &(tg_progress_step){ .samples = 30, .accuracy = TG_SOME(1.0) });
-    fake_now = 2;
-    tg_progress_close(bar);
-    char *s = slurp(f);
-    /* Unknown total: no bar or ETA. Accuracy weighs samples: (0.5*10 + 1*30) / 40. */
-    CHECK_TEXT(s, "\reval: step 1 [00:01, 1.00 step/s, 10.0 samples/s, acc 50.00%]"
-                  "\reval: step 2 [00:02, 1.00 step/s, 20.0 samples/s, acc 87.50%]\n");
-    free(s);
-    fclose(f);
 }
 
 TEST(unknown_total_logs_by_time) {
-    FILE *f = tmpfile();
-    fake_now = 0;
-    tg_progress *bar = tg_progress_new(0, "train", &(tg_progress_opts){ .stream = f, .clock = fake_clock });
-    const double t[4] = { 5, 11, 15, 21.5 };
-    for (int i = 0; i < 4; i++) {
-        fake_now = t[i];
-        tg_progress_update(bar, 1.0);
-    }
-    fake_now = 22;
-    tg_progress_close(bar);
-    char *s = slurp(f);
+    FILE *f;
+    tg_progress *bar = new_bar(0, "train", (tg_progress_opts){ 0 }, &f);
+    const double t[4] = { 5, 11, 15, 21.5 }, loss[4] = { 1, 1, 1, 1 };
+    char *s = drive(bar, f, 4, t, loss, NULL, 22);
     CHECK_TEXT(s, "train: step 2, 00:11 elapsed, 0.18 step/s, loss 1.0000\n"
                   "train: step 4, 00:21 elapsed, 0.19 step/s, loss 1.0000\n"
                   "train: done 4 in 00:22, 0.18 step/s, loss 1.0000\n");
     free(s);
-    fclose(f);
+}
+
+TEST(terminal_close_draws_a_pending_state) {
+    FILE *f;
+    tg_progress *bar = new_bar(0, "eval", (tg_progress_opts){ .mode = TG_PROGRESS_TTY, .batch_size = 10 }, &f);
+    fake_now = 1;
+    tg_progress_update_acc(bar, NAN, 0.5);
+    fake_now = 1.05;
+    tg_progress_update_ex(bar, &(tg_progress_step){ .samples = 30, .accuracy = TG_SOME(1.0) });
+    char *s = drive(bar, f, 0, NULL, NULL, NULL, 2);
+    /* Unknown total: no bar or ETA. Accuracy weighs samples: (0.5*10 + 1*30) / 40. */
+    CHECK_TEXT(s, "\reval: step 1 [00:01, 1.00 step/s, 10.0 samples/s, acc 50.00%]"
+                  "\reval: step 2 [00:02, 1.00 step/s, 20.0 samples/s, acc 87.50%]\n");
+    free(s);
 }
 
 TEST(means_ema_and_disable) {

@@ -192,6 +192,17 @@ static tg_status finish_grid(const char *api, const char *path, image *ims, grid
     return draw_grid(api, path, ims, g);
 }
 
+/* The values of t and an image list of n, to be filled by the caller; on error both
+ * NULL and the status set. */
+static tg_status grid_images(const char *api, tg_tensor *t, int64_t n, double **v, image **ims) {
+    *v = NULL, *ims = NULL;
+    if (n > 65536) return tg_error(TG_ERR_INVALID, "%s: %lld images are too many (at most 65536)", api, (long long)n);
+    if (!(*v = tg_train_host_values(api, t))) return tg_last_status();
+    if ((*ims = calloc((size_t)(n ? n : 1), sizeof **ims))) return TG_OK;
+    free(*v), *v = NULL;
+    return tg_error(TG_ERR_NOMEM, "%s: out of memory", api);
+}
+
 tg_status tg_filters_svg(const char *path, tg_tensor *weight, const tg_image_grid_opts *opts) {
     TG_API_ENTER("tg_filters_svg");
     const char *api = "tg_filters_svg";
@@ -203,13 +214,9 @@ tg_status tg_filters_svg(const char *path, tg_tensor *weight, const tg_image_gri
     int64_t O = tg_size(weight, 0), I = tg_size(weight, 1), kh = tg_size(weight, 2), kw = tg_size(weight, 3);
     bool rgb = I == 3;
     grid g = { rgb ? O : O * I, kh, kw, 0, 0, NULL };
-    if (g.n > 65536) return tg_error(TG_ERR_INVALID, "%s: %lld images are too many (at most 65536)", api, (long long)g.n);
-    double *v = tg_train_host_values(api, weight);
-    image *ims = v ? calloc((size_t)(g.n ? g.n : 1), sizeof *ims) : NULL;
-    if (!ims) {
-        st = v ? tg_error(TG_ERR_NOMEM, "%s: out of memory", api) : tg_last_status();
-        goto fail;
-    }
+    double *v;
+    image *ims;
+    if ((st = grid_images(api, weight, g.n, &v, &ims))) return st;
     for (int64_t f = 0; f < O; f++) {
         double lo, hi; /* one scale per filter, over all its input channels */
         finite_range(v + f * I * kh * kw, I * kh * kw, &lo, &hi);
@@ -217,7 +224,6 @@ tg_status tg_filters_svg(const char *path, tg_tensor *weight, const tg_image_gri
             ims[rgb ? f : f * I + i] = (image){ v + (f * I + i) * kh * kw, rgb ? kh * kw : 0, lo, hi };
     }
     st = finish_grid(api, path, ims, &g, o, rgb || I == 1 ? 0 : (int)I);
-fail:
     free(v), free(ims);
     return st;
 }
@@ -233,19 +239,14 @@ tg_status tg_feature_maps_svg(const char *path, tg_tensor *act, const tg_image_g
     if (!(nd == 3 || (nd == 4 && tg_size(act, 0) == 1)))
         return tg_error(TG_ERR_SHAPE, "%s: activation must be (C, H, W) or (1, C, H, W)", api);
     grid g = { tg_size(act, -3), tg_size(act, -2), tg_size(act, -1), 0, 0, NULL };
-    if (g.n > 65536) return tg_error(TG_ERR_INVALID, "%s: %lld images are too many (at most 65536)", api, (long long)g.n);
-    double *v = tg_train_host_values(api, act);
-    image *ims = v ? calloc((size_t)(g.n ? g.n : 1), sizeof *ims) : NULL;
-    if (!ims) {
-        st = v ? tg_error(TG_ERR_NOMEM, "%s: out of memory", api) : tg_last_status();
-        goto fail;
-    }
+    double *v;
+    image *ims;
+    if ((st = grid_images(api, act, g.n, &v, &ims))) return st;
     for (int64_t c = 0; c < g.n; c++) {
         ims[c] = (image){ v + c * g.h * g.w, 0, 0, 0 };
         finite_range(ims[c].v, g.h * g.w, &ims[c].lo, &ims[c].hi);
     }
     st = finish_grid(api, path, ims, &g, o, 0);
-fail:
     free(v), free(ims);
     return st;
 }
