@@ -167,7 +167,10 @@ static tg_status draw_grid(const char *api, const char *path, const image *ims, 
     return tg_train_svg_close(&s);
 }
 
-static tg_status check_grid(const char *api, const char *path, tg_tensor *t, const tg_image_grid_opts *o) {
+/* Checks the arguments; *o becomes the defaults when NULL. */
+static tg_status check_grid(const char *api, const char *path, tg_tensor *t, const tg_image_grid_opts **opts) {
+    static const tg_image_grid_opts defaults = { 0 };
+    const tg_image_grid_opts *o = *opts = *opts ? *opts : &defaults;
     if (!path) return tg_error(TG_ERR_INVALID, "%s: path is NULL", api);
     if (!t) return tg_last_status() ? tg_last_status() : tg_error(TG_ERR_INVALID, "%s: the tensor is NULL", api);
     tg_dtype d = tg_dtype_of(t);
@@ -206,9 +209,8 @@ static tg_status grid_images(const char *api, tg_tensor *t, int64_t n, double **
 tg_status tg_filters_svg(const char *path, tg_tensor *weight, const tg_image_grid_opts *opts) {
     TG_API_ENTER("tg_filters_svg");
     const char *api = "tg_filters_svg";
-    static const tg_image_grid_opts defaults = { 0 };
-    const tg_image_grid_opts *o = opts ? opts : &defaults;
-    tg_status st = check_grid(api, path, weight, o);
+    const tg_image_grid_opts *o = opts;
+    tg_status st = check_grid(api, path, weight, &o);
     if (st) return st;
     if (tg_ndim(weight) != 4) return tg_error(TG_ERR_SHAPE, "%s: weight must be (O, I, kh, kw), got %d axes", api, tg_ndim(weight));
     int64_t O = tg_size(weight, 0), I = tg_size(weight, 1), kh = tg_size(weight, 2), kw = tg_size(weight, 3);
@@ -231,9 +233,8 @@ tg_status tg_filters_svg(const char *path, tg_tensor *weight, const tg_image_gri
 tg_status tg_feature_maps_svg(const char *path, tg_tensor *act, const tg_image_grid_opts *opts) {
     TG_API_ENTER("tg_feature_maps_svg");
     const char *api = "tg_feature_maps_svg";
-    static const tg_image_grid_opts defaults = { 0 };
-    const tg_image_grid_opts *o = opts ? opts : &defaults;
-    tg_status st = check_grid(api, path, act, o);
+    const tg_image_grid_opts *o = opts;
+    tg_status st = check_grid(api, path, act, &o);
     if (st) return st;
     int nd = tg_ndim(act);
     if (!(nd == 3 || (nd == 4 && tg_size(act, 0) == 1)))
