@@ -77,7 +77,8 @@ typedef struct {
 /* A new bar (owned by the caller: tg_progress_close). total >= 0 steps (0: unknown);
  * desc is copied (NULL: none). Draws nothing until the first update. Errors (NULL and
  * a message): total < 0; bad options (min_interval, log_percent, log_seconds or
- * batch_size negative, ema outside (0, 1]); out of memory. */
+ * batch_size negative, ema outside (0, 1], a unit empty or over 31 characters, an
+ * unknown mode); out of memory. */
 TG_API tg_progress *tg_progress_new(int64_t total, const char *desc, const tg_progress_opts *opts);
 
 /* What one update reports; a zeroed struct is one step with nothing measured. */
@@ -138,8 +139,10 @@ typedef struct {
     double value;
 } tg_metric;
 
-/* A log writing to path, or kept in memory only when path is NULL. Owned by the
- * caller (tg_metrics_close). Errors: a path that cannot be opened (TG_ERR_IO). */
+/* A log writing to path, or kept in memory only when path is NULL (which takes any
+ * keys, as JSON lines). Owned by the caller (tg_metrics_close). Errors: a path that
+ * cannot be opened (TG_ERR_IO); an unknown format, or appending one format to a file
+ * that holds the other (TG_ERR_INVALID). */
 TG_API tg_metrics *tg_metrics_open(const char *path, const tg_metrics_opts *opts);
 /* Appends one row of n pairs. Errors (TG_ERR_INVALID): m or row NULL, n < 1, a key
  * NULL, invalid or given twice; in CSV, a key not in the header. TG_ERR_IO when the
@@ -216,8 +219,10 @@ typedef struct {
 
 /* A heat map of counts (C, C) (integer dtype or float) with the count in each cell,
  * rows = true class, columns = predicted, the class names on both axes, each row's
- * accuracy at its right end and the overall accuracy under the title. Errors: counts
- * not square 2-D, C over 1000, a negative count; TG_ERR_IO. */
+ * accuracy at its right end and the overall accuracy under the title. A cell's colour
+ * is its share of its row (white 0 to dark blue 1), so small classes show as well as
+ * large ones. Errors: counts NULL, not square 2-D, C over 1000, a negative or infinite
+ * count, cell outside 0-200; TG_ERR_IO. */
 TG_API tg_status tg_confusion_svg(const char *path, tg_tensor *counts, const tg_confusion_svg_opts *opts);
 
 /* ---------------------------------------------------------------- images of tensors */
