@@ -2,6 +2,10 @@
  * and summary of the log mode, the exact \r-redrawn line of the terminal mode (with
  * the redraw limit and the blanking of a shorter line), unknown totals, the means and
  * EMA (computed here by hand), and the error paths. */
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
 #include "text_check.h"
 
 static double fake_now;
@@ -105,6 +109,35 @@ TEST(terminal_close_draws_a_pending_state) {
     free(s);
 }
 
+/* The default mode on a terminal (a pseudo-terminal here) is the redrawn line. */
+TEST(auto_mode_on_a_terminal) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        if (master >= 0) close(master);
+        SKIP("no pseudo-terminal here");
+    }
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    FILE *f = slave >= 0 ? fdopen(slave, "w") : NULL;
+    CHECK(f != NULL);
+    if (!f) {
+        close(master);
+        return;
+    }
+    fake_now = 0;
+    tg_progress *bar = tg_progress_new(2, "tty", &(tg_progress_opts){ .stream = f, .clock = fake_clock });
+    fake_now = 1;
+    tg_progress_update(bar, 0.5);
+    tg_progress_close(bar);
+    fclose(f);
+    char buf[512] = "";
+    struct pollfd p = { .fd = master, .events = POLLIN };
+    ssize_t n = poll(&p, 1, 2000) == 1 ? read(master, buf, sizeof buf - 1) : -1;
+    if (n > 0) buf[n] = 0;
+    const char *want = "\rtty:  50%|##########          | 1/2 [00:01<00:01, 1.00 step/s, loss 0.5000]";
+    CHECK(strncmp(buf, want, strlen(want)) == 0); /* then the terminal's own end of line */
+    close(master);
+}
+
 TEST(means_ema_and_disable) {
     FILE *f = tmpfile();
     tg_progress *bar = tg_progress_new(5, "x", &(tg_progress_opts){ .stream = f, .disable = true,
@@ -166,4 +199,5 @@ static bool no_device(void) { return true; }
 
 TG_TEST_MAIN_WITH(no_device, &tg_case_log_lines_every_quarter_and_summary, &tg_case_log_mode_is_the_default_off_a_terminal,
                   &tg_case_terminal_line_redrawn_at_most_every_interval, &tg_case_terminal_close_draws_a_pending_state,
-                  &tg_case_unknown_total_logs_by_time, &tg_case_means_ema_and_disable, &tg_case_errors)
+                  &tg_case_unknown_total_logs_by_time, &tg_case_auto_mode_on_a_terminal,
+                  &tg_case_means_ema_and_disable, &tg_case_errors)
