@@ -195,7 +195,7 @@ static tg_status write_dot(const char *api, FILE *f, const tg_tensor *t, const t
     dot_walk w = { .f = f, .o = o };
     st = TG_ERR_NOMEM;
     if (t->grad_fn && !collect(&w, t->grad_fn)) goto fail;
-    qsort(w.nodes, (size_t)w.n, sizeof *w.nodes, by_seq_desc);
+    if (w.n) qsort(w.nodes, (size_t)w.n, sizeof *w.nodes, by_seq_desc);
     free(w.seen.keys), free(w.seen.vals); /* again, with each node's id */
     w.seen = (ptrmap){ 0 };
     for (int i = 0; i < w.n; i++)
