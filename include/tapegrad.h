@@ -284,6 +284,33 @@ TG_API tg_status tg_autograd_grad(int n_outputs, tg_tensor *const *outputs,
                                   tg_tensor *const *inputs, tg_tensor **grads,
                                   const tg_backward_opts *opts);
 
+/* The recorded graph behind t as Graphviz DOT (`dot -Tsvg graph.dot -o graph.svg`):
+ * one box per recorded op (its name, the public call that recorded it when another,
+ * and each output's shape and dtype) and one ellipse per input: a leaf that requires
+ * grad (shape, dtype, requires_grad, its name from opts) or a tensor that does not
+ * (shape and dtype only: the tape keeps no reference to it). Edges run in data-flow
+ * direction, inputs to ops to t, whose op has a double border. Ids follow the tape
+ * (ops by decreasing sequence number, inputs in the order the ops name them), so the
+ * same graph gives the same text. Saved tensors are not drawn. Reads the tape only:
+ * works before and after tg_backward (retain_graph or not). A tensor with no graph
+ * (a leaf, or one made in no-grad mode) gives a graph of that one tensor.
+ *
+ *     tg_named params;                                  // tapegrad/nn.h
+ *     tg_module_parameters(model, false, &params);
+ *     tg_graph_dot_save("graph.dot", loss, &(tg_dot_opts){ .n_names = params.n,
+ *                       .tensors = params.tensors, .names = params.names });
+ *
+ * Errors: t or f NULL, n_names < 0, or names given without tensors (TG_ERR_INVALID);
+ * a write that fails, or a path that cannot be created (TG_ERR_IO, naming the path). */
+typedef struct {
+    int n_names;                  /* entries in tensors and names */
+    tg_tensor *const *tensors;    /* leaves to label ... */
+    char *const *names;           /* ... with these names ("fc.weight"); NULL entries skipped */
+    const char *graph_name;       /* the digraph's name; default "tapegrad" */
+} tg_dot_opts;
+TG_API tg_status tg_graph_dot(FILE *f, const tg_tensor *t, const tg_dot_opts *opts);
+TG_API tg_status tg_graph_dot_save(const char *path, const tg_tensor *t, const tg_dot_opts *opts);
+
 /* A gradient hook: called with the gradient flowing into t during a backward pass
  * (for a leaf before it is added to .grad, for any other tensor once its gradient is
  * complete, and in tg_autograd_grad too). It returns the gradient to use from there
