@@ -186,6 +186,44 @@ TEST(gradcheck_and_gradgradcheck) {
     }
 }
 
+/* The device under test against the CPU path on a larger case; on the CPU itself,
+ * four threads against one (K*C = 480 output planes are split between threads). */
+static double *roi_run(tg_device *d, int op, bool grad, int threads) {
+    int prev = tg_get_num_threads();
+    if (threads) tg_set_num_threads(threads);
+    tg_manual_seed(7);
+    tg_tensor *x = tg_param(tg_to(tg_randn(TG_F32, TG_SHAPE(2, 40, 13, 11), tg_device_get("cpu")), d));
+    double b[12 * 5];
+    for (int k = 0; k < 12; k++) {
+        double x1 = (k * 5) % 11 - 1.5, y1 = (k * 3) % 13 - 0.7;
+        double r[5] = { k % 2, x1, y1, x1 + 1 + (k * 7) % 9 * 0.9, y1 + 0.5 + (k * 5) % 8 * 1.1 };
+        memcpy(b + 5 * k, r, sizeof r);
+    }
+    tg_tensor *bx = tg_from_f64(b, TG_SHAPE(12, 5), d);
+    tg_tensor *y = op == 0 ? tg_roi_pool(x, bx, 3, 4, 0.9) : tg_roi_align(x, bx, 4, 3, 0.7, op == 1 ? -1 : 2, op == 2);
+    double *v = y ? tg_test_values(grad ? grad_of_sum(x, tg_mul(y, y)) : y) : NULL;
+    if (threads) tg_set_num_threads(prev);
+    return v;
+}
+
+TEST(matches_cpu) {
+    tg_device *cpu = tg_device_get("cpu");
+    const int64_t n[2] = { 12 * 40 * 12, 2 * 40 * 13 * 11 };
+    for (int op = 0; op < 3; op++)
+        for (int grad = 0; grad < 2; grad++) {
+            double *want = roi_run(cpu, op, grad, dev() == cpu ? 1 : 0);
+            double *got = roi_run(dev(), op, grad, dev() == cpu ? 4 : 0);
+            CHECK(want && got);
+            for (int64_t i = 0; want && got && i < n[grad]; i++)
+                if (!(fabs(got[i] - want[i]) <= 1e-5 * fmax(1, fabs(want[i])))) {
+                    FAIL_("op %d grad %d [%lld]: %.9g, the CPU %.9g", op, grad, (long long)i, got[i], want[i]);
+                    break;
+                }
+            free(want);
+            free(got);
+        }
+}
+
 /* ------------------------------------------------------------------ boxes */
 
 static tg_tensor *iou_fn(tg_tensor *const *in, void *ctx) {
@@ -412,5 +450,5 @@ TEST(agrees_with_torchvision) {
 }
 
 TG_TEST_MAIN(&tg_case_roi_pool_by_hand, &tg_case_roi_pool_batches_and_bins, &tg_case_roi_align_by_hand,
-             &tg_case_roi_align_gradient_by_hand, &tg_case_gradcheck_and_gradgradcheck, &tg_case_box_iou,
+             &tg_case_roi_align_gradient_by_hand, &tg_case_gradcheck_and_gradgradcheck, &tg_case_matches_cpu, &tg_case_box_iou,
              &tg_case_nms_and_batched_nms, &tg_case_error_messages, &tg_case_agrees_with_torchvision)
