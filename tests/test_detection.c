@@ -116,6 +116,13 @@ TEST(roi_align_by_hand) {
          * 0.375 and 1.125 in bin 0 (mean 0.75), 1.875 and 2.625 in bin 1 (mean 2.25); x[h][w] = 4h + w. */
         VALUES("roi_align adaptive", tg_roi_align(x, rows((const double[]){ 0, 0, 0, 3, 3 }, 1, 5, dts[d]), 2, 2, 1.0,
                                                   -1, false), 1e-5, 3.75, 5.25, 9.75, 11.25);
+        /* A strided view of a wider plane (every other column) is the same plane. */
+        double wide[32];
+        for (int i = 0; i < 32; i++) wide[i] = i % 2 ? -50 : i / 8 * 4 + i % 8 / 2;
+        tg_tensor *view = tg_slice(tg_cast(tg_from_f64(wide, TG_SHAPE(1, 1, 4, 8), dev()), dts[d]), 3, 0, 8, 2);
+        VALUES("roi_align strided", tg_roi_align(view, b, 1, 1, 1.0, 2, false), 1e-6, 7.5);
+        VALUES("roi_pool strided", tg_roi_pool(view, rows((const double[]){ 0, 0, 0, 3, 3 }, 1, 5, dts[d]), 1, 1, 1.0),
+               0, 15);
         /* spatial_scale 0.5 halves the box: (0, 0, 6, 6) -> 3x3, as above. */
         VALUES("roi_align scale", tg_roi_align(x, rows((const double[]){ 0, 0, 0, 6, 6 }, 1, 5, dts[d]), 2, 2, 0.5,
                                                0, false), 1e-5, 3.75, 5.25, 9.75, 11.25);
