@@ -28,22 +28,17 @@
 #define BACKGROUND SHAPE_KINDS
 
 typedef struct {
-    int64_t steps, batch, seed;
-    double lr, lambda, min_acc, min_box_acc;
+    shapes_train_opts t;
+    double lambda, min_acc, min_box_acc;
     bool roi_pool;
-    const char *device;
 } options;
 
 static void parse(int argc, char **argv, options *o) {
     const char *p = "detection_shapes";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--device") && v) o->device = argv[++i];
+        if (shapes_train_flag(p, a, v, &o->t)) i++;
         else if (!strcmp(a, "--roi-pool")) o->roi_pool = true;
-        else if (!strcmp(a, "--steps")) o->steps = (int64_t)shapes_arg(p, a, v, 1, 1e6), i++;
-        else if (!strcmp(a, "--batch")) o->batch = (int64_t)shapes_arg(p, a, v, 1, 4096), i++;
-        else if (!strcmp(a, "--seed")) o->seed = (int64_t)shapes_arg(p, a, v, 0, 1e15), i++;
-        else if (!strcmp(a, "--lr")) o->lr = shapes_arg(p, a, v, 1e-9, 10), i++;
         else if (!strcmp(a, "--lambda")) o->lambda = shapes_arg(p, a, v, 0, 1e6), i++;
         else if (!strcmp(a, "--min-accuracy")) o->min_acc = shapes_arg(p, a, v, 0, 1), i++;
         else if (!strcmp(a, "--min-box-accuracy")) o->min_box_acc = shapes_arg(p, a, v, 0, 1), i++;
@@ -161,14 +156,6 @@ static void train_proposals(uint64_t *rng, const det_set *s, int64_t off, int64_
 
 /* ------------------------------------------------------------- training */
 
-static tg_optim *make_adam(tg_module *net, double lr) {
-    tg_named p;
-    if (tg_module_parameters(net, true, &p) != TG_OK) return NULL;
-    tg_optim *opt = tg_adam_new(p.n, p.tensors, &(tg_adam_opts){ .lr = TG_SOME(lr) });
-    tg_named_free(&p);
-    return opt;
-}
-
 /* The multi-task loss of both stages: CE(class) + lambda * smooth L1(box) + CE(rois). */
 static tg_tensor *multitask_loss(tg_module *net, const det_set *s, int64_t off, int64_t b, double lambda,
                                  tg_tensor *rois, tg_tensor *roi_labels) {
@@ -275,27 +262,27 @@ static int fail(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    options o = { .steps = 300, .batch = 32, .seed = 1, .lr = 3e-3, .lambda = 5 };
+    options o = { .t = { .steps = 300, .batch = 32, .seed = 1, .lr = 3e-3 }, .lambda = 5 };
     parse(argc, argv, &o);
-    tg_device *dev = tg_device_get(o.device);
+    tg_device *dev = tg_device_get(o.t.device);
     det_set train = { 0 }, test = { 0 };
-    int64_t ntrain = o.steps * o.batch < 4000 ? o.steps * o.batch : 4000;
-    tg_manual_seed((uint64_t)o.seed);
+    int64_t ntrain = o.t.steps * o.t.batch < 4000 ? o.t.steps * o.t.batch : 4000;
+    tg_manual_seed((uint64_t)o.t.seed);
     double t0 = shapes_now_s();
-    if (!dev || !make_set(ntrain, (uint64_t)o.seed, dev, &train) || !make_set(300, (uint64_t)o.seed + 7777, dev, &test))
+    if (!dev || !make_set(ntrain, (uint64_t)o.t.seed, dev, &train) || !make_set(300, (uint64_t)o.t.seed + 7777, dev, &test))
         return fail(tg_last_error());
     tg_module *net = detector_new(dev, o.roi_pool);
-    tg_optim *opt = net ? make_adam(net, o.lr) : NULL;
-    float *rois = malloc((size_t)(o.batch * PROPOSALS * 5) * sizeof *rois);
-    int64_t *labels = malloc((size_t)(o.batch * PROPOSALS) * sizeof *labels);
+    tg_optim *opt = net ? shapes_adam(net, o.t.lr) : NULL;
+    float *rois = malloc((size_t)(o.t.batch * PROPOSALS * 5) * sizeof *rois);
+    int64_t *labels = malloc((size_t)(o.t.batch * PROPOSALS) * sizeof *labels);
     if (!opt || !rois || !labels) return fail(tg_last_error());
     printf("device %s, %lld training and %lld held-out images, %lld parameters, %lld Adam steps of %lld, %s\n",
            tg_device_name(dev), (long long)ntrain, (long long)test.n, (long long)tg_module_num_parameters(net, true),
-           (long long)o.steps, (long long)o.batch, o.roi_pool ? "roi_pool" : "roi_align");
-    uint64_t rng = (uint64_t)o.seed * 31 + 5;
+           (long long)o.t.steps, (long long)o.t.batch, o.roi_pool ? "roi_pool" : "roi_align");
+    uint64_t rng = (uint64_t)o.t.seed * 31 + 5;
     double run = 0;
-    for (int64_t step = 0; step < o.steps; step++) {
-        int64_t b = o.batch < ntrain ? o.batch : ntrain, off = step * b % (ntrain - b + 1);
+    for (int64_t step = 0; step < o.t.steps; step++) {
+        int64_t b = o.t.batch < ntrain ? o.t.batch : ntrain, off = step * b % (ntrain - b + 1);
         double l = train_step(net, opt, &train, off, b, o.lambda, &rng, rois, labels);
         if (isnan(l)) return fail(*tg_last_error() ? tg_last_error() : "the loss is NaN");
         run = step ? 0.9 * run + 0.1 * l : l;

@@ -21,20 +21,15 @@
 #define PIXELS (SHAPE_SIZE * SHAPE_SIZE)
 
 typedef struct {
-    int64_t steps, batch, seed;
-    double lr, min_miou;
-    const char *device;
+    shapes_train_opts t;
+    double min_miou;
 } options;
 
 static void parse(int argc, char **argv, options *o) {
     const char *p = "segmentation_shapes";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--device") && v) o->device = argv[++i];
-        else if (!strcmp(a, "--steps")) o->steps = (int64_t)shapes_arg(p, a, v, 1, 1e6), i++;
-        else if (!strcmp(a, "--batch")) o->batch = (int64_t)shapes_arg(p, a, v, 1, 4096), i++;
-        else if (!strcmp(a, "--seed")) o->seed = (int64_t)shapes_arg(p, a, v, 0, 1e15), i++;
-        else if (!strcmp(a, "--lr")) o->lr = shapes_arg(p, a, v, 1e-9, 10), i++;
+        if (shapes_train_flag(p, a, v, &o->t)) i++;
         else if (!strcmp(a, "--min-miou")) o->min_miou = shapes_arg(p, a, v, 0, 1), i++;
         else {
             fprintf(stderr, "usage: %s [--steps N] [--batch B] [--lr X] [--seed S] [--device NAME] [--min-miou M]\n",
@@ -119,14 +114,6 @@ static tg_module *deconvnet_new(tg_device *dev) {
 
 /* ------------------------------------------------------------- train and evaluate */
 
-static tg_optim *make_adam(tg_module *net, double lr) {
-    tg_named p;
-    if (tg_module_parameters(net, true, &p) != TG_OK) return NULL;
-    tg_optim *opt = tg_adam_new(p.n, p.tensors, &(tg_adam_opts){ .lr = TG_SOME(lr) });
-    tg_named_free(&p);
-    return opt;
-}
-
 /* One Adam step on images [off, off + b) of the set; the loss, NaN on error. */
 static double train_step(tg_module *net, tg_optim *opt, const seg_set *s, int64_t off, int64_t b) {
     tg_scope_begin();
@@ -169,30 +156,30 @@ static bool evaluate(tg_module *net, const seg_set *s, double iou[CLASSES]) {
 }
 
 int main(int argc, char **argv) {
-    options o = { .steps = 300, .batch = 16, .seed = 1, .lr = 3e-3, .min_miou = 0 };
+    options o = { .t = { .steps = 300, .batch = 16, .seed = 1, .lr = 3e-3 } };
     parse(argc, argv, &o);
-    tg_device *dev = tg_device_get(o.device);
+    tg_device *dev = tg_device_get(o.t.device);
     seg_set train = { 0 }, test = { 0 };
-    int64_t ntrain = o.steps * o.batch < 4000 ? o.steps * o.batch : 4000, ntest = 200;
-    tg_manual_seed((uint64_t)o.seed);
+    int64_t ntrain = o.t.steps * o.t.batch < 4000 ? o.t.steps * o.t.batch : 4000, ntest = 200;
+    tg_manual_seed((uint64_t)o.t.seed);
     double t0 = shapes_now_s();
-    if (!dev || !make_set(ntrain, (uint64_t)o.seed, dev, &train) || !make_set(ntest, (uint64_t)o.seed + 7777, dev, &test)) {
+    if (!dev || !make_set(ntrain, (uint64_t)o.t.seed, dev, &train) || !make_set(ntest, (uint64_t)o.t.seed + 7777, dev, &test)) {
         fprintf(stderr, "segmentation_shapes: %s\n", *tg_last_error() ? tg_last_error() : "out of memory");
         return 1;
     }
     tg_module *net = deconvnet_new(dev);
-    tg_optim *opt = net ? make_adam(net, o.lr) : NULL;
+    tg_optim *opt = net ? shapes_adam(net, o.t.lr) : NULL;
     if (!opt) {
         fprintf(stderr, "segmentation_shapes: %s\n", tg_last_error());
         return 1;
     }
     printf("device %s, %lld training and %lld held-out 32x32 images, %lld parameters, %lld Adam steps of %lld\n",
            tg_device_name(dev), (long long)ntrain, (long long)ntest, (long long)tg_module_num_parameters(net, true),
-           (long long)o.steps, (long long)o.batch);
+           (long long)o.t.steps, (long long)o.t.batch);
     double run = 0;
-    for (int64_t step = 0; step < o.steps; step++) {
-        int64_t off = step * o.batch % (ntrain - o.batch + 1);
-        double l = train_step(net, opt, &train, off, o.batch);
+    for (int64_t step = 0; step < o.t.steps; step++) {
+        int64_t b = o.t.batch < ntrain ? o.t.batch : ntrain, off = step * b % (ntrain - b + 1);
+        double l = train_step(net, opt, &train, off, b);
         if (isnan(l)) {
             fprintf(stderr, "segmentation_shapes: step %lld: %s\n", (long long)step + 1,
                     *tg_last_error() ? tg_last_error() : "the loss is NaN");

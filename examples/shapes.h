@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "tapegrad.h"
+
 #define SHAPE_SIZE 32 /* images are SHAPE_SIZE x SHAPE_SIZE, one channel */
 #define SHAPE_KINDS 3 /* rectangle, disc, triangle: classes 1..3 of a mask, 0..2 of a box */
 
@@ -87,6 +89,33 @@ static inline double shapes_arg(const char *prog, const char *flag, const char *
         exit(2);
     }
     return x;
+}
+
+/* The training options both examples take. */
+typedef struct {
+    int64_t steps, batch, seed;
+    double lr;
+    const char *device;
+} shapes_train_opts;
+
+/* Reads flag a (its value v) into o if it is one of them: the arguments used (2), else 0. */
+static inline int shapes_train_flag(const char *prog, const char *a, const char *v, shapes_train_opts *o) {
+    if (!strcmp(a, "--device") && v) o->device = v;
+    else if (!strcmp(a, "--steps")) o->steps = (int64_t)shapes_arg(prog, a, v, 1, 1e6);
+    else if (!strcmp(a, "--batch")) o->batch = (int64_t)shapes_arg(prog, a, v, 1, 4096);
+    else if (!strcmp(a, "--seed")) o->seed = (int64_t)shapes_arg(prog, a, v, 0, 1e15);
+    else if (!strcmp(a, "--lr")) o->lr = shapes_arg(prog, a, v, 1e-9, 10);
+    else return 0;
+    return 2;
+}
+
+/* Adam over a module's trainable parameters; NULL with the library's message. */
+static inline tg_optim *shapes_adam(tg_module *net, double lr) {
+    tg_named p;
+    if (tg_module_parameters(net, true, &p) != TG_OK) return NULL;
+    tg_optim *opt = tg_adam_new(p.n, p.tensors, &(tg_adam_opts){ .lr = TG_SOME(lr) });
+    tg_named_free(&p);
+    return opt;
 }
 
 #endif

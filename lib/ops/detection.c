@@ -22,13 +22,7 @@
 #define ROI_MAX_COORD 1e15
 
 /* A dense copy of t when it is not dense, made without recording (launches only). */
-static tg_tensor *dense(tg_tensor *t) {
-    if (tg_tensor_is_dense(t)) return t;
-    bool prev = tg_set_grad_enabled(false);
-    tg_tensor *d = tg_contiguous(t);
-    tg_set_grad_enabled(prev);
-    return d;
-}
+static tg_tensor *dense(tg_tensor *t) { return tg_tensor_is_dense(t) ? t : tg_contiguous(tg_detach(t)); }
 
 /* ------------------------------------------------------------- the ops */
 

@@ -21,6 +21,18 @@ inline rgeom rgeom_of(long8 a) {
 
 inline long roi_batch(const rgeom *g, T v) { return v > (T)-1 && v < (T)g->N ? (long)v : -1; }
 
+/* Where dx element e lies: its plane's image n and channel c, and (ih, iw) = pos. */
+typedef struct {
+    long n, c, pos, ih, iw;
+} site;
+
+inline site site_of(const rgeom *g, long e) {
+    site s;
+    long HW = g->H * g->W, p = e / HW;
+    s.pos = e - p * HW, s.ih = s.pos / g->W, s.iw = s.pos - s.ih * g->W, s.n = p / g->C, s.c = p - s.n * g->C;
+    return s;
+}
+
 /* ------------------------------------------------------------- roi_pool */
 
 typedef struct {
@@ -77,9 +89,10 @@ __kernel void tg_roi_pool(GEOM_ARGS, __global const T *x, long xo, __global cons
 __kernel void tg_roi_pool_bwd(GEOM_ARGS, __global const T *dout, long go, __global const long *am, long ao,
                               __global const T *boxes, long bo, __global T *dx, long dxo) {
     rgeom g = rgeom_of(ga);
-    long e = get_global_id(0), HW = g.H * g.W, PHW = g.PH * g.PW;
-    if (e >= g.N * g.C * HW) return;
-    long p = e / HW, pos = e - p * HW, ih = pos / g.W, iw = pos - ih * g.W, n = p / g.C, c = p - n * g.C;
+    long e = get_global_id(0), PHW = g.PH * g.PW;
+    if (e >= g.N * g.C * g.H * g.W) return;
+    site at = site_of(&g, e);
+    long pos = at.pos, ih = at.ih, iw = at.iw, n = at.n, c = at.c;
     T acc = 0;
     for (long k = 0; k < g.K; k++) {
         __global const T *b = boxes + bo + k * 5;
@@ -195,9 +208,10 @@ inline void reach(T start, T bin, long i, long P, long *lo, long *hi) {
 __kernel void tg_roi_align_bwd(GEOM_ARGS, __global const T *dout, long go, __global const T *boxes, long bo,
                                __global T *dx, long dxo) {
     rgeom g = rgeom_of(ga);
-    long e = get_global_id(0), HW = g.H * g.W, PHW = g.PH * g.PW;
-    if (e >= g.N * g.C * HW) return;
-    long p = e / HW, pos = e - p * HW, ih = pos / g.W, iw = pos - ih * g.W, n = p / g.C, c = p - n * g.C;
+    long e = get_global_id(0), PHW = g.PH * g.PW;
+    if (e >= g.N * g.C * g.H * g.W) return;
+    site at = site_of(&g, e);
+    long pos = at.pos, ih = at.ih, iw = at.iw, n = at.n, c = at.c;
     T acc = 0;
     for (long k = 0; k < g.K; k++) {
         __global const T *bp = boxes + bo + k * 5;
