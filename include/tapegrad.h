@@ -749,8 +749,9 @@ TG_API tg_tensor *tg_adaptive_max_pool2d_with_indices(tg_tensor *x, int64_t outp
  * and the values): an input that is not 4-D (N, C, H, W), has H or W of 0, or is not
  * f32/f64; boxes that are not (K, 5) or not f32/f64; a batch index outside [0, N); a
  * coordinate that is not finite (or past 1e15 after spatial_scale); an output size
- * below 1; spatial_scale <= 0 or not finite; sampling_ratio below -1; tensors on two
- * devices; a device without the kernel. K = 0 gives an empty (0, C, h, w) output. */
+ * below 1 (or too large to allocate); spatial_scale <= 0 or not finite; sampling_ratio
+ * below -1 or above 1024; tensors on two devices; a device without the kernel. K = 0
+ * gives an empty (0, C, h, w) output. */
 
 /* Max pooling of each box into (output_h, output_w) bins: the box scaled by
  * spatial_scale and rounded to whole pixels (half away from zero), at least 1x1, cut

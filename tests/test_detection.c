@@ -295,13 +295,17 @@ TEST(error_messages) {
                 "tg_roi_align: boxes must be (K, 5) rows [batch_index, x1, y1, x2, y2], got [1,4]");
     CHECK_ERROR(tg_roi_align(x, tg_cast(b, TG_I64), 2, 2, 1, -1, false), "tg_roi_align: boxes must be f32 or f64, got i64");
     CHECK_ERROR(tg_roi_pool(x, b, 0, 2, 1), "tg_roi_pool: output size must be positive, got (0, 2)");
+    CHECK_ERROR_CONTAINS(tg_roi_pool(x, b, (int64_t)1 << 40, (int64_t)1 << 40, 1),
+                         "tg_roi_pool: shape [1,1,1099511627776,1099511627776] is too large (more than ");
     CHECK_ERROR(tg_roi_pool(x, b, 2, 2, 0), "tg_roi_pool: spatial_scale must be positive and finite, got 0");
     CHECK_ERROR(tg_roi_align(x, b, 2, 2, -0.5, 0, false),
                 "tg_roi_align: spatial_scale must be positive and finite, got -0.5");
     CHECK_ERROR(tg_roi_align(x, b, 2, 2, INFINITY, 0, false),
                 "tg_roi_align: spatial_scale must be positive and finite, got inf");
     CHECK_ERROR(tg_roi_align(x, b, 2, 2, 1, -2, false),
-                "tg_roi_align: sampling_ratio must be -1 or 0 (adaptive) or positive, got -2");
+                "tg_roi_align: sampling_ratio must be -1 or 0 (adaptive) or in [1, 1024], got -2");
+    CHECK_ERROR(tg_roi_align(x, b, 2, 2, 1, 1025, false),
+                "tg_roi_align: sampling_ratio must be -1 or 0 (adaptive) or in [1, 1024], got 1025");
     CHECK_ERROR(tg_roi_align(x, rows((const double[]){ 0, 0, 0, 2, 2, 1, 0, 0, 2, 2 }, 2, 5, TG_F32), 2, 2, 1, -1, false),
                 "tg_roi_align: boxes[1, 0] = 1 is not a batch index of the input (N = 1: 0 to 0)");
     CHECK_ERROR(tg_roi_pool(x, rows((const double[]){ -1, 0, 0, 2, 2 }, 1, 5, TG_F32), 2, 2, 1),

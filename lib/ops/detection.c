@@ -18,6 +18,7 @@
 /* Bilinear samples per bin past which roi_align refuses a box (a 2^20-pixel-wide box
  * with adaptive sampling would otherwise run for hours). */
 #define ROI_MAX_SAMPLES (1 << 20)
+#define ROI_MAX_RATIO (1 << 10) /* the same bound for a given sampling_ratio */
 /* Scaled roi_pool coordinates are rounded to int64: keep them far from overflow. */
 #define ROI_MAX_COORD 1e15
 
@@ -46,7 +47,7 @@ bool tg_roi_shape(tg_op_call *c) {
         s->no_grad = k == 1;
         c->n_out = k + 1;
     }
-    return true;
+    return tg_op_shape_ok(d->name, 4, c->out_spec[0].shape);
 }
 
 tg_status tg_roi_launch(tg_op_call *c) {
@@ -215,9 +216,9 @@ static tg_tensor *run_roi(int op, const char *name, tg_tensor *input, tg_tensor 
     if (!(g.spatial_scale > 0) || !isfinite(g.spatial_scale))
         return tg_error_null(TG_ERR_INVALID, "%s: spatial_scale must be positive and finite, got %g", name,
                              g.spatial_scale);
-    if (g.sampling_ratio < -1)
-        return tg_error_null(TG_ERR_INVALID, "%s: sampling_ratio must be -1 or 0 (adaptive) or positive, got %lld",
-                             name, LL(g.sampling_ratio));
+    if (g.sampling_ratio < -1 || g.sampling_ratio > ROI_MAX_RATIO)
+        return tg_error_null(TG_ERR_INVALID, "%s: sampling_ratio must be -1 or 0 (adaptive) or in [1, %d], got %lld",
+                             name, ROI_MAX_RATIO, LL(g.sampling_ratio));
     bool prev = tg_set_grad_enabled(false);
     tg_tensor *bx = tg_cast(tg_detach(boxes), input->dtype); /* boxes take no gradient */
     tg_set_grad_enabled(prev);
