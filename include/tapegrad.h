@@ -770,6 +770,58 @@ TG_API tg_tensor *tg_adaptive_max_pool2d(tg_tensor *x, int64_t output_h, int64_t
 TG_API tg_tensor *tg_adaptive_max_pool2d_with_indices(tg_tensor *x, int64_t output_h, int64_t output_w,
                                                       tg_tensor **indices);
 
+/* ---------------------------------------------------------------- detection
+ * torchvision.ops' roi_pool, roi_align, box_iou, nms and batched_nms, same arguments,
+ * defaults and numbers. Boxes are rows [x1, y1, x2, y2] in pixels (x right, y down);
+ * the ROI ops take (K, 5) rows [batch_index, x1, y1, x2, y2], batch_index naming the
+ * image of input it is cut from (a float: torchvision truncates it).
+ *
+ *     tg_tensor *rois = tg_from_f32((float[]){ 0, 8, 8, 40, 40 }, TG_SHAPE(1, 5), dev);
+ *     tg_tensor *f = tg_roi_align(features, rois, 7, 7, 1.0 / 16, -1, true); // (1, C, 7, 7)
+ *
+ * roi_pool and roi_align are ops with a backward (differentiable in input, twice; the
+ * boxes get no gradient, as in torchvision) on the CPU and OpenCL, f32 and f64; boxes
+ * of the other float dtype are converted to the input's. The boxes are read back to
+ * the host to be checked (a wait on an OpenCL device). Errors (messages name the call
+ * and the values): an input that is not 4-D (N, C, H, W), has H or W of 0, or is not
+ * f32/f64; boxes that are not (K, 5) or not f32/f64; a batch index outside [0, N); a
+ * coordinate that is not finite (or past 1e15 after spatial_scale); an output size
+ * below 1 (or too large to allocate); spatial_scale <= 0 or not finite; sampling_ratio
+ * below -1 or above 1024; tensors on two devices; a device without the kernel. K = 0
+ * gives an empty (0, C, h, w) output. */
+
+/* Max pooling of each box into (output_h, output_w) bins: the box scaled by
+ * spatial_scale and rounded to whole pixels (half away from zero), at least 1x1, cut
+ * into bins [floor(i h / output_h), ceil((i + 1) h / output_h)) clipped to the image;
+ * an empty bin gives 0. The gradient goes to each bin's maximum (the first of a tie,
+ * row-major). input (N, C, H, W), boxes (K, 5) -> (K, C, output_h, output_w). */
+TG_API tg_tensor *tg_roi_pool(tg_tensor *input, tg_tensor *boxes, int64_t output_h, int64_t output_w,
+                              double spatial_scale);
+/* The average of sampling_ratio x sampling_ratio bilinear samples per bin (-1 or 0:
+ * ceil(box size / output size) on each axis, torchvision's adaptive default -1), at
+ * the box scaled by spatial_scale, shifted by -0.5 pixel when aligned (torchvision's
+ * aligned=True; with false a box is at least 1x1). A sample above -1 and below H (W) is
+ * clamped into the image, one further out reads 0. The gradient spreads over the same
+ * samples with the same weights. Adaptive sampling of a box that would take more than
+ * 2^20 samples per bin is an error (give a sampling_ratio). */
+TG_API tg_tensor *tg_roi_align(tg_tensor *input, tg_tensor *boxes, int64_t output_h, int64_t output_w,
+                               double spatial_scale, int64_t sampling_ratio, bool aligned);
+/* Intersection over union of a (N, 4) and b (M, 4) -> (N, M), composed of ops (so
+ * differentiable, any device); a and b f32/f64 of one dtype and device. Boxes of zero
+ * area on both sides give 0/0 = NaN, as torchvision. */
+TG_API tg_tensor *tg_box_iou(tg_tensor *a, tg_tensor *b);
+/* Non-maximum suppression: boxes (N, 4) and scores (N) f32/f64; the i64 indices of the
+ * boxes kept, by decreasing score (ties: lower index first, NaN scores first), a box
+ * being dropped when its IoU with a kept box of higher score is above iou_threshold.
+ * Runs on the host (the tensors are read back; the result is on boxes' device), is not
+ * recorded, and has torchvision's CPU arithmetic (f32 boxes, f32 ratios). Errors:
+ * shapes, dtypes, a NaN threshold. */
+TG_API tg_tensor *tg_nms(tg_tensor *boxes, tg_tensor *scores, double iou_threshold);
+/* nms within each class: idxs (N) i32/i64 is each box's class, and boxes of two
+ * classes never suppress each other (torchvision.ops.batched_nms); the indices kept by
+ * decreasing score. */
+TG_API tg_tensor *tg_batched_nms(tg_tensor *boxes, tg_tensor *scores, tg_tensor *idxs, double iou_threshold);
+
 /* ---------------------------------------------------------------- movement
  * Views share storage with their input (no copy) where strides allow. */
 

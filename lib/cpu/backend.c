@@ -6,6 +6,7 @@
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/norm.h"
 #include "lib/cpu/pool.h"
+#include "lib/cpu/roi.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -60,6 +61,12 @@ static const tg_backend cpu_backend = {
     .group_norm_backward = tg_cpu_group_norm_backward,
 
     /* resampling and dropout */
+
+    /* detection (roi.c) */
+    .roi_pool = tg_cpu_roi_pool,
+    .roi_pool_backward = tg_cpu_roi_pool_backward,
+    .roi_align = tg_cpu_roi_align,
+    .roi_align_backward = tg_cpu_roi_align_backward,
 
 };
 

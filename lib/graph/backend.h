@@ -86,6 +86,18 @@ typedef struct {
     bool training;     /* batch norm: batch statistics (and the running update) vs running stats */
 } tg_norm_params;
 
+/* Region-of-interest pooling over (N, C, H, W) (ops/detection.c), torchvision's
+ * roi_pool and roi_align. boxes (K, 5) of the input's dtype hold [batch_index, x1, y1,
+ * x2, y2] in input coordinates; the op layer has checked that every batch index is in
+ * [0, N) and every coordinate finite. Output (K, C, PH, PW). sampling_ratio <= 0 means
+ * ceil(roi size / output size) samples per bin on each axis (roi_align only). */
+typedef struct {
+    int64_t N, C, H, W, K, PH, PW;
+    double spatial_scale;
+    int64_t sampling_ratio;
+    bool aligned;      /* roi_align: the -0.5 pixel shift */
+} tg_roi_geom;
+
 /* The kernel entries, for tg_device_supports. */
 typedef enum {
     TG_KERNEL_FILL, TG_KERNEL_COPY, TG_KERNEL_UNARY, TG_KERNEL_BINARY, TG_KERNEL_WHERE, TG_KERNEL_REDUCE,
@@ -189,6 +201,20 @@ typedef struct tg_backend {
                                      const tg_tensor *save_invstd, const tg_norm_params *p);
 
     /* --- resampling and dropout entries (ops/interpolate.c, ops/dropout.c) --- */
+
+    /* --- detection entries (ops/detection.c), geometry in tg_roi_geom --- */
+    /* Optional. roi_pool: out (K, C, PH, PW) the max of each bin (0 for an empty one)
+     * and argmax (same shape, i64) its flat position in the H*W plane of the box's image
+     * (-1: none). backward: dx (N, C, H, W) zeroed, then dout added at the argmax.
+     * roi_align: out the average of each bin's bilinear samples; backward spreads dout
+     * over the same samples with the same weights. Dense tensors, one float dtype. */
+    tg_status (*roi_pool)(tg_tensor *out, tg_tensor *argmax, const tg_tensor *x, const tg_tensor *boxes,
+                          const tg_roi_geom *g);
+    tg_status (*roi_pool_backward)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *argmax,
+                                   const tg_tensor *boxes, const tg_roi_geom *g);
+    tg_status (*roi_align)(tg_tensor *out, const tg_tensor *x, const tg_tensor *boxes, const tg_roi_geom *g);
+    tg_status (*roi_align_backward)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *boxes,
+                                    const tg_roi_geom *g);
 
     /* Optional: whether an entry handles a dtype (NULL: a non-NULL entry handles every
      * dtype the op allows). */

@@ -32,4 +32,8 @@ const tg_backend tg_cl_backend = {
     .layer_norm_backward = tg_cl_layer_norm_backward,
     .group_norm = tg_cl_group_norm,
     .group_norm_backward = tg_cl_group_norm_backward,
+    .roi_pool = tg_cl_roi_pool,
+    .roi_pool_backward = tg_cl_roi_pool_backward,
+    .roi_align = tg_cl_roi_align,
+    .roi_align_backward = tg_cl_roi_align_backward,
 };

@@ -26,6 +26,7 @@ typedef enum {
     TG_K_POOL_MAX, TG_K_POOL_AVG, TG_K_POOL_BWD_MAX, TG_K_POOL_BWD_MAX_PLANES, TG_K_POOL_BWD_AVG,
     TG_K_UNPOOL_WIN, TG_K_UNPOOL_OUT,
     TG_K_NORM_STATS, TG_K_NORM_APPLY, TG_K_NORM_BSUMS, TG_K_NORM_DWB, TG_K_NORM_DX,
+    TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD,
     TG_K_COUNT
 } tg_cl_kernel_id;
 #define TG_CL_NVARIANTS 20 /* ops of a unary program (TG_UN_COUNT), or dtypes */
@@ -178,6 +179,15 @@ tg_status tg_cl_group_norm(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save
 tg_status tg_cl_group_norm_backward(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
                                     const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
                                     const tg_tensor *save_invstd, const tg_norm_params *p);
+
+/* roi.c: the detection entries of lib/graph/backend.h. */
+tg_status tg_cl_roi_pool(tg_tensor *out, tg_tensor *argmax, const tg_tensor *x, const tg_tensor *boxes,
+                         const tg_roi_geom *g);
+tg_status tg_cl_roi_pool_backward(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *argmax,
+                                  const tg_tensor *boxes, const tg_roi_geom *g);
+tg_status tg_cl_roi_align(tg_tensor *out, const tg_tensor *x, const tg_tensor *boxes, const tg_roi_geom *g);
+tg_status tg_cl_roi_align_backward(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *boxes,
+                                   const tg_roi_geom *g);
 
 extern const tg_backend tg_cl_backend;
 

@@ -24,7 +24,8 @@
 #include "lib/opencl/opencl.h"
 
 extern const char tg_cl_src_common[], tg_cl_src_elementwise[], tg_cl_src_reduce[], tg_cl_src_index[],
-    tg_cl_src_gemm[], tg_cl_src_copy[], tg_cl_src_conv[], tg_cl_src_pool[], tg_cl_src_norm[];
+    tg_cl_src_gemm[], tg_cl_src_copy[], tg_cl_src_conv[], tg_cl_src_pool[], tg_cl_src_norm[],
+    tg_cl_src_roi[];
 
 /* What a kernel's variant means: nothing, a compile-time op (-DTG_OP), or a second
  * dtype (-DTG_DT_IN, -DTG_DT_OUT, -DTG_IDX). */
@@ -74,6 +75,10 @@ static const struct {
     { "tg_norm_bsums", (const char *const[]){ tg_cl_src_norm }, V_NONE },
     { "tg_norm_dwb", (const char *const[]){ tg_cl_src_norm }, V_NONE },
     { "tg_norm_dx", (const char *const[]){ tg_cl_src_norm }, V_NONE },
+    { "tg_roi_pool", (const char *const[]){ tg_cl_src_roi }, V_NONE },
+    { "tg_roi_pool_bwd", (const char *const[]){ tg_cl_src_roi }, V_NONE },
+    { "tg_roi_align", (const char *const[]){ tg_cl_src_roi }, V_NONE },
+    { "tg_roi_align_bwd", (const char *const[]){ tg_cl_src_roi }, V_NONE },
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == TG_K_COUNT, "one entry per tg_cl_kernel_id");
 _Static_assert(TG_CL_NVARIANTS >= TG_UN_COUNT && TG_CL_NVARIANTS >= TG_BIN_COUNT &&

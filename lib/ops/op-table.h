@@ -62,6 +62,9 @@ typedef union {
 
     /* resampling, dropout, activations */
 
+    /* detection (ops/detection.c) */
+    struct { tg_roi_geom g; } roi;
+
 } tg_op_args;
 
 /* What an output will be: the shape rule fills one per output. */
@@ -180,6 +183,15 @@ typedef struct {
       TG_POOL_AVG, 1, TG_OPF_FLOAT, 0)                                                                      \
     X(AVG_POOL2D_BACKWARD, "tg_avg_pool2d_backward", "grad", tg_pool2d_backward_shape,                      \
       tg_pool2d_backward_launch, tg_bw_avg_pool2d_backward, TG_POOL_AVG, 1, TG_OPF_FLOAT, 0)                \
+    /* ops/detection.c */                                                                                   \
+    X(ROI_POOL, "tg_roi_pool", "input boxes", tg_roi_shape, tg_roi_launch, tg_bw_roi_pool, 0, 2, TG_OPF_FLOAT, \
+      1u << 1)                                                                                              \
+    X(ROI_POOL_BACKWARD, "tg_roi_pool_backward", "grad argmax boxes", tg_roi_backward_shape,                \
+      tg_roi_backward_launch, tg_bw_roi_pool_backward, 0, 3, TG_OPF_FLOAT, (1u << 1) | (1u << 2))           \
+    X(ROI_ALIGN, "tg_roi_align", "input boxes", tg_roi_shape, tg_roi_launch, tg_bw_roi_align, 1, 2, TG_OPF_FLOAT, \
+      1u << 1)                                                                                              \
+    X(ROI_ALIGN_BACKWARD, "tg_roi_align_backward", "grad boxes", tg_roi_backward_shape, tg_roi_backward_launch, \
+      tg_bw_roi_align_backward, 1, 2, TG_OPF_FLOAT, 1u << 1)                                                \
     /* ops/norm.c */                                                                                        \
     X(BATCH_NORM, "tg_batch_norm", "input", tg_batch_norm_shape, tg_batch_norm_launch, tg_bw_batch_norm, 0, -1, \
       TG_OPF_FLOAT, 1)                                                                                      \
