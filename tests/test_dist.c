@@ -67,7 +67,7 @@ static double diff_from_rank0(tg_module *m, bool buffers) {
 }
 
 static tg_module *mlp_new(void) {
-    tg_device *dev = tg_device_get("cpu");
+    tg_device *dev = tg_test_device();
     return tg_sequential(tg_linear_new(6, 16, NULL, dev), tg_relu_new(), tg_linear_new(16, 4, NULL, dev));
 }
 
@@ -75,7 +75,7 @@ static tg_module *mlp_new(void) {
  * The conv has no bias, as before every BatchNorm in ResNet: BN cancels a bias, whose
  * gradient is then rounding noise that Adam would turn into steps of lr either way. */
 static tg_module *cnn_new(bool sync) {
-    tg_device *dev = tg_device_get("cpu");
+    tg_device *dev = tg_test_device();
     tg_module *conv = tg_conv2d_new(1, 4, 3, &(tg_conv_layer_opts){ .padding = 1, .no_bias = true }, dev);
     tg_module *bn = sync ? tg_sync_batchnorm_new(4, NULL, dev) : tg_batchnorm2d_new(4, NULL, dev);
     return tg_sequential(conv, bn, tg_relu_new(), tg_max_pool2d_new(&(tg_max_pool2d_opts){ .kernel_size = 2 }),
@@ -87,8 +87,8 @@ static void make_batch(tg_shape shape, tg_tensor **x, tg_tensor **y) {
     tg_manual_seed(1234);
     tg_shape s = { .ndim = shape.ndim + 1, .dims = { B } };
     for (int k = 0; k < shape.ndim; k++) s.dims[k + 1] = shape.dims[k];
-    *x = tg_randn(TG_F32, s, tg_device_get("cpu"));
-    *y = tg_from_i32((const int32_t[B]){ 0, 3, 1, 2, 2, 0, 3, 1 }, TG_SHAPE(B), tg_device_get("cpu"));
+    *x = tg_randn(TG_F32, s, tg_test_device());
+    *y = tg_from_i32((const int32_t[B]){ 0, 3, 1, 2, 2, 0, 3, 1 }, TG_SHAPE(B), tg_test_device());
 }
 
 static tg_tensor *rows(tg_tensor *t, int64_t lo, int64_t hi) { return tg_contiguous(tg_slice(t, 0, lo, hi, 1)); }
@@ -191,11 +191,11 @@ TEST(world) {
 }
 
 TEST(collectives) {
-    tg_device *cpu = tg_device_get("cpu");
-    tg_tensor *t = tg_full(TG_F32, TG_SHAPE(3), rank_ + 1, cpu);
+    tg_device *dev = tg_test_device();
+    tg_tensor *t = tg_full(TG_F32, TG_SHAPE(3), rank_ + 1, dev);
     CHECK(tg_dist_all_reduce_(t, TG_DIST_SUM) == TG_OK);
     CHECK_NEAR(tg_item(tg_sum(t, TG_ALL, false)), 3.0 * size_ * (size_ + 1) / 2, 0); /* 1 + 2 + ... + size */
-    tg_tensor *b = tg_full(TG_I64, TG_SHAPE(2), 7 + rank_, cpu);
+    tg_tensor *b = tg_full(TG_I64, TG_SHAPE(2), 7 + rank_, dev);
     CHECK(tg_dist_broadcast_(b, size_ - 1) == TG_OK);
     CHECK_NEAR(tg_item(tg_sum(b, TG_ALL, false)), 2.0 * (7 + size_ - 1), 0);
     CHECK_ERROR(tg_dist_broadcast_(b, size_), size_ == 1
@@ -203,8 +203,8 @@ TEST(collectives) {
                 : "tg_dist_broadcast_: root 2 is not a rank of this world of 2");
     CHECK_ERROR(tg_dist_all_reduce_(b, TG_DIST_AVG), "tg_dist_all_reduce_: TG_DIST_AVG needs f32 or f64, got i64");
     /* The differentiable sum: d/dx of sum_r sum(w_r * allreduce(x_r)) is sum_r w_r. */
-    tg_tensor *x = tg_param(tg_full(TG_F64, TG_SHAPE(2), 1, cpu));
-    tg_tensor *w = tg_full(TG_F64, TG_SHAPE(2), rank_ + 1, cpu);
+    tg_tensor *x = tg_param(tg_full(TG_F64, TG_SHAPE(2), 1, dev));
+    tg_tensor *w = tg_full(TG_F64, TG_SHAPE(2), rank_ + 1, dev);
     CHECK(tg_backward(tg_sum(tg_mul(w, tg_dist_all_reduce(x)), TG_ALL, false)) == TG_OK);
     CHECK_NEAR(tg_item(tg_sum(tg_grad(x), TG_ALL, false)), 2.0 * size_ * (size_ + 1) / 2, 1e-12);
     CHECK_ERROR(tg_dist_all_reduce(b), "tg_dist_all_reduce: x is i64; the differentiable all-reduce takes f32 or f64");
@@ -274,8 +274,8 @@ TEST(buckets_start_during_backward) {
 }
 
 TEST(layout_mismatch) {
-    tg_device *cpu = tg_device_get("cpu");
-    tg_module *m = tg_sequential(tg_linear_new(3, 4 + rank_, NULL, cpu));
+    tg_device *dev = tg_test_device();
+    tg_module *m = tg_sequential(tg_linear_new(3, 4 + rank_, NULL, dev));
     if (size_ == 1) {
         tg_ddp *ddp = tg_ddp_new(m, NULL); /* nothing to disagree with */
         CHECK(ddp != NULL);
@@ -286,8 +286,8 @@ TEST(layout_mismatch) {
     }
     tg_module_free(m);
     /* One more layer on rank 1: the lists differ in length. */
-    m = rank_ == 0 ? tg_sequential(tg_linear_new(3, 4, NULL, cpu))
-                   : tg_sequential(tg_linear_new(3, 4, NULL, cpu), tg_linear_new(4, 2, NULL, cpu));
+    m = rank_ == 0 ? tg_sequential(tg_linear_new(3, 4, NULL, dev))
+                   : tg_sequential(tg_linear_new(3, 4, NULL, dev), tg_linear_new(4, 2, NULL, dev));
     if (size_ > 1)
         CHECK_ERROR(tg_ddp_new(m, NULL), "tg_ddp_new: rank 1 differs from rank 0 in parameter 2: '1.weight' f32 [2,4] "
                     "on rank 1, missing on rank 0 (4 parameters on rank 1, 2 on rank 0)");
@@ -377,6 +377,7 @@ static int timeout_driver(const char *mpirun) {
 }
 
 static bool ready(void) {
+    if (!tg_test_device_ready()) return false;
     if (tg_dist_init(NULL) != TG_OK) {
         printf("tg_dist_init failed: %s\n", tg_last_error());
         return false;

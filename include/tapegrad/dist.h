@@ -97,7 +97,8 @@ TG_API tg_tensor *tg_dist_all_reduce(tg_tensor *x);
 
 typedef struct tg_ddp tg_ddp;
 typedef struct {
-    double bucket_cap_mb;      /* gradient bucket size in MiB (PyTorch's bucket_cap_mb): 25 */
+    double bucket_cap_mb;      /* gradient bucket size in MiB (PyTorch's bucket_cap_mb): 25; the
+                                  first bucket (the last layers) holds at most 1 MiB, as PyTorch's */
     tg_opt_bool broadcast_buffers; /* true: rank 0's buffers (BatchNorm's running statistics) are
                                   broadcast before every tg_ddp_forward in training, as PyTorch */
 } tg_ddp_opts;

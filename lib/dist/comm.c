@@ -37,14 +37,15 @@ static double pick_timeout(const tg_dist_opts *opts) {
     return *end == '\0' && t > 0 && isfinite(t) ? t : -1;
 }
 
-/* The size mpirun (Open MPI, MPICH/Hydra, PMIx launchers) announced, or 0 if none did. */
+/* The size mpirun (Open MPI, MPICH/Hydra, Slurm) announced; -1 when a launcher is
+ * there but said no size (PMIx alone); 0 when no launcher started this process. */
 static int launcher_size(void) {
-    const char *vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS" };
+    const char *vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS" };
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v) return atoi(v);
     }
-    return getenv("PMIX_RANK") ? 2 : 0; /* PMIx without a size variable: some launcher is there */
+    return getenv("PMIX_RANK") || getenv("PMI_RANK") ? -1 : 0;
 }
 
 #ifdef TG_HAVE_MPI
@@ -84,9 +85,10 @@ tg_status tg_dist_init(const tg_dist_opts *opts) {
     if (st != TG_OK) return st;
 #else
     int n = launcher_size();
-    if (n > 1)
-        return tg_error(TG_ERR_STATE, "tg_dist_init: mpirun started %d processes, but tapegrad was built without MPI "
-                        "(reconfigure with -Dmpi=enabled and libopenmpi-dev installed)", n);
+    if (n > 1 || n < 0)
+        return tg_error(TG_ERR_STATE, "tg_dist_init: an MPI launcher started this process (%s), but tapegrad was built "
+                        "without MPI: each process would train alone (reconfigure with -Dmpi=enabled, libopenmpi-dev "
+                        "installed)", n > 1 ? "one of several" : "world size unknown");
 #endif
     world.initialized = true;
     return TG_OK;

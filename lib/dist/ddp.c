@@ -25,7 +25,7 @@ static ctx_block *ctx_blocks;
 enum { IDLE, IN_FLIGHT, DONE };
 
 typedef struct {
-    int first, last;   /* parameters first..last (registration order) */
+    int lo, hi;        /* the parameters order[lo..hi) */
     int64_t numel;
     tg_dtype dtype;
     void *host;        /* the flat staging buffer, numel elements */
@@ -39,22 +39,29 @@ struct tg_ddp {
     tg_named params, buffers;
     int n;
     int *bucket_of, *expected, *seen, *pending, n_pending;
+    int *order;       /* parameters in the order their gradients become final */
+    int64_t *arrival, clock; /* when each one last got a gradient (for the rebuild) */
+    bool rebuilt;     /* buckets follow the order seen in the first backward */
     int64_t *offset; /* of each parameter in its bucket, in elements */
     bucket *b;
     int nb, next;     /* buckets start in index order: next is the first not started */
     bool learned;     /* expected[] holds the gradient counts of the previous backward */
     bool broadcast_buffers;
+    double cap;       /* bucket bytes */
     tg_status failed; /* a bucket could not be staged during backward */
     hook_ctx *hooks;
     tg_ddp_stats stats;
 };
+
+static tg_status rebuild(tg_ddp *d);
 
 /* Copies bucket k's gradients into its host buffer and starts its all-reduce. */
 static tg_status launch(tg_ddp *d, int k) {
     bucket *b = &d->b[k];
     size_t es = tg_elsize(b->dtype);
     tg_status st = TG_OK;
-    for (int i = b->first; i <= b->last && st == TG_OK; i++) {
+    for (int j = b->lo; j < b->hi && st == TG_OK; j++) {
+        int i = d->order[j];
         tg_tensor *g = d->params.tensors[i]->grad;
         char *dst = (char *)b->host + (size_t)d->offset[i] * es;
         size_t nbytes = (size_t)tg_numel(d->params.tensors[i]) * es;
@@ -77,7 +84,7 @@ static tg_status launch(tg_ddp *d, int k) {
 static void flush(tg_ddp *d) {
     for (int k = 0; k < d->n_pending; k++) d->b[d->bucket_of[d->pending[k]]].ready++;
     d->n_pending = 0;
-    while (d->next < d->nb && d->b[d->next].ready == d->b[d->next].last - d->b[d->next].first + 1) {
+    while (d->next < d->nb && d->b[d->next].ready == d->b[d->next].hi - d->b[d->next].lo) {
         launch(d, d->next++);
         d->stats.buckets_early++;
     }
@@ -99,6 +106,7 @@ static tg_tensor *ddp_hook(tg_tensor *grad, void *ctx) {
     flush(d);
     int i = h->i;
     d->seen[i]++;
+    d->arrival[i] = ++d->clock;
     if (d->learned && d->seen[i] > d->expected[i] && d->b[d->bucket_of[i]].state != IDLE) {
         d->learned = false; /* the next steps reduce in tg_ddp_wait until the counts settle */
         return tg_error_null(TG_ERR_STATE, "tg_backward: tg_ddp: parameter '%s' received more gradients (%d) than in "
@@ -120,7 +128,8 @@ static tg_status unpack(tg_ddp *d, int k) {
     else
         for (int64_t j = 0; j < b->numel; j++) ((double *)b->host)[j] *= s;
     size_t es = tg_elsize(b->dtype);
-    for (int i = b->first; i <= b->last; i++) {
+    for (int j = b->lo; j < b->hi; j++) {
+        int i = d->order[j];
         tg_tensor *p = d->params.tensors[i];
         const char *src = (const char *)b->host + (size_t)d->offset[i] * es;
         if (!p->grad) { /* reached on other ranks only (all zeros: reached by none) */
@@ -169,6 +178,9 @@ tg_status tg_ddp_wait(tg_ddp *d) {
     memcpy(d->expected, d->seen, (size_t)d->n * sizeof *d->seen);
     memset(d->seen, 0, (size_t)d->n * sizeof *d->seen);
     d->learned = st == TG_OK;
+    if (st == TG_OK && !d->rebuilt) st = rebuild(d);
+    memset(d->arrival, 0, (size_t)d->n * sizeof *d->arrival);
+    d->clock = 0;
     d->next = 0, d->n_pending = 0, d->failed = TG_OK;
     d->stats.allreduce_s += last - first;
     d->stats.wait_s += tg_dist_now() - t0;
@@ -195,27 +207,30 @@ tg_tensor *tg_ddp_forward(tg_ddp *d, tg_tensor *x) {
     return tg_module_forward(d->m, x);
 }
 
-/* Buckets of about cap bytes over the parameters in reverse order (backward reaches
- * the last layers first), one dtype each; offsets in registration order inside. */
+/* Buckets of about cap bytes over the parameters in d->order, one dtype each. */
 static tg_status make_buckets(tg_ddp *d, double cap) {
     d->b = calloc((size_t)d->n, sizeof *d->b);
     if (!d->b) return tg_error(TG_ERR_NOMEM, "tg_ddp_new: out of host memory");
-    for (int i = d->n - 1; i >= 0; i--) {
-        tg_tensor *p = d->params.tensors[i];
+    d->nb = 0;
+    d->stats.bytes_per_step = 0;
+    for (int j = 0; j < d->n; j++) {
+        tg_tensor *p = d->params.tensors[d->order[j]];
         bucket *b = d->nb ? &d->b[d->nb - 1] : NULL;
         double bytes = (double)tg_numel(p) * (double)tg_elsize(p->dtype);
-        if (!b || b->dtype != p->dtype || (double)b->numel * (double)tg_elsize(b->dtype) + bytes > cap) {
+        /* The first bucket (the last layers) is capped at 1 MiB as in PyTorch, so that
+         * communication starts early in backward. */
+        double limit = d->nb <= 1 && cap > 1048576 ? 1048576 : cap;
+        if (!b || b->dtype != p->dtype || (double)b->numel * (double)tg_elsize(b->dtype) + bytes > limit) {
             b = &d->b[d->nb++];
-            *b = (bucket){ .first = i, .last = i, .dtype = p->dtype };
+            *b = (bucket){ .lo = j, .hi = j, .dtype = p->dtype };
         }
-        b->first = i;
+        b->hi = j + 1;
+        d->offset[d->order[j]] = b->numel;
         b->numel += tg_numel(p);
-        d->bucket_of[i] = d->nb - 1;
+        d->bucket_of[d->order[j]] = d->nb - 1;
     }
     for (int k = 0; k < d->nb; k++) {
         bucket *b = &d->b[k];
-        int64_t off = 0;
-        for (int i = b->first; i <= b->last; i++) d->offset[i] = off, off += tg_numel(d->params.tensors[i]);
         if (b->numel > INT32_MAX)
             return tg_error(TG_ERR_INVALID, "tg_ddp_new: a bucket of %lld elements is too large for MPI; lower "
                             "bucket_cap_mb", (long long)b->numel);
@@ -226,6 +241,31 @@ static tg_status make_buckets(tg_ddp *d, double cap) {
     }
     d->stats.buckets = d->nb;
     return TG_OK;
+}
+
+static void free_buckets(tg_ddp *d) {
+    for (int k = 0; k < d->nb; k++) free(d->b[k].host);
+    free(d->b);
+    d->b = NULL, d->nb = 0;
+}
+
+static int by_arrival(const void *a, const void *b, void *ctx) {
+    const int64_t *t = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    int64_t ti = t[i] ? t[i] : INT64_MAX, tj = t[j] ? t[j] : INT64_MAX; /* never reached: last */
+    return ti != tj ? (ti > tj) - (ti < tj) : (j > i) - (j < i);
+}
+
+/* After the first backward, as PyTorch's rebuild_buckets: buckets in the order the
+ * gradients became final on rank 0 (a BasicBlock's shortcut, say, finishes after its
+ * second conv although registered after it), so that bucket k is complete before k+1. */
+static tg_status rebuild(tg_ddp *d) {
+    d->rebuilt = true;
+    for (int i = 0; i < d->n; i++) d->order[i] = i;
+    qsort_r(d->order, (size_t)d->n, sizeof *d->order, by_arrival, d->arrival);
+    tg_dist_bcast_bytes(d->order, (size_t)d->n * sizeof *d->order, 0, "the bucket rebuild");
+    free_buckets(d);
+    return make_buckets(d, d->cap);
 }
 
 static tg_status hook_params(tg_ddp *d) {
@@ -263,7 +303,7 @@ tg_ddp *tg_ddp_new(tg_module *m, const tg_ddp_opts *opts) {
     d->broadcast_buffers = !o.broadcast_buffers.set || o.broadcast_buffers.value;
     if (tg_module_parameters(m, true, &d->params) != TG_OK || tg_module_buffers(m, &d->buffers) != TG_OK) goto fail;
     d->n = d->params.n;
-    if (d->n == 0) {
+    if (d->n <= 0) {
         tg_error(TG_ERR_INVALID, "tg_ddp_new: the module has no parameter that requires grad");
         goto fail;
     }
@@ -279,12 +319,15 @@ tg_ddp *tg_ddp_new(tg_module *m, const tg_ddp_opts *opts) {
     d->seen = calloc((size_t)d->n, sizeof *d->seen);
     d->pending = calloc((size_t)d->n, sizeof *d->pending);
     d->offset = calloc((size_t)d->n, sizeof *d->offset);
-    if (!d->bucket_of || !d->expected || !d->seen || !d->pending || !d->offset) {
+    d->order = calloc((size_t)d->n, sizeof *d->order);
+    d->arrival = calloc((size_t)d->n, sizeof *d->arrival);
+    if (!d->bucket_of || !d->expected || !d->seen || !d->pending || !d->offset || !d->order || !d->arrival) {
         tg_error(TG_ERR_NOMEM, "tg_ddp_new: out of host memory");
         goto fail;
     }
-    if (sync_start(d) != TG_OK || make_buckets(d, cap_mb * 1024 * 1024) != TG_OK || hook_params(d) != TG_OK)
-        goto fail;
+    for (int i = 0; i < d->n; i++) d->order[i] = d->n - 1 - i; /* backward reaches the last layers first */
+    d->cap = cap_mb * 1024 * 1024;
+    if (sync_start(d) != TG_OK || make_buckets(d, d->cap) != TG_OK || hook_params(d) != TG_OK) goto fail;
     return d;
 fail:
     tg_ddp_free(d);
@@ -293,13 +336,13 @@ fail:
 
 void tg_ddp_free(tg_ddp *d) {
     if (!d) return;
-    for (int k = 0; k < d->nb; k++) { /* MPI may still write an unfinished bucket */
+    for (int k = 0; k < d->nb; k++) /* MPI may still write an unfinished bucket */
         if (d->b[k].state == IN_FLIGHT) tg_dist_wait_req(&d->b[k].req, "an all-reduce left running at tg_ddp_free");
-        free(d->b[k].host);
-    }
+    free_buckets(d);
     if (d->hooks)
         for (int i = 0; i < d->n; i++) d->hooks[i].d = NULL;
-    free(d->b);
+    free(d->order);
+    free(d->arrival);
     free(d->bucket_of);
     free(d->expected);
     free(d->seen);
