@@ -273,6 +273,58 @@ TEST(buckets_start_during_backward) {
     tg_module_free(m);
 }
 
+static tg_tensor *twice(tg_module *m, tg_tensor *x, int uses) { /* sum of m(x), used `uses` times */
+    tg_tensor *loss = NULL;
+    for (int u = 0; u < uses; u++) {
+        tg_tensor *l = tg_sum(tg_module_forward(m, x), TG_ALL, false);
+        loss = loss ? tg_add(loss, l) : l;
+    }
+    return loss;
+}
+
+TEST(graph_change_is_reported) {
+    tg_module *m = tg_sequential(tg_linear_new(3, 2, NULL, tg_test_device()));
+    tg_tensor *x = tg_ones(TG_F32, TG_SHAPE(4, 3), tg_test_device());
+    tg_ddp *ddp = tg_ddp_new(m, &(tg_ddp_opts){ .bucket_cap_mb = 1e-6 }); /* a bucket a parameter */
+    CHECK(ddp && tg_ddp_backward(ddp, twice(m, x, 1)) == TG_OK);
+    /* Now each parameter gets two gradients: the first one looked final. */
+    if (size_ > 1)
+        CHECK_ERROR_CONTAINS(tg_ddp_backward(ddp, twice(m, x, 2)), "received more gradients (2) than in the previous "
+                             "backward (1), after its bucket's all-reduce had started: the graph changed");
+    /* The next backward learns the new counts, and the one after that is averaged right. */
+    for (int s = 0; s < 2; s++) {
+        tg_module_zero_grad(m);
+        CHECK(tg_ddp_backward(ddp, twice(m, x, 2)) == TG_OK);
+    }
+    CHECK_NEAR(tg_item(tg_sum(tg_grad(tg_module_get_param(m, "0.bias")), TG_ALL, false)), 2 * 2 * 4, 1e-5);
+    tg_ddp_free(ddp);
+    tg_module_free(m);
+}
+
+TEST(errors) {
+    CHECK_ERROR(tg_sync_batchnorm_new(0, NULL, tg_test_device()), "tg_sync_batchnorm_new: num_features must be >= 1, "
+                "eps >= 0 and momentum in [0, 1], got 0, 1e-05 and 0.1");
+    tg_module *bn = tg_sync_batchnorm_new(3, NULL, tg_test_device());
+    CHECK_ERROR(tg_module_forward(bn, tg_zeros(TG_F32, TG_SHAPE(2, 4), tg_test_device())),
+                "tg_module_forward: SyncBatchNorm: input has 4 channels, num_features is 3");
+    CHECK_ERROR(tg_module_forward(bn, tg_zeros(TG_F32, TG_SHAPE(3), tg_test_device())),
+                "tg_module_forward: SyncBatchNorm: input has 1 axes, expected at least 2 (N, C, *)");
+    tg_module_free(bn);
+    CHECK_ERROR(tg_dist_run_on_root(-1, NULL, NULL), size_ == 1
+                ? "tg_dist_run_on_root: root -1 is not a rank of this world of 1"
+                : "tg_dist_run_on_root: root -1 is not a rank of this world of 2");
+    CHECK_ERROR(tg_dist_run_on_root(0, NULL, NULL), "tg_dist_run_on_root: failed on rank 0: tg_dist_run_on_root: fn is NULL");
+    CHECK_ERROR(tg_dist_broadcast_state_dict(NULL, 5, NULL), size_ == 1
+                ? "tg_dist_broadcast_state_dict: root 5 is not a rank of this world of 1"
+                : "tg_dist_broadcast_state_dict: root 5 is not a rank of this world of 2");
+    CHECK_ERROR(tg_ddp_forward(NULL, NULL), "tg_ddp_forward: d is NULL");
+    CHECK_ERROR(tg_ddp_backward(NULL, NULL), "tg_ddp_backward: d is NULL");
+    CHECK_ERROR(tg_ddp_get_stats(NULL, NULL, false), "tg_ddp_get_stats: d and out must not be NULL");
+    tg_module *relu = tg_relu_new();
+    CHECK_ERROR(tg_ddp_new(relu, NULL), "tg_ddp_new: the module has no parameter that requires grad");
+    tg_module_free(relu);
+}
+
 TEST(layout_mismatch) {
     tg_device *dev = tg_test_device();
     tg_module *m = tg_sequential(tg_linear_new(3, 4 + rank_, NULL, dev));
@@ -391,7 +443,8 @@ int harness_main(int argc, char **argv);
 TG_TEST_MAIN_WITH(ready, &tg_case_world, &tg_case_collectives, &tg_case_broadcast_at_start,
                   &tg_case_mlp_matches_one_process, &tg_case_cnn_local_bn_matches_one_process,
                   &tg_case_cnn_sync_bn_matches_full_batch_bn, &tg_case_buckets_start_during_backward,
-                  &tg_case_layout_mismatch, &tg_case_checkpoint_on_rank0_loaded_by_all)
+                  &tg_case_graph_change_is_reported, &tg_case_errors, &tg_case_layout_mismatch,
+                  &tg_case_checkpoint_on_rank0_loaded_by_all)
 #undef main
 
 int main(int argc, char **argv) {

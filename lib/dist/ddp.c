@@ -49,6 +49,7 @@ struct tg_ddp {
     bool broadcast_buffers;
     double cap;       /* bucket bytes */
     tg_status failed; /* a bucket could not be staged during backward */
+    bool miscounted;  /* a hook failed this backward: its counts teach nothing */
     hook_ctx *hooks;
     tg_ddp_stats stats;
 };
@@ -108,7 +109,7 @@ static tg_tensor *ddp_hook(tg_tensor *grad, void *ctx) {
     d->seen[i]++;
     d->arrival[i] = ++d->clock;
     if (d->learned && d->seen[i] > d->expected[i] && d->b[d->bucket_of[i]].state != IDLE) {
-        d->learned = false; /* the next steps reduce in tg_ddp_wait until the counts settle */
+        d->learned = false, d->miscounted = true; /* this backward's counts are partial: not learned */
         return tg_error_null(TG_ERR_STATE, "tg_backward: tg_ddp: parameter '%s' received more gradients (%d) than in "
                              "the previous backward (%d), after its bucket's all-reduce had started: the graph "
                              "changed between steps (or tg_ddp_wait was not called after a backward)",
@@ -175,9 +176,10 @@ tg_status tg_ddp_wait(tg_ddp *d) {
         if (st == TG_OK) st = s2;
         b->state = IDLE, b->ready = 0;
     }
-    memcpy(d->expected, d->seen, (size_t)d->n * sizeof *d->seen);
+    if (!d->miscounted) memcpy(d->expected, d->seen, (size_t)d->n * sizeof *d->seen);
     memset(d->seen, 0, (size_t)d->n * sizeof *d->seen);
-    d->learned = st == TG_OK;
+    d->learned = st == TG_OK && !d->miscounted;
+    d->miscounted = false;
     if (st == TG_OK && !d->rebuilt) st = rebuild(d);
     memset(d->arrival, 0, (size_t)d->n * sizeof *d->arrival);
     d->clock = 0;
