@@ -452,5 +452,12 @@ int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "--timeout-driver") == 0) return timeout_driver(argv[2]);
     int rc = harness_main(argc, argv);
     tg_dist_finalize();
+    tg_dist_finalize(); /* a second time does nothing */
+    /* MPI cannot start twice in a process. */
+    const char *want = "tg_dist_init: called after tg_dist_finalize; MPI cannot start twice in a process";
+    if (tg_dist_init(NULL) != TG_ERR_STATE || strcmp(tg_last_error(), want) != 0 || tg_dist_world_size() != 1) {
+        printf("FAIL init after finalize: \"%s\"\n", tg_last_error());
+        rc = 1;
+    }
     return rc;
 }

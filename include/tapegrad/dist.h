@@ -15,15 +15,16 @@
  *         tg_optim_step(opt);                                // every rank takes the same step
  *         tg_scope_end();
  *     }
- *     if (tg_dist_rank() == 0) save_checkpoint(net);         // or tg_dist_run_on_root
+ *     tg_dist_run_on_root(0, save_checkpoint, net);          // rank 0 writes; all wait for it
  *     tg_ddp_free(ddp);
  *     tg_dist_finalize();
  *
  * World. A process started by mpirun (Open MPI, MPICH: any MPI through its C API) is one
- * rank of a world of mpirun's size; a process started without mpirun is a world of 1,
- * where every collective is a copy or nothing, so the same program runs both ways. A
- * library built without MPI (-Dmpi=disabled) is also a world of 1, and tg_dist_init
- * fails with a message when mpirun started it with more than one process.
+ * rank of a world of mpirun's size; a process started without mpirun is a world of 1
+ * (MPI is then not initialised at all), where every collective is a copy or nothing,
+ * so the same program runs both ways. A library built without MPI (-Dmpi=disabled) is
+ * also a world of 1, and its tg_dist_init fails with a message when an MPI launcher
+ * started the process as one of several (each would otherwise train alone).
  *
  * Threads. Call every tg_dist and tg_ddp function (and the backward of a DDP model or
  * of a SyncBatchNorm) from the thread that called tg_dist_init.
@@ -119,9 +120,13 @@ typedef struct {
  * what is left, waits for all, and writes each gradient back as the average over ranks.
  * Buckets start in a fixed order on every rank. Finality is known from the number of
  * gradients each parameter received in the previous backward (a parameter used twice
- * gets two), so the first backward after tg_ddp_new reduces everything in tg_ddp_wait,
- * and a later backward in which a parameter gets more gradients than in the one
- * before (the graph changed after its bucket started) fails with a message naming it.
+ * gets two), so the first backward after tg_ddp_new reduces everything in tg_ddp_wait;
+ * after it the buckets are rebuilt in the order rank 0's gradients became final (as
+ * PyTorch's rebuild_buckets). A later backward in which a parameter gets more
+ * gradients than in the one before, after its bucket started (the graph changed), fails
+ * with a message naming it; the next backward relearns the counts. Accumulating
+ * gradients over several backward passes (PyTorch's no_sync) is not supported: call
+ * tg_ddp_wait after every backward. tg_autograd_grad through the model is not averaged.
  * On an OpenCL device the buckets are staged through ordinary host memory (the
  * backend has no pinned allocation): one download per gradient, one upload back.
  * A parameter no rank's backward reached keeps no gradient; one that some ranks

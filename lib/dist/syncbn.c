@@ -7,23 +7,24 @@
 #include "lib/dist/dist-impl.h"
 #include "lib/graph/error.h"
 
+/* BatchNorm's state: weight, bias (C) (NULL without affine); running_mean, running_var
+ * (C) and num_batches_tracked (i64, 0-d) (NULL untracked). */
 typedef struct {
-    tg_tensor *weight, *bias;                                    /* (C) or NULL */
-    tg_tensor *running_mean, *running_var, *num_batches_tracked; /* NULL untracked */
-    int64_t c;
+    tg_tensor *weight, *bias, *running_mean, *running_var, *num_batches_tracked;
     double eps, momentum;
     bool cumulative;
+    int64_t c;
 } syncbn;
 
-/* num_batches_tracked += 1; the factor of this batch in the running average, -1 on error. */
+/* Counts this batch (num_batches_tracked += 1) and returns its weight in the running
+ * average: momentum, or 1 / batches seen when cumulative; -1 on error. */
 static double count_batch(syncbn *b) {
-    bool prev = tg_set_grad_enabled(false);
     tg_tensor *nbt = b->num_batches_tracked;
-    tg_status st = tg_add_(nbt, tg_scalar(TG_I64, 1, tg_device_of(nbt)));
-    double n = st == TG_OK && b->cumulative ? tg_item(tg_cast(nbt, TG_F64)) : 1;
+    bool prev = tg_set_grad_enabled(false);
+    double f = tg_add_(nbt, tg_scalar(TG_I64, 1, tg_device_of(nbt))) != TG_OK ? -1
+               : b->cumulative ? 1 / tg_item(tg_cast(nbt, TG_F64)) : b->momentum;
     tg_set_grad_enabled(prev);
-    if (st != TG_OK || isnan(n)) return -1;
-    return b->cumulative ? 1 / n : b->momentum;
+    return isnan(f) ? -1 : f;
 }
 
 /* (C) -> (1, C, 1, ...) to broadcast over x of nd axes. */
