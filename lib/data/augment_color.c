@@ -51,12 +51,12 @@ static tg_status jitter(const tg_transform *t, int pos, tg_aug_img *img, tg_aug_
                         (long long)img->c);
     const tg_color_jitter_opts *o = &t->jitter;
     int order[3] = { 0, 1, 2 };
-    for (int i = 2; i > 0 && !o->fixed_order; i--) { /* Fisher-Yates */
+    for (int i = 2; i > 0; i--) { /* Fisher-Yates, drawn with fixed_order too: the factors stay the same */
         int j = (int)(tg_aug_next(rng) % (uint64_t)(i + 1)), tmp = order[i];
+        if (o->fixed_order) continue;
         order[i] = order[j];
         order[j] = tmp;
     }
-    /* Factors are drawn in a fixed order, so the order of application does not change them. */
     double fb = o->brightness ? factor(rng, o->brightness) : 1, fc = o->contrast ? factor(rng, o->contrast) : 1;
     double fs = o->saturation ? factor(rng, o->saturation) : 1;
     for (int k = 0; k < 3; k++) {
