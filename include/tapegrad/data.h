@@ -125,7 +125,9 @@ typedef struct {
     bool shuffle;             /* a new order each epoch (seed + epoch) */
     uint64_t seed;            /* of the order and of the transforms' random numbers */
     bool drop_last;           /* drop the last batch when it is smaller than batch_size */
-    int num_workers;          /* background threads; 0: batches are made inside tg_loader_next */
+    int num_workers;          /* background threads; 0: batches are made inside tg_loader_next.
+                                 Workers read the samples: keep a tensor dataset on the CPU
+                                 (one thread drives an OpenCL device; batches are uploaded) */
     int prefetch;             /* batches made ahead (a bound on memory); default 2 per worker
                                  (PyTorch's prefetch_factor); ignored without workers */
     tg_transform *const *transforms; /* applied in order to field 0 of each sample (borrowed:

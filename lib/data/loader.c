@@ -5,6 +5,7 @@
  * outside it, from a copy of their indices, and store them only if the epoch they were
  * claimed for (its generation) is still current. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +35,8 @@ struct tg_loader {
     pthread_cond_t work_cv, ready_cv;
     pthread_t *threads;
     int n_threads;
+    int64_t *idx_bufs;         /* batch_size indices for each worker (or the caller, without) */
+    int next_worker;           /* which buffer the next worker to start takes */
     bool stop;
     tg_status broken;          /* not TG_OK after a failed batch */
     /* the epoch in flight */
@@ -106,11 +109,13 @@ static tg_status make_sample(const tg_loader *l, int64_t epoch, int64_t s, int64
 static void make_batch(const tg_loader *l, int64_t epoch, int64_t k, const int64_t *idx, int64_t count, slot *out) {
     TG_API_ENTER("tg_loader_next");
     *out = (slot){ .batch = k, .size = count };
+    bool grad = tg_set_grad_enabled(false); /* slicing a dataset tensor that requires grad records nothing */
     tg_scope_begin();
     tg_status st = TG_OK;
     int64_t s = 0;
     for (; s < count && st == TG_OK; s++) st = make_sample(l, epoch, s, count, idx[s], out);
     tg_scope_end();
+    tg_set_grad_enabled(grad);
     if (st == TG_OK) return;
     const char *m = tg_last_error(), *head = "tg_loader_next: ";
     if (!strncmp(m, head, strlen(head))) m += strlen(head);
@@ -132,10 +137,10 @@ static int64_t claim(tg_loader *l, int64_t *idx, int64_t *count) {
 
 static void *worker_main(void *arg) {
     tg_loader *l = arg;
-    tg_set_grad_enabled(false);
-    int64_t *idx = malloc((size_t)l->o.batch_size * sizeof *idx), count;
+    int64_t count;
     pthread_mutex_lock(&l->mu);
-    while (idx) {
+    int64_t *idx = l->idx_bufs + (size_t)l->next_worker++ * (size_t)l->o.batch_size;
+    for (;;) {
         while (!l->stop && !(l->next_claim < l->n_batches && l->next_claim < l->consumed + l->depth))
             pthread_cond_wait(&l->work_cv, &l->mu);
         if (l->stop) break;
@@ -154,7 +159,6 @@ static void *worker_main(void *arg) {
         }
     }
     pthread_mutex_unlock(&l->mu);
-    free(idx);
     return NULL;
 }
 
@@ -283,11 +287,8 @@ static bool next_batch(tg_loader *l, tg_batch *batch) {
         take(l, l->consumed, true, &s);
         upload(l, &s);
     } else {
-        int64_t idx_count, *idx = malloc((size_t)l->o.batch_size * sizeof *idx);
-        if (!idx) return (l->broken = tg_error(TG_ERR_NOMEM, "tg_loader_next: out of host memory")), false;
-        int64_t k = claim(l, idx, &idx_count);
-        make_batch(l, l->epoch, k, idx, idx_count, &s);
-        free(idx);
+        int64_t count, k = claim(l, l->idx_bufs, &count);
+        make_batch(l, l->epoch, k, l->idx_bufs, count, &s);
         l->consumed++;
         upload(l, &s);
     }
@@ -345,6 +346,7 @@ void tg_loader_free(tg_loader *l) {
     pthread_cond_destroy(&l->ready_cv);
     free(l->ring);
     free(l->threads);
+    free(l->idx_bufs);
     free(l->indices);
     free(l->tfs);
     free(l);
@@ -370,8 +372,11 @@ tg_loader *tg_loader_new(tg_dataset *ds, const tg_loader_opts *opts) {
     l->t0 = now_s();
     l->ring = calloc((size_t)l->depth, sizeof *l->ring);
     l->tfs = malloc((size_t)(o.n_transforms ? o.n_transforms : 1) * sizeof *l->tfs);
-    l->threads = calloc((size_t)(o.num_workers ? o.num_workers : 1), sizeof *l->threads);
-    if (!l->ring || !l->tfs || !l->threads) {
+    size_t slots = (size_t)(o.num_workers ? o.num_workers : 1);
+    l->threads = calloc(slots, sizeof *l->threads);
+    if ((uint64_t)o.batch_size <= SIZE_MAX / sizeof(int64_t) / slots)
+        l->idx_bufs = malloc(slots * (size_t)o.batch_size * sizeof *l->idx_bufs);
+    if (!l->ring || !l->tfs || !l->threads || !l->idx_bufs) {
         tg_error(TG_ERR_NOMEM, "tg_loader_new: out of host memory");
         goto fail;
     }
