@@ -66,11 +66,12 @@ static bool run(const options *o, tg_dataset *ds, tg_device *dev, int workers) {
     tg_batch b;
     int step = -3; /* three warm-up steps, not counted */
     double t0 = 0, wait0 = 0, worst = 0;
+    int64_t late0 = 0;
     for (; ok && step < o->steps; step++) {
         if (step == 0) {
             tg_loader_stats st;
             tg_loader_get_stats(l, &st);
-            t0 = bench_now(), wait0 = st.wait_seconds;
+            t0 = bench_now(), wait0 = st.wait_seconds, late0 = st.late;
         }
         tg_scope_begin();
         double tw = bench_now();
@@ -86,8 +87,9 @@ static bool run(const options *o, tg_dataset *ds, tg_device *dev, int workers) {
         tg_loader_stats st;
         tg_loader_get_stats(l, &st);
         double total = bench_now() - t0, wait = st.wait_seconds - wait0;
-        printf("%-8d %6d %10.2f %10.3f %10.3f %9.2f%% %10.0f\n", workers, o->steps, 1e3 * total / o->steps,
-               1e3 * wait / o->steps, 1e3 * worst, 100 * wait / total, o->steps * o->batch / total);
+        printf("%-8d %6d %10.2f %10.3f %10.3f %9.2f%% %6lld %10.0f\n", workers, o->steps, 1e3 * total / o->steps,
+               1e3 * wait / o->steps, 1e3 * worst, 100 * wait / total, workers ? (long long)(st.late - late0) : -1LL,
+               o->steps * o->batch / total);
         printf("{\"bench\":\"loader\",\"device\":\"%s\",\"workers\":%d,\"batch\":%d,\"steps\":%d,\"step_ms\":%.3f,"
                "\"wait_ms\":%.4f,\"wait_fraction\":%.5f}\n", tg_device_name(dev), workers, o->batch, o->steps,
                1e3 * total / o->steps, 1e3 * wait / o->steps, wait / total);
@@ -131,8 +133,8 @@ int main(int argc, char **argv) {
     printf("loader bench: notes' CNN + Adam, batch %d, flip + crop(28, pad 2) + to_float + normalize, device %s, "
            "%s (%lld images), %d compute threads\n", o.batch, tg_device_name(dev),
            real ? "Fashion-MNIST" : "synthetic data", (long long)tg_size(x, 0), tg_get_num_threads());
-    printf("%-8s %6s %10s %10s %10s %10s %10s\n", "workers", "steps", "step ms", "wait ms", "worst ms", "waiting",
-           "images/s");
+    printf("%-8s %6s %10s %10s %10s %10s %6s %10s\n", "workers", "steps", "step ms", "wait ms", "worst ms", "waiting",
+           "late", "images/s");
     bool ok = ds != NULL;
     for (int i = 0; i < o.n_workers && ok; i++) ok = run(&o, ds, dev, o.workers[i]);
     tg_dataset_free(ds);

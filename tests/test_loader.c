@@ -373,6 +373,21 @@ TEST(loader_free_mid_epoch) {
     tg_dataset_free(ds);
 }
 
+/* A batch asked for before a worker could make it counts as late, and the wait is timed. */
+TEST(loader_stats_count_late_batches) {
+    cb_ctx c = { .fail_at = -1, .odd_at = -1, .sleep_us = 20000 }; /* 80 ms a batch */
+    tg_dataset *ds = cb_dataset(&c, 8);
+    tg_loader *l = tg_loader_new(ds, &(tg_loader_opts){ .batch_size = 4, .num_workers = 1 });
+    tg_batch b;
+    CHECK(tg_loader_next(l, &b));
+    tg_loader_stats st;
+    CHECK(tg_loader_get_stats(l, &st) == TG_OK && st.late == 1 && st.batches == 1 && st.samples == 4);
+    CHECK(st.wait_seconds > 0.02 && st.wait_seconds <= st.total_seconds);
+    CHECK_ERROR(tg_loader_get_stats(l, NULL), "tg_loader_get_stats: out is NULL");
+    tg_loader_free(l);
+    tg_dataset_free(ds);
+}
+
 TEST(loader_and_dataset_errors) {
     tg_device *cpu = tg_device_get("cpu");
     tg_dataset *ds = counting_dataset(10, cpu);
@@ -410,4 +425,5 @@ TG_TEST_MAIN(&tg_case_randperm_is_a_seeded_permutation, &tg_case_sampler_shards_
              &tg_case_loader_shuffle_is_deterministic_across_workers, &tg_case_loader_shards_cover_the_dataset,
              &tg_case_loader_set_epoch, &tg_case_loader_reports_worker_errors,
              &tg_case_loader_reports_transform_errors_and_shape_mismatch, &tg_case_loader_free_mid_epoch,
+             &tg_case_loader_stats_count_late_batches,
              &tg_case_loader_and_dataset_errors)

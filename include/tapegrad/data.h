@@ -184,6 +184,7 @@ typedef struct {
     double total_seconds;     /* since the loader was made */
     int64_t batches;          /* handed out */
     int64_t samples;          /* in those batches */
+    int64_t late;             /* batches that were not ready when asked for (with workers) */
 } tg_loader_stats;
 TG_API tg_status tg_loader_get_stats(const tg_loader *loader, tg_loader_stats *out);
 

@@ -5,6 +5,7 @@
  * outside it, from a copy of their indices, and store them only if the epoch they were
  * claimed for (its generation) is still current. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ struct tg_loader {
     slot ahead;                /* the next batch, already uploaded (device refs) */
     /* statistics */
     double wait_s, t0;
-    int64_t batches, samples;
+    int64_t batches, samples, late;
 };
 
 static double now_s(void) {
@@ -135,9 +136,20 @@ static int64_t claim(tg_loader *l, int64_t *idx, int64_t *count) {
     return k;
 }
 
+/* Workers run as SCHED_BATCH where Linux has it: no wake-up preemption, so that the
+ * worker tg_loader_next wakes (a ring slot came free) does not take the CPU from the
+ * training thread that woke it; it runs beside the step instead of inside the wait. */
+static void worker_priority(void) {
+#ifdef SCHED_BATCH
+    struct sched_param sp = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
+}
+
 static void *worker_main(void *arg) {
     tg_loader *l = arg;
     int64_t count;
+    worker_priority();
     pthread_mutex_lock(&l->mu);
     int64_t *idx = l->idx_bufs + (size_t)l->next_worker++ * (size_t)l->o.batch_size;
     for (;;) {
@@ -211,7 +223,7 @@ int64_t tg_loader_len(const tg_loader *l) {
 tg_status tg_loader_get_stats(const tg_loader *l, tg_loader_stats *out) {
     TG_API_ENTER("tg_loader_get_stats");
     if (!l || !out) return tg_error(TG_ERR_INVALID, "tg_loader_get_stats: %s is NULL", l ? "out" : "loader");
-    *out = (tg_loader_stats){ l->wait_s, now_s() - l->t0, l->batches, l->samples };
+    *out = (tg_loader_stats){ l->wait_s, now_s() - l->t0, l->batches, l->samples, l->late };
     return TG_OK;
 }
 
@@ -221,13 +233,14 @@ tg_status tg_loader_get_stats(const tg_loader *l, tg_loader_stats *out) {
 static bool take(tg_loader *l, int64_t k, bool wait, slot *out) {
     pthread_mutex_lock(&l->mu);
     slot *r = &l->ring[k % l->depth];
+    l->late += wait && !(r->ready && r->batch == k);
     while (wait && !(r->ready && r->batch == k)) pthread_cond_wait(&l->ready_cv, &l->mu);
     bool got = r->ready && r->batch == k;
     if (got) {
         *out = *r;
         *r = (slot){ 0 };
         l->consumed++;
-        pthread_cond_broadcast(&l->work_cv);
+        pthread_cond_signal(&l->work_cv); /* one slot came free: one worker */
     }
     pthread_mutex_unlock(&l->mu);
     return got;
