@@ -255,6 +255,31 @@ TEST(loader_shuffle_is_deterministic_across_workers) {
     tg_dataset_free(ds);
 }
 
+/* Workers on the CPU, batches on the device under test (uploaded, the next one ahead):
+ * sampler order, over two epochs. */
+TEST(loader_uploads_to_the_device_in_order) {
+    tg_device *dev = tg_test_device();
+    tg_dataset *ds = counting_dataset(50, tg_device_get("cpu"));
+    tg_loader *l = tg_loader_new(ds, &(tg_loader_opts){ .batch_size = 6, .shuffle = true, .seed = 4,
+                                                       .num_workers = 2, .device = dev });
+    int64_t expect[50], got[50];
+    for (int e = 0; e < 2; e++) {
+        tg_batch b;
+        int64_t n = 0;
+        while (tg_loader_next(l, &b)) {
+            CHECK(tg_device_of(b.x) == dev && tg_device_of(b.y) == dev && b.epoch == e);
+            double *v = tg_test_values(b.y);
+            for (int64_t i = 0; v && i < b.size && n < 50; i++) got[n++] = (int64_t)v[i];
+            free(v);
+        }
+        CHECK(n == 50 && tg_last_status() == TG_OK);
+        tg_sampler_indices(50, e, &(tg_sampler_opts){ .shuffle = true, .seed = 4 }, expect, 50);
+        CHECK(memcmp(got, expect, sizeof got) == 0);
+    }
+    tg_loader_free(l);
+    tg_dataset_free(ds);
+}
+
 TEST(loader_shards_cover_the_dataset) {
     tg_dataset *ds = counting_dataset(11, tg_device_get("cpu"));
     int count[11] = { 0 };
@@ -422,7 +447,8 @@ TG_TEST_MAIN(&tg_case_randperm_is_a_seeded_permutation, &tg_case_sampler_shards_
              &tg_case_sampler_shuffle_is_seed_plus_epoch, &tg_case_sampler_ranks_cover_every_sample_once,
              &tg_case_sampler_errors, &tg_case_sampler_matches_torch,
              &tg_case_loader_batches_in_order_with_a_partial_last_one, &tg_case_loader_drop_last,
-             &tg_case_loader_shuffle_is_deterministic_across_workers, &tg_case_loader_shards_cover_the_dataset,
+             &tg_case_loader_shuffle_is_deterministic_across_workers, &tg_case_loader_uploads_to_the_device_in_order,
+             &tg_case_loader_shards_cover_the_dataset,
              &tg_case_loader_set_epoch, &tg_case_loader_reports_worker_errors,
              &tg_case_loader_reports_transform_errors_and_shape_mismatch, &tg_case_loader_free_mid_epoch,
              &tg_case_loader_stats_count_late_batches,
