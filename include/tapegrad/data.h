@@ -127,7 +127,9 @@ typedef struct {
     bool drop_last;           /* drop the last batch when it is smaller than batch_size */
     int num_workers;          /* background threads; 0: batches are made inside tg_loader_next.
                                  Workers read the samples: keep a tensor dataset on the CPU
-                                 (one thread drives an OpenCL device; batches are uploaded) */
+                                 (one thread drives an OpenCL device; batches are uploaded).
+                                 On Linux they run as SCHED_BATCH, so they fill the gaps of
+                                 the training thread instead of preempting it */
     int prefetch;             /* batches made ahead (a bound on memory); default 2 per worker
                                  (PyTorch's prefetch_factor); ignored without workers */
     tg_transform *const *transforms; /* applied in order to field 0 of each sample (borrowed:
