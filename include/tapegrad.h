@@ -885,6 +885,16 @@ TG_API tg_tensor *tg_cast(tg_tensor *x, tg_dtype dtype);
 /* A copy on another device (x itself as a new view if already there). */
 TG_API tg_tensor *tg_to(tg_tensor *x, tg_device *dev);
 
+/* ---------------------------------------------------------------- permutations */
+
+/* torch.randperm: a 1-D tensor of n elements holding 0..n-1 in random order, of dtype
+ * (PyTorch's default is TG_I64; every dtype works while it holds n - 1 exactly: u8 up
+ * to 256, i32 2^31, f32 2^24, f64 2^53) on dev, owned by the current scope. Drawn
+ * from the process-wide Philox generator (tg_manual_seed), advancing it by n: a seed
+ * gives the same permutation on every device and thread count (not torch's numbers).
+ * Errors: n < 0, an n the dtype cannot hold, an unknown dtype, a NULL device. */
+TG_API tg_tensor *tg_randperm(int64_t n, tg_dtype dtype, tg_device *dev);
+
 /* ---------------------------------------------------------------- in-place updates
  * For optimizers and initialisation: they are not recorded, so they refuse a tensor
  * that requires grad while grad mode is on. Each bumps dst's version counter: a

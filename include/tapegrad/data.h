@@ -32,9 +32,268 @@ TG_API tg_tensor *tg_idx_load(const char *path, tg_device *dev);
 
 /* ---------------------------------------------------------------- readers: CIFAR, image folders, CSV, PNG */
 
-/* ---------------------------------------------------------------- datasets and loaders */
+/* ---------------------------------------------------------------- datasets and loaders
+ *
+ * A dataset is a length and get(i), which gives one sample: a few tensors (an image and
+ * its label). A loader draws the indices of an epoch from a sampler (sequential, or
+ * shuffled with seed + epoch, and sharded as torch's DistributedSampler), has worker
+ * threads fetch, augment and stack them into batches ahead of the training loop, and
+ * hands the batches out in sampler order:
+ *
+ *     tg_dataset *ds = tg_dataset_from_tensors(2, (tg_tensor *[]){ images, labels });
+ *     tg_transform *aug[] = { tg_random_horizontal_flip(0.5),
+ *                             tg_random_crop(&(tg_random_crop_opts){ .size = 28, .padding = 2 }),
+ *                             tg_to_float() };
+ *     tg_loader *train = tg_loader_new(ds, &(tg_loader_opts){ .batch_size = 128, .shuffle = true,
+ *                                      .seed = 1, .num_workers = 2, .transforms = aug,
+ *                                      .n_transforms = 3, .device = dev });
+ *     tg_batch batch;
+ *     for (int epoch = 0; epoch < 10; epoch++)
+ *         while (tg_loader_next(train, &batch)) { ... batch.x (128,1,28,28), batch.y (128) ... }
+ *     tg_loader_free(train);  tg_dataset_free(ds);  for (...) tg_transform_free(aug[i]);
+ */
 
-/* ---------------------------------------------------------------- augmentation */
+typedef struct tg_dataset tg_dataset;
+typedef struct tg_loader tg_loader;
+typedef struct tg_transform tg_transform;
+
+/* The most tensors one sample (and one batch) has. */
+#define TG_SAMPLE_MAX_FIELDS 8
+
+/* PyTorch's TensorDataset: sample i is (tensors[0][i], tensors[1][i], ...), views along
+ * the first axis. 1 <= n <= TG_SAMPLE_MAX_FIELDS tensors of any dtype and device, all
+ * with the same (non-zero number of axes and) size on axis 0. The dataset takes its own
+ * reference to each tensor (the caller's may go). Returns NULL with a message for n out
+ * of range, a NULL or 0-d tensor, or first axes that differ. Free with tg_dataset_free. */
+TG_API tg_dataset *tg_dataset_from_tensors(int n, tg_tensor *const *tensors);
+
+/* A dataset from user code (a lazy reader). get writes n_fields tensors to out (owned
+ * by the current scope, as ops return them; one that lives longer, a cached tensor, is
+ * fine too: the loader takes its own reference) and returns TG_OK, or fails with a
+ * status; the loader then reports tg_last_error() (or "get failed with <status>" when
+ * it set none). get runs on the
+ * loader's worker threads, several at once when num_workers > 1: it must be safe for
+ * that. free_ctx (may be NULL) is called on ctx by tg_dataset_free. */
+typedef tg_status (*tg_dataset_get_fn)(void *ctx, int64_t index, tg_tensor **out);
+typedef struct {
+    int64_t length;           /* samples, >= 0 */
+    int n_fields;             /* tensors per sample, 1..TG_SAMPLE_MAX_FIELDS */
+    tg_dataset_get_fn get;    /* required */
+    void *ctx;
+    void (*free_ctx)(void *ctx);
+} tg_dataset_callbacks;
+TG_API tg_dataset *tg_dataset_from_callbacks(const tg_dataset_callbacks *cb);
+
+TG_API int64_t tg_dataset_len(const tg_dataset *ds);   /* -1 with a message for NULL */
+TG_API int tg_dataset_num_fields(const tg_dataset *ds); /* -1 with a message for NULL */
+/* Sample index (0 <= index < length) into out[num_fields], owned by the current scope. */
+TG_API tg_status tg_dataset_get(const tg_dataset *ds, int64_t index, tg_tensor **out);
+/* Accepts NULL. A loader over ds must be freed first. */
+TG_API void tg_dataset_free(tg_dataset *ds);
+
+/* Which indices an epoch visits, and in which order: torch's DistributedSampler
+ * (and, with one replica, SequentialSampler / RandomSampler). A zeroed struct is one
+ * replica, in order. Per epoch:
+ *   - the order is 0..n-1, or with shuffle a permutation of it drawn from Philox keyed by
+ *     seed + epoch (as set_epoch: each epoch differs, a seed repeats them; not torch's
+ *     numbers);
+ *   - without drop_last it is padded by wrapping around to total = ceil(n / R) * R
+ *     entries (R = num_replicas), so that each rank gets ceil(n / R) indices; with
+ *     drop_last it is cut to total = floor(n / R) * R;
+ *   - rank r gets order[r], order[r + R], order[r + 2R], ... (indices[rank:total:R]). */
+typedef struct {
+    bool shuffle;
+    uint64_t seed;
+    int64_t num_replicas; /* 0 means 1 */
+    int64_t rank;         /* 0 <= rank < num_replicas */
+    bool drop_last;       /* drop the tail that does not divide evenly, instead of padding */
+} tg_sampler_opts;
+
+/* The number of indices rank gets per epoch from a dataset of n samples, or -1 with a
+ * message for n < 0, num_replicas < 0, or a rank outside [0, num_replicas). */
+TG_API int64_t tg_sampler_len(int64_t n, const tg_sampler_opts *opts);
+/* Writes epoch's indices for the rank to out, which holds max_out entries (at least
+ * tg_sampler_len); returns how many, or -1 with a message. A pure function: the same
+ * arguments give the same indices on every thread, process and machine. */
+TG_API int64_t tg_sampler_indices(int64_t n, int64_t epoch, const tg_sampler_opts *opts, int64_t *out,
+                                  int64_t max_out);
+
+/* Loader options. NULL or zeroed fields are PyTorch DataLoader's defaults where it has
+ * them: batch_size 1, no shuffle, keep the last partial batch, no workers. */
+typedef struct {
+    int64_t batch_size;       /* default 1 */
+    bool shuffle;             /* a new order each epoch (seed + epoch) */
+    uint64_t seed;            /* of the order and of the transforms' random numbers */
+    bool drop_last;           /* drop the last batch when it is smaller than batch_size */
+    int num_workers;          /* background threads; 0: batches are made inside tg_loader_next.
+                                 Workers read the samples: keep a tensor dataset on the CPU
+                                 (one thread drives an OpenCL device; batches are uploaded).
+                                 On Linux they run as SCHED_BATCH, so they fill the gaps of
+                                 the training thread instead of preempting it */
+    int prefetch;             /* batches made ahead (a bound on memory); default 2 per worker
+                                 (PyTorch's prefetch_factor); ignored without workers */
+    tg_transform *const *transforms; /* applied in order to field 0 of each sample (borrowed:
+                                        they must outlive the loader) */
+    int n_transforms;
+    tg_device *device;        /* where batches go (tg_to); NULL: the CPU */
+    int64_t num_replicas, rank; /* data-parallel sharding, as tg_sampler_opts */
+    bool shard_drop_last;     /* tg_sampler_opts.drop_last */
+} tg_loader_opts;
+
+/* One batch: fields[f] stacks field f of batch_size samples along a new first axis.
+ * A field of dtype i32 or i64 (labels) becomes i64, as torch's default_collate; other
+ * dtypes stay. x is fields[0], y is fields[1] (NULL with one field). */
+typedef struct {
+    tg_tensor *x, *y;
+    tg_tensor *fields[TG_SAMPLE_MAX_FIELDS];
+    int n_fields;
+    int64_t epoch;            /* which epoch it belongs to */
+    int64_t index;            /* its position in the epoch: 0, 1, ... */
+    int64_t size;             /* samples in it (batch_size, or fewer in the last) */
+} tg_batch;
+
+/* A loader over ds (borrowed: it must outlive the loader). Workers start at once and
+ * begin on epoch 0's first batches. Errors (NULL and a message): a NULL dataset,
+ * batch_size, num_workers, prefetch or n_transforms < 0, a NULL transform, a sharding
+ * tg_sampler_len refuses, threads that cannot be started. */
+TG_API tg_loader *tg_loader_new(tg_dataset *ds, const tg_loader_opts *opts);
+
+/* The next batch of the current epoch, in sampler order whatever the number of workers,
+ * and the same for the same seed. Its tensors belong to the caller's current scope (on
+ * opts.device). Returns false at the end of an epoch, with tg_last_status() TG_OK; the
+ * next call starts the next epoch. Returns false with a message when making the batch
+ * failed: a sample that get or a transform refused ("tg_loader_next: sample 17 (batch 2
+ * of epoch 0): tg_random_crop: ..."), samples whose shapes or dtypes differ, a failed
+ * upload. The loader is then broken: later calls fail with TG_ERR_STATE.
+ *
+ * Upload: workers build batches in host memory; tg_to to the device runs on the
+ * calling thread (one thread drives an OpenCL queue), and when the batch after this one
+ * is ready too it is uploaded at once, so that its copy is queued ahead of the step
+ * that trains on this one. */
+TG_API bool tg_loader_next(tg_loader *loader, tg_batch *batch);
+
+/* Batches per epoch (this rank's), or -1 with a message for NULL. */
+TG_API int64_t tg_loader_len(const tg_loader *loader);
+/* The epoch the next batch comes from. Setting it (before an epoch starts: at the
+ * start, or right after tg_loader_next returned false) resumes a run; TG_ERR_STATE in
+ * the middle of an epoch. */
+TG_API int64_t tg_loader_epoch(const tg_loader *loader);
+TG_API tg_status tg_loader_set_epoch(tg_loader *loader, int64_t epoch);
+
+typedef struct {
+    double wait_seconds;      /* time tg_loader_next spent waiting for workers (or, without
+                                 workers, making batches) and uploading */
+    double total_seconds;     /* since the loader was made */
+    int64_t batches;          /* handed out */
+    int64_t samples;          /* in those batches */
+    int64_t late;             /* batches that were not ready when asked for (with workers) */
+} tg_loader_stats;
+TG_API tg_status tg_loader_get_stats(const tg_loader *loader, tg_loader_stats *out);
+
+/* Stops the workers (at once, even in the middle of an epoch: the batch each is making
+ * is finished and dropped), joins them and frees what is queued. Accepts NULL. Batches
+ * already handed out stay valid (their scope owns them). */
+TG_API void tg_loader_free(tg_loader *loader);
+
+/* ---------------------------------------------------------------- augmentation
+ *
+ * Transforms for data preparation: plain C loops over host memory of CPU tensors, not
+ * graph ops (no gradient). An image is (C, H, W), or (H, W) taken as one channel (the
+ * result keeps the input's number of axes); geometry transforms take u8 and f32, the
+ * others say which dtype. Each random choice comes from a stream keyed by (seed, epoch,
+ * sample index, position of the transform in its list), so a result never depends on
+ * the number of workers or on timing. Free a transform with tg_transform_free once no
+ * loader uses it. A constructor returns NULL with a message for a bad option. */
+
+/* Applies transforms[0..n) in order to x (a tensor on any device, copied to the host);
+ * returns a new CPU tensor owned by the current scope, or NULL with a message naming
+ * the transform (a wrong dtype or rank, an image smaller than a crop without padding).
+ * The loader does the same for field 0 of sample `index` in `epoch`. */
+TG_API tg_tensor *tg_transforms_apply(int n, tg_transform *const *transforms, tg_tensor *x, uint64_t seed,
+                                      int64_t epoch, int64_t index);
+TG_API void tg_transform_free(tg_transform *t);
+
+/* torchvision RandomHorizontalFlip / RandomVerticalFlip: flip W (H) with probability p
+ * in [0, 1]. */
+TG_API tg_transform *tg_random_horizontal_flip(double p);
+TG_API tg_transform *tg_random_vertical_flip(double p);
+
+typedef enum {
+    TG_PAD_CONSTANT = 0, /* fill */
+    TG_PAD_REFLECT,      /* mirror without repeating the edge: 2 1 | 0 1 2 (padding < size) */
+    TG_PAD_EDGE,         /* repeat the edge: 0 0 | 0 1 2 */
+} tg_pad_mode;
+
+/* torchvision RandomCrop: pad by padding on every side (padding_ltrb: left, top, right,
+ * bottom, when one is non-zero), then, with pad_if_needed, pad W and H that are still
+ * smaller than the crop on both sides by the missing amount; then crop size_hw at a
+ * uniform random position: top in [0, H - h], left in [0, W - w]. */
+typedef struct {
+    int64_t size;             /* square crop; or size_hw (H, W) */
+    int64_t size_hw[2];
+    int64_t padding;
+    int64_t padding_ltrb[4];
+    bool pad_if_needed;
+    double fill;              /* for TG_PAD_CONSTANT, in the image's units (0..255 for u8) */
+    tg_pad_mode padding_mode;
+} tg_random_crop_opts;
+TG_API tg_transform *tg_random_crop(const tg_random_crop_opts *opts);
+
+/* torchvision RandomResizedCrop: up to 10 tries of an area fraction uniform in scale and
+ * a log-uniform aspect ratio w/h in ratio; the first box that fits (w = round(sqrt(area
+ * * ratio)), h = round(sqrt(area / ratio))) is placed uniformly, else the centre crop of
+ * the whole image clamped to the ratio range; then a bilinear resize to size (half-pixel
+ * centres, align_corners false, no antialiasing; u8 rounds to nearest). */
+typedef struct {
+    int64_t size;             /* square output; or size_hw (H, W) */
+    int64_t size_hw[2];
+    double scale[2];          /* default (0.08, 1) */
+    double ratio[2];          /* default (3/4, 4/3) */
+} tg_random_resized_crop_opts;
+TG_API tg_transform *tg_random_resized_crop(const tg_random_resized_crop_opts *opts);
+
+/* torchvision ColorJitter on f32 images in [0, 1] with 1 or 3 channels. Each factor is
+ * drawn uniformly from [max(0, 1 - v), 1 + v] for a value v >= 0 (0: that adjustment is
+ * off), and the result is clamped to [0, 1]: brightness blends with black (x f),
+ * contrast with the mean of the greyscale image, saturation with the greyscale image
+ * (0.2989 R + 0.587 G + 0.114 B; a one-channel image is left alone). The order of the
+ * adjustments is random per sample, as torchvision's, unless fixed_order
+ * (brightness, contrast, saturation). Hue is not supported. */
+typedef struct {
+    double brightness, contrast, saturation;
+    bool fixed_order;
+} tg_color_jitter_opts;
+TG_API tg_transform *tg_color_jitter(const tg_color_jitter_opts *opts);
+
+/* AlexNet's PCA lighting noise on f32 images of 3 channels: alpha_j ~ N(0, alpha_std)
+ * for each of the 3 principal components, and every pixel of channel c gets
+ * sum_j eigvec[c][j] alpha_j eigval[j] added (eigvec's columns are the eigenvectors).
+ * eigval and eigvec left all zero mean ImageNet's (as fb.resnet.torch, for pixels in
+ * [0, 1]); tg_pca_lighting_fit computes them from a sample of the data. */
+typedef struct {
+    tg_opt_f64 alpha_std;     /* default 0.1 */
+    double eigval[3];
+    double eigvec[3][3];
+} tg_pca_lighting_opts;
+TG_API tg_transform *tg_pca_lighting(const tg_pca_lighting_opts *opts);
+/* The eigenvalues (descending) and eigenvectors (columns) of the 3x3 covariance of the
+ * pixels of images (N, 3, H, W) or (3, H, W), any float dtype and device. */
+TG_API tg_status tg_pca_lighting_fit(tg_tensor *images, double eigval[3], double eigvec[3][3]);
+
+/* torchvision Normalize: (x - mean[c]) / std[c] for each of the n_channels channels of
+ * an f32 image; std NULL means 1 (zero-centering only). std must be non-zero. */
+TG_API tg_transform *tg_normalize(int n_channels, const double *mean, const double *std);
+
+/* torchvision ToTensor's scaling: u8 x -> f32 x / 255 in [0, 1] (f32 passes through).
+ * The layout stays (C, H, W) (no HWC -> CHW transpose: tapegrad's images are CHW). */
+TG_API tg_transform *tg_to_float(void);
+
+/* A transform from user code: fn gets the image (a CPU tensor owned by the current
+ * scope), a seed for its random numbers (from seed, epoch, index and position) and
+ * ctx; it returns the new image (owned by the current scope; x itself is fine) or NULL
+ * after a failed call, whose message the loader reports. */
+typedef tg_tensor *(*tg_transform_fn)(tg_tensor *x, uint64_t sample_seed, void *ctx);
+TG_API tg_transform *tg_transform_custom(tg_transform_fn fn, void *ctx);
 
 /* ---------------------------------------------------------------- checkpoints (safetensors) */
 
