@@ -46,7 +46,7 @@ static const char *tmp_path(const char *name) {
     return b;
 }
 
-static void make_dir(const char *name) {
+static inline void make_dir(const char *name) {
     if (mkdir(tmp_path(name), 0755) != 0) {
         perror("mkdir");
         abort();
@@ -54,7 +54,7 @@ static void make_dir(const char *name) {
 }
 
 /* Writes n bytes to tmpdir()/name; returns the path (a tmp_path buffer). */
-static const char *write_file(const char *name, const void *data, size_t n) {
+static inline const char *write_file(const char *name, const void *data, size_t n) {
     const char *path = tmp_path(name);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
@@ -64,7 +64,7 @@ static const char *write_file(const char *name, const void *data, size_t n) {
     return path;
 }
 
-static const char *write_text(const char *name, const char *text) { return write_file(name, text, strlen(text)); }
+static inline const char *write_text(const char *name, const char *text) { return write_file(name, text, strlen(text)); }
 
 /* An exact expected message with a path in it. */
 static const char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
