@@ -316,21 +316,33 @@ static bool find_torchvision(void) {
     return g_python != NULL;
 }
 
-/* Runs torchvision's make_grid on case k; returns its values (shape into dims). */
-static double *torch_grid(const grid_case *g, int64_t dims[3]) {
+/* Runs torchvision's make_grid on every case in one python process (importing torch
+ * takes seconds); returns a stream of, per case, its 3 sizes and then its values. */
+static FILE *torch_grids(const grid_case *cases, size_t n) {
     static const char script[] =
         "import sys, torch, torchvision.utils as U\n"
-        "n,c,h,w,nrow,pad = map(int, sys.argv[1:7]); pv = float(sys.argv[7])\n"
-        "norm, each, rs = map(int, sys.argv[8:11]); lo, hi = float(sys.argv[11]), float(sys.argv[12])\n"
-        "x = (torch.arange(n*c*h*w, dtype=torch.float64) * 0.37).sin().reshape(n, c, h, w) * 3\n"
-        "g = U.make_grid(x, nrow=nrow, padding=pad, normalize=bool(norm), value_range=(lo, hi) if rs else None,\n"
-        "                scale_each=bool(each), pad_value=pv)\n"
-        "print(*g.shape); print(' '.join(repr(float(v)) for v in g.flatten()))\n";
+        "for line in open(sys.argv[1]):\n"
+        "    a = line.split(); n,c,h,w,nrow,pad = map(int, a[:6]); pv = float(a[6])\n"
+        "    norm, each, rs = map(int, a[7:10]); lo, hi = float(a[10]), float(a[11])\n"
+        "    x = (torch.arange(n*c*h*w, dtype=torch.float64) * 0.37).sin().reshape(n, c, h, w) * 3\n"
+        "    g = U.make_grid(x, nrow=nrow, padding=pad, normalize=bool(norm), value_range=(lo, hi) if rs else None,\n"
+        "                    scale_each=bool(each), pad_value=pv)\n"
+        "    print(*g.shape); print(' '.join(repr(float(v)) for v in g.flatten()))\n";
     const char *sp = write_text("grid.py", script);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s %d %d %d %d %d %d %.17g %d %d %d %.17g %.17g", g_python, sp, g->n, g->c, g->h,
-             g->w, g->nrow, g->padding, g->pad_value, g->normalize, g->scale_each, g->range_set, g->lo, g->hi);
-    FILE *f = popen(cmd, "r");
+    char cmd[8192], *lines = malloc(n * 256 + 1), *q = lines;
+    for (size_t k = 0; k < n; k++) {
+        const grid_case *g = &cases[k];
+        q += sprintf(q, "%d %d %d %d %d %d %.17g %d %d %d %.17g %.17g\n", g->n, g->c, g->h, g->w, g->nrow, g->padding,
+                     g->pad_value, g->normalize, g->scale_each, g->range_set, g->lo, g->hi);
+    }
+    const char *cp = write_text("grid_cases.txt", lines);
+    free(lines);
+    snprintf(cmd, sizeof cmd, "%s %s %s", g_python, sp, cp);
+    return popen(cmd, "r");
+}
+
+/* The next case's grid from torch_grids' stream (shape into dims), or NULL. */
+static double *next_grid(FILE *f, int64_t dims[3]) {
     double *v = NULL;
     if (f && fscanf(f, "%ld %ld %ld", &dims[0], &dims[1], &dims[2]) == 3) {
         int64_t n = dims[0] * dims[1] * dims[2];
@@ -338,11 +350,9 @@ static double *torch_grid(const grid_case *g, int64_t dims[3]) {
         for (int64_t i = 0; i < n; i++)
             if (fscanf(f, "%lf", &v[i]) != 1) {
                 free(v);
-                v = NULL;
-                break;
+                return NULL;
             }
     }
-    if (f) pclose(f);
     return v;
 }
 
@@ -353,12 +363,14 @@ TEST(grid_vs_torchvision) {
         { 4, 3, 2, 3, 8, 2, 1, 1, 1, 0, 0, 0 },    { 3, 3, 3, 3, 2, 0, 0, 1, 0, 1, -1, 1 },
         { 1, 3, 4, 4, 8, 2, 0, 0, 0, 0, 0, 0 },    { 7, 2, 3, 3, 3, 3, 0.5, 1, 1, 1, 0, 2 },
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const size_t ncases = sizeof cases / sizeof cases[0];
+    FILE *f = torch_grids(cases, ncases);
+    for (size_t k = 0; k < ncases; k++) {
         const grid_case *g = &cases[k];
         int64_t dims[3], n = (int64_t)g->n * g->c * g->h * g->w;
-        double *want = torch_grid(g, dims);
+        double *want = next_grid(f, dims);
         CHECK(want != NULL);
-        if (!want) return;
+        if (!want) break;
         double *x = malloc((size_t)n * sizeof *x);
         for (int64_t i = 0; i < n; i++) x[i] = sin((double)i * 0.37) * 3;
         tg_grid_normalize nm = { .scale_each = g->scale_each, .range_set = g->range_set, .range_low = g->lo,
@@ -376,6 +388,7 @@ TEST(grid_vs_torchvision) {
         free(want);
         free(got);
     }
+    if (f) pclose(f);
 }
 
 TEST(save_image) {
@@ -416,6 +429,9 @@ static int64_t seeded_sum(int seed, uint32_t w, uint32_t h) {
 }
 
 static void make_folder(void) {
+    static bool made;
+    if (made) return;
+    made = true;
     make_dir("folder");
     make_dir("folder/b");
     make_dir("folder/a");
@@ -489,6 +505,7 @@ TEST(folder_threads) {
 #ifndef TG_HAVE_SPNG
     SKIP("built without libspng");
 #endif
+    make_folder();
     tg_image_folder *f = tg_image_folder_open(tmp_path("folder"), NULL);
     CHECK(f != NULL);
     if (!f) return;
