@@ -4,6 +4,7 @@
 #ifndef TG_TEST_PNG_WRITER_H
 #define TG_TEST_PNG_WRITER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,40 +76,50 @@ typedef struct {
     int ntrns;
     /* sample k of pixel (y, x); 16-bit samples are whole 16-bit values */
     unsigned (*sample)(uint32_t y, uint32_t x, int k);
+    bool adam7; /* interlaced: the seven passes' sub-images one after another */
 } png_spec;
 
 static int png_samples(int color) { return color == 0 || color == 3 ? 1 : color == 4 ? 2 : color == 2 ? 3 : 4; }
 
-/* The file's bytes; IDAT holds filter 0 rows of packed samples (MSB first). */
+/* One filter-0 row of packed samples (MSB first): pixels x0, x0+dx, ... of row y. */
+static void png_row(png_bytes *raw, const png_spec *s, uint32_t y, uint32_t x0, uint32_t dx) {
+    int ns = png_samples(s->color), bits = 0;
+    uint8_t zero = 0, acc = 0;
+    pb_put(raw, &zero, 1);
+    for (uint32_t x = x0; x < s->w; x += dx)
+        for (int k = 0; k < ns; k++) {
+            unsigned v = s->sample(y, x, k);
+            if (s->depth == 16) {
+                uint8_t two[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+                pb_put(raw, two, 2);
+            } else if (s->depth == 8) {
+                uint8_t one = (uint8_t)v;
+                pb_put(raw, &one, 1);
+            } else {
+                acc = (uint8_t)(acc | v << (8 - s->depth - bits));
+                if ((bits += s->depth) == 8) pb_put(raw, &acc, 1), acc = 0, bits = 0;
+            }
+        }
+    if (bits) pb_put(raw, &acc, 1);
+}
+
+/* The file's bytes. */
 static png_bytes png_encode(const png_spec *s) {
+    /* Adam7 passes: first row, first column, row step, column step */
+    static const uint32_t passes[7][4] = { { 0, 0, 8, 8 }, { 0, 4, 8, 8 }, { 4, 0, 8, 4 }, { 0, 2, 4, 4 },
+                                           { 2, 0, 4, 2 }, { 0, 1, 2, 2 }, { 1, 0, 2, 1 } };
     png_bytes f = { 0 }, raw = { 0 };
     pb_put(&f, "\x89PNG\r\n\x1a\n", 8);
     uint8_t ihdr[13] = { (uint8_t)(s->w >> 24), (uint8_t)(s->w >> 16), (uint8_t)(s->w >> 8), (uint8_t)s->w,
                          (uint8_t)(s->h >> 24), (uint8_t)(s->h >> 16), (uint8_t)(s->h >> 8), (uint8_t)s->h,
-                         (uint8_t)s->depth, (uint8_t)s->color, 0, 0, 0 };
+                         (uint8_t)s->depth, (uint8_t)s->color, 0, 0, (uint8_t)s->adam7 };
     png_chunk(&f, "IHDR", ihdr, 13);
     if (s->plte) png_chunk(&f, "PLTE", s->plte, (size_t)s->nplte * 3);
     if (s->trns) png_chunk(&f, "tRNS", s->trns, (size_t)s->ntrns);
-    int ns = png_samples(s->color);
-    for (uint32_t y = 0; y < s->h && s->sample; y++) {
-        uint8_t zero = 0, acc = 0;
-        int bits = 0;
-        pb_put(&raw, &zero, 1);
-        for (uint32_t x = 0; x < s->w; x++)
-            for (int k = 0; k < ns; k++) {
-                unsigned v = s->sample(y, x, k);
-                if (s->depth == 16) {
-                    uint8_t two[2] = { (uint8_t)(v >> 8), (uint8_t)v };
-                    pb_put(&raw, two, 2);
-                } else if (s->depth == 8) {
-                    uint8_t one = (uint8_t)v;
-                    pb_put(&raw, &one, 1);
-                } else {
-                    acc = (uint8_t)(acc | v << (8 - s->depth - bits));
-                    if ((bits += s->depth) == 8) pb_put(&raw, &acc, 1), acc = 0, bits = 0;
-                }
-            }
-        if (bits) pb_put(&raw, &acc, 1);
+    for (int p = 0; p < (s->adam7 ? 7 : 1) && s->sample; p++) {
+        const uint32_t *ps = s->adam7 ? passes[p] : (const uint32_t[4]){ 0, 0, 1, 1 };
+        if (ps[1] >= s->w) continue; /* an empty pass has no rows at all */
+        for (uint32_t y = ps[0]; y < s->h; y += ps[2]) png_row(&raw, s, y, ps[1], ps[3]);
     }
     png_bytes z = png_zlib_stored(&raw);
     png_chunk(&f, "IDAT", z.p, z.n);

@@ -90,21 +90,24 @@ TEST(read_every_color_type) {
 #endif
     static const uint8_t trns_gray[2] = { 0, 83 }; /* s_8 at (1, 1) = 60 + 23 */
     const png_spec specs[] = {
-        { 5, 3, 8, 0, NULL, 0, NULL, 0, s_8 },
-        { 5, 3, 16, 0, NULL, 0, NULL, 0, s_16 },
-        { 5, 3, 1, 0, NULL, 0, NULL, 0, s_bits },
-        { 5, 3, 2, 0, NULL, 0, NULL, 0, s_bits },
-        { 5, 3, 4, 0, NULL, 0, NULL, 0, s_bits },
-        { 5, 3, 8, 0, NULL, 0, trns_gray, 2, s_8 },
-        { 4, 3, 8, 4, NULL, 0, NULL, 0, s_8 },
-        { 4, 3, 16, 4, NULL, 0, NULL, 0, s_16 },
-        { 4, 3, 8, 2, NULL, 0, NULL, 0, s_8 },
-        { 4, 3, 16, 2, NULL, 0, NULL, 0, s_16 },
-        { 4, 3, 8, 6, NULL, 0, NULL, 0, s_8 },
-        { 4, 3, 16, 6, NULL, 0, NULL, 0, s_16 },
-        { 5, 3, 8, 3, k_plte, 4, NULL, 0, s_index },
-        { 5, 3, 8, 3, k_plte, 4, k_plte_alpha, 2, s_index },
-        { 5, 3, 2, 3, k_plte, 4, NULL, 0, s_index },
+        { 5, 3, 8, 0, NULL, 0, NULL, 0, s_8, false },
+        { 5, 3, 16, 0, NULL, 0, NULL, 0, s_16, false },
+        { 5, 3, 1, 0, NULL, 0, NULL, 0, s_bits, false },
+        { 5, 3, 2, 0, NULL, 0, NULL, 0, s_bits, false },
+        { 5, 3, 4, 0, NULL, 0, NULL, 0, s_bits, false },
+        { 5, 3, 8, 0, NULL, 0, trns_gray, 2, s_8, false },
+        { 4, 3, 8, 4, NULL, 0, NULL, 0, s_8, false },
+        { 4, 3, 16, 4, NULL, 0, NULL, 0, s_16, false },
+        { 4, 3, 8, 2, NULL, 0, NULL, 0, s_8, false },
+        { 4, 3, 16, 2, NULL, 0, NULL, 0, s_16, false },
+        { 4, 3, 8, 6, NULL, 0, NULL, 0, s_8, false },
+        { 4, 3, 16, 6, NULL, 0, NULL, 0, s_16, false },
+        { 5, 3, 8, 3, k_plte, 4, NULL, 0, s_index, false },
+        { 5, 3, 8, 3, k_plte, 4, k_plte_alpha, 2, s_index, false },
+        { 5, 3, 2, 3, k_plte, 4, NULL, 0, s_index, false },
+        { 11, 10, 8, 2, NULL, 0, NULL, 0, s_8, true },  /* Adam7: rows arrive pass by pass */
+        { 3, 2, 16, 6, NULL, 0, NULL, 0, s_16, true },  /* passes 2, 3 and 5 are empty */
+        { 9, 9, 1, 0, NULL, 0, NULL, 0, s_bits, true },
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         char name[64];
@@ -128,7 +131,7 @@ TEST(read_errors) {
     CHECK(tg_last_status() == TG_ERR_IO);
     const char *junk = write_text("junk.png", "GIF89a this is not a PNG at all");
     CHECK_ERROR_CONTAINS(tg_read_image(junk, 0, dev), msgf("tg_read_image: '%s' is not a valid PNG: ", junk));
-    png_spec s = { 6, 4, 8, 2, NULL, 0, NULL, 0, s_8 };
+    png_spec s = { 6, 4, 8, 2, NULL, 0, NULL, 0, s_8, false };
     png_bytes b = png_encode(&s);
     const char *cut = write_file("cut.png", b.p, b.n - 30); /* into the pixel data */
     CHECK_ERROR_CONTAINS(tg_read_image(cut, 0, dev), msgf("tg_read_image: '%s' is not a valid PNG: ", cut));
@@ -137,12 +140,12 @@ TEST(read_errors) {
     CHECK_ERROR_CONTAINS(tg_read_image(crc, 0, dev), msgf("tg_read_image: '%s' is not a valid PNG: ", crc));
     free(b.p);
     /* 20000 x 20000 claimed, no pixel data: refused before decoding */
-    png_spec huge = { 20000, 20000, 8, 0, NULL, 0, NULL, 0, NULL };
+    png_spec huge = { 20000, 20000, 8, 0, NULL, 0, NULL, 0, NULL, false };
     const char *hp = write_png_file("huge.png", &huge);
     CHECK_ERROR(tg_read_image(hp, 0, dev),
                 msgf("tg_read_image: '%s' is 20000x20000 pixels, over the limit of 2^28 (TG_IMAGE_MAX_PIXELS)", hp));
     /* 16384 x 16384 is within the limit, but the data is missing */
-    png_spec big = { 16384, 16384, 8, 6, NULL, 0, NULL, 0, NULL };
+    png_spec big = { 16384, 16384, 8, 6, NULL, 0, NULL, 0, NULL, false };
     const char *bp = write_png_file("big.png", &big);
     CHECK_ERROR_CONTAINS(tg_read_image(bp, 0, dev), msgf("tg_read_image: '%s' is not a valid PNG: ", bp));
     CHECK_ERROR(tg_read_image(NULL, 0, dev), "tg_read_image: path is NULL");
@@ -413,7 +416,7 @@ static int g_seed; /* for s_seeded: each folder image has its own pixels */
 static unsigned s_seeded(uint32_t y, uint32_t x, int k) { return (void)k, (y * 16 + x * 3 + (unsigned)g_seed * 50) & 255; }
 
 static void folder_png(const char *name, int seed, uint32_t w, uint32_t h) {
-    png_spec s = { w, h, 8, 0, NULL, 0, NULL, 0, s_seeded };
+    png_spec s = { w, h, 8, 0, NULL, 0, NULL, 0, s_seeded, false };
     g_seed = seed;
     write_png_file(name, &s);
 }
