@@ -15,6 +15,7 @@ typedef struct {
 } png_bytes;
 
 static void pb_put(png_bytes *b, const void *src, size_t n) {
+    if (n == 0) return;
     if (b->n + n > b->cap) {
         b->cap = 2 * (b->n + n) + 64;
         if (!(b->p = realloc(b->p, b->cap))) abort();
@@ -55,7 +56,7 @@ static png_bytes png_zlib_stored(const png_bytes *raw) {
         uint8_t h[5] = { (uint8_t)(off + len == raw->n), (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)~len,
                          (uint8_t)(~len >> 8) };
         pb_put(&z, h, 5);
-        pb_put(&z, raw->p + off, len);
+        if (len) pb_put(&z, raw->p + off, len);
         off += len;
     } while (off < raw->n);
     uint32_t a = 1, b2 = 0;

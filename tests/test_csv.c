@@ -168,6 +168,10 @@ TEST(errors) {
     CHECK_ERROR(tg_csv_load(p, &(tg_csv_opts){ .delimiter = '"' }, dev, &t),
                 "tg_csv_load: the delimiter cannot be a quote or a line end");
     CHECK_ERROR(tg_csv_load(p, &(tg_csv_opts){ .label_mode = 9 }, dev, &t), "tg_csv_load: unknown label_mode 9");
+    p = write_file("nul.csv", "1,a\n2,b\0c\n", 11);
+    CHECK_ERROR(tg_csv_load(p, &(tg_csv_opts){ .label_column = TG_SOME(1), .label_mode = TG_CSV_LABEL_SORTED }, dev,
+                            &t),
+                msgf("tg_csv_load: '%s' line 2, column 2: the label holds a NUL byte", p));
     const char *missing = tmp_path("missing.csv");
     CHECK_ERROR(tg_csv_load(missing, NULL, dev, &t),
                 msgf("tg_csv_load: cannot open '%s': No such file or directory", missing));

@@ -143,7 +143,13 @@ TEST(read_errors) {
     png_spec huge = { 20000, 20000, 8, 0, NULL, 0, NULL, 0, NULL, false };
     const char *hp = write_png_file("huge.png", &huge);
     CHECK_ERROR(tg_read_image(hp, 0, dev),
-                msgf("tg_read_image: '%s' is 20000x20000 pixels, over the limit of 2^28 (TG_IMAGE_MAX_PIXELS)", hp));
+                msgf("tg_read_image: '%s' is 20000x20000 pixels, over the limit of 2^28 pixels and 2^20 a side "
+                     "(TG_IMAGE_MAX_PIXELS, TG_IMAGE_MAX_SIDE)", hp));
+    png_spec wide = { 1u << 21, 1, 8, 0, NULL, 0, NULL, 0, NULL, false };
+    const char *wp = write_png_file("wide.png", &wide);
+    CHECK_ERROR(tg_read_image(wp, 0, dev),
+                msgf("tg_read_image: '%s' is 2097152x1 pixels, over the limit of 2^28 pixels and 2^20 a side "
+                     "(TG_IMAGE_MAX_PIXELS, TG_IMAGE_MAX_SIDE)", wp));
     /* 16384 x 16384 is within the limit, but the data is missing */
     png_spec big = { 16384, 16384, 8, 6, NULL, 0, NULL, 0, NULL, false };
     const char *bp = write_png_file("big.png", &big);
@@ -235,7 +241,7 @@ TEST(write_errors) {
     CHECK_ERROR(tg_write_png(tg_zeros(TG_U8, TG_SHAPE(2, 2, 2, 2), dev), p),
                 "tg_write_png: image must be (C,H,W) with C = 1, 2, 3 or 4, or (H,W); got [2,2,2,2]");
     CHECK_ERROR(tg_write_png(tg_zeros(TG_U8, TG_SHAPE(0, 3), dev), p),
-                "tg_write_png: image [0,3] must be at least 1x1 and at most 2^28 pixels");
+                "tg_write_png: image [0,3] must be at least 1x1, at most 2^28 pixels and 2^20 a side");
     CHECK_ERROR(tg_write_png(NULL, p), "tg_write_png: image is NULL");
     CHECK_ERROR(tg_write_png(tg_zeros(TG_U8, TG_SHAPE(2, 2), dev), NULL), "tg_write_png: path is NULL");
 #ifdef TG_HAVE_SPNG

@@ -88,9 +88,10 @@ TG_API tg_status tg_cifar_load_dir(const char *root, bool train, const tg_cifar_
                                    tg_labeled_images *out);
 
 /* PNG images (through libspng; built without it, each of these fails with "... tapegrad
- * was built without libspng"). Images larger than TG_IMAGE_MAX_PIXELS pixels are
- * refused before any pixel memory is taken. */
+ * was built without libspng"). Images of more than TG_IMAGE_MAX_PIXELS pixels, or
+ * wider or taller than TG_IMAGE_MAX_SIDE, are refused before any pixel memory is taken. */
 #define TG_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
+#define TG_IMAGE_MAX_SIDE ((int64_t)1 << 20)
 /* The channels tg_read_image returns (torchvision's ImageReadMode, plus DEFAULT). */
 typedef enum {
     TG_IMAGE_MODE_DEFAULT = 0, /* 1 for a gray file, else 3 (RGB); alpha is dropped */
@@ -105,7 +106,7 @@ typedef enum {
  * new u8 tensor (C,H,W) on dev, C by mode. 16-bit samples keep their high byte (v >>
  * 8); 1-, 2- and 4-bit gray is scaled to 0..255; tRNS transparency becomes alpha.
  * Errors: TG_ERR_IO for a missing file or one that is not a valid PNG (the message
- * carries libspng's reason), or one over TG_IMAGE_MAX_PIXELS; TG_ERR_INVALID for a
+ * carries libspng's reason), or one over the size limits; TG_ERR_INVALID for a
  * NULL path or a bad mode. */
 TG_API tg_tensor *tg_read_image(const char *path, tg_image_mode mode, tg_device *dev);
 

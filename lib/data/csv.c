@@ -284,6 +284,8 @@ static tg_status add_label(csv_load *L, const cell *c, long line, size_t col) {
         L->lcap = ncap;
     }
     int64_t v;
+    if (strlen(c->p) != c->n) /* labels compare as C strings */
+        return tg_error(TG_ERR_IO, FN ": '%s' line %ld, column %zu: the label holds a NUL byte", L->ps.path, line, col);
     if (L->o.label_mode == TG_CSV_LABEL_INTEGER) {
         if (!parse_integer(c, &v))
             return tg_error(TG_ERR_IO, FN ": '%s' line %ld, column %zu: label '%s' is not an integer (label_mode "

@@ -100,9 +100,10 @@ tg_tensor *tg_data_read_png(const char *fn, const char *path, tg_image_mode mode
         tg_error(TG_ERR_IO, "%s: '%s' is not a valid PNG: %s", fn, path, spng_strerror(r));
         goto fail;
     }
-    if ((uint64_t)h.width * h.height > (uint64_t)TG_IMAGE_MAX_PIXELS) {
-        tg_error(TG_ERR_IO, "%s: '%s' is %ux%u pixels, over the limit of 2^28 (TG_IMAGE_MAX_PIXELS)", fn, path,
-                 h.width, h.height);
+    if ((uint64_t)h.width * h.height > (uint64_t)TG_IMAGE_MAX_PIXELS || h.width > TG_IMAGE_MAX_SIDE ||
+        h.height > TG_IMAGE_MAX_SIDE) {
+        tg_error(TG_ERR_IO, "%s: '%s' is %ux%u pixels, over the limit of 2^28 pixels and 2^20 a side "
+                 "(TG_IMAGE_MAX_PIXELS, TG_IMAGE_MAX_SIDE)", fn, path, h.width, h.height);
         goto fail;
     }
     if (decode_rows(fn, path, ctx, &h, &rgba) != TG_OK) goto fail;
@@ -235,8 +236,9 @@ tg_status tg_write_png(tg_tensor *image, const char *path) {
     int64_t h = s.dims[s.ndim - 2 >= 0 ? s.ndim - 2 : 0], w = s.dims[s.ndim - 1 >= 0 ? s.ndim - 1 : 0];
     format_shape(sbuf, sizeof sbuf, s);
     if (!c) return tg_error(TG_ERR_SHAPE, "%s: image must be (C,H,W) with C = 1, 2, 3 or 4, or (H,W); got %s", fn, sbuf);
-    if (h < 1 || w < 1 || h > INT32_MAX || w > INT32_MAX || h * w > TG_IMAGE_MAX_PIXELS)
-        return tg_error(TG_ERR_SHAPE, "%s: image %s must be at least 1x1 and at most 2^28 pixels", fn, sbuf);
+    if (h < 1 || w < 1 || h > TG_IMAGE_MAX_SIDE || w > TG_IMAGE_MAX_SIDE || h * w > TG_IMAGE_MAX_PIXELS)
+        return tg_error(TG_ERR_SHAPE, "%s: image %s must be at least 1x1, at most 2^28 pixels and 2^20 a side", fn,
+                        sbuf);
     double *v = host_values(image);
     size_t npix = (size_t)(h * w);
     uint8_t *pix = v ? malloc(npix * (size_t)c) : NULL;
