@@ -7,25 +7,17 @@
 #include <string.h>
 
 #include "fuzz_memfd.h"
+#include "tests/png_writer.h" /* png_crc */
 #include "tapegrad.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint32_t crc32_of(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
-    }
-    return ~c;
-}
 
 /* Rewrites the CRC of every whole chunk after the 8-byte signature. */
 static void fix_crcs(uint8_t *b, size_t n) {
     for (size_t at = 8; at + 12 <= n;) {
         size_t len = (size_t)b[at] << 24 | (size_t)b[at + 1] << 16 | (size_t)b[at + 2] << 8 | b[at + 3];
         if (len > n - at - 12) break;
-        uint32_t c = crc32_of(b + at + 4, len + 4);
+        uint32_t c = png_crc(b + at + 4, len + 4);
         uint8_t *q = b + at + 8 + len;
         q[0] = (uint8_t)(c >> 24), q[1] = (uint8_t)(c >> 16), q[2] = (uint8_t)(c >> 8), q[3] = (uint8_t)c;
         at += len + 12;

@@ -14,7 +14,7 @@ typedef struct {
     size_t n, cap;
 } png_bytes;
 
-static void pb_put(png_bytes *b, const void *src, size_t n) {
+static inline void pb_put(png_bytes *b, const void *src, size_t n) {
     if (n == 0) return;
     if (b->n + n > b->cap) {
         b->cap = 2 * (b->n + n) + 64;
@@ -24,12 +24,12 @@ static void pb_put(png_bytes *b, const void *src, size_t n) {
     b->n += n;
 }
 
-static void pb_be32(png_bytes *b, uint32_t v) {
+static inline void pb_be32(png_bytes *b, uint32_t v) {
     uint8_t c[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
     pb_put(b, c, 4);
 }
 
-static uint32_t png_crc(const uint8_t *p, size_t n) {
+static inline uint32_t png_crc(const uint8_t *p, size_t n) {
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
@@ -38,7 +38,7 @@ static uint32_t png_crc(const uint8_t *p, size_t n) {
     return ~c;
 }
 
-static void png_chunk(png_bytes *b, const char *type, const uint8_t *data, size_t n) {
+static inline void png_chunk(png_bytes *b, const char *type, const uint8_t *data, size_t n) {
     pb_be32(b, (uint32_t)n);
     size_t start = b->n;
     pb_put(b, type, 4);
@@ -47,7 +47,7 @@ static void png_chunk(png_bytes *b, const char *type, const uint8_t *data, size_
 }
 
 /* zlib (RFC 1950) of raw with stored deflate blocks. */
-static png_bytes png_zlib_stored(const png_bytes *raw) {
+static inline png_bytes png_zlib_stored(const png_bytes *raw) {
     png_bytes z = { 0 };
     pb_put(&z, "\x78\x01", 2);
     size_t off = 0;
@@ -80,10 +80,10 @@ typedef struct {
     bool adam7; /* interlaced: the seven passes' sub-images one after another */
 } png_spec;
 
-static int png_samples(int color) { return color == 0 || color == 3 ? 1 : color == 4 ? 2 : color == 2 ? 3 : 4; }
+static inline int png_samples(int color) { return color == 0 || color == 3 ? 1 : color == 4 ? 2 : color == 2 ? 3 : 4; }
 
 /* One filter-0 row of packed samples (MSB first): pixels x0, x0+dx, ... of row y. */
-static void png_row(png_bytes *raw, const png_spec *s, uint32_t y, uint32_t x0, uint32_t dx) {
+static inline void png_row(png_bytes *raw, const png_spec *s, uint32_t y, uint32_t x0, uint32_t dx) {
     int ns = png_samples(s->color), bits = 0;
     uint8_t zero = 0, acc = 0;
     pb_put(raw, &zero, 1);
@@ -105,7 +105,7 @@ static void png_row(png_bytes *raw, const png_spec *s, uint32_t y, uint32_t x0, 
 }
 
 /* The file's bytes. */
-static png_bytes png_encode(const png_spec *s) {
+static inline png_bytes png_encode(const png_spec *s) {
     /* Adam7 passes: first row, first column, row step, column step */
     static const uint32_t passes[7][4] = { { 0, 0, 8, 8 }, { 0, 4, 8, 8 }, { 4, 0, 8, 4 }, { 0, 2, 4, 4 },
                                            { 2, 0, 4, 2 }, { 0, 1, 2, 2 }, { 1, 0, 2, 1 } };

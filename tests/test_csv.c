@@ -121,30 +121,31 @@ TEST(many_distinct_labels) {
 TEST(errors) {
     tg_device *dev = tg_test_device();
     tg_csv_table t;
-    const char *p = write_text("nan.csv", "1,2\n3,4\n5,abc\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t), msgf("tg_csv_load: '%s' line 3, column 2: 'abc' is not a number", p));
-    CHECK(tg_last_status() == TG_ERR_IO && t.data == NULL);
-    p = write_text("emptycell.csv", "1,2\n3,\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t), msgf("tg_csv_load: '%s' line 2, column 2: '' is not a number", p));
-    p = write_text("trail.csv", "1,2\n3,4x\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t), msgf("tg_csv_load: '%s' line 2, column 2: '4x' is not a number", p));
-    p = write_text("long.csv", "1\n0123456789012345678901234567890123456789abc\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t),
-                msgf("tg_csv_load: '%s' line 2, column 1: '0123456789012345678901234567890123456789...' is not a "
-                     "number", p));
+    /* files read with the default options: the message after "tg_csv_load: '<path>' " */
+    static const struct {
+        const char *name, *text, *msg;
+    } bad[] = {
+        { "nan.csv", "1,2\n3,4\n5,abc\n", "line 3, column 2: 'abc' is not a number" },
+        { "emptycell.csv", "1,2\n3,\n", "line 2, column 2: '' is not a number" },
+        { "trail.csv", "1,2\n3,4x\n", "line 2, column 2: '4x' is not a number" },
+        { "long.csv", "1\n0123456789012345678901234567890123456789abc\n",
+          "line 2, column 1: '0123456789012345678901234567890123456789...' is not a number" },
+        { "ragged.csv", "1,2,3\n\n4,5\n", "line 3 has 2 fields, expected 3" },
+        { "unterminated.csv", "1,2\n3,\"4\n5\n", "line 2, column 2: unterminated quoted field" },
+        { "afterquote.csv", "\"1\"x,2\n", "line 1, column 1: 'x' after a closing quote (expected ',' or the end of the line)" },
+        { "empty.csv", "\n\n", "is empty" },
+    };
+    const char *p = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p = write_text(bad[i].name, bad[i].text);
+        CHECK_ERROR(tg_csv_load(p, NULL, dev, &t), msgf("tg_csv_load: '%s' %s", p, bad[i].msg));
+        CHECK(tg_last_status() == TG_ERR_IO && t.data == NULL);
+    }
     /* the record after a two-line quoted field starts on line 4 */
-    p = write_text("ragged.csv", "a,b,c\n1,\"2\n\",3\n4,5\n");
+    p = write_text("ragged_label.csv", "a,b,c\n1,\"2\n\",3\n4,5\n");
     CHECK_ERROR(tg_csv_load(p, &(tg_csv_opts){ .header = true, .label_column = TG_SOME(1),
                                                .label_mode = TG_CSV_LABEL_SORTED }, dev, &t),
                 msgf("tg_csv_load: '%s' line 4 has 2 fields, expected 3", p));
-    p = write_text("unterminated.csv", "1,2\n3,\"4\n5\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t), msgf("tg_csv_load: '%s' line 2, column 2: unterminated quoted field", p));
-    p = write_text("afterquote.csv", "\"1\"x,2\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t),
-                msgf("tg_csv_load: '%s' line 1, column 1: 'x' after a closing quote (expected ',' or the end of the "
-                     "line)", p));
-    p = write_text("empty.csv", "\n\n");
-    CHECK_ERROR(tg_csv_load(p, NULL, dev, &t), msgf("tg_csv_load: '%s' is empty", p));
     p = write_text("headonly.csv", "a,b\n");
     CHECK_ERROR(tg_csv_load(p, &(tg_csv_opts){ .header = true }, dev, &t),
                 msgf("tg_csv_load: '%s' has no data records, only the header", p));
