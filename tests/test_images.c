@@ -446,49 +446,63 @@ static void make_folder(void) {
     make_dir("folder/a");
     make_dir("folder/a/sub");
     make_dir("folder/.cache");
+    make_dir("folder/b/.git");
+    folder_png("folder/b/.git/hidden.png", 9, 4, 2);
+    if (symlink(tmp_path("folder/a"), tmp_path("folder/a/sub/loop")) != 0) abort();
     folder_png("folder/b/x.png", 3, 4, 2);
     folder_png("folder/a/2.png", 2, 4, 2);
     folder_png("folder/a/1.PNG", 1, 4, 2);
     write_text("folder/a/notes.txt", "not an image");
     folder_png("folder/a/.hidden.png", 9, 4, 2);
-    folder_png("folder/a/sub/deep.png", 9, 4, 2);
+    make_dir("folder/a/sub/in");
+    make_dir("folder/a/sub-x");
+    folder_png("folder/a/sub/deep.png", 4, 4, 2);
+    folder_png("folder/a/sub/in/deeper.png", 5, 4, 2);
+    folder_png("folder/a/sub-x/side.png", 6, 4, 2);
     folder_png("folder/.cache/c.png", 9, 4, 2);
     folder_png("folder/root.png", 9, 4, 2);
 }
+
+/* The folder's items in torchvision's order: folders by path ("a" < "a/sub" < "a/sub-x"
+ * < "a/sub/in"), files by name; the seed each was written with. */
+static const char *const k_items[6] = { "folder/a/1.PNG", "folder/a/2.png", "folder/a/sub/deep.png",
+                                        "folder/a/sub-x/side.png", "folder/a/sub/in/deeper.png", "folder/b/x.png" };
+static const int k_seeds[6] = { 1, 2, 4, 6, 5, 3 };
 
 TEST(folder_listing) {
     make_folder();
     tg_image_folder *f = tg_image_folder_open(tmp_path("folder"), NULL);
     CHECK(f != NULL);
     if (!f) return;
-    CHECK(tg_image_folder_num_classes(f) == 2 && tg_image_folder_size(f) == 3);
+    CHECK(tg_image_folder_num_classes(f) == 2 && tg_image_folder_size(f) == 6);
     CHECK(strcmp(tg_image_folder_class_name(f, 0), "a") == 0 && strcmp(tg_image_folder_class_name(f, 1), "b") == 0);
-    CHECK(strcmp(tg_image_folder_path(f, 0), tmp_path("folder/a/1.PNG")) == 0);
-    CHECK(strcmp(tg_image_folder_path(f, 1), tmp_path("folder/a/2.png")) == 0);
-    CHECK(strcmp(tg_image_folder_path(f, 2), tmp_path("folder/b/x.png")) == 0);
-    CHECK(tg_image_folder_label(f, 0) == 0 && tg_image_folder_label(f, 1) == 0 && tg_image_folder_label(f, 2) == 1);
-    CHECK_ERROR(tg_image_folder_path(f, 3), "tg_image_folder_path: item 3 is out of range for 3 images");
-    CHECK_ERROR(tg_image_folder_label(f, -1), "tg_image_folder_label: item -1 is out of range for 3 images");
+    for (int i = 0; i < 6 && tg_image_folder_size(f) == 6; i++) {
+        CHECK(strcmp(tg_image_folder_path(f, i), tmp_path(k_items[i])) == 0);
+        CHECK(tg_image_folder_label(f, i) == (i == 5));
+    }
+    CHECK_ERROR(tg_image_folder_path(f, 6), "tg_image_folder_path: item 6 is out of range for 6 images");
+    CHECK_ERROR(tg_image_folder_label(f, -1), "tg_image_folder_label: item -1 is out of range for 6 images");
     CHECK_ERROR(tg_image_folder_class_name(f, 2), "tg_image_folder_class_name: class 2 is out of range for 2 classes");
 #ifdef TG_HAVE_SPNG
     tg_tensor *t = tg_image_folder_read(f, 1);
     CHECK(t && tg_size(t, 0) == 1 && tg_size(t, 1) == 2 && tg_size(t, 2) == 4);
     CHECK(t && tg_device_of(t) == tg_device_get("cpu") && pixel_sum(t) == seeded_sum(2, 4, 2));
-    CHECK_ERROR(tg_image_folder_read(f, 5), "tg_image_folder_read: item 5 is out of range for 3 images");
+    CHECK_ERROR(tg_image_folder_read(f, 7), "tg_image_folder_read: item 7 is out of range for 6 images");
     tg_labeled_images d;
     CHECK(tg_image_folder_load(f, tg_test_device(), &d) == TG_OK);
-    CHECK(d.images && tg_ndim(d.images) == 4 && tg_size(d.images, 0) == 3 && tg_size(d.images, 1) == 1 &&
+    CHECK(d.images && tg_ndim(d.images) == 4 && tg_size(d.images, 0) == 6 && tg_size(d.images, 1) == 1 &&
           tg_size(d.images, 2) == 2 && tg_size(d.images, 3) == 4 && tg_device_of(d.images) == tg_test_device());
-    int64_t lab[3] = { -1, -1, -1 };
-    CHECK(d.labels && tg_copy_to_host(d.labels, lab, sizeof lab) == TG_OK && lab[0] == 0 && lab[1] == 0 && lab[2] == 1);
-    for (int i = 0; d.images && i < 3; i++)
-        CHECK(pixel_sum(tg_slice(d.images, 0, i, i + 1, 1)) == seeded_sum(i + 1, 4, 2));
+    int64_t lab[6] = { -1, -1, -1, -1, -1, -1 };
+    CHECK(d.labels && tg_copy_to_host(d.labels, lab, sizeof lab) == TG_OK);
+    for (int i = 0; i < 6; i++) CHECK(lab[i] == (i == 5));
+    for (int i = 0; d.images && i < 6; i++)
+        CHECK(pixel_sum(tg_slice(d.images, 0, i, i + 1, 1)) == seeded_sum(k_seeds[i], 4, 2));
     CHECK(tg_strings_count(d.classes) == 2 && strcmp(tg_strings_get(d.classes, 1), "b") == 0);
     tg_strings_free(d.classes);
     tg_image_folder_free(f);
     /* RGB mode: 3 channels */
     f = tg_image_folder_open(tmp_path("folder"), &(tg_image_folder_opts){ .mode = TG_IMAGE_MODE_RGB });
-    t = tg_image_folder_read(f, 2);
+    t = tg_image_folder_read(f, 5);
     CHECK(t && tg_size(t, 0) == 3 && pixel_sum(t) == 3 * seeded_sum(3, 4, 2));
 #endif
     tg_image_folder_free(f);
@@ -504,7 +518,7 @@ static void *read_all_items(void *arg) {
     for (int round = 0; round < 10; round++)
         for (int64_t i = 0; i < tg_image_folder_size(j->f); i++) {
             tg_scope_begin();
-            j->bad += pixel_sum(tg_image_folder_read(j->f, i)) != seeded_sum((int)i + 1, 4, 2);
+            j->bad += pixel_sum(tg_image_folder_read(j->f, i)) != seeded_sum(k_seeds[i], 4, 2);
             tg_scope_end();
         }
     return NULL;

@@ -142,11 +142,14 @@ TG_API tg_tensor *tg_image_grid(tg_tensor *batch, int nrow, int padding, double 
  * pad 0, no normalize, then tg_write_png. */
 TG_API tg_status tg_save_image(tg_tensor *batch, const char *path, int nrow);
 
-/* An image folder, as torchvision's ImageFolder: root/<class>/<file>.png. The class
- * folders, sorted by strcmp, give labels 0..K-1; each class's files are sorted by
- * strcmp. Only files ending in ".png" (any case) directly inside a class folder count:
- * other files are skipped, and so are hidden names (starting with '.'), files in root
- * itself and subfolders of a class folder (torchvision would walk into those). */
+/* An image folder, as torchvision's ImageFolder: root/<class>/.../<file>.png. The class
+ * folders, sorted by strcmp, give labels 0..K-1. A class's images are the PNG files in
+ * its folder and the folders below it, in torchvision's order: folders by their path,
+ * each folder's files by name (strcmp). Only files ending in ".png" (any case) count:
+ * other files are skipped, and so are hidden names (starting with '.', files and
+ * folders alike: torchvision would take a hidden folder as a class), files in root
+ * itself, symbolic links to folders below a class folder (they could loop) and
+ * folders more than 32 levels down. */
 typedef struct tg_image_folder tg_image_folder;
 typedef struct {
     tg_image_mode mode; /* the channels each image is read with */

@@ -25,9 +25,15 @@ static bool is_png_name(const char *name) {
     return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
 }
 
-/* The sorted, non-hidden names in dir that are folders (want_dirs) or PNG files; NULL
- * with a message on failure. *count gets their number. */
-static char **list_dir(const char *fn, const char *dir, bool want_dirs, size_t *count) {
+/* Folders below a class folder deeper than this are not searched. */
+#define MAX_DEPTH 32
+
+typedef enum { LIST_DIRS, LIST_SUBDIRS, LIST_PNGS } list_kind;
+
+/* The sorted, non-hidden names in dir of one kind: folders (symbolic links followed),
+ * folders that are not symbolic links (so that a link cannot make a loop), or PNG
+ * files. NULL with a message on failure; *count gets their number. */
+static char **list_dir(const char *fn, const char *dir, list_kind kind, size_t *count) {
     DIR *d = opendir(dir);
     if (!d) return tg_error_null(TG_ERR_IO, "%s: cannot open '%s': %s", fn, dir, strerror(errno));
     char **names = NULL, path[4096];
@@ -35,9 +41,11 @@ static char **list_dir(const char *fn, const char *dir, bool want_dirs, size_t *
     struct dirent *e;
     while ((e = readdir(d))) {
         struct stat st;
-        if (e->d_name[0] == '.' || (!want_dirs && !is_png_name(e->d_name))) continue;
+        if (e->d_name[0] == '.' || (kind == LIST_PNGS && !is_png_name(e->d_name))) continue;
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (len < 0 || (size_t)len >= sizeof path || stat(path, &st) != 0 || (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) continue;
+        if (len < 0 || (size_t)len >= sizeof path || (kind == LIST_SUBDIRS ? lstat(path, &st) : stat(path, &st)) != 0)
+            continue;
+        if (kind == LIST_PNGS ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             char **nn = realloc(names, cap * sizeof *nn);
@@ -63,15 +71,27 @@ static void free_names(char **names, size_t n) {
     free(names);
 }
 
-/* Adds class k's files to f. */
-static tg_status add_class(tg_image_folder *f, const char *fn, const char *root, const char *cls, int k,
-                           size_t *cap) {
-    char dir[4096], path[8192];
+/* Adds "dir" and every folder below it (to MAX_DEPTH) to dirs. */
+static tg_status walk_dirs(const char *fn, const char *dir, int depth, tg_strings *dirs) {
+    if (tg_data_strings_push(dirs, fn, dir, strlen(dir)) != TG_OK) return tg_last_status();
+    if (depth == MAX_DEPTH) return TG_OK;
     size_t n = 0;
-    snprintf(dir, sizeof dir, "%s/%s", root, cls);
-    char **files = list_dir(fn, dir, false, &n);
+    char **subs = list_dir(fn, dir, LIST_SUBDIRS, &n), path[4096];
+    tg_status st = subs ? TG_OK : tg_last_status();
+    for (size_t i = 0; st == TG_OK && i < n; i++) {
+        int len = snprintf(path, sizeof path, "%s/%s", dir, subs[i]);
+        if (len > 0 && (size_t)len < sizeof path) st = walk_dirs(fn, path, depth + 1, dirs);
+    }
+    free_names(subs, n);
+    return st;
+}
+
+/* Appends the PNG files of dir to f with label k. */
+static tg_status add_files(tg_image_folder *f, const char *fn, const char *dir, int k, size_t *cap) {
+    char path[8192];
+    size_t n = 0;
+    char **files = list_dir(fn, dir, LIST_PNGS, &n);
     tg_status st = files ? TG_OK : tg_last_status();
-    if (files && n == 0) st = tg_error(TG_ERR_IO, "%s: class folder '%s' has no PNG files", fn, dir);
     size_t have = (size_t)tg_strings_count(f->paths);
     if (st == TG_OK && have + n > *cap) {
         size_t ncap = have + n > 2 * *cap ? have + n : 2 * *cap;
@@ -88,6 +108,28 @@ static tg_status add_class(tg_image_folder *f, const char *fn, const char *root,
     return st;
 }
 
+/* Adds class k's files to f: the folders below it in the order of their paths (as
+ * torchvision's sorted(os.walk(...))), each folder's files sorted. */
+static tg_status add_class(tg_image_folder *f, const char *fn, const char *root, const char *cls, int k,
+                           size_t *cap) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", root, cls);
+    tg_strings *dirs = tg_data_strings_new(fn);
+    const char **order = NULL;
+    size_t before = (size_t)tg_strings_count(f->paths);
+    tg_status st = dirs ? walk_dirs(fn, dir, 0, dirs) : tg_last_status();
+    int nd = tg_strings_count(dirs);
+    if (st == TG_OK && !(order = malloc((size_t)nd * sizeof *order))) st = tg_error(TG_ERR_NOMEM, "%s: out of memory", fn);
+    for (int i = 0; st == TG_OK && i < nd; i++) order[i] = tg_strings_get(dirs, i);
+    if (st == TG_OK) qsort(order, (size_t)nd, sizeof *order, by_strcmp);
+    for (int i = 0; st == TG_OK && i < nd; i++) st = add_files(f, fn, order[i], k, cap);
+    if (st == TG_OK && (size_t)tg_strings_count(f->paths) == before)
+        st = tg_error(TG_ERR_IO, "%s: class folder '%s' has no PNG files", fn, dir);
+    free(order);
+    tg_strings_free(dirs);
+    return st;
+}
+
 tg_image_folder *tg_image_folder_open(const char *root, const tg_image_folder_opts *opts) {
     TG_API_ENTER("tg_image_folder_open");
     const char *fn = "tg_image_folder_open";
@@ -101,7 +143,7 @@ tg_image_folder *tg_image_folder_open(const char *root, const tg_image_folder_op
     if (!f) return tg_error_null(TG_ERR_NOMEM, "%s: out of memory", fn);
     f->mode = o.mode;
     if (!(f->classes = tg_data_strings_new(fn)) || !(f->paths = tg_data_strings_new(fn))) goto fail;
-    if (!(cls = list_dir(fn, root, true, &ncls))) goto fail;
+    if (!(cls = list_dir(fn, root, LIST_DIRS, &ncls))) goto fail;
     if (ncls == 0) {
         tg_error(TG_ERR_IO, "%s: '%s' has no class folders (expected root/<class>/<file>.png)", fn, root);
         goto fail;
