@@ -26,6 +26,7 @@
 
 #include "tapegrad.h"
 #include "fashion_mnist.h"
+#include "notes_cnn.h"
 
 typedef struct {
     const char *data_dir, *out_dir, *device, *schedule;
@@ -70,40 +71,6 @@ static bool parse_args(int argc, char **argv, options *o) {
     }
     return o->epochs > 0 && o->batch > 1 && o->workers >= 0 && o->lr > 0 && o->limit >= 0 &&
            (!strcmp(o->schedule, "cosine") || !strcmp(o->schedule, "constant"));
-}
-
-/* ------------------------------------------------------------- the model */
-
-/* Its children as PyTorch's tutorial names them: "layer1.0.weight" (the conv),
- * "layer1.1.running_mean" (the BatchNorm), ..., "fc.weight". */
-typedef struct {
-    tg_module *layer1, *layer2, *fc;
-} cnn;
-
-/* x (B,1,28,28) standardised pixels -> logits (B,10) */
-static tg_tensor *cnn_forward(tg_module *self, tg_tensor *x) {
-    cnn *m = tg_module_data(self);
-    x = tg_module_forward(m->layer2, tg_module_forward(m->layer1, x)); /* (B,32,7,7) */
-    return tg_module_forward(m->fc, tg_flatten(x, 1));
-}
-
-static const tg_module_type cnn_type = { "CNN", sizeof(cnn), cnn_forward, NULL, NULL, NULL };
-
-/* conv 5x5 (padding 2), BatchNorm2d, ReLU, max pool 2: (B,in,H,W) -> (B,out,H/2,W/2) */
-static tg_module *conv_block(int64_t in, int64_t out, tg_device *dev) {
-    return tg_sequential(tg_conv2d_new(in, out, 5, &(tg_conv_layer_opts){ .padding = 2 }, dev),
-                         tg_batchnorm2d_new(out, NULL, dev), tg_relu_new(),
-                         tg_max_pool2d_new(&(tg_max_pool2d_opts){ .kernel_size = 2 }));
-}
-
-static tg_module *cnn_new(tg_device *dev) {
-    tg_module *self = tg_module_new(&cnn_type);
-    if (!self) return NULL;
-    cnn *m = tg_module_data(self);
-    tg_module_add(self, "layer1", &m->layer1, conv_block(1, 16, dev));
-    tg_module_add(self, "layer2", &m->layer2, conv_block(16, 32, dev));
-    tg_module_add(self, "fc", &m->fc, tg_linear_new(7 * 7 * 32, CLASSES, NULL, dev));
-    return tg_module_done(self);
 }
 
 /* ------------------------------------------------------------- the run */
@@ -154,7 +121,7 @@ static bool make_loader(run *r) {
 
 static bool make_model(run *r) {
     tg_manual_seed(r->o.seed);
-    r->net = cnn_new(r->dev);
+    r->net = notes_cnn_new(CLASSES, r->dev);
     tg_named p;
     if (!r->net || tg_module_parameters(r->net, true, &p) != TG_OK) return false;
     r->opt = tg_adam_new(p.n, p.tensors, &(tg_adam_opts){ .lr = TG_SOME(r->o.lr) });

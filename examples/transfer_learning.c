@@ -17,41 +17,13 @@
 #include <string.h>
 
 #include "fashion_mnist.h"
-
-typedef struct {
-    tg_module *layer1, *layer2, *fc;
-} cnn;
-
-/* u8 pixels (B,784) -> logits (B, classes) */
-static tg_tensor *cnn_forward(tg_module *self, tg_tensor *pixels) {
-    cnn *m = tg_module_data(self);
-    tg_tensor *x = tg_reshape(normalise(pixels), TG_SHAPE(-1, 1, 28, 28));
-    x = tg_module_forward(m->layer2, tg_module_forward(m->layer1, x));
-    return tg_module_forward(m->fc, tg_flatten(x, 1));
-}
-static const tg_module_type cnn_type = { "CNN", sizeof(cnn), cnn_forward, NULL, NULL, NULL };
-
-static tg_module *conv_block(int64_t in, int64_t out, tg_device *dev) {
-    return tg_sequential(tg_conv2d_new(in, out, 5, &(tg_conv_layer_opts){ .padding = 2 }, dev),
-                         tg_batchnorm2d_new(out, NULL, dev), tg_relu_new(),
-                         tg_max_pool2d_new(&(tg_max_pool2d_opts){ .kernel_size = 2 }));
-}
-
-static tg_module *cnn_new(int64_t classes, tg_device *dev) {
-    tg_module *self = tg_module_new(&cnn_type);
-    if (!self) return NULL;
-    cnn *m = tg_module_data(self);
-    tg_module_add(self, "layer1", &m->layer1, conv_block(1, 16, dev));
-    tg_module_add(self, "layer2", &m->layer2, conv_block(16, 32, dev));
-    tg_module_add(self, "fc", &m->fc, tg_linear_new(7 * 7 * 32, classes, NULL, dev));
-    return tg_module_done(self);
-}
+#include "notes_cnn.h"
 
 /* The two tasks: each shares kinds of garment with the other (tops, footwear). */
 static const int old_classes[5] = { 0, 1, 4, 5, 8 }, new_classes[5] = { 2, 3, 6, 7, 9 };
 
-/* The images of the five classes, at most per_class of each (0: all), labelled 0..4 by
- * their place in classes. */
+/* The images of the five classes, at most per_class of each (0: all), standardised
+ * (k,1,28,28) and labelled 0..4 by their place in classes. */
 static split subset(const split *s, const int *classes, int per_class) {
     int64_t n = tg_size(s->y, 0), k = 0;
     int32_t *y = malloc((size_t)n * sizeof *y), *idx = malloc((size_t)n * sizeof *idx), *lab = malloc((size_t)n * sizeof *lab);
@@ -63,7 +35,8 @@ static split subset(const split *s, const int *classes, int per_class) {
     for (int64_t i = 0; i < n; i++)
         if (place[y[i]] >= 0 && (!per_class || count[y[i]] < per_class))
             count[y[i]]++, lab[k] = place[y[i]], idx[k++] = (int32_t)i;
-    out.x = tg_index_select(s->x, 0, tg_from_i32(idx, TG_SHAPE(k), tg_device_of(s->x)));
+    tg_tensor *pixels = tg_index_select(s->x, 0, tg_from_i32(idx, TG_SHAPE(k), tg_device_of(s->x)));
+    out.x = tg_reshape(normalise(pixels), TG_SHAPE(k, 1, 28, 28)); /* what the CNN reads */
     out.y = tg_from_i32(lab, TG_SHAPE(k), tg_device_of(s->x));
 done:
     free(y), free(idx), free(lab);
@@ -91,7 +64,7 @@ static bool fit(tg_module *net, const split *s, int epochs, double lr, bool froz
     int64_t n = tg_size(s->x, 0);
     int32_t *perm = malloc((size_t)n * sizeof *perm);
     bool ok = opt && perm;
-    cnn *m = tg_module_data(net);
+    notes_cnn *m = tg_module_data(net);
     for (int e = 0; e < epochs && ok; e++) {
         shuffle(perm, n, &seed);
         tg_module_train(net, true);
@@ -150,7 +123,7 @@ int main(int argc, char **argv) {
     split old_train = subset(&train, old_classes, o.pretrain_limit / 5), old_test = subset(&test, old_classes, 0);
     split new_train = subset(&train, new_classes, o.few), new_test = subset(&test, new_classes, 0);
     tg_manual_seed(11);
-    tg_module *pre = cnn_new(5, dev);
+    tg_module *pre = notes_cnn_new(5, dev);
     double t0 = now_s();
     if (!pre || !old_train.x || !new_train.x || !fit(pre, &old_train, 2, 1e-3, false, 1)) return 1;
     printf("pretrained on classes 0 1 4 5 8 (%lld images, 2 epochs): test accuracy %.4f there (%.1f s)\n",
@@ -163,7 +136,7 @@ int main(int argc, char **argv) {
     static const char *names[] = { "frozen features, new head", "fine-tuned, new head", "from scratch" };
     for (int m = 0; m < 3; m++) {
         tg_manual_seed(100);
-        tg_module *net = cnn_new(5, dev);
+        tg_module *net = notes_cnn_new(5, dev);
         tg_load_opts lo = { .non_strict = true };
         if (!net || (m < 2 && (tg_module_load_state_dict(net, features, &lo) != TG_OK ||
                                tg_module_replace(net, "fc", tg_linear_new(7 * 7 * 32, 5, NULL, dev)) != TG_OK))) {
