@@ -545,6 +545,35 @@ TEST(folder_threads) {
     tg_image_folder_free(f);
 }
 
+/* The folder through a loader with two workers: images and labels in sampler order. */
+TEST(folder_loader) {
+#ifndef TG_HAVE_SPNG
+    SKIP("built without libspng");
+#endif
+    make_folder();
+    tg_image_folder *f = tg_image_folder_open(tmp_path("folder"), NULL);
+    tg_dataset *ds = tg_dataset_from_image_folder(f);
+    tg_loader *l = tg_loader_new(ds, &(tg_loader_opts){ .batch_size = 4, .num_workers = 2, .device = tg_test_device() });
+    CHECK(l != NULL);
+    tg_batch b;
+    int seen = 0;
+    while (l && tg_loader_next(l, &b)) {
+        CHECK(tg_ndim(b.x) == 4 && tg_size(b.x, 1) == 1 && tg_size(b.x, 2) == 2 && tg_size(b.x, 3) == 4);
+        CHECK(tg_dtype_of(b.y) == TG_I64 && tg_device_of(b.x) == tg_test_device());
+        int64_t lab[4];
+        CHECK(tg_copy_to_host(b.y, lab, (size_t)b.size * sizeof *lab) == TG_OK);
+        for (int64_t i = 0; i < b.size; i++, seen++) {
+            CHECK(lab[i] == (seen == 5));
+            CHECK(pixel_sum(tg_slice(b.x, 0, i, i + 1, 1)) == seeded_sum(k_seeds[seen], 4, 2));
+        }
+    }
+    CHECK(seen == 6 && tg_last_status() == TG_OK);
+    tg_loader_free(l);
+    tg_dataset_free(ds);
+    tg_image_folder_free(f);
+    CHECK_ERROR(tg_dataset_from_image_folder(NULL), "tg_dataset_from_image_folder: folder is NULL");
+}
+
 TEST(folder_errors) {
     tg_labeled_images d;
     make_dir("mixed");
@@ -585,4 +614,4 @@ TEST(folder_errors) {
 TG_TEST_MAIN(&tg_case_read_every_color_type, &tg_case_read_errors, &tg_case_write_round_trip,
              &tg_case_write_float_rounding, &tg_case_write_errors, &tg_case_grid_hand_values, &tg_case_grid_errors,
              &tg_case_grid_vs_torchvision, &tg_case_save_image, &tg_case_folder_listing, &tg_case_folder_threads,
-             &tg_case_folder_errors)
+             &tg_case_folder_loader, &tg_case_folder_errors)

@@ -264,6 +264,11 @@ typedef struct {
     void (*free_ctx)(void *ctx);
 } tg_dataset_callbacks;
 TG_API tg_dataset *tg_dataset_from_callbacks(const tg_dataset_callbacks *cb);
+/* An image folder (tg_image_folder_open; borrowed: it must outlive the dataset) as a
+ * dataset of (image u8 (C,H,W) on the CPU, label 0-d i64), decoded lazily on the
+ * loader's workers: torchvision's ImageFolder under a DataLoader. Images of different
+ * sizes need a transform that crops or resizes them to one size before batching. */
+TG_API tg_dataset *tg_dataset_from_image_folder(const tg_image_folder *f);
 
 TG_API int64_t tg_dataset_len(const tg_dataset *ds);   /* -1 with a message for NULL */
 TG_API int tg_dataset_num_fields(const tg_dataset *ds); /* -1 with a message for NULL */

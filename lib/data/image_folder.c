@@ -261,3 +261,22 @@ tg_status tg_image_folder_load(const tg_image_folder *f, tg_device *dev, tg_labe
     free(pixels);
     return st;
 }
+
+/* ---------------------------------------------------------------- as a loader's dataset */
+
+/* Sample i: the decoded image (on the CPU) and its label as a 0-d i64 tensor. Runs on
+ * the loader's workers: the folder is read-only after opening. */
+static tg_status folder_sample(void *ctx, int64_t i, tg_tensor **out) {
+    const tg_image_folder *f = ctx;
+    out[0] = tg_image_folder_read(f, i);
+    int64_t label = tg_image_folder_label(f, i);
+    out[1] = out[0] ? tg_from_i64(&label, TG_SCALAR_SHAPE, tg_device_get("cpu")) : NULL;
+    return out[1] ? TG_OK : tg_last_status();
+}
+
+tg_dataset *tg_dataset_from_image_folder(const tg_image_folder *f) {
+    TG_API_ENTER("tg_dataset_from_image_folder");
+    if (!f) return tg_error_null(TG_ERR_INVALID, "tg_dataset_from_image_folder: folder is NULL");
+    return tg_dataset_from_callbacks(&(tg_dataset_callbacks){ .length = tg_image_folder_size(f), .n_fields = 2,
+                                                               .get = folder_sample, .ctx = (void *)f });
+}
