@@ -215,6 +215,21 @@ __kernel void tg_binary(long n, int nd, long8 shape, __global T *out, long oo, l
 }
 #endif
 
+#ifdef K_tg_axpy
+/* out += alpha * x (f32, f64): an optimizer's update in one launch rather than a scaled
+ * temporary and an add. */
+__kernel void tg_axpy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+                      __global const T *x, long xo, long8 xs, T alpha) {
+    long i = get_global_id(0);
+    if (i >= n) return;
+    GEOM(sh, shape);
+    GEOM(so, os);
+    GEOM(sx, xs);
+    long2 o = off2(i, nd, sh, so, sx);
+    out[oo + o.x] += alpha * x[xo + o.y];
+}
+#endif
+
 #ifdef K_tg_compare
 __kernel void tg_compare(long n, int nd, long8 shape, __global uchar *out, long oo, long8 os,
                          __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
