@@ -2,8 +2,10 @@
  * blocks, 1x1 projection shortcuts where the width doubles: 65 tensors, 272,474
  * parameters) on each device: time per step and ops per step (each op at least one
  * kernel launch), beside PyTorch's Adam (foreach and for-loop) run alternately with it,
- * one process a round (bench/peer_torch_optim.py) with OPENBLAS_NUM_THREADS=1.
+ * one process a round (bench/peer_torch_optim.py) with OPENBLAS_NUM_THREADS=1; then the
+ * device commands (kernel launches, fills, copies) of one step of each optimizer.
  * Usage: bench_optim [--rounds R] [--steps S] [--device NAME] [--no-peer] [--peer PATH] */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,71 @@ static int resnet20_shapes(tg_shape *s) {
     }
     s[n++] = TG_SHAPE(10, 64), s[n++] = TG_SHAPE(10);
     return n;
+}
+
+/* Fresh parameters of the given shapes, each with a gradient (of sum p^2). */
+static void make_params(tg_device *dev, const tg_shape *s, int n, tg_tensor **ps) {
+    tg_manual_seed(1);
+    for (int i = 0; i < n; i++) ps[i] = tg_take(tg_param(tg_randn(TG_F32, s[i], dev)));
+}
+
+static void backward_all(tg_tensor *const *ps, int n) {
+    tg_scope_begin();
+    tg_tensor *loss = tg_sum(tg_square(ps[0]), TG_ALL, false);
+    for (int i = 1; i < n; i++) loss = tg_add(loss, tg_sum(tg_square(ps[i]), TG_ALL, false));
+    tg_backward(loss);
+    tg_scope_end();
+}
+
+static tg_optim *make_optim(int kind, int n, tg_tensor **ps) {
+    switch (kind) {
+    case 0: return tg_adam_new(n, ps, NULL);
+    case 1: return tg_adamw_new(n, ps, NULL);
+    case 2: return tg_sgd_new(n, ps, &(tg_sgd_opts){ .lr = TG_SOME(0.1), .momentum = 0.9 });
+    case 3: return tg_rmsprop_new(n, ps, NULL);
+    default: return tg_adagrad_new(n, ps, NULL);
+    }
+}
+
+static uint64_t launches_of(tg_device *dev, uint64_t *transfers) {
+    tg_launch_stats st = { 0 };
+    tg_device_launch_stats(dev, &st);
+    *transfers = st.transfers;
+    return st.launches;
+}
+
+/* Device commands (tg_device_launch_stats) of one step after two warm-up steps, of
+ * tg_optim_clip_grad_norm and of tg_optim_zero_grad, for each optimizer: counted by
+ * queueing backends (OpenCL), so the CPU prints zeros. */
+static void print_launches(tg_device *dev, const tg_shape *s, int n) {
+    static const char *const names[] = { "Adam", "AdamW", "SGD (momentum 0.9)", "RMSprop", "Adagrad" };
+    printf("  launches (transfers) per call on %s, %d parameter tensors:\n", tg_device_name(dev), n);
+    for (int k = 0; k < 5; k++) {
+        tg_tensor *ps[NT];
+        make_params(dev, s, n, ps);
+        tg_optim *o = make_optim(k, n, ps);
+        if (!o) {
+            printf("    %s: %s\n", names[k], tg_last_error());
+            for (int i = 0; i < n; i++) tg_release(ps[i]);
+            continue;
+        }
+        backward_all(ps, n);
+        tg_optim_step(o), tg_optim_step(o);
+        uint64_t t0, t1, t2, t3;
+        uint64_t l0 = launches_of(dev, &t0);
+        tg_optim_step(o);
+        uint64_t l1 = launches_of(dev, &t1);
+        tg_optim_clip_grad_norm(o, 1.0, NULL);
+        uint64_t l2 = launches_of(dev, &t2);
+        tg_optim_zero_grad(o);
+        uint64_t l3 = launches_of(dev, &t3);
+        printf("    %-20s step %3llu (%llu)  clip_grad_norm %llu (%llu)  zero_grad %llu (%llu)  ops/step %lld\n", names[k],
+               (unsigned long long)(l1 - l0), (unsigned long long)(t1 - t0), (unsigned long long)(l2 - l1),
+               (unsigned long long)(t2 - t1), (unsigned long long)(l3 - l2), (unsigned long long)(t3 - t2),
+               (long long)tg_optim_last_step_ops(o));
+        tg_optim_free(o);
+        for (int i = 0; i < n; i++) tg_release(ps[i]);
+    }
 }
 
 static void spread(const double *v, int n, double *med, double *lo, double *hi) {
@@ -114,5 +181,6 @@ int main(int argc, char **argv) {
     }
     tg_optim_free(opt);
     for (int i = 0; i < n; i++) tg_release(ps[i]);
+    print_launches(dev, shapes, n);
     return 0;
 }

@@ -130,6 +130,15 @@ typedef struct {
     uint64_t allocations;  /* calls that reached the system allocator */
 } tg_memory_stats;
 TG_API tg_status tg_device_memory_stats(const tg_device *dev, tg_memory_stats *out);
+/* The work a device was handed since the process started, counted by backends that
+ * queue it (OpenCL; the CPU runs its kernels inline and reports zeros): read it before
+ * and after a step and subtract to see how many launches the step costs. Errors:
+ * TG_ERR_INVALID for a NULL argument. */
+typedef struct {
+    uint64_t launches;  /* kernels, and on-device fills and copies, enqueued */
+    uint64_t transfers; /* reads and writes between host and device memory */
+} tg_launch_stats;
+TG_API tg_status tg_device_launch_stats(const tg_device *dev, tg_launch_stats *out);
 /* Returns cached blocks to the system. */
 TG_API void tg_device_empty_cache(tg_device *dev);
 /* Waits until the work queued on dev has finished (for timing; reads to the host

@@ -444,6 +444,62 @@ TEST(ops_per_step_do_not_grow_with_tensors) {
     tg_optim_free(o);
 }
 
+/* The optimizers of the launch test: PyTorch's defaults (SGD with momentum), then
+ * every option that adds state or ops. */
+static tg_optim *launch_optim(int k, int n, tg_tensor **ps) {
+    switch (k) {
+    case 0: return tg_adam_new(n, ps, NULL);
+    case 1: return tg_adamw_new(n, ps, NULL);
+    case 2: return tg_sgd_new(n, ps, &(tg_sgd_opts){ .momentum = 0.9 });
+    case 3: return tg_rmsprop_new(n, ps, NULL);
+    case 4: return tg_adagrad_new(n, ps, NULL);
+    case 5: return tg_adamw_new(n, ps, &(tg_adam_opts){ .amsgrad = true, .maximize = true });
+    case 6: return tg_sgd_new(n, ps, &(tg_sgd_opts){ .momentum = 0.9, .nesterov = true, .weight_decay = 1e-4 });
+    default: return tg_rmsprop_new(n, ps, &(tg_rmsprop_opts){ .momentum = 0.9, .centered = true, .weight_decay = 1e-4 });
+    }
+}
+
+/* Device commands (tg_device_launch_stats) of one step of optimizer k over n tensors of
+ * sizes 1..n, after two warm-up steps (state made), and of the zero_grad after it. */
+static int64_t launches_per_step(int k, int n, int64_t *zero_grad) {
+    tg_device *dev = tg_test_device();
+    tg_tensor *ps[65];
+    for (int i = 0; i < n; i++) ps[i] = tg_param(tg_ones(TG_F32, TG_SHAPE(i + 1), dev));
+    tg_optim *o = launch_optim(k, n, ps);
+    if (!o) return -1;
+    tg_tensor *loss = tg_sum(tg_square(ps[0]), TG_ALL, false);
+    for (int i = 1; i < n; i++) loss = tg_add(loss, tg_sum(tg_square(ps[i]), TG_ALL, false));
+    tg_backward(loss);
+    tg_optim_step(o);
+    tg_optim_step(o);
+    tg_launch_stats a, b, c;
+    tg_device_launch_stats(dev, &a);
+    tg_optim_step(o);
+    tg_device_launch_stats(dev, &b);
+    tg_optim_zero_grad(o);
+    tg_device_launch_stats(dev, &c);
+    tg_optim_free(o);
+    *zero_grad = (int64_t)(c.launches - b.launches);
+    return (int64_t)(b.launches - a.launches);
+}
+
+/* On a device that queues work (OpenCL), a step is a bounded number of launches whatever
+ * the number of tensors: the same over 3 tensors as over 65 (ResNet-20's count), at most
+ * 10 with PyTorch's defaults and 15 with every option on; zero_grad is one fill. */
+TEST(launches_per_step_do_not_grow_with_tensors) {
+    CHECK_ERROR(tg_device_launch_stats(NULL, &(tg_launch_stats){ 0 }), "tg_device_launch_stats: NULL argument");
+    static const char *const names[] = { "Adam", "AdamW", "SGD (momentum)", "RMSprop", "Adagrad",
+                                         "AdamW (amsgrad, maximize)", "SGD (nesterov, wd)", "RMSprop (momentum, centered, wd)" };
+    for (int k = 0; k < 8; k++) {
+        int64_t z3, z65, few = launches_per_step(k, 3, &z3), many = launches_per_step(k, 65, &z65);
+        if (k == 0 && few == 0) SKIP("%s does not count launches", tg_device_name(tg_test_device()));
+        printf("  %-34s %2lld launches per step over 3 tensors, %2lld over 65\n", names[k], (long long)few,
+               (long long)many);
+        CHECK(few > 0 && few == many && many <= (k < 5 ? 10 : 15));
+        CHECK(z3 == 1 && z65 == 1);
+    }
+}
+
 /* ---------------------------------------------------------------- L-BFGS */
 
 typedef struct {
@@ -653,7 +709,8 @@ TEST(parameter_on_the_wrong_device) {
 TG_TEST_MAIN(&tg_case_trajectories_match_the_formulas, &tg_case_defaults_are_pytorchs, &tg_case_parameter_groups,
              &tg_case_missing_gradients_are_skipped, &tg_case_frozen_parameters_untouched,
              &tg_case_state_save_load_continues_the_trajectory, &tg_case_state_names_follow_pytorch,
-             &tg_case_ops_per_step_do_not_grow_with_tensors, &tg_case_lbfgs_converges_on_rosenbrock,
+             &tg_case_ops_per_step_do_not_grow_with_tensors,
+             &tg_case_launches_per_step_do_not_grow_with_tensors, &tg_case_lbfgs_converges_on_rosenbrock,
              &tg_case_lbfgs_without_line_search_and_closures, &tg_case_clip_grad_norm,
              &tg_case_clip_over_the_optimizer_buffers, &tg_case_ensembles_average_softmax, &tg_case_bad_input_messages,
              &tg_case_parameter_on_the_wrong_device)

@@ -19,7 +19,9 @@
  * Layout. A constructor moves each group's parameters that require grad into one flat
  * buffer (tg_params_flatten: values and gradients kept, each parameter becomes a view)
  * and keeps every state tensor (exp_avg, momentum_buffer, ...) in the same layout, so
- * a step is a handful of ops over whole buffers whatever the number of tensors. A
+ * a step is a handful of ops over whole buffers whatever the number of tensors (on
+ * OpenCL, as tg_device_launch_stats counts them: Adam 9 kernel launches, AdamW 10, SGD
+ * with momentum 3, RMSprop 7, Adagrad 6; zero_grad and clipping one or a few). A
  * parameter that does not require grad at construction stays out of the buffers and
  * is never written. The parameters must not be views of other tensors, nor have views
  * of them alive, and a group must hold one float dtype on one device.
@@ -150,7 +152,8 @@ TG_API tg_status tg_optim_set_lr(tg_optim *opt, int group, double lr);
  * constructor does; a key the optimizer does not have is an error. */
 TG_API tg_status tg_optim_get_option(const tg_optim *opt, int group, const char *key, double *value);
 TG_API tg_status tg_optim_set_option(tg_optim *opt, int group, const char *key, double value);
-/* The number of tensor ops (each at least one kernel launch) the last step ran. */
+/* The number of tensor ops the last step ran: each one kernel launch on the CPU and on
+ * OpenCL (tg_device_launch_stats counts the launches themselves). */
 TG_API int64_t tg_optim_last_step_ops(const tg_optim *opt);
 
 /* ---------------------------------------------------------------- state save / load

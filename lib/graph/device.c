@@ -137,6 +137,13 @@ tg_status tg_device_memory_stats(const tg_device *dev, tg_memory_stats *out) {
     return TG_OK;
 }
 
+tg_status tg_device_launch_stats(const tg_device *dev, tg_launch_stats *out) {
+    if (!dev || !out) return tg_error(TG_ERR_INVALID, "tg_device_launch_stats: NULL argument");
+    out->launches = atomic_load(&dev->stats.launches);
+    out->transfers = atomic_load(&dev->stats.transfers);
+    return TG_OK;
+}
+
 void tg_device_empty_cache(tg_device *dev) {
     if (dev && dev->be->empty_cache) dev->be->empty_cache(dev);
 }

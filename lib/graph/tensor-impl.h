@@ -52,6 +52,7 @@ struct tg_tensor {
 typedef struct {
     _Atomic size_t bytes_in_use, bytes_cached, peak_in_use;
     _Atomic uint64_t allocations;
+    _Atomic uint64_t launches, transfers; /* tg_launch_stats, counted by queueing backends */
 } tg_device_stats;
 
 struct tg_device {

@@ -113,6 +113,7 @@ tg_status tg_cl_upload(tg_device *dev, void *dst, size_t off, const void *src, s
     tg_cl_device *d = dev->impl;
     if (!n) return TG_OK;
     cl_int e = clEnqueueWriteBuffer(d->queue, (cl_mem)dst, CL_TRUE, off, n, src, 0, NULL, NULL);
+    tg_cl_count_transfer(d);
     return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueWriteBuffer", e);
 }
 
@@ -120,6 +121,7 @@ tg_status tg_cl_download(tg_device *dev, void *dst, const void *src, size_t off,
     tg_cl_device *d = dev->impl;
     if (!n) return TG_OK;
     cl_int e = clEnqueueReadBuffer(d->queue, (cl_mem)src, CL_TRUE, off, n, dst, 0, NULL, NULL);
+    tg_cl_count_transfer(d);
     tg_cl_register_drain(false); /* after kernels the driver compiled as it ran them */
     return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueReadBuffer", e);
 }

@@ -12,6 +12,7 @@ const tg_backend tg_cl_backend = {
     .copy = tg_cl_copy,
     .unary = tg_cl_unary,
     .binary = tg_cl_binary,
+    .axpy = tg_cl_axpy,
     .where = tg_cl_where,
     .reduce = tg_cl_reduce,
     .matmul = tg_cl_matmul,

@@ -88,6 +88,7 @@ tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
         size_t es = tg_elsize(out->dtype);
         cl_int e = clEnqueueCopyBuffer(d->queue, tg_cl_mem(x), tg_cl_mem(out), (size_t)x->offset * es,
                                        (size_t)out->offset * es, (size_t)numel * es, 0, NULL, NULL);
+        tg_cl_count_launch(d);
         return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueCopyBuffer", e);
     }
     cl_kernel k = out->dtype == x->dtype ? tg_cl_kernel(d, out->dtype, TG_K_COPY)
@@ -149,6 +150,23 @@ tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, cons
                                       TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(am),
                                       TG_CL_ARG(ao), TG_CL_ARG(g.st[1]), TG_CL_ARG(bm), TG_CL_ARG(bo),
                                       TG_CL_ARG(g.st[2])),
+                           n);
+}
+
+tg_status tg_cl_axpy(tg_tensor *dst, double alpha, const tg_tensor *x) {
+    tg_cl_device *d = tg_cl_of(dst);
+    if (numel_of(dst) == 0) return TG_OK;
+    cl_kernel k = tg_cl_kernel(d, dst->dtype, TG_K_AXPY);
+    if (!k) return tg_last_status();
+    tg_cl_geom g;
+    tg_cl_geom_init(&g, dst->ndim, dst->shape, 2, (const tg_tensor *[]){ dst, x });
+    cl_mem om = tg_cl_mem(dst), xm = tg_cl_mem(x);
+    cl_long oo = dst->offset, xo = x->offset, n = g.numel;
+    scalar a;
+    return tg_cl_launch_1d(d, k, "tg_axpy",
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                                      TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(xm), TG_CL_ARG(xo),
+                                      TG_CL_ARG(g.st[1]), element(&a, dst->dtype, alpha)),
                            n);
 }
 

@@ -23,6 +23,7 @@ static tg_status check_idx(const char *op, const tg_tensor *idx) {
 
 static tg_status reset_bad(tg_cl_device *d) {
     cl_int e = clEnqueueFillBuffer(d->queue, d->bad, &no_bad, sizeof no_bad, 0, sizeof no_bad, 0, NULL, NULL);
+    tg_cl_count_launch(d);
     return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueFillBuffer", e);
 }
 
@@ -44,6 +45,7 @@ static cl_long8 shape8(const tg_tensor *t, int one_axis) {
 static tg_status check_bad(tg_cl_device *d, const char *op, const tg_tensor *idx, int axis, int64_t limit) {
     cl_int pos;
     cl_int e = clEnqueueReadBuffer(d->queue, d->bad, CL_TRUE, 0, sizeof pos, &pos, 0, NULL, NULL);
+    tg_cl_count_transfer(d);
     if (e != CL_SUCCESS) return tg_cl_fail(d, "clEnqueueReadBuffer", e);
     if (pos == no_bad) return TG_OK;
     int64_t rest = pos, off = idx->offset;

@@ -26,7 +26,7 @@ typedef enum {
     TG_K_POOL_MAX, TG_K_POOL_AVG, TG_K_POOL_BWD_MAX, TG_K_POOL_BWD_MAX_PLANES, TG_K_POOL_BWD_AVG,
     TG_K_UNPOOL_WIN, TG_K_UNPOOL_OUT,
     TG_K_NORM_STATS, TG_K_NORM_APPLY, TG_K_NORM_BSUMS, TG_K_NORM_DWB, TG_K_NORM_DX,
-    TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD,
+    TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD, TG_K_AXPY,
     TG_K_COUNT
 } tg_cl_kernel_id;
 #define TG_CL_NVARIANTS 20 /* ops of a unary program (TG_UN_COUNT), or dtypes */
@@ -66,6 +66,11 @@ typedef struct {
 
 static inline tg_cl_device *tg_cl_of(const tg_tensor *t) { return (tg_cl_device *)t->storage->dev->impl; }
 static inline cl_mem tg_cl_mem(const tg_tensor *t) { return (cl_mem)t->storage->data; }
+
+/* Counts one command for tg_device_launch_stats: a launch (kernel, fill, copy on the
+ * device) or a transfer (a read or write between host and device). */
+static inline void tg_cl_count_launch(tg_cl_device *d) { atomic_fetch_add(&d->base.stats.launches, 1); }
+static inline void tg_cl_count_transfer(tg_cl_device *d) { atomic_fetch_add(&d->base.stats.transfers, 1); }
 
 /* ---------------------------------------------------------------- device.c */
 
@@ -150,6 +155,7 @@ tg_status tg_cl_log_softmax(tg_tensor *out, const tg_tensor *x, int axis);
 tg_status tg_cl_gather(tg_tensor *out, const tg_tensor *x, int axis, const tg_tensor *idx);
 tg_status tg_cl_scatter_add(tg_tensor *out, int axis, const tg_tensor *idx, const tg_tensor *src);
 tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);
+tg_status tg_cl_axpy(tg_tensor *dst, double alpha, const tg_tensor *x);
 
 /* conv.c, pool.c, norm.c: the entries of lib/graph/backend.h of the same names. */
 tg_status tg_cl_conv2d(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,

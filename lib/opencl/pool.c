@@ -91,6 +91,7 @@ tg_status tg_cl_pool2d_backward(tg_pool_kind kind, tg_tensor *dx, const tg_tenso
 static tg_status unpool_check(tg_cl_device *d, const tg_tensor *indices, const tg_pool2d_geom *g) {
     cl_int pos;
     cl_int e = clEnqueueReadBuffer(d->queue, d->bad, CL_TRUE, 0, sizeof pos, &pos, 0, NULL, NULL);
+    tg_cl_count_transfer(d);
     if (e != CL_SUCCESS) return tg_cl_fail(d, "clEnqueueReadBuffer", e);
     tg_cl_register_drain(false);
     if (pos == no_bad) return TG_OK;
@@ -114,8 +115,11 @@ static tg_status unpool_locked(tg_cl_device *d, tg_tensor *out, const tg_tensor 
     cl_mem win = (cl_mem)winp, im = tg_cl_mem(indices), xm = tg_cl_mem(x), ym = tg_cl_mem(out);
     cl_int none = -1;
     cl_int e = clEnqueueFillBuffer(d->queue, d->bad, &no_bad, sizeof no_bad, 0, sizeof no_bad, 0, NULL, NULL);
-    if (e == CL_SUCCESS && nout)
+    tg_cl_count_launch(d);
+    if (e == CL_SUCCESS && nout) {
         e = clEnqueueFillBuffer(d->queue, win, &none, sizeof none, 0, (size_t)nout * sizeof none, 0, NULL, NULL);
+        tg_cl_count_launch(d);
+    }
     if (e != CL_SUCCESS) return tg_cl_fail(d, "clEnqueueFillBuffer", e);
     pool_args a = args_of(TG_POOL_MAX, g);
     cl_long io = indices->offset, xo = x->offset, yo = out->offset;

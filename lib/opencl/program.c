@@ -79,6 +79,7 @@ static const struct {
     { "tg_roi_pool_bwd", (const char *const[]){ tg_cl_src_roi }, V_NONE },
     { "tg_roi_align", (const char *const[]){ tg_cl_src_roi }, V_NONE },
     { "tg_roi_align_bwd", (const char *const[]){ tg_cl_src_roi }, V_NONE },
+    { "tg_axpy", (const char *const[]){ tg_cl_src_elementwise }, V_NONE },
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == TG_K_COUNT, "one entry per tg_cl_kernel_id");
 _Static_assert(TG_CL_NVARIANTS >= TG_UN_COUNT && TG_CL_NVARIANTS >= TG_BIN_COUNT &&
@@ -372,6 +373,7 @@ static cl_int enqueue(tg_cl_device *d, cl_kernel k, const char *what, const tg_c
     if (e == CL_SUCCESS) {
         e = clEnqueueNDRangeKernel(d->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
         if (e != CL_SUCCESS) snprintf(buf, size, "clEnqueueNDRangeKernel(%s)", what);
+        else tg_cl_count_launch(d);
     }
     pthread_mutex_unlock(&d->lock);
     return e;

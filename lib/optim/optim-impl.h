@@ -51,6 +51,7 @@ struct tg_optim {
     tg_optim *next_live;
     int64_t n_ops, last_ops;
     tg_tensor *scal[TG_OPTIM_NSCAL]; /* cached 0-d constants for in-place products */
+    double scal_val[TG_OPTIM_NSCAL]; /* their values, kept on the host: reading one back would sync a device */
     int scal_next;
     tg_lbfgs_state *lb;
 };

@@ -339,7 +339,8 @@ int tg_optim_num_groups(const tg_optim *o) { return o ? o->n_groups : 0; }
 tg_tensor *tg_optim_scalar(tg_optim *o, const tg_tensor *like, double value) {
     for (int i = 0; i < TG_OPTIM_NSCAL; i++) {
         tg_tensor *s = o->scal[i];
-        if (s && tg_dtype_of(s) == tg_dtype_of(like) && tg_device_of(s) == tg_device_of(like) && tg_item(s) == value)
+        if (s && tg_dtype_of(s) == tg_dtype_of(like) && tg_device_of(s) == tg_device_of(like) &&
+            o->scal_val[i] == value)
             return s;
     }
     tg_tensor *s = tg_scalar(tg_dtype_of(like), value, tg_device_of((tg_tensor *)like));
@@ -347,6 +348,7 @@ tg_tensor *tg_optim_scalar(tg_optim *o, const tg_tensor *like, double value) {
     int slot = o->scal_next++ % TG_OPTIM_NSCAL;
     tg_release(o->scal[slot]);
     o->scal[slot] = tg_take(s);
+    o->scal_val[slot] = value;
     return s;
 }
 

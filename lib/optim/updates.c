@@ -102,9 +102,11 @@ static tg_status adam(tg_optim *o, const tg_optim_hp *h, tg_optim_run *r, bool d
         TRY(S(tg_copy_(r->s[2], C(tg_maximum(r->s[2], v)))));
         vv = r->s[2];
     }
-    /* denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps) */
-    tg_tensor *denom = C(tg_add_scalar(C(tg_mul_scalar(C(tg_sqrt(vv)), 1 / bc2_sqrt)), h->eps));
-    return S(tg_axpy_(r->p, -step_size, C(tg_div(m, denom)))); /* param.addcdiv_(exp_avg, denom, value=-step_size) */
+    /* denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps);
+     * param.addcdiv_(exp_avg, denom, value=-step_size), with bias_correction2_sqrt moved
+     * out of the denominator (PyTorch's foreach form): one launch fewer, equal to rounding */
+    tg_tensor *denom = C(tg_add_scalar(C(tg_sqrt(vv)), h->eps * bc2_sqrt));
+    return S(tg_axpy_(r->p, -step_size * bc2_sqrt, C(tg_div(m, denom))));
 }
 
 tg_status tg_optim_update(tg_optim *o, tg_optim_group *G, tg_optim_run *r) {

@@ -54,16 +54,27 @@ __kernel void tg_fill(long n, int nd, long8 shape, __global T *out, long oo, lon
 }
 #endif
 
+#if defined(K_tg_copy) || defined(K_tg_axpy)
+/* tg_copy: out = x; tg_axpy: out += alpha * x (f32, f64), an optimizer's update in one
+ * launch rather than a scaled temporary and an add. */
 #ifdef K_tg_copy
 __kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
                       __global const T *x, long xo, long8 xs) {
+#else
+__kernel void tg_axpy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+                      __global const T *x, long xo, long8 xs, T alpha) {
+#endif
     long i = get_global_id(0);
     if (i >= n) return;
     GEOM(sh, shape);
     GEOM(so, os);
     GEOM(sx, xs);
     long2 o = off2(i, nd, sh, so, sx);
+#ifdef K_tg_copy
     out[oo + o.x] = x[xo + o.y];
+#else
+    out[oo + o.x] += alpha * x[xo + o.y];
+#endif
 }
 #endif
 
