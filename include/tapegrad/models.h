@@ -107,8 +107,9 @@ typedef enum { TG_VGG_A, TG_VGG_A_LRN, TG_VGG_B, TG_VGG_C, TG_VGG_D, TG_VGG_E } 
  * Linear N(0, 0.01) with zero biases. */
 TG_API tg_module *tg_vgg_new(tg_vgg_config config, int64_t num_classes, const tg_model_opts *opts, tg_device *dev);
 
-/* torchvision's GoogLeNet (Inception v1, transform_input off): conv1 (BasicConv2d 7x7/2:
- * children conv (bias-free) and bn (eps 0.001)), maxpool1, conv2, conv3, maxpool2,
+/* torchvision's GoogLeNet (Inception v1, transform_input off): conv1 (torchvision's
+ * BasicConv2d 7x7/2 as a Sequential of conv (bias-free), bn (eps 0.001) and relu, so the
+ * names are its), maxpool1, conv2, conv3, maxpool2,
  * inception3a, 3b, maxpool3, 4a-4e, maxpool4, 5a, 5b (tg_inception_new with torchvision's
  * 3x3 third branch), aux1 (after 4a) and aux2 (after 4d) with aux_logits (InceptionAux:
  * adaptive 4x4 average pool, conv (BasicConv2d 1x1 to 128), fc1 Linear(2048, 1024), ReLU,

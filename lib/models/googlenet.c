@@ -7,26 +7,20 @@
 
 /* ------------------------------------------------------------- BasicConv2d, InceptionAux */
 
-typedef struct {
-    tg_module *conv, *bn;
-} basic_conv;
-
-static tg_tensor *basic_conv_forward(tg_module *self, tg_tensor *x) { /* relu(bn(conv(x))) */
-    basic_conv *b = tg_module_data(self);
-    return tg_relu(tg_module_forward(b->bn, tg_module_forward(b->conv, x)));
-}
-
-static const tg_module_type basic_conv_type = { "BasicConv2d", sizeof(basic_conv), basic_conv_forward, NULL, NULL, NULL };
-
+/* torchvision's BasicConv2d, relu(bn(conv(x))), as a Sequential whose children are named
+ * as its: "conv" (bias-free, padding k/2) and "bn" (eps 0.001), then a "relu" without
+ * parameters, so the state_dict names are torchvision's (conv1.conv.weight, conv1.bn.bias). */
 static tg_module *basic_conv_new(int64_t in, int64_t out, int64_t k, int64_t stride, tg_device *dev) {
-    tg_module *self = tg_module_new(&basic_conv_type);
-    if (!self) return NULL;
-    basic_conv *b = tg_module_data(self);
-    tg_module_add(self, "conv", &b->conv,
-                  tg_conv2d_new(in, out, k, &(tg_conv_layer_opts){ .stride = stride, .padding = k / 2, .no_bias = true },
-                                dev));
-    tg_module_add(self, "bn", &b->bn, tg_batchnorm2d_new(out, &(tg_batchnorm_opts){ .eps = TG_SOME(1e-3) }, dev));
-    return tg_module_done(self);
+    tg_module *seq = tg_sequential_new(0, NULL);
+    tg_status st = seq ? TG_OK : TG_ERR_NOMEM;
+    tg_conv_layer_opts co = { .stride = stride, .padding = k / 2, .no_bias = true };
+    if (st == TG_OK) st = tg_sequential_append(seq, "conv", tg_conv2d_new(in, out, k, &co, dev));
+    if (st == TG_OK)
+        st = tg_sequential_append(seq, "bn", tg_batchnorm2d_new(out, &(tg_batchnorm_opts){ .eps = TG_SOME(1e-3) }, dev));
+    if (st == TG_OK) st = tg_sequential_append(seq, "relu", tg_relu_new());
+    if (st == TG_OK) return seq;
+    tg_module_free(seq);
+    return NULL;
 }
 
 typedef struct {

@@ -25,7 +25,6 @@ static const tg_module_type resnet_type = { "ResNet", sizeof(resnet), resnet_for
 typedef tg_module *(*block_fn)(int64_t inplanes, int64_t planes, int64_t stride, tg_device *dev);
 
 typedef struct {
-    const char *api;
     block_fn block;
     int expansion, n_stages;
     const int *blocks;   /* per stage */
@@ -190,7 +189,7 @@ tg_module *tg_resnet_new(int depth, int64_t num_classes, const tg_model_opts *op
         return tg_error_null(TG_ERR_INVALID, "tg_resnet_new: depth must be 18, 34, 50, 101 or 152, got %d", depth);
     if (!tg_zoo_check("tg_resnet_new", "ResNet", num_classes, opts, resnet_has, 0, 0, &o)) return NULL;
     bool basic_blocks = depth < 50;
-    resnet_spec s = { "tg_resnet_new", basic_blocks ? basic : bottleneck, basic_blocks ? 1 : 4, 4,
+    resnet_spec s = { basic_blocks ? basic : bottleneck, basic_blocks ? 1 : 4, 4,
                       imagenet_blocks(depth), 64, false, basic_blocks ? "bn2" : "bn3" };
     return resnet_build(&s, num_classes, &o, dev);
 }
@@ -201,7 +200,7 @@ tg_module *tg_se_resnet_new(int depth, int64_t num_classes, const tg_model_opts 
     if (depth != 50 && depth != 101 && depth != 152)
         return tg_error_null(TG_ERR_INVALID, "tg_se_resnet_new: depth must be 50, 101 or 152, got %d", depth);
     if (!tg_zoo_check("tg_se_resnet_new", "SE-ResNet", num_classes, opts, resnet_has, 0, 0, &o)) return NULL;
-    resnet_spec s = { "tg_se_resnet_new", se_bottleneck, 4, 4, imagenet_blocks(depth), 64, false, "bn3" };
+    resnet_spec s = { se_bottleneck, 4, 4, imagenet_blocks(depth), 64, false, "bn3" };
     return resnet_build(&s, num_classes, &o, dev);
 }
 
@@ -216,6 +215,6 @@ tg_module *tg_resnet_cifar_new(int depth, int64_t num_classes, const tg_model_op
         return NULL;
     int n = (depth - 2) / 6;
     const int blocks[3] = { n, n, n };
-    resnet_spec s = { "tg_resnet_cifar_new", o.projection ? basic : basic_a, 1, 3, blocks, 16, true, "bn2" };
+    resnet_spec s = { o.projection ? basic : basic_a, 1, 3, blocks, 16, true, "bn2" };
     return resnet_build(&s, num_classes, &o, dev);
 }
