@@ -399,6 +399,40 @@ TEST(cifar_resnets) {
     tg_module_free(b);
 }
 
+/* ------------------------------------------------------------- gradients */
+
+/* One backward of a cross-entropy loss reaches every parameter (the paper's LeNet-5 with
+ * its gathered C3 inputs, the option-A shortcut's slice and pad, GoogLeNet's aux heads). */
+static void every_param_gets_a_gradient(int *tg_failed_, const char *what, tg_module *m, tg_tensor *x) {
+    int32_t labels[2] = { 1, 3 };
+    tg_tensor *aux1 = NULL;
+    tg_tensor *out = strcmp(what, "googlenet") ? tg_module_forward(m, x) : tg_googlenet_forward_aux(m, x, &aux1, NULL);
+    tg_tensor *y = tg_from_i32(labels, TG_SHAPE(2), tg_device_of(x)), *loss = tg_cross_entropy(out, y);
+    if (aux1) loss = tg_add(loss, tg_cross_entropy(aux1, y));
+    CHECK(loss && tg_backward(loss) == TG_OK);
+    tg_named p;
+    CHECK(tg_module_parameters(m, true, &p) == TG_OK);
+    for (int i = 0; i < p.n; i++) {
+        tg_tensor *g = tg_grad(p.tensors[i]);
+        bool aux2 = !strncmp(p.names[i], "aux2.", 5); /* not in this loss */
+        if (!g != aux2 || (g && !(tg_item(tg_sum(tg_abs(g), TG_ALL, false)) > 0)))
+            FAIL_("%s: %s has %s gradient", what, p.names[i], g ? "a zero" : "no");
+    }
+    tg_named_free(&p);
+    tg_module_free(m);
+}
+
+TEST(gradients_reach_every_parameter) {
+    tg_device *dev = tg_test_device();
+    NEED_KERNELS(TG_F32);
+    every_param_gets_a_gradient(tg_failed_, "lenet5", tg_lenet5_new(10, NULL, dev),
+                                tg_randn(TG_F32, TG_SHAPE(2, 1, 32, 32), dev));
+    every_param_gets_a_gradient(tg_failed_, "resnet20", tg_resnet_cifar_new(20, 10, NULL, dev),
+                                tg_randn(TG_F32, TG_SHAPE(2, 3, 16, 16), dev));
+    every_param_gets_a_gradient(tg_failed_, "googlenet", tg_googlenet_new(10, &(tg_model_opts){ .layer_init = true }, dev),
+                                tg_randn(TG_F32, TG_SHAPE(2, 3, 32, 32), dev));
+}
+
 /* ------------------------------------------------------------- errors */
 
 TEST(bad_options) {
@@ -438,4 +472,5 @@ TG_TEST_MAIN(&tg_case_lenet5_parameters_per_layer_as_the_paper, &tg_case_lenet5_
              &tg_case_lenet5_c3_connection_table, &tg_case_lenet5_modern, &tg_case_alexnet_torchvision,
              &tg_case_alexnet_two_streams, &tg_case_vgg16_torchvision, &tg_case_vgg_configurations,
              &tg_case_googlenet_counts_names_and_aux, &tg_case_resnet_torchvision_counts,
-             &tg_case_resnet_names_shapes_init_and_zero_init_residual, &tg_case_cifar_resnets, &tg_case_bad_options)
+             &tg_case_resnet_names_shapes_init_and_zero_init_residual, &tg_case_cifar_resnets, &tg_case_gradients_reach_every_parameter,
+             &tg_case_bad_options)

@@ -12,10 +12,11 @@
  *     tg_module_replace(net, "fc", tg_linear_new(512, 2, NULL, dev)); // a new head
  *     tg_module_free(net);
  *
- *     tg_module *g = tg_googlenet_new(1000, NULL, dev);    // with aux classifiers
- *     tg_tensor *aux1, *aux2;
- *     tg_tensor *main = tg_googlenet_forward_aux(g, x224, &aux1, &aux2);  // training: 3 logits
- *     loss = main_loss + 0.3 * (aux1_loss + aux2_loss);
+ *     tg_module *g = tg_googlenet_new(1000, NULL, dev);       // aux classifiers by default
+ *     tg_tensor *aux1, *aux2;                                 // set in training only
+ *     tg_tensor *out = tg_googlenet_forward_aux(g, x, &aux1, &aux2);
+ *     tg_tensor *aux = tg_add(tg_cross_entropy(aux1, y), tg_cross_entropy(aux2, y));
+ *     tg_tensor *loss = tg_add(tg_cross_entropy(out, y), tg_mul_scalar(aux, 0.3)); // the paper's 0.3
  */
 #ifndef TAPEGRAD_MODELS_H
 #define TAPEGRAD_MODELS_H
