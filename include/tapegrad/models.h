@@ -132,8 +132,8 @@ TG_API tg_tensor *tg_googlenet_forward_aux(tg_module *net, tg_tensor *x, tg_tens
  * padding 1), layer1..layer4 (Sequentials of [2,2,2,2], [3,4,6,3], [3,4,6,3], [3,4,23,3],
  * [3,8,36,3] blocks of 64, 128, 256, 512 planes, stride 2 from layer2 on, projection
  * shortcuts "downsample.0/1"), avgpool (AdaptiveAvgPool2d(1)), fc (Linear(512 x expansion,
- * num_classes)). resnet50 has 25,557,032 parameters. Input at least 32x32 (any size from
- * 1x1 runs, at 32x32 layer4 sees 1x1). depth: 18, 34, 50, 101 or 152. Init
+ * num_classes)). resnet50 has 25,557,032 parameters. Any input size runs (224x224 is the
+ * paper's; 32x32 leaves layer4 1x1 maps). depth: 18, 34, 50, 101 or 152. Init
  * (torchvision's): convs kaiming_normal(fan_out, relu), BN 1 and 0, fc PyTorch's. */
 TG_API tg_module *tg_resnet_new(int depth, int64_t num_classes, const tg_model_opts *opts, tg_device *dev);
 /* SE-ResNet (Hu et al. 2018), depth 50, 101 or 152: the Bottleneck ResNet above with a
