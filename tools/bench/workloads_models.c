@@ -15,6 +15,7 @@ typedef struct {
     int rank;
     int64_t classes;
     bool adam;        /* Adam (else SGD with momentum) */
+    double macs;      /* forward multiply-adds of one sample */
 } model_desc;
 
 typedef struct {
@@ -44,10 +45,24 @@ static tg_module *build_cnn(tg_device *dev) {
 
 static tg_module *build_lstm(tg_device *dev) { return tg_lstm_new(64, 256, NULL, dev); }
 
+/* ---------------------------------------------------------------- models from the zoo */
+
+static tg_module *build_lenet5(tg_device *dev) { return tg_lenet5_new(10, NULL, dev); }
+static tg_module *build_resnet20(tg_device *dev) { return tg_resnet_cifar_new(20, 10, NULL, dev); }
+/* The layers' own init: the values do not change the work, torchvision's init only costs time. */
+static tg_module *build_vgg16(tg_device *dev) { return tg_vgg_new(TG_VGG16, 1000, &(tg_model_opts){ .layer_init = true }, dev); }
+static tg_module *build_resnet50(tg_device *dev) { return tg_resnet_new(50, 1000, &(tg_model_opts){ .layer_init = true }, dev); }
+
+/* Each with its forward's multiply-adds for one sample as tg_summary counts them,
+ * written out so that listing the suite builds no model. */
 static const model_desc models[] = {
-    { "mlp", build_mlp, { 1, 28, 28 }, 3, 10, false },
-    { "cnn", build_cnn, { 1, 28, 28 }, 3, 10, true },
-    { "lstm", build_lstm, { 35, 64 }, 2, 0, false },
+    { "mlp", build_mlp, { 1, 28, 28 }, 3, 10, false, 784.0 * 256 + 256.0 * 10 },
+    { "cnn", build_cnn, { 1, 28, 28 }, 3, 10, true, 28.0 * 28 * 25 * 16 + 14.0 * 14 * 25 * 16 * 32 + 1568.0 * 10 },
+    { "lstm", build_lstm, { 35, 64 }, 2, 0, false, 4.0 * 256 * (35 * 64 + 34 * 256) }, /* h0 = 0: no recurrent product at step 0 */
+    { "lenet5", build_lenet5, { 1, 32, 32 }, 3, 10, false, 326520 },
+    { "resnet20", build_resnet20, { 3, 32, 32 }, 3, 10, false, 40551040 },
+    { "vgg16", build_vgg16, { 3, 224, 224 }, 3, 1000, false, 15470264320.0 },
+    { "resnet50", build_resnet50, { 3, 224, 224 }, 3, 1000, false, 4089184256.0 },
 };
 
 /* ---------------------------------------------------------------- one step */
@@ -123,27 +138,22 @@ static bool model_run(void *p) {
 
 /* ---------------------------------------------------------------- the list */
 
-/* Forward multiply-adds of one sample, by model (tg_summary's count on this machine). */
-static double forward_macs(const model_desc *d) {
-    if (!strcmp(d->name, "mlp")) return 784.0 * 256 + 256.0 * 10;
-    if (!strcmp(d->name, "cnn")) return 28.0 * 28 * 25 * 16 + 14.0 * 14 * 25 * 16 * 32 + 1568.0 * 10;
-    if (!strcmp(d->name, "lstm")) return 4.0 * 256 * (35 * 64 + 34 * 256); /* h0 = 0: step 0 has no recurrent product */
-    return 0;
-}
-
 int bench_model_workloads(bench_workload *list, int max) {
     static const struct {
         const char *model;
         int64_t batch;
         bool train, quick;
     } plan[] = {
-        { "mlp", 64, true, true }, { "cnn", 64, true, true }, { "lstm", 32, true, false },
+        { "mlp", 64, true, true },        { "cnn", 64, true, true },        { "lenet5", 64, true, false },
+        { "resnet20", 64, true, false },  { "lstm", 32, true, false },      { "resnet20", 64, false, true },
+        { "vgg16", 1, false, false },     { "vgg16", 32, false, false },    { "resnet50", 1, false, false },
+        { "resnet50", 32, false, false },
     };
     int n = 0;
     for (int i = 0; i < (int)(sizeof plan / sizeof *plan) && n < max; i++) {
         int m = 0;
         while (strcmp(models[m].name, plan[i].model)) m++;
-        double flops = 2.0 * forward_macs(&models[m]) * (double)plan[i].batch * (plan[i].train ? 3 : 1);
+        double flops = 2.0 * models[m].macs * (double)plan[i].batch * (plan[i].train ? 3 : 1);
         bench_workload w = { .group = plan[i].train ? "train" : "forward",
                              .work = { .flops = flops, .images = models[m].classes ? (double)plan[i].batch : 0 },
                              .quick = plan[i].quick, .setup = model_setup, .run = model_run, .teardown = model_teardown,
