@@ -108,13 +108,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--workers")) o.workers = atoi(v);
         else return fprintf(stderr, "usage: augmentation [--data DIR] [--limit N] [--epochs E] [--workers W] [--grid FILE] [--device NAME]\n"), 2;
     }
-    tg_device *dev = tg_device_get(o.device), *cpu = tg_device_get("cpu");
+    tg_device *dev;
     split train, test;
-    if (!dev || o.limit < 64 || o.epochs < 1 || !load_split("augmentation", o.dir, "train", cpu, &train) ||
-        !load_split("augmentation", o.dir, "t10k", cpu, &test)) {
-        if (!dev) fprintf(stderr, "augmentation: %s\n", tg_last_error());
-        return 1;
-    }
+    if (o.limit < 64 || o.epochs < 1) return fprintf(stderr, "augmentation: --limit must be >= 64, --epochs >= 1\n"), 2;
+    if (!open_fashion_mnist("augmentation", o.dir, o.device, tg_device_get("cpu"), &dev, &train, &test)) return 1;
     tg_tensor *images = tg_reshape(tg_slice(train.x, 0, 0, o.limit, 1), TG_SHAPE(o.limit, 1, 28, 28));
     tg_tensor *labels = tg_slice(train.y, 0, 0, o.limit, 1);
     tg_dataset *ds = tg_dataset_from_tensors(2, (tg_tensor *[]){ images, labels });

@@ -334,13 +334,10 @@ int main(int argc, char **argv) {
     run r = { .o = { .data_dir = DEFAULT_DATA_DIR, .out_dir = "cnn-run", .schedule = "cosine", .epochs = 3,
                      .batch = 64, .workers = 1, .lr = 2e-3, .seed = 42 } };
     if (!parse_args(argc, argv, &r.o)) return usage();
-    r.dev = tg_device_get(r.o.device);
-    tg_device *cpu = tg_device_get("cpu");
-    if (!r.dev || !load_split("cnn_fashion_mnist", r.o.data_dir, "train", cpu, &r.train) ||
-        !load_split("cnn_fashion_mnist", r.o.data_dir, "t10k", cpu, &r.test)) {
-        if (!r.dev) fprintf(stderr, "cnn_fashion_mnist: %s\n", tg_last_error());
+    /* the data stays on the CPU, where the loader's workers read it */
+    if (!open_fashion_mnist("cnn_fashion_mnist", r.o.data_dir, r.o.device, tg_device_get("cpu"), &r.dev, &r.train,
+                            &r.test))
         return 1;
-    }
     if (r.o.limit > 0 && r.o.limit < tg_size(r.train.x, 0))
         r.train.x = tg_slice(r.train.x, 0, 0, r.o.limit, 1), r.train.y = tg_slice(r.train.y, 0, 0, r.o.limit, 1);
     int rc = 1, first = 1;

@@ -85,6 +85,19 @@ static inline bool load_split(const char *prog, const char *dir, const char *pre
     return true;
 }
 
+/* The device named device (NULL: $TG_DEVICE, else the CPU) in *dev and both splits on
+ * data_dev (NULL: on *dev); false, with the message printed, on error. */
+static inline bool open_fashion_mnist(const char *prog, const char *dir, const char *device, tg_device *data_dev,
+                                      tg_device **dev, split *train, split *test) {
+    *dev = tg_device_get(device);
+    if (!*dev) {
+        fprintf(stderr, "%s: %s\n", prog, tg_last_error());
+        return false;
+    }
+    if (!data_dev) data_dev = *dev;
+    return load_split(prog, dir, "train", data_dev, train) && load_split(prog, dir, "t10k", data_dev, test);
+}
+
 /* u8 pixels (B,784) -> f32 in [0,1], then standardised: (x / 255 - mean) / std. */
 static inline tg_tensor *normalise(tg_tensor *x) {
     return tg_add_scalar(tg_mul_scalar(tg_cast(x, TG_F32), 1.0 / (255 * PIXEL_STD)), -PIXEL_MEAN / PIXEL_STD);

@@ -111,12 +111,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    tg_device *dev = tg_device_get(device);
+    tg_device *dev;
     split train, test;
-    if (!dev || !load_split("lbfgs_vs_sgd", dir, "train", dev, &train) || !load_split("lbfgs_vs_sgd", dir, "t10k", dev, &test)) {
-        if (!dev) fprintf(stderr, "lbfgs_vs_sgd: %s\n", tg_last_error());
-        return 1;
-    }
+    if (!open_fashion_mnist("lbfgs_vs_sgd", dir, device, NULL, &dev, &train, &test)) return 1;
     problem p = { .x = tg_keep(normalise(tg_slice(train.x, 0, 0, limit, 1))), .y = tg_slice(train.y, 0, 0, limit, 1),
                   .l2 = l2 };
     tg_tensor *test_x = normalise(test.x);

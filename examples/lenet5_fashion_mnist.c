@@ -88,13 +88,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--min-accuracy")) o.min_accuracy = atof(v);
         else return fprintf(stderr, "usage: lenet5_fashion_mnist [--data DIR] [--epochs E] [--limit N] [--workers W] [--device NAME] [--min-accuracy A]\n"), 2;
     }
-    tg_device *dev = tg_device_get(o.device), *cpu = tg_device_get("cpu");
+    tg_device *dev;
     split train, test;
-    if (!dev || o.epochs < 1 || !load_split("lenet5_fashion_mnist", o.dir, "train", cpu, &train) ||
-        !load_split("lenet5_fashion_mnist", o.dir, "t10k", cpu, &test)) {
-        if (!dev) fprintf(stderr, "lenet5_fashion_mnist: %s\n", tg_last_error());
-        return 1;
-    }
+    if (o.epochs < 1) return fprintf(stderr, "lenet5_fashion_mnist: --epochs must be >= 1\n"), 2;
+    if (!open_fashion_mnist("lenet5_fashion_mnist", o.dir, o.device, tg_device_get("cpu"), &dev, &train, &test)) return 1;
     int64_t n = o.limit > 0 && o.limit < tg_size(train.x, 0) ? o.limit : tg_size(train.x, 0);
     static const double mean = PIXEL_MEAN, std = PIXEL_STD;
     tg_transform *tf[3] = { tg_random_crop(&(tg_random_crop_opts){ .size = 32, .padding = 2 }), /* = pad to 32 */

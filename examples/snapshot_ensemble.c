@@ -82,13 +82,9 @@ int main(int argc, char **argv) {
                         "                         [--device NAME] [--check]\n");
         return 2;
     }
-    tg_device *dev = tg_device_get(o.device);
+    tg_device *dev;
     split train, test;
-    if (!dev || !load_split("snapshot_ensemble", o.dir, "train", dev, &train) ||
-        !load_split("snapshot_ensemble", o.dir, "t10k", dev, &test)) {
-        if (!dev) fprintf(stderr, "snapshot_ensemble: %s\n", tg_last_error());
-        return 1;
-    }
+    if (!open_fashion_mnist("snapshot_ensemble", o.dir, o.device, NULL, &dev, &train, &test)) return 1;
     if (o.limit > 0 && o.limit < tg_size(train.x, 0))
         train.x = tg_slice(train.x, 0, 0, o.limit, 1), train.y = tg_slice(train.y, 0, 0, o.limit, 1);
     int64_t n = tg_size(train.x, 0), steps = n / o.batch;

@@ -113,13 +113,9 @@ int main(int argc, char **argv) {
                         "                         [--device NAME] [--check]\n");
         return 2;
     }
-    tg_device *dev = tg_device_get(o.device);
+    tg_device *dev;
     split train, test;
-    if (!dev || !load_split("transfer_learning", o.dir, "train", dev, &train) ||
-        !load_split("transfer_learning", o.dir, "t10k", dev, &test)) {
-        if (!dev) fprintf(stderr, "transfer_learning: %s\n", tg_last_error());
-        return 1;
-    }
+    if (!open_fashion_mnist("transfer_learning", o.dir, o.device, NULL, &dev, &train, &test)) return 1;
     split old_train = subset(&train, old_classes, o.pretrain_limit / 5), old_test = subset(&test, old_classes, 0);
     split new_train = subset(&train, new_classes, o.few), new_test = subset(&test, new_classes, 0);
     tg_manual_seed(11);
