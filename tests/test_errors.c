@@ -126,6 +126,27 @@ TEST(status_strings) {
     CHECK(strcmp(tg_status_str((tg_status)-99), "unknown status") == 0);
 }
 
+/* A call that succeeds leaves the last failure's message alone, also one that looks up
+ * optional parts inside (a model's bias-free convolutions, parameters without gradients). */
+TEST(success_keeps_the_last_error) {
+    tg_device *dev = tg_test_device();
+    tg_clear_error();
+    tg_tensor *a = tg_zeros(TG_F32, TG_SHAPE(2), dev), *b = tg_zeros(TG_F32, TG_SHAPE(3), dev);
+    CHECK(tg_add(a, b) == NULL);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", tg_last_error());
+    CHECK(msg[0] != '\0');
+    tg_module *net = tg_resnet_cifar_new(8, 10, NULL, dev);
+    CHECK(net != NULL);
+    tg_named p;
+    CHECK(tg_module_parameters(net, true, &p) == TG_OK);
+    CHECK(tg_clip_grad_norm_(p.n, p.tensors, 1.0, NULL) == 0);
+    tg_named_free(&p);
+    tg_module_free(net);
+    CHECK(strcmp(tg_last_error(), msg) == 0);
+}
+
 TG_TEST_MAIN(&tg_case_null_inputs_propagate_with_first_message, &tg_case_shape_errors,
              &tg_case_axis_and_argument_errors, &tg_case_index_out_of_range, &tg_case_dtype_errors,
-             &tg_case_device_errors, &tg_case_state_errors, &tg_case_abort_on_error_env, &tg_case_status_strings)
+             &tg_case_device_errors, &tg_case_state_errors, &tg_case_abort_on_error_env, &tg_case_status_strings,
+             &tg_case_success_keeps_the_last_error)

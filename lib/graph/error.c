@@ -85,3 +85,13 @@ const char *tg_status_str(tg_status s) {
     }
     return "unknown status";
 }
+
+void tg_error_save(tg_error_saved *out) {
+    snprintf(out->msg, sizeof out->msg, "%s", g_msg);
+    out->status = g_status;
+}
+
+void tg_error_restore(const tg_error_saved *saved) {
+    snprintf(g_msg, sizeof g_msg, "%s", saved->msg);
+    g_status = saved->status;
+}

@@ -55,6 +55,16 @@ static inline void tg_api_resume(tg_api_saved sv) {
 /* The outermost public function running on this thread, or NULL outside any. */
 static inline const char *tg_api_current(void) { return tg_api_name_; }
 
+/* For a lookup that may fail harmlessly (an optional parameter): keeps the thread's
+ * last error as it was, so that a success never erases an earlier failure's message.
+ *     tg_error_saved e; tg_error_save(&e); ...lookup...; tg_error_restore(&e); */
+typedef struct {
+    char msg[1024];
+    tg_status status;
+} tg_error_saved;
+void tg_error_save(tg_error_saved *out);
+void tg_error_restore(const tg_error_saved *saved);
+
 /* Internal invariants: abort with file and line (never for user errors). */
 #define TG_ASSERT(c)                                                                       \
     do {                                                                                   \

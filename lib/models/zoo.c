@@ -48,8 +48,10 @@ bool tg_zoo_check(const char *api, const char *model, int64_t num_classes, const
 }
 
 static tg_status init_one(tg_module *m, const char *type, tg_zoo_init_kind kind) {
+    tg_error_saved e; /* a bias-free conv, a BN without affine: not errors here */
+    tg_error_save(&e);
     tg_tensor *w = tg_module_get_param(m, "weight"), *b = tg_module_get_param(m, "bias");
-    tg_clear_error(); /* a bias-free conv, a BN without affine: not errors here */
+    tg_error_restore(&e);
     if (!w) return TG_OK;
     tg_status s = TG_OK;
     if (!strcmp(type, "BatchNorm2d")) {

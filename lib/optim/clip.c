@@ -53,12 +53,11 @@ static double clip_norm(int n, tg_tensor *const *grads, double max_norm, const t
 static tg_tensor **grads_of(int n, tg_tensor *const *params) {
     tg_tensor **g = calloc((size_t)(n > 0 ? n : 1), sizeof *g);
     if (!g) return tg_error_null(TG_ERR_NOMEM, "clip: out of host memory");
-    for (int i = 0; i < n; i++) {
-        if (!params[i] || !tg_requires_grad(params[i])) continue;
-        tg_clear_error();
-        g[i] = tg_grad(params[i]);
-    }
-    tg_clear_error();
+    tg_error_saved e; /* a parameter without a gradient is skipped, not an error */
+    tg_error_save(&e);
+    for (int i = 0; i < n; i++)
+        if (params[i] && tg_requires_grad(params[i])) g[i] = tg_grad(params[i]);
+    tg_error_restore(&e);
     return g;
 }
 
