@@ -222,8 +222,8 @@ static tg_conv2d_geom random_geom(void)
 
 static void run_geom(const tg_conv2d_geom *g, int both)
 {
-    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM };
-    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm" };
+    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM, TG_CONV_DIRECT };
+    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm", "direct" };
     static const char *const sets[] = { "avx512", "avx2", "c" };
     problem p = prob_new(g);
     int bias = (int)(rnd_u() & 1) || g->C > 4;
@@ -236,7 +236,7 @@ static void run_geom(const tg_conv2d_geom *g, int both)
                 if (!both && t == 1 && s > 0)
                     continue;
                 tg_pool_set_num_threads(t);
-                for (int a = 0; a < 4; a++) {
+                for (int a = 0; a < 5; a++) {
                     if (algos[a] == TG_CONV_GEMM && !(g->KH == 1 && g->KW == 1))
                         continue;
                     tg_cpu_conv_set_algo(algos[a]);

@@ -180,6 +180,9 @@ static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
 static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias,
                                    const tg_conv2d_geom *g0)
 {
+    int direct = FN(conv_direct)(out, x, A, bias, g0);
+    if (direct)
+        return direct > 0 ? TG_OK : TG_ERR_NOMEM;
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
     tg_conv2d_geom g = *g0;
     if (g.KH == 1 && g.KW == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.pad[0] == 0 &&
