@@ -191,6 +191,48 @@ static int conv_direct_f32(float *out, const float *x, const float *A, const flo
 #endif
 }
 
+/* Whether the weight gradient takes the direct tiles (the forward's conditions, 5x5 at
+ * most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
+ * wants whole vectors of one output row (OW a multiple of 16): a vector cut into runs
+ * loads dout once a run for every kernel column block, and the tiles then lost to the
+ * GEMM (64@8x8: 45 against 60 GFLOP/s; the notes' 16->32 5x5 at 14x14: 36 against 56). */
+static int wgrad_direct_ok_f32(const tg_conv2d_geom *g)
+{
+    int64_t Cg = g->C / g->groups, M = g->OC / g->groups;
+    return (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) &&
+           strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && g->stride[0] == 1 &&
+           g->stride[1] == 1 && g->OW >= 4 && g->KH * g->KW <= TG_CONV_WGRAD_MAX_KK &&
+           (g_algo == TG_CONV_DIRECT || (Cg * M >= TG_CONV_DIRECT_MIN_CM && g->OW % 16 == 0)) &&
+           !(g->KH == 1 && g->KW == 1);
+}
+
+/* acc (M x K of group gi) += the weight gradient over positions [q0, q0 + nq). */
+static void wgrad_direct_f32(const tg_conv2d_geom *g, const float *dout, const float *x, float *acc,
+                             int64_t gi, int64_t q0, int64_t nq)
+{
+#if defined(__x86_64__)
+    int64_t Cg = g->C / g->groups, M = g->OC / g->groups, P = g->OH * g->OW;
+    tg_conv_direct_geom dg = { x + gi * Cg * g->H * g->W, g->C * g->H * g->W, g->H, g->W, g->OW, P, Cg,
+                               g->KH, g->KW, g->dilation[0], g->dilation[1], g->pad[0], g->pad[1], NULL, M,
+                               Cg * g->KH * g->KW, NULL, g->OC * P, NULL };
+    tg_conv_wgrad_direct_avx512_f32(&dg, dout + gi * M * P, acc, q0, (int)nq);
+#else
+    (void)g, (void)dout, (void)x, (void)acc, (void)gi, (void)q0, (void)nq;
+#endif
+}
+
+static int wgrad_direct_ok_f64(const tg_conv2d_geom *g)
+{
+    (void)g;
+    return 0;
+}
+
+static void wgrad_direct_f64(const tg_conv2d_geom *g, const double *dout, const double *x, double *acc,
+                             int64_t gi, int64_t q0, int64_t nq)
+{
+    (void)g, (void)dout, (void)x, (void)acc, (void)gi, (void)q0, (void)nq;
+}
+
 /* f64 has no direct path: the packed GEMM serves it (gradcheck, not speed). */
 static int conv_direct_f64(double *out, const double *x, const double *A, const double *bias,
                            const tg_conv2d_geom *g)

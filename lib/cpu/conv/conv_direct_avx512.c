@@ -166,3 +166,105 @@ void tg_conv_direct_avx512_f32(const tg_conv_direct_geom *g, int64_t q0, int nq)
     else
         tg_direct_tile(g, &sl, rowany, runs, first, 4);
 }
+
+/* ---------------------------------------------------------------- weight gradient */
+
+#define WK 3 /* kernel columns (kw) a register block */
+
+/* dw[m][(c, kh, kw)] += sum over positions q of dout[m][q] * im2col[(c, kh, kw)][q], for
+ * 8 rows m x WK columns kw at once, the 16 lanes of each product summed at the end. */
+static inline __attribute__((always_inline)) void
+tg_wgrad_tile(const tg_conv_direct_geom *g, const float *dout, float *dw, const int64_t *xoff,
+              const int64_t *ooff, const __mmask16 *xmask, const __mmask16 *omask, int nv,
+              const int *rowany, const int R)
+{
+    const int64_t KK = g->KH * g->KW, HW = g->H * g->W;
+    for (int64_t m0 = 0; m0 < g->M; m0 += MR) {
+        __mmask16 rowm[MR];
+        for (int i = 0; i < MR; i++)
+            rowm[i] = m0 + i < g->M ? 0xffff : 0;
+        for (int64_t c = 0; c < g->C; c++)
+            for (int kh = 0; kh < g->KH; kh++) {
+                if (!rowany[kh])
+                    continue;
+                for (int kw0 = 0; kw0 < g->KW; kw0 += WK) {
+                    __m512 acc[MR][WK];
+#pragma GCC unroll 8
+                    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+                        for (int j = 0; j < WK; j++)
+                            acc[i][j] = _mm512_setzero_ps();
+                    int64_t koff = c * HW + kh * g->dh * g->W + kw0 * g->dw;
+                    int kk0 = kh * (int)g->KW + kw0;
+                    for (int v = 0; v < nv; v++) {
+                        __m512 b[WK], d;
+#pragma GCC unroll 3
+                        for (int j = 0; j < WK; j++) {
+                            /* columns past KW load nothing: their masks are those of kw0 + j < KW only */
+                            int ok = kw0 + j < g->KW;
+                            b[j] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+                            for (int r = 0; r < R; r++)
+                                b[j] = _mm512_mask_loadu_ps(b[j], ok ? xmask[(v * R + r) * KK + kk0 + j] : 0,
+                                                            g->x + xoff[v * R + r] + koff + j * g->dw);
+                        }
+#pragma GCC unroll 8
+                        for (int i = 0; i < MR; i++) {
+                            d = _mm512_setzero_ps();
+#pragma GCC unroll 4
+                            for (int r = 0; r < R; r++)
+                                d = _mm512_mask_loadu_ps(d, omask[v * R + r] & rowm[i],
+                                                         dout + ooff[v * R + r] + (m0 + i) * g->P);
+#pragma GCC unroll 3
+                            for (int j = 0; j < WK; j++)
+                                acc[i][j] = _mm512_fmadd_ps(d, b[j], acc[i][j]);
+                        }
+                    }
+#pragma GCC unroll 8
+                    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 3
+                        for (int j = 0; j < WK; j++)
+                            if (m0 + i < g->M && kw0 + j < g->KW)
+                                dw[(m0 + i) * g->K + c * KK + kk0 + j] += _mm512_reduce_add_ps(acc[i][j]);
+                }
+            }
+    }
+}
+
+void tg_conv_wgrad_direct_avx512_f32(const tg_conv_direct_geom *g, const float *dout, float *dw, int64_t q0,
+                                     int nq)
+{
+    enum { NVW = TG_CONV_WGRAD_TILE / VL, MAXRUNS = NVW * 5 };
+    tg_direct_run runs[MAXRUNS];
+    __mmask16 mask[MAXRUNS * TG_CONV_WGRAD_MAX_KK];
+    __mmask16 xmask[NVW * TG_DIRECT_MAXR * TG_CONV_WGRAD_MAX_KK], omask[NVW * TG_DIRECT_MAXR];
+    int64_t xoff[NVW * TG_DIRECT_MAXR], ooff[NVW * TG_DIRECT_MAXR];
+    int rowany[TG_CONV_WGRAD_MAX_KK];
+    const int64_t KK = g->KH * g->KW;
+    int nr = tg_direct_runs(g, q0, nq, runs, mask, rowany), nv = (nq + VL - 1) / VL;
+    int first[NVW + 1], r = 0, R = 1;
+    for (int v = 0; v <= nv; v++) {
+        while (r < nr && runs[r].v < v)
+            r++;
+        first[v] = r;
+        if (v > 0 && first[v] - first[v - 1] > R)
+            R = first[v] - first[v - 1];
+    }
+    for (int v = 0; v < nv; v++)
+        for (int s = 0; s < R; s++) {
+            int q = first[v] + s, in = q < first[v + 1];
+            xoff[v * R + s] = in ? runs[q].xoff : 0;
+            ooff[v * R + s] = in ? runs[q].ooff : 0;
+            omask[v * R + s] = in ? runs[q].store : 0;
+            for (int64_t kk = 0; kk < KK; kk++)
+                xmask[(v * R + s) * KK + kk] = in ? mask[q * KK + kk] : 0;
+        }
+    if (R == 1)
+        tg_wgrad_tile(g, dout, dw, xoff, ooff, xmask, omask, nv, rowany, 1);
+    else if (R == 2)
+        tg_wgrad_tile(g, dout, dw, xoff, ooff, xmask, omask, nv, rowany, 2);
+    else if (R == 3)
+        tg_wgrad_tile(g, dout, dw, xoff, ooff, xmask, omask, nv, rowany, 3);
+    else
+        tg_wgrad_tile(g, dout, dw, xoff, ooff, xmask, omask, nv, rowany, 4);
+}

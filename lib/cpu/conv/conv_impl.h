@@ -47,4 +47,12 @@ typedef struct {
 /* Writes out for the positions [q0, q0 + nq) (nq <= TG_CONV_DIRECT_TILE) of all M rows. */
 void tg_conv_direct_avx512_f32(const tg_conv_direct_geom *g, int64_t q0, int nq);
 
+/* The weight gradient by the same tiles: dw (M x K, row-major) += dout_g (M x Q, laid
+ * out as out is in g) * im2col^T over positions [q0, q0 + nq), nq <= TG_CONV_WGRAD_TILE.
+ * g->ap, g->out and g->bias are not used. */
+#define TG_CONV_WGRAD_TILE 1024
+#define TG_CONV_WGRAD_MAX_KK 25 /* KH * KW at most (5x5) */
+void tg_conv_wgrad_direct_avx512_f32(const tg_conv_direct_geom *g, const float *dout, float *dw, int64_t q0,
+                                     int nq);
+
 #endif
