@@ -1,7 +1,8 @@
 /* Training-step speed of small conv nets against the FMA peak measured in the same run:
  * CIFAR ResNet-20 (batch 64, 3x32x32, SGD momentum) and the notes' CNN (batch 64,
  * 1x28x28, Adam). FLOPs per step = 3 x 2 x the forward's multiply-adds (tg_summary).
- * Measures, never asserts. Prints the share of forward, backward and optimizer step;
+ * "cpu ms" is the process CPU time a step (all threads, spinning included): on a loaded
+ * machine it moves less than the wall time. Measures, never asserts. Prints the share of forward, backward and optimizer step;
  * TG_CPU_PROFILE=1 in the environment adds the time of each kernel kind (at exit).
  *
  *     build/bench/bench_train_step [--rounds R] [--steps S] [--batch B] [--model resnet20|cnn|all] */
@@ -107,13 +108,22 @@ static void model_free(bench_model *m)
     tg_release(m->x), tg_release(m->y);
 }
 
+/* Process CPU seconds (all threads): on a loaded machine, flop / CPU time is the rate
+ * while running, however often the OS took the cores away. */
+static double process_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Median ms of `steps` training steps (forward, cross-entropy, backward, optimizer step);
  * the phases' times are added to m->phase (the CPU runs each op before it returns). */
-static double time_steps(bench_model *m, int steps)
+static double time_steps(bench_model *m, int steps, double *cpu_ms)
 {
-    double t[MAXS];
+    double t[MAXS], c[MAXS];
     for (int s = 0; s < steps; s++) {
-        double t0 = bench_now();
+        double c0 = process_cpu(), t0 = bench_now();
         tg_scope_begin();
         tg_tensor *loss = tg_cross_entropy(tg_module_forward(m->net, m->x), m->y);
         tg_optim_zero_grad(m->opt);
@@ -127,9 +137,11 @@ static double time_steps(bench_model *m, int steps)
         tg_scope_end();
         double t3 = bench_now();
         t[s] = (t3 - t0) * 1e3;
+        c[s] = (process_cpu() - c0) * 1e3;
         m->phase[0] += (t1 - t0) * 1e3, m->phase[1] += (t2 - t1) * 1e3, m->phase[2] += (t3 - t2) * 1e3;
         m->timed++;
     }
+    *cpu_ms = bench_median(c, steps);
     return bench_median(t, steps);
 }
 
@@ -163,25 +175,26 @@ int main(int argc, char **argv)
     bench_machine mach;
     bench_machine_probe(&mach, tg_get_num_threads());
     bench_machine_print(stdout, &mach);
-    double r[2][MAXR];
+    double r[2][MAXR], cpu[2][MAXR], unused;
     for (int i = 0; i < n; i++) {
-        time_steps(&ms[i], 2); /* warm-up: scratch buffers and the recycler grow once */
+        time_steps(&ms[i], 2, &unused); /* warm-up: scratch buffers and the recycler grow once */
         ms[i].phase[0] = ms[i].phase[1] = ms[i].phase[2] = 0, ms[i].timed = 0;
     }
     for (int k = 0; k < rounds; k++)
         for (int i = 0; i < n; i++)
-            r[i][k] = time_steps(&ms[i], steps);
+            r[i][k] = time_steps(&ms[i], steps, &cpu[i][k]);
     /* Probing again after the runs: the best of both is the peak; a busy machine shows in the spread. */
     double peak = bench_fma_peak(tg_get_num_threads(), 10, NULL);
     if (peak < mach.peak)
         peak = mach.peak;
     printf("training steps, batch %d, %d threads, median ms per step over %d rounds of %d steps; peak %.1f GFLOP/s\n",
            batch, tg_get_num_threads(), rounds, steps, peak);
-    printf("  %-26s %9s %9s %9s %8s %9s %7s\n", "model", "GFLOP", "ms", "min", "max", "GFLOP/s", "% peak");
+    printf("  %-26s %7s %9s %9s %9s %7s %7s %10s\n", "model", "GFLOP", "ms", "min", "max", "GFLOP/s", "% peak",
+           "cpu ms");
     for (int i = 0; i < n; i++) {
         double med = bench_median(r[i], rounds), gfs = ms[i].gflop / (med * 1e-3);
-        printf("  %-26s %9.3f %9.2f %9.2f %8.2f %9.1f %6.1f%%\n", ms[i].name, ms[i].gflop, med, r[i][0],
-               r[i][rounds - 1], gfs, peak > 0 ? 100.0 * gfs / peak : 0.0);
+        printf("  %-26s %7.3f %9.2f %9.2f %9.2f %7.1f %6.1f%% %10.2f\n", ms[i].name, ms[i].gflop, med, r[i][0],
+               r[i][rounds - 1], gfs, peak > 0 ? 100.0 * gfs / peak : 0.0, bench_median(cpu[i], rounds));
         double *ph = ms[i].phase, all = ph[0] + ph[1] + ph[2];
         printf("  %-26s forward %.1f%%, backward %.1f%%, optimizer %.1f%% (mean %.2f / %.2f / %.2f ms)\n", "",
                100 * ph[0] / all, 100 * ph[1] / all, 100 * ph[2] / all, ph[0] / ms[i].timed, ph[1] / ms[i].timed,
