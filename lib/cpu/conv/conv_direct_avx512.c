@@ -60,6 +60,22 @@ static int tg_direct_runs(const tg_conv_direct_geom *g, int64_t q0, int nq, tg_d
     return nr;
 }
 
+/* first[v] = the first run of vector v (first[nv]: nr); returns the most runs any
+ * vector has: 4 at most, as vectors start at multiples of 16 positions and rows at
+ * multiples of OW >= 4. */
+static int tg_direct_first(const tg_direct_run *runs, int nr, int nv, int *first)
+{
+    int r = 0, most = 1;
+    for (int v = 0; v <= nv; v++) {
+        while (r < nr && runs[r].v < v)
+            r++;
+        first[v] = r;
+        if (v > 0 && first[v] - first[v - 1] > most)
+            most = first[v] - first[v - 1];
+    }
+    return most;
+}
+
 /* A tile's runs regrouped by vector, R slots each (a vector with fewer runs has slots
  * of mask 0 at offset 0, which load nothing): off[v][r], mask[(v * R + r) * KK + kk]. */
 #define TG_DIRECT_MAXR 4
@@ -141,15 +157,7 @@ void tg_conv_direct_avx512_f32(const tg_conv_direct_geom *g, int64_t q0, int nq)
     tg_direct_slots sl;
     const int64_t KK = g->KH * g->KW;
     int nr = tg_direct_runs(g, q0, nq, runs, mask, rowany);
-    int first[NV + 1], r = 0, R = 1;
-    for (int v = 0; v <= NV; v++) {
-        while (r < nr && runs[r].v < v)
-            r++;
-        first[v] = r;
-        if (v > 0 && first[v] - first[v - 1] > R)
-            R = first[v] - first[v - 1];
-    }
-    /* OW >= 4: at most 16 / 4 + 1 runs a vector */
+    int first[NV + 1], R = tg_direct_first(runs, nr, NV, first);
     for (int v = 0; v < NV; v++)
         for (int s = 0; s < R; s++) {
             int q = first[v] + s;
@@ -242,14 +250,7 @@ void tg_conv_wgrad_direct_avx512_f32(const tg_conv_direct_geom *g, const float *
     int rowany[TG_CONV_WGRAD_MAX_KK];
     const int64_t KK = g->KH * g->KW;
     int nr = tg_direct_runs(g, q0, nq, runs, mask, rowany), nv = (nq + VL - 1) / VL;
-    int first[NVW + 1], r = 0, R = 1;
-    for (int v = 0; v <= nv; v++) {
-        while (r < nr && runs[r].v < v)
-            r++;
-        first[v] = r;
-        if (v > 0 && first[v] - first[v - 1] > R)
-            R = first[v] - first[v - 1];
-    }
+    int first[NVW + 1], R = tg_direct_first(runs, nr, nv, first);
     for (int v = 0; v < nv; v++)
         for (int s = 0; s < R; s++) {
             int q = first[v] + s, in = q < first[v + 1];
