@@ -361,6 +361,13 @@ int main(int argc, char **argv)
         geom(4, 16, 28, 28, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1), /* the notes' CNN layer */
         geom(1, 1, 28, 28, 16, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),  /* one input channel */
         geom(1, 40, 7, 7, 50, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),   /* 1x1 stride 2 */
+        /* the direct tiles (AUTO's pick at stride 1 for few channels): ResNet-20's first
+         * stage (rows of 32: the weight gradient's tiles too), a partial 8-row panel with
+         * rows of 16, groups, and 5x5 over rows of 14 (runs across rows and images) */
+        geom(2, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(3, 24, 16, 16, 36, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2),
+        geom(3, 16, 14, 14, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         run_geom(&fixed[i], 1);
