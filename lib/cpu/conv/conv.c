@@ -116,13 +116,17 @@ static tg_conv_pack_fn tg_conv_packer_f64(const tg_gemm_kernels *kr)
 
 /* ---------------------------------------------------------------- direct (f32, AVX-512) */
 
-/* The most output channels a group may have for the direct path: below this, packing
+/* The most output channels a group may have for the direct path: up to here packing
  * im2col for the GEMM costs about as much as the GEMM (each packed value meets only M
- * weights); above, the packed GEMM with its K blocking wins. */
-#define TG_CONV_DIRECT_MAX_M 128
-/* A tile's masks and runs cost about as much as Cg * M / 16 of its vector FMAs; below
- * this (the 1- and 3-channel first layers) the packed GEMM is faster. */
+ * weights); beyond, the packed GEMM with its K blocking wins (one core: 128 -> 128 3x3 at
+ * 28x28 91 GFLOP/s packed against 70 direct; 96 -> 96 even; 64 -> 64 at 56x56 even). */
+#define TG_CONV_DIRECT_MAX_M 64
+/* A tile's masks and runs cost about as much as Cg * M / 16 of its vector FMAs, and
+ * they are made again for every input channel block of 8 or fewer: below these (the
+ * 1- and 3-channel first layers: VGG's 3 -> 64 at 224x224 52 packed, 46 direct) the
+ * packed GEMM is faster. */
 #define TG_CONV_DIRECT_MIN_CM 128
+#define TG_CONV_DIRECT_MIN_C 8
 
 typedef struct {
     tg_conv_direct_geom dg; /* group 0 */
@@ -161,7 +165,7 @@ static int conv_direct_f32(float *out, const float *x, const float *A, const flo
     int64_t Cg = g->C / g->groups, M = g->OC / g->groups, K = Cg * g->KH * g->KW;
     if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) || strcmp(kr->name, "avx512") != 0 ||
         g->stride[0] != 1 || g->stride[1] != 1 || g->OW < 4 || M > TG_CONV_DIRECT_MAX_M ||
-        (g_algo == TG_CONV_AUTO && Cg * M < TG_CONV_DIRECT_MIN_CM) ||
+        (g_algo == TG_CONV_AUTO && (Cg * M < TG_CONV_DIRECT_MIN_CM || Cg < TG_CONV_DIRECT_MIN_C)) ||
         g->KH * g->KW > TG_CONV_DIRECT_MAX_KK)
         return 0;
 #if !defined(__x86_64__)
@@ -193,16 +197,18 @@ static int conv_direct_f32(float *out, const float *x, const float *A, const flo
 
 /* Whether the weight gradient takes the direct tiles (the forward's conditions, 5x5 at
  * most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
- * wants whole vectors of one output row (OW a multiple of 16): a vector cut into runs
- * loads dout once a run for every kernel column block, and the tiles then lost to the
- * GEMM (64@8x8: 45 against 60 GFLOP/s; the notes' 16->32 5x5 at 14x14: 36 against 56). */
+ * wants whole vectors of one output row (OW 16 or 32): a vector cut into runs loads
+ * dout once a run for every kernel column block, and the tiles then lost to the GEMM
+ * (64@8x8: 45 against 60 GFLOP/s; the notes' 16->32 5x5 at 14x14: 36 against 56), as
+ * they did on longer rows (32@112x112: 68 against 82). */
 static int wgrad_direct_ok_f32(const tg_conv2d_geom *g)
 {
     int64_t Cg = g->C / g->groups, M = g->OC / g->groups;
     return (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) &&
            strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && g->stride[0] == 1 &&
            g->stride[1] == 1 && g->OW >= 4 && g->KH * g->KW <= TG_CONV_WGRAD_MAX_KK &&
-           (g_algo == TG_CONV_DIRECT || (Cg * M >= TG_CONV_DIRECT_MIN_CM && g->OW % 16 == 0)) &&
+           (g_algo == TG_CONV_DIRECT || (Cg * M >= TG_CONV_DIRECT_MIN_CM && Cg >= TG_CONV_DIRECT_MIN_C &&
+                                         M <= TG_CONV_DIRECT_MAX_M && (g->OW == 16 || g->OW == 32))) &&
            !(g->KH == 1 && g->KW == 1);
 }
 
