@@ -1,9 +1,6 @@
 /* The CPU thread pool: persistent pthread workers, created on first use, that split a
- * range [0, n) into one chunk per thread. The caller runs chunk 0 itself; the other
- * chunks go to whoever claims them first (g_claim), the caller included, so a worker
- * that the OS has not scheduled (a shared machine) costs a chunk's time, not a time
- * slice. Chunk bounds depend only on n and the chunk count, so results do not depend on
- * who ran what. Workers spin briefly on the job counter, then sleep on a condition
+ * range [0, n) into one chunk per thread. The caller runs chunk 0 itself; worker w runs
+ * chunk w + 1. Workers spin briefly on the job counter, then sleep on a condition
  * variable, so an idle pool costs no CPU.
  *
  * Rules: one job runs at a time (g_run_lock); a second application thread that finds
@@ -72,8 +69,7 @@ static pthread_mutex_t g_run_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a t
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;     /* sleep / wake */
 static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
 static atomic_uint_fast64_t g_gen;     /* bumped once per job (and on shrink) */
-static atomic_int g_remaining;         /* chunks 1.. of the current job not done */
-static atomic_uint_fast64_t g_claim;   /* (g_gen >> GEN_SHIFT) << GEN_SHIFT | next unclaimed chunk */
+static atomic_int g_remaining;         /* worker chunks of the current job not done */
 static atomic_int g_nthreads;          /* configured threads, caller included */
 static atomic_int g_sleepers;          /* workers blocked on g_cond */
 static atomic_uint g_poke;             /* bumped to send sleepers back to spinning */
@@ -167,25 +163,6 @@ static void tg_pool_wake(void)
     pthread_mutex_unlock(&g_lock);
 }
 
-/* Runs unclaimed chunks of job gen (as g_gen showed it) until none is left. A claim is
- * a compare-and-swap on g_claim, which names the job: a thread that saw job gen late,
- * after the next was published, claims nothing, and g_job is not rewritten before every
- * claimed chunk is done (g_remaining). */
-static void tg_pool_claim_chunks(uint64_t gen)
-{
-    uint64_t job = gen >> TG_POOL_GEN_SHIFT, mask = (1u << TG_POOL_GEN_SHIFT) - 1;
-    uint64_t nchunks = gen & mask;
-    uint64_t v = atomic_load_explicit(&g_claim, memory_order_acquire);
-    while (v >> TG_POOL_GEN_SHIFT == job && (v & mask) < nchunks) {
-        if (!atomic_compare_exchange_weak_explicit(&g_claim, &v, v + 1, memory_order_acq_rel,
-                                                   memory_order_acquire))
-            continue;
-        tg_pool_run_chunk((int)(v & mask));
-        atomic_fetch_sub_explicit(&g_remaining, 1, memory_order_acq_rel);
-        v = atomic_load_explicit(&g_claim, memory_order_acquire);
-    }
-}
-
 static void *tg_pool_worker_main(void *arg)
 {
     tg_pool_worker *w = arg;
@@ -194,7 +171,11 @@ static void *tg_pool_worker_main(void *arg)
         seen = tg_pool_wait_job(w, seen);
         if (atomic_load_explicit(&w->quit, memory_order_acquire))
             break;
-        tg_pool_claim_chunks(seen);
+        int nchunks = (int)(seen & ((1u << TG_POOL_GEN_SHIFT) - 1));
+        if (w->index + 1 < nchunks) {
+            tg_pool_run_chunk(w->index + 1);
+            atomic_fetch_sub_explicit(&g_remaining, 1, memory_order_acq_rel);
+        }
     }
     free(w);
     return NULL;
@@ -204,7 +185,6 @@ static void *tg_pool_worker_main(void *arg)
 static void tg_pool_publish(int nchunks)
 {
     uint64_t g = atomic_load_explicit(&g_gen, memory_order_relaxed) >> TG_POOL_GEN_SHIFT;
-    atomic_store(&g_claim, ((g + 1) << TG_POOL_GEN_SHIFT) | 1u); /* chunk 0 is the caller's */
     atomic_store(&g_gen, ((g + 1) << TG_POOL_GEN_SHIFT) | (uint64_t)nchunks);
     tg_pool_wake();
 }
@@ -358,7 +338,6 @@ void tg_pool_parallel_for(int64_t n, int64_t grain, tg_pool_fn fn, void *ctx)
     tg_pool_publish((int)nchunks);
 
     tg_pool_run_chunk(0);
-    tg_pool_claim_chunks(atomic_load_explicit(&g_gen, memory_order_relaxed));
 
     int64_t deadline = 0;
     for (int i = 1; atomic_load_explicit(&g_remaining, memory_order_acquire) > 0; i++) {
