@@ -222,8 +222,8 @@ static tg_conv2d_geom random_geom(void)
 
 static void run_geom(const tg_conv2d_geom *g, int both)
 {
-    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM };
-    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm" };
+    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM, TG_CONV_DIRECT };
+    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm", "direct" };
     static const char *const sets[] = { "avx512", "avx2", "c" };
     problem p = prob_new(g);
     int bias = (int)(rnd_u() & 1) || g->C > 4;
@@ -236,8 +236,10 @@ static void run_geom(const tg_conv2d_geom *g, int both)
                 if (!both && t == 1 && s > 0)
                     continue;
                 tg_pool_set_num_threads(t);
-                for (int a = 0; a < 4; a++) {
+                for (int a = 0; a < 5; a++) {
                     if (algos[a] == TG_CONV_GEMM && !(g->KH == 1 && g->KW == 1))
+                        continue;
+                    if (algos[a] == TG_CONV_DIRECT && (!f32 || s > 0)) /* f32 on AVX-512 only: else AUTO again */
                         continue;
                     tg_cpu_conv_set_algo(algos[a]);
                     snprintf(g_ctx, sizeof g_ctx, "%s %d thr %s", sets[s], t, algo_names[a]);
@@ -361,6 +363,13 @@ int main(int argc, char **argv)
         geom(4, 16, 28, 28, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1), /* the notes' CNN layer */
         geom(1, 1, 28, 28, 16, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),  /* one input channel */
         geom(1, 40, 7, 7, 50, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),   /* 1x1 stride 2 */
+        /* the direct tiles (AUTO's pick at stride 1 for few channels): ResNet-20's first
+         * stage (rows of 32: the weight gradient's tiles too), a partial 8-row panel with
+         * rows of 16, groups, and 5x5 over rows of 14 (runs across rows and images) */
+        geom(1, 16, 8, 32, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 24, 9, 16, 36, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(2, 32, 5, 16, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2),
+        geom(2, 16, 7, 14, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         run_geom(&fixed[i], 1);

@@ -1,4 +1,5 @@
 /* The CPU device: its backend table and host memory transfers. */
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -6,6 +7,7 @@
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/norm.h"
 #include "lib/cpu/pool.h"
+#include "lib/cpu/profile.h"
 #include "lib/cpu/roi.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
@@ -71,12 +73,18 @@ static const tg_backend cpu_backend = {
 };
 
 static tg_device cpu_device = { .name = "cpu", .be = &cpu_backend };
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 
-tg_device *tg_cpu_device(void) { return &cpu_device; }
+static void cpu_init(void) { cpu_device.be = tg_cpu_profiled(&cpu_backend); }
+
+tg_device *tg_cpu_device(void) {
+    pthread_once(&cpu_once, cpu_init);
+    return &cpu_device;
+}
 
 static tg_device *cpu_open(int index) {
     if (index > 0) return tg_error_null(TG_ERR_DEVICE, "tg_device_get: no device cpu:%d (there is one CPU device)", index);
-    return &cpu_device;
+    return tg_cpu_device();
 }
 
 static void cpu_fill_info(tg_device_info *out) {

@@ -194,6 +194,16 @@ static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
     return st;
 }
 
+/* The batch-norm passes over memory built for AVX-512 and AVX2 beside the baseline and
+ * picked at load time (GCC's target_clones): the baseline's SSE2 spent more time
+ * converting and summing than the memory took. Every lane sums what it did before and
+ * -std=c11 contracts nothing into FMAs, so each clone gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define TG_NORM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TG_NORM_CLONES
+#endif
+
 #define T float
 #define SFX(name) name##_f32
 #include "lib/cpu/norm_tmpl.h"

@@ -4,7 +4,7 @@
 
 /* s1 += sum(x - K), s2 += sum((x - K)^2) over n elements: shifting by a sample of the
  * data keeps the one-pass variance accurate. */
-static void SFX(shifted_sums)(const T *x, int64_t n, double K, double *s1, double *s2) {
+TG_NORM_CLONES static void SFX(shifted_sums)(const T *x, int64_t n, double K, double *s1, double *s2) {
     double a[8] = { 0 }, b[8] = { 0 }, s = 0, q = 0;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -27,7 +27,7 @@ static void SFX(shifted_sums)(const T *x, int64_t n, double K, double *s1, doubl
 }
 
 /* sg += sum(g), sgx += sum(g * (x - m)) over n elements. */
-static void SFX(grad_sums)(const T *g, const T *x, int64_t n, double m, double *sg, double *sgx) {
+TG_NORM_CLONES static void SFX(grad_sums)(const T *g, const T *x, int64_t n, double m, double *sg, double *sgx) {
     double a[8] = { 0 }, b[8] = { 0 }, s = 0, q = 0;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -81,7 +81,7 @@ static void SFX(bn_chan_task)(void *vc, int64_t c0, int64_t c1) {
 }
 
 /* Row mode: block b's rows into its partials, position by position. */
-static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
+TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
     SFX(bn_sums_ctx) *k = vc;
     int64_t CS = k->C * k->S;
     for (int64_t b = b0; b < b1; b++) {
@@ -140,7 +140,7 @@ typedef struct {
     bool rows;
 } SFX(bn_apply_ctx);
 
-static void SFX(bn_apply_task)(void *vc, int64_t i0, int64_t i1) {
+TG_NORM_CLONES static void SFX(bn_apply_task)(void *vc, int64_t i0, int64_t i1) {
     SFX(bn_apply_ctx) *k = vc;
     int64_t len = k->rows ? k->C * k->S : k->S;
     for (int64_t i = i0; i < i1; i++) {

@@ -114,6 +114,139 @@ static tg_conv_pack_fn tg_conv_packer_f64(const tg_gemm_kernels *kr)
     return NULL;
 }
 
+/* ---------------------------------------------------------------- direct (f32, AVX-512) */
+
+/* The most output channels a group may have for the direct path: up to here packing
+ * im2col for the GEMM costs about as much as the GEMM (each packed value meets only M
+ * weights); beyond, the packed GEMM with its K blocking wins (one core: 128 -> 128 3x3 at
+ * 28x28 91 GFLOP/s packed against 70 direct; 96 -> 96 even; 64 -> 64 at 56x56 even). */
+#define TG_CONV_DIRECT_MAX_M 64
+/* A tile's masks and runs cost about as much as Cg * M / 16 of its vector FMAs, and
+ * they are made again for every input channel block of 8 or fewer: below these (the
+ * 1- and 3-channel first layers: VGG's 3 -> 64 at 224x224 52 packed, 46 direct) the
+ * packed GEMM is faster. */
+#define TG_CONV_DIRECT_MIN_CM 128
+#define TG_CONV_DIRECT_MIN_C 8
+
+typedef struct {
+    tg_conv_direct_geom dg; /* group 0 */
+    int64_t x_group, a_group, out_group, Q, ntiles, units;
+    atomic_llong next;
+} tg_conv_direct_job;
+
+static void tg_conv_direct_fn(void *ctx, int64_t begin, int64_t end)
+{
+    tg_conv_direct_job *j = ctx;
+    (void)begin, (void)end; /* every participant takes tiles until none are left */
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->units)
+            break;
+        int64_t gi = u / j->ntiles, q0 = u % j->ntiles * TG_CONV_DIRECT_TILE;
+        tg_conv_direct_geom dg = j->dg;
+        dg.x += gi * j->x_group, dg.ap += gi * j->a_group, dg.out += gi * j->out_group;
+        dg.bias = dg.bias ? dg.bias + gi * dg.M : NULL;
+        int64_t nq = j->Q - q0 < TG_CONV_DIRECT_TILE ? j->Q - q0 : TG_CONV_DIRECT_TILE;
+#if defined(__x86_64__)
+        tg_conv_direct_avx512_f32(&dg, q0, (int)nq);
+#else
+        (void)dg, (void)nq;
+#endif
+    }
+}
+
+/* out = conv(x, A) + bias as conv_implicit_f32 computes it, by direct tiles, where the
+ * geometry suits them (stride 1, few output channels, AVX-512 kernels selected):
+ * returns 1 when done, 0 when not applicable, -1 out of memory (message set). */
+static int conv_direct_f32(float *out, const float *x, const float *A, const float *bias,
+                           const tg_conv2d_geom *g)
+{
+    const tg_gemm_kernels *kr = tg_gemm_kernels_current();
+    int64_t Cg = g->C / g->groups, M = g->OC / g->groups, K = Cg * g->KH * g->KW;
+    if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) || strcmp(kr->name, "avx512") != 0 ||
+        g->stride[0] != 1 || g->stride[1] != 1 || g->OW < 4 || M > TG_CONV_DIRECT_MAX_M ||
+        (g_algo == TG_CONV_AUTO && (Cg * M < TG_CONV_DIRECT_MIN_CM || Cg < TG_CONV_DIRECT_MIN_C)) ||
+        g->KH * g->KW > TG_CONV_DIRECT_MAX_KK)
+        return 0;
+#if !defined(__x86_64__)
+    return 0;
+#else
+    int64_t Mp = (M + 7) / 8 * 8;
+    float *ap = tg_conv_scratch(1, (size_t)(g->groups * Mp * K) * sizeof(float));
+    if (!ap) {
+        tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight");
+        return -1;
+    }
+    for (int64_t gi = 0; gi < g->groups; gi++) /* 8-row panels, rows past M zero */
+        for (int64_t m = 0; m < Mp; m++)
+            for (int64_t k = 0; k < K; k++)
+                ap[gi * Mp * K + m / 8 * 8 * K + k * 8 + m % 8] = m < M ? A[(gi * M + m) * K + k] : 0.0f;
+    int64_t P = g->OH * g->OW;
+    tg_conv_direct_job j = { .x_group = Cg * g->H * g->W, .a_group = Mp * K, .out_group = M * P,
+                             .Q = g->N * P };
+    j.dg = (tg_conv_direct_geom){ x, g->C * g->H * g->W, g->H, g->W, g->OW, P, Cg, g->KH, g->KW,
+                                  g->dilation[0], g->dilation[1], g->pad[0], g->pad[1], ap, M, K,
+                                  out, g->OC * P, bias };
+    j.ntiles = (j.Q + TG_CONV_DIRECT_TILE - 1) / TG_CONV_DIRECT_TILE;
+    j.units = g->groups * j.ntiles;
+    atomic_init(&j.next, 0);
+    tg_conv_run(2.0 * (double)(g->groups * M * K) * (double)j.Q, j.units, tg_conv_direct_fn, &j);
+    return 1;
+#endif
+}
+
+/* Whether the weight gradient takes the direct tiles (the forward's conditions, 5x5 at
+ * most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
+ * wants whole vectors of one output row (OW 16 or 32): a vector cut into runs loads
+ * dout once a run for every kernel column block, and the tiles then lost to the GEMM
+ * (64@8x8: 45 against 60 GFLOP/s; the notes' 16->32 5x5 at 14x14: 36 against 56), as
+ * they did on longer rows (32@112x112: 68 against 82). */
+static int wgrad_direct_ok_f32(const tg_conv2d_geom *g)
+{
+    int64_t Cg = g->C / g->groups, M = g->OC / g->groups;
+    return (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) &&
+           strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && g->stride[0] == 1 &&
+           g->stride[1] == 1 && g->OW >= 4 && g->KH * g->KW <= TG_CONV_WGRAD_MAX_KK &&
+           (g_algo == TG_CONV_DIRECT || (Cg * M >= TG_CONV_DIRECT_MIN_CM && Cg >= TG_CONV_DIRECT_MIN_C &&
+                                         M <= TG_CONV_DIRECT_MAX_M && (g->OW == 16 || g->OW == 32))) &&
+           !(g->KH == 1 && g->KW == 1);
+}
+
+/* acc (M x K of group gi) += the weight gradient over positions [q0, q0 + nq). */
+static void wgrad_direct_f32(const tg_conv2d_geom *g, const float *dout, const float *x, float *acc,
+                             int64_t gi, int64_t q0, int64_t nq)
+{
+#if defined(__x86_64__)
+    int64_t Cg = g->C / g->groups, M = g->OC / g->groups, P = g->OH * g->OW;
+    tg_conv_direct_geom dg = { x + gi * Cg * g->H * g->W, g->C * g->H * g->W, g->H, g->W, g->OW, P, Cg,
+                               g->KH, g->KW, g->dilation[0], g->dilation[1], g->pad[0], g->pad[1], NULL, M,
+                               Cg * g->KH * g->KW, NULL, g->OC * P, NULL };
+    tg_conv_wgrad_direct_avx512_f32(&dg, dout + gi * M * P, acc, q0, (int)nq);
+#else
+    (void)g, (void)dout, (void)x, (void)acc, (void)gi, (void)q0, (void)nq;
+#endif
+}
+
+static int wgrad_direct_ok_f64(const tg_conv2d_geom *g)
+{
+    (void)g;
+    return 0;
+}
+
+static void wgrad_direct_f64(const tg_conv2d_geom *g, const double *dout, const double *x, double *acc,
+                             int64_t gi, int64_t q0, int64_t nq)
+{
+    (void)g, (void)dout, (void)x, (void)acc, (void)gi, (void)q0, (void)nq;
+}
+
+/* f64 has no direct path: the packed GEMM serves it (gradcheck, not speed). */
+static int conv_direct_f64(double *out, const double *x, const double *A, const double *bias,
+                           const tg_conv2d_geom *g)
+{
+    (void)out, (void)x, (void)A, (void)bias, (void)g;
+    return 0;
+}
+
 #define T float
 #define S f32
 #define FN(name) name##_f32
@@ -140,9 +273,12 @@ static tg_conv_pack_fn tg_conv_packer_f64(const tg_gemm_kernels *kr)
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* groups == C > 1 (one input channel a group). A plain conv of a 1-channel input is not
+ * one: the GEMM paths run it several times faster than the depthwise loops (the notes'
+ * first 5x5 layer). */
 static int tg_conv_is_depthwise(const tg_conv2d_geom *g)
 {
-    return g->groups == g->C && g->OC % g->C == 0;
+    return g->groups == g->C && g->C > 1 && g->OC % g->C == 0;
 }
 
 static int tg_conv_is_1x1(const tg_conv2d_geom *g)

@@ -180,6 +180,9 @@ static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
 static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias,
                                    const tg_conv2d_geom *g0)
 {
+    int direct = FN(conv_direct)(out, x, A, bias, g0);
+    if (direct)
+        return direct > 0 ? TG_OK : TG_ERR_NOMEM;
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
     tg_conv2d_geom g = *g0;
     if (g.KH == 1 && g.KW == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.pad[0] == 0 &&
@@ -386,6 +389,8 @@ typedef struct {
     const T *dout, *x;
     int64_t Cg, M, K, rows, nchunks, units, size;
     int direct; /* 1x1, stride 1, no padding: im2col is x itself */
+    int tiles;  /* the direct tiles (f32): units are (group, TG_CONV_WGRAD_TILE positions) */
+    int64_t ntiles;
     T *part[TG_CONV_MAX_PARTS];
     atomic_int nparts;
     atomic_llong next;
@@ -416,11 +421,18 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
                 memset(acc, 0, (size_t)w->size * sizeof(T));
             }
             w->part[part] = acc;
-            if (!w->direct && !(col = tg_conv_scratch(0, (size_t)(w->K * w->rows * g->OW) * sizeof(T)))) {
+            if (!w->direct && !w->tiles &&
+                !(col = tg_conv_scratch(0, (size_t)(w->K * w->rows * g->OW) * sizeof(T)))) {
                 atomic_store(&w->oom, 1);
                 atomic_store(&w->next, w->units);
                 break;
             }
+        }
+        if (w->tiles) {
+            int64_t gi = u / w->ntiles, q0 = u % w->ntiles * TG_CONV_WGRAD_TILE, Q = g->N * P;
+            FN(wgrad_direct)(g, w->dout, w->x, acc + gi * w->M * w->K, gi, q0,
+                             Q - q0 < TG_CONV_WGRAD_TILE ? Q - q0 : TG_CONV_WGRAD_TILE);
+            continue;
         }
         int64_t gi = u / (g->N * w->nchunks), n = u / w->nchunks % g->N;
         int64_t oh0 = u % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
@@ -453,6 +465,10 @@ static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2
         w.rows = (g->OH + 2 * tg_pool_num_threads() - 1) / (2 * tg_pool_num_threads());
     w.nchunks = (g->OH + w.rows - 1) / w.rows;
     w.units = g->groups * g->N * w.nchunks;
+    if ((w.tiles = FN(wgrad_direct_ok)(g))) {
+        w.ntiles = (g->N * g->OH * g->OW + TG_CONV_WGRAD_TILE - 1) / TG_CONV_WGRAD_TILE;
+        w.units = g->groups * w.ntiles;
+    }
     memset(dw, 0, (size_t)w.size * sizeof(T));
     double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
     tg_conv_run(flops, w.units, FN(wgrad_fn), &w);

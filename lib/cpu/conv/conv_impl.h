@@ -28,4 +28,31 @@ void tg_conv_pack_avx512_f32(const tg_conv_pack_geom *g, int64_t kc, int64_t q0,
 void tg_conv_pack_avx512_f64(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, int64_t nc,
                              void *dst);
 
+/* The direct stride-1 f32 conv (conv_direct_avx512.c) of one group: out (M x Q) =
+ * A (M x K) * im2col (K x Q), with A in MR = 8-row panels (ap[(m0 / 8) * 8 * K + k * 8 +
+ * i] = A[m0 + i][k], rows past M zero) and im2col read from x as it is needed. */
+#define TG_CONV_DIRECT_MAX_KK 49 /* KH * KW at most (7x7) */
+#define TG_CONV_DIRECT_TILE 48   /* output positions a tile */
+typedef struct {
+    const float *x;                 /* the group's first channel in image 0 */
+    int64_t img, H, W, OW, P, C;    /* elements between images, the image, OW, OH * OW, channels (Cg) */
+    int64_t KH, KW, dh, dw, ph, pw; /* kernel, dilation, top/left padding */
+    const float *ap;                /* the weight panels */
+    int64_t M, K;                   /* output channels of the group, Cg * KH * KW */
+    float *out;                     /* the group's first output channel in image 0 */
+    int64_t out_img;                /* elements between output images */
+    const float *bias;              /* M, or NULL */
+} tg_conv_direct_geom;
+
+/* Writes out for the positions [q0, q0 + nq) (nq <= TG_CONV_DIRECT_TILE) of all M rows. */
+void tg_conv_direct_avx512_f32(const tg_conv_direct_geom *g, int64_t q0, int nq);
+
+/* The weight gradient by the same tiles: dw (M x K, row-major) += dout_g (M x Q, laid
+ * out as out is in g) * im2col^T over positions [q0, q0 + nq), nq <= TG_CONV_WGRAD_TILE.
+ * g->ap, g->out and g->bias are not used. */
+#define TG_CONV_WGRAD_TILE 1024
+#define TG_CONV_WGRAD_MAX_KK 25 /* KH * KW at most (5x5) */
+void tg_conv_wgrad_direct_avx512_f32(const tg_conv_direct_geom *g, const float *dout, float *dw, int64_t q0,
+                                     int nq);
+
 #endif
