@@ -127,8 +127,9 @@ typedef struct {
  * with a message naming it; the next backward relearns the counts. Accumulating
  * gradients over several backward passes (PyTorch's no_sync) is not supported: call
  * tg_ddp_wait after every backward. tg_autograd_grad through the model is not averaged.
- * On an OpenCL device the buckets are staged through ordinary host memory (the
- * backend has no pinned allocation): one download per gradient, one upload back.
+ * On an OpenCL device the buckets are staged through pinned host memory (a buffer the
+ * driver allocates in host memory, mapped once, so transfers go by DMA without another
+ * copy): one download per gradient into its bucket, one upload back.
  * A parameter no rank's backward reached keeps no gradient; one that some ranks
  * reached gets the average with zeros from the others. Returns NULL with a message on
  * error (m NULL, no trainable parameter, the layout check, out of memory). */
@@ -154,6 +155,8 @@ typedef struct {
     int64_t buckets_early;  /* buckets started during backward (the rest started in tg_ddp_wait) */
     double allreduce_s;     /* summed over steps: from the first bucket's start to the last one's end */
     double wait_s;          /* summed over steps: time blocked in tg_ddp_wait (the part not overlapped) */
+    int pinned_buckets;     /* buckets staged in the device's pinned host memory (OpenCL:
+                               CL_MEM_ALLOC_HOST_PTR, mapped); the others in plain memory */
 } tg_ddp_stats;
 /* The counters since tg_ddp_new or the last reset. The overlapped share of the
  * all-reduce time is 1 - wait_s / allreduce_s. */

@@ -28,7 +28,8 @@ typedef struct {
     int lo, hi;        /* the parameters order[lo..hi) */
     int64_t numel;
     tg_dtype dtype;
-    void *host;        /* the flat staging buffer, numel elements */
+    void *host;        /* the flat staging buffer, numel elements (pinned where the device has it) */
+    void *host_handle; /* tg_device_host_free's */
     tg_dist_req req;
     int ready, state;
     double t_start, t_done;
@@ -55,6 +56,12 @@ struct tg_ddp {
 };
 
 static tg_status rebuild(tg_ddp *d);
+
+/* The device the gradients live on, whose pinned host memory (if it has any) stages the
+ * buckets: the first parameter's. */
+static tg_device *staging_device(const tg_ddp *d) {
+    return d->params.n ? tg_device_of(d->params.tensors[0]) : NULL;
+}
 
 /* Copies bucket k's gradients into its host buffer and starts its all-reduce. */
 static tg_status launch(tg_ddp *d, int k) {
@@ -237,16 +244,20 @@ static tg_status make_buckets(tg_ddp *d, double cap) {
             return tg_error(TG_ERR_INVALID, "tg_ddp_new: a bucket of %lld elements is too large for MPI; lower "
                             "bucket_cap_mb", (long long)b->numel);
         d->stats.bytes_per_step += b->numel * (int64_t)tg_elsize(b->dtype);
-        if (!(b->host = aligned_alloc(64, ((size_t)b->numel * tg_elsize(b->dtype) + 63) / 64 * 64)))
+        bool pinned;
+        b->host = tg_device_host_alloc(staging_device(d), (size_t)b->numel * tg_elsize(b->dtype), &b->host_handle, &pinned);
+        if (!b->host)
             return tg_error(TG_ERR_NOMEM, "tg_ddp_new: out of host memory for a %lld-element bucket",
                             (long long)b->numel);
+        d->stats.pinned_buckets += pinned;
     }
     d->stats.buckets = d->nb;
     return TG_OK;
 }
 
 static void free_buckets(tg_ddp *d) {
-    for (int k = 0; k < d->nb; k++) free(d->b[k].host);
+    for (int k = 0; k < d->nb; k++) tg_device_host_free(staging_device(d), d->b[k].host, d->b[k].host_handle);
+    d->stats.pinned_buckets = 0;
     free(d->b);
     d->b = NULL, d->nb = 0;
 }

@@ -117,6 +117,11 @@ typedef struct tg_backend {
     tg_status (*upload)(tg_device *dev, void *dst, size_t dst_offset, const void *src, size_t n);
     tg_status (*download)(tg_device *dev, void *dst, const void *src, size_t src_offset, size_t n);
     void (*empty_cache)(tg_device *dev);
+    /* Optional: page-locked ("pinned") host memory, which the device reads and writes by
+     * DMA, for staging buffers (data-parallel gradient buckets). host_alloc writes a host
+     * pointer to *ptr and what host_free needs to *handle; NULL: plain host memory. */
+    tg_status (*host_alloc)(tg_device *dev, size_t nbytes, void **ptr, void **handle);
+    void (*host_free)(tg_device *dev, void *ptr, void *handle);
 
     /* Kernels. out is written through its strides (it may be a view, and for in-place
      * ops may alias an input at the same positions). Inputs of binary/where are

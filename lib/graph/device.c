@@ -144,6 +144,23 @@ tg_status tg_device_launch_stats(const tg_device *dev, tg_launch_stats *out) {
     return TG_OK;
 }
 
+void *tg_device_host_alloc(tg_device *dev, size_t nbytes, void **handle, bool *pinned) {
+    void *ptr = NULL;
+    *handle = NULL;
+    *pinned = false;
+    if (dev && dev->be->host_alloc && dev->be->host_alloc(dev, nbytes, &ptr, handle) == TG_OK) {
+        *pinned = true;
+        return ptr;
+    }
+    return nbytes <= SIZE_MAX - 63 ? aligned_alloc(64, (nbytes + 63) / 64 * 64) : NULL;
+}
+
+void tg_device_host_free(tg_device *dev, void *ptr, void *handle) {
+    if (!ptr) return;
+    if (handle) dev->be->host_free(dev, ptr, handle);
+    else free(ptr);
+}
+
 void tg_device_empty_cache(tg_device *dev) {
     if (dev && dev->be->empty_cache) dev->be->empty_cache(dev);
 }

@@ -117,6 +117,11 @@ tg_status tg_random_fill(tg_rng_kind kind, tg_tensor *t, double p0, double p1);
 
 /* The CPU device (cpu/backend.c). */
 tg_device *tg_cpu_device(void);
+/* Host memory for staging transfers to and from dev: pinned where its backend offers
+ * it (*pinned true), else 64-byte-aligned plain memory. NULL on failure (no message:
+ * the caller names what it was for). Free with tg_device_host_free. */
+void *tg_device_host_alloc(tg_device *dev, size_t nbytes, void **handle, bool *pinned);
+void tg_device_host_free(tg_device *dev, void *ptr, void *handle);
 /* Whether dev's backend has kernel k for dtype (optional entries may be missing). */
 bool tg_device_supports(const tg_device *dev, tg_kernel k, tg_dtype dtype);
 /* Per-device scratch memory for kernel workspaces (graph/scratch.c): a buffer of at

@@ -109,6 +109,32 @@ void tg_cl_empty_cache(tg_device *dev) {
 
 /* Blocking, so the caller's host memory is free to reuse on return (and, for reads,
  * holds the values): the only points where the host waits for the device. */
+/* Pinned host memory: a buffer the driver allocates in host memory
+ * (CL_MEM_ALLOC_HOST_PTR), mapped once for the host to use; reads and writes between
+ * it and device buffers need no extra copy through the driver's own staging. */
+tg_status tg_cl_host_alloc(tg_device *dev, size_t nbytes, void **ptr, void **handle) {
+    tg_cl_device *d = dev->impl;
+    cl_int e;
+    cl_mem m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, nbytes ? nbytes : 1, NULL, &e);
+    if (e != CL_SUCCESS) return tg_cl_fail(d, "clCreateBuffer (pinned host memory)", e);
+    void *p = clEnqueueMapBuffer(d->queue, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, nbytes ? nbytes : 1, 0, NULL,
+                                 NULL, &e);
+    if (e != CL_SUCCESS) {
+        clReleaseMemObject(m);
+        return tg_cl_fail(d, "clEnqueueMapBuffer (pinned host memory)", e);
+    }
+    *ptr = p;
+    *handle = m;
+    return TG_OK;
+}
+
+void tg_cl_host_free(tg_device *dev, void *ptr, void *handle) {
+    tg_cl_device *d = dev->impl;
+    clEnqueueUnmapMemObject(d->queue, (cl_mem)handle, ptr, 0, NULL, NULL);
+    clFinish(d->queue);
+    clReleaseMemObject((cl_mem)handle);
+}
+
 tg_status tg_cl_upload(tg_device *dev, void *dst, size_t off, const void *src, size_t n) {
     tg_cl_device *d = dev->impl;
     if (!n) return TG_OK;

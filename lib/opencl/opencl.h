@@ -126,6 +126,8 @@ tg_status tg_cl_launch_1d(tg_cl_device *d, cl_kernel k, const char *what, const 
 tg_status tg_cl_alloc(tg_device *dev, size_t nbytes, void **out);
 void tg_cl_free(tg_device *dev, void *data, size_t nbytes);
 void tg_cl_empty_cache(tg_device *dev);
+tg_status tg_cl_host_alloc(tg_device *dev, size_t nbytes, void **ptr, void **handle);
+void tg_cl_host_free(tg_device *dev, void *ptr, void *handle);
 tg_status tg_cl_upload(tg_device *dev, void *dst, size_t dst_offset, const void *src, size_t n);
 tg_status tg_cl_download(tg_device *dev, void *dst, const void *src, size_t src_offset, size_t n);
 
