@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the benchmark's optional peers into a virtual environment, build/peers-venv:
 # PyTorch 2.x (PyPI's wheel, the CUDA build with its nvidia packages, ~5.5 GB; it computes
-# on the CPU where there is no GPU), onnxruntime and onnx. tapegrad-bench and
+# on the CPU where there is no GPU), torchvision, onnxruntime, onnx and onnxscript (the
+# exporter of torch versions without the TorchScript one). tapegrad-bench and
 # scripts/run-bench.sh use it when it is there. Never run by CI or scripts/run-tests.sh.
 # Idempotent: a venv that already imports all three is left as it is.
 # Usage: scripts/setup-peers.sh        (log in build/setup-peers.log)
@@ -13,7 +14,7 @@ py=$venv/bin/python
 log=build/setup-peers.log
 mkdir -p build
 
-check='import torch, onnxruntime, onnx, torchvision
+check='import torch, onnxruntime, onnx, onnxscript, torchvision
 assert int(torch.__version__.split(".")[0]) >= 2, torch.__version__
 print("torch", torch.__version__, "torchvision", torchvision.__version__,
       "onnxruntime", onnxruntime.__version__, "onnx", onnx.__version__)'
@@ -33,9 +34,9 @@ if [ ! -x "$py" ]; then
 fi
 
 start=$(date +%s)
-echo "setup-peers: pip install torch torchvision onnxruntime onnx from PyPI into $venv"
+echo "setup-peers: pip install torch torchvision onnxruntime onnx onnxscript from PyPI into $venv"
 echo "setup-peers: (torch's wheel pulls its nvidia packages, ~5.5 GB: tens of minutes on a slow link; log: $log)"
-if ! "$py" -m pip install --progress-bar off 'torch>=2' torchvision onnxruntime onnx >>"$log" 2>&1; then
+if ! "$py" -m pip install --progress-bar off 'torch>=2' torchvision onnxruntime onnx onnxscript >>"$log" 2>&1; then
   tail -n 20 "$log" >&2
   echo "setup-peers: pip install failed (full log: $log); is PyPI reachable, and is there ~12 GB free?" >&2
   exit 1
