@@ -19,7 +19,7 @@ assert int(torch.__version__.split(".")[0]) >= 2, torch.__version__
 print("torch", torch.__version__, "torchvision", torchvision.__version__,
       "onnxruntime", onnxruntime.__version__, "onnx", onnx.__version__)'
 
-if [ -x "$py" ] && "$py" -c "$check" 2>/dev/null; then
+if [ -x "$py" ] && "$py" -c "$check" >/dev/null 2>&1; then
   echo "setup-peers: $venv is complete: $("$py" -c "$check")"
   exit 0
 fi
