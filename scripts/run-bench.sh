@@ -11,7 +11,9 @@
 # OPENBLAS_L2_SIZE removed from their environment (some machines set them, selecting a
 # half-speed kernel) and the OpenBLAS kernel that is fastest here (bench_gemm
 # --pick-openblas times each one); PyTorch with OPENBLAS_NUM_THREADS=1 beside its own
-# threads. tapegrad's environment is left as it is. Each peer prints the kernel it ran.
+# threads, and OMP_WAIT_POLICY=passive where that is faster (on a machine with more
+# runnable threads than cores, spinning OpenMP threads lose several times over).
+# tapegrad's environment is left as it is. Each peer prints the kernel it ran.
 # build/peers-venv comes from scripts/setup-peers.sh (never run here: a ~5.5 GB download).
 # Usage: scripts/run-bench.sh [ROUNDS] (default 3). Results land in build/bench-results/.
 set -euo pipefail
@@ -50,8 +52,16 @@ fi
 echo "== tapegrad-bench, the full suite with every peer found ($threads threads)"
 t0=$SECONDS
 build/tools/tapegrad-bench --threads "$threads" ${pick:+--peer-coretype "$pick"} "${venv_arg[@]}" \
-  --json "$out/tapegrad-bench.json" --svg "$out/tapegrad-bench.svg" | tee "$out/tapegrad-bench.txt"
+  --json "$out/tapegrad-bench.json" --svg "$out/tapegrad-bench.svg" \
+  >"$out/tapegrad-bench.txt" 2> >(tee "$out/tapegrad-bench.log" >&2)
+wait $! 2>/dev/null || true # the log's tee
+cat "$out/tapegrad-bench.txt"
 echo "tapegrad-bench took $((SECONDS - t0)) s"
+# Debian's PyTorch below at the OpenMP wait policy tapegrad-bench found faster for it.
+if grep -q "PyTorch (/usr/bin/python3): .*runs with OMP_WAIT_POLICY=passive" "$out/tapegrad-bench.log"; then
+  peer_env+=(OMP_WAIT_POLICY=passive)
+  echo "Debian's PyTorch runs under: ${peer_env[*]}"
+fi
 
 for r in $(seq 1 "$rounds"); do
   echo "== round $r of $rounds: bench_core, PyTorch, bench_bandwidth"
@@ -70,7 +80,7 @@ for py in "${pythons[@]}"; do
   tag=debian
   [ "$py" = "$venv" ] && tag=venv
   echo "== Adam over ResNet-20's parameter shapes, PyTorch under $py"
-  build/bench/bench_optim --rounds 7 --peer-python "$py" | tee "$out/optim-$tag.txt"
+  build/bench/bench_optim --rounds 5 --peer-python "$py" | tee "$out/optim-$tag.txt"
   echo "== LSTM input 64, hidden 256, 35 steps, batch 32, PyTorch under $py"
   build/bench/bench_rnn --rounds "$((rounds < 3 ? 3 : rounds))" --threads "$threads" --peer-python "$py" \
     ${pick:+--peer-coretype "$pick"} | tee "$out/rnn-$tag.txt"
