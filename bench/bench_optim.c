@@ -2,9 +2,11 @@
  * blocks, 1x1 projection shortcuts where the width doubles: 65 tensors, 272,474
  * parameters) on each device: time per step and ops per step (each op at least one
  * kernel launch), beside PyTorch's Adam (foreach and for-loop) run alternately with it,
- * one process a round (bench/peer_torch_optim.py) with OPENBLAS_NUM_THREADS=1; then the
- * device commands (kernel launches, fills, copies) of one step of each optimizer.
- * Usage: bench_optim [--rounds R] [--steps S] [--device NAME] [--no-peer] [--peer PATH] */
+ * one process a round (bench/peer_torch_optim.py) with OPENBLAS_NUM_THREADS=1, under
+ * Debian's /usr/bin/python3 (torch 1.x) or --peer-python (build/peers-venv/bin/python: 2.x);
+ * then the device commands (kernel launches, fills, copies) of one step of each optimizer.
+ * Usage: bench_optim [--rounds R] [--steps S] [--device NAME] [--no-peer] [--peer PATH]
+ *        [--peer-python PATH] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,10 +107,11 @@ static void spread(const double *v, int n, double *med, double *lo, double *hi) 
     *lo = c[0], *hi = c[n - 1];
 }
 
-static int run_peer(const char *path, int threads, const tg_shape *s, int n, double *fe, double *loop) {
+static int run_peer(const char *python, const char *path, int threads, const tg_shape *s, int n, double *fe,
+                    double *loop, char *ver, size_t ver_n) {
     static char cmd[8192];
     int len = snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 "
-                       "/usr/bin/python3 %s --threads %d --shapes '", path, threads);
+                       "'%s' %s --threads %d --shapes '", python, path, threads);
     for (int i = 0; i < n; i++) {
         for (int d = 0; d < s[i].ndim; d++)
             len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s%lld", d ? "," : "", (long long)s[i].dims[d]);
@@ -121,19 +124,24 @@ static int run_peer(const char *path, int threads, const tg_shape *s, int n, dou
     while (fgets(line, sizeof line, f)) {
         double us;
         int foreach;
-        if (sscanf(line, "{\"us_per_step\": %lf, \"foreach\": %d}", &us, &foreach) == 2) *(foreach ? fe : loop) = us, got++;
+        char *p;
+        if (sscanf(line, "{\"us_per_step\": %lf, \"foreach\": %d", &us, &foreach) == 2) *(foreach ? fe : loop) = us, got++;
+        if ((p = strstr(line, "\"torch\": \""))) snprintf(ver, ver_n, "%.*s", (int)strcspn(p + 10, "\""), p + 10);
+        if ((p = strstr(line, "\"omp_wait\": \"")) && strlen(ver) + 12 < ver_n) /* the wait policy that won */
+            snprintf(ver + strlen(ver), ver_n - strlen(ver), " omp %.7s", p + 13);
     }
     return pclose(f) == 0 && got == 2 ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
     int rounds = 5, steps = 200, peer_on = 1;
-    const char *devname = NULL, *peer = "bench/peer_torch_optim.py";
+    const char *devname = NULL, *peer = "bench/peer_torch_optim.py", *python = "/usr/bin/python3";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) devname = argv[++i];
         else if (!strcmp(argv[i], "--peer") && i + 1 < argc) peer = argv[++i];
+        else if (!strcmp(argv[i], "--peer-python") && i + 1 < argc) python = argv[++i];
         else if (!strcmp(argv[i], "--no-peer")) peer_on = 0;
         else if (!strcmp(argv[i], "--quick")) rounds = 2, steps = 50, peer_on = 0;
     }
@@ -157,12 +165,13 @@ int main(int argc, char **argv) {
     tg_device_synchronize(dev);
     double tg[MAXR], fe[MAXR], lp[MAXR];
     int peers = 0;
+    char ver[40] = "?";
     for (int r = 0; r < rounds; r++) {
         double t0 = bench_now();
         for (int i = 0; i < steps; i++) tg_optim_step(opt);
         tg_device_synchronize(dev);
         tg[r] = (bench_now() - t0) / steps * 1e6;
-        if (peer_on && run_peer(peer, tg_get_num_threads(), shapes, n, &fe[peers], &lp[peers]) == 0) peers++;
+        if (peer_on && run_peer(python, peer, tg_get_num_threads(), shapes, n, &fe[peers], &lp[peers], ver, sizeof ver) == 0) peers++;
     }
     double m, lo, hi;
     spread(tg, rounds, &m, &lo, &hi);
@@ -174,10 +183,13 @@ int main(int argc, char **argv) {
         double fm, fl, fh, lm, ll, lh;
         spread(fe, peers, &fm, &fl, &fh);
         spread(lp, peers, &lm, &ll, &lh);
-        printf("  %-30s %9.1f us/step  (%.1f-%.1f), ratio tapegrad/torch %.2fx\n", "PyTorch Adam foreach", fm, fl, fh, m / fm);
-        printf("  %-30s %9.1f us/step  (%.1f-%.1f), ratio %.2fx\n", "PyTorch Adam for-loop", lm, ll, lh, m / lm);
+        char a[64], b[64];
+        snprintf(a, sizeof a, "PyTorch %s Adam foreach", ver), snprintf(b, sizeof b, "PyTorch %s Adam for-loop", ver);
+        printf("  %-30s %9.1f us/step  (%.1f-%.1f over %d rounds), ratio tapegrad/torch %.2fx\n", a, fm, fl, fh, peers,
+               m / fm);
+        printf("  %-30s %9.1f us/step  (%.1f-%.1f), ratio %.2fx\n", b, lm, ll, lh, m / lm);
     } else if (peer_on) {
-        printf("  PyTorch: not run (no /usr/bin/python3 with torch, or %s missing)\n", peer);
+        printf("  PyTorch: not run (no %s with torch, or %s missing)\n", python, peer);
     }
     tg_optim_free(opt);
     for (int i = 0; i < n; i++) tg_release(ps[i]);

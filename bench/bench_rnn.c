@@ -8,7 +8,9 @@
  * asserts.
  *
  * Usage: bench_rnn [--rounds R] [--samples S] [--threads N] [--no-peer] [--peer PATH]
- *        [--peer-coretype NAME] [--T 35] [--N 32] [--I 64] [--H 256]
+ *        [--peer-coretype NAME] [--peer-python PATH] [--T 35] [--N 32] [--I 64] [--H 256]
+ * --peer-python runs the peer under another interpreter than Debian's /usr/bin/python3
+ * (build/peers-venv/bin/python: PyTorch 2.x, MKL and oneDNN).
  * Run from the source root for the peer. OpenBLAS 0.3.21 detects some CPUs wrongly (a
  * Xeon in a VM as Prescott, at a tenth of its speed): --peer-coretype gives the peer the
  * kernel `bench_gemm --pick-openblas` finds fastest, as scripts/run-bench.sh does. */
@@ -57,16 +59,17 @@ static double time_tg(const dims *d, tg_tensor *x, tg_tensor *const *w, bool tra
     return bench_median(ts, samples);
 }
 
-static const char *g_coretype; /* --peer-coretype */
+static const char *g_coretype;                      /* --peer-coretype */
+static const char *g_python = "/usr/bin/python3"; /* --peer-python */
 
 static int run_peer(const char *path, const dims *d, int threads, int samples, double *fwd, double *step,
                     char *core, size_t core_n, char *ver, size_t ver_n) {
     char cmd[1024], line[1024], ct[96] = "";
     if (g_coretype) snprintf(ct, sizeof ct, "OPENBLAS_CORETYPE=%s ", g_coretype);
     snprintf(cmd, sizeof cmd,
-             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 %s/usr/bin/python3 %s --threads %d "
+             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 %s'%s' %s --threads %d "
              "--samples %d --T %lld --N %lld --I %lld --H %lld 2>/dev/null",
-             ct, path, threads, samples, (long long)d->T, (long long)d->N, (long long)d->I, (long long)d->H);
+             ct, g_python, path, threads, samples, (long long)d->T, (long long)d->N, (long long)d->I, (long long)d->H);
     FILE *f = popen(cmd, "r");
     if (!f) return -1;
     int ok = 0;
@@ -99,13 +102,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--peer") && i + 1 < argc) peer_path = argv[++i];
         else if (!strcmp(argv[i], "--no-peer")) peer_on = 0;
         else if (!strcmp(argv[i], "--peer-coretype") && i + 1 < argc) g_coretype = argv[++i];
+        else if (!strcmp(argv[i], "--peer-python") && i + 1 < argc) g_python = argv[++i];
         else if (!strcmp(argv[i], "--T") && i + 1 < argc) d.T = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--N") && i + 1 < argc) d.N = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--I") && i + 1 < argc) d.I = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--H") && i + 1 < argc) d.H = atoll(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_rnn [--rounds R] [--samples S] [--threads N] [--no-peer] [--peer PATH] "
-                            "[--peer-coretype NAME] [--T n] [--N n] [--I n] [--H n]\n");
+                            "[--peer-coretype NAME] [--peer-python PATH] [--T n] [--N n] [--I n] [--H n]\n");
             return 2;
         }
     }
@@ -146,8 +150,8 @@ int main(int argc, char **argv) {
     printf("LSTM input %lld, hidden %lld, %lld steps, batch %lld (f32): %.1f MFLOP forward, %.1f forward+backward\n",
            (long long)d.I, (long long)d.H, (long long)d.T, (long long)d.N, flop_fwd * 1e-6, flop_step * 1e-6);
     if (peer_on)
-        printf("PyTorch %s under env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1%s%s, "
-               "torch.set_num_threads(%d); OpenBLAS kernel: %s\n", ver, g_coretype ? " OPENBLAS_CORETYPE=" : "",
+        printf("PyTorch %s (%s) under env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1%s%s, "
+               "torch.set_num_threads(%d); kernels: %s\n", ver, g_python, g_coretype ? " OPENBLAS_CORETYPE=" : "",
                g_coretype ? g_coretype : "", threads, core);
     printf("ms: median over %d rounds of %d-sample medians [min-max]\n", rounds, samples);
     printf("%-18s %22s %7s %22s %7s %7s\n", "", "tapegrad", "%peak", "PyTorch", "%peak", "tg/pt");

@@ -6,7 +6,8 @@
  *
  *     tapegrad-bench [--quick] [--device ID]... [--group NAME] [--threads N]
  *                    [--json FILE] [--svg FILE] [--no-peers] [--peer-coretype NAME]
- *                    [--python PATH] [--budget S]
+ *                    [--python PATH] [--peer-python PATH|none] [--peer-omp-wait POLICY]
+ *                    [--budget S]
  *     tapegrad-bench --compare A.json B.json
  *
  * Measures, never asserts. */
@@ -35,21 +36,33 @@ typedef struct {
 static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [--quick] [--device ID]... [--group NAME] [--threads N] [--json FILE] [--svg FILE]\n"
-            "       [--no-peers] [--peer-coretype NAME] [--python PATH] [--budget S]\n"
-            "       %s --compare A.json B.json\n",
-            argv0, argv0);
+            "       [--no-peers] [--peer-coretype NAME] [--python PATH] [--peer-python PATH|none]\n"
+            "       [--peer-omp-wait auto|default|passive|active] [--budget S]\n"
+            "       %s --compare A.json B.json\n"
+            "peers (unless --no-peers): the system BLAS, CLBlast, PyTorch under --python (default\n"
+            "/usr/bin/python3), and PyTorch 2.x and onnxruntime under --peer-python (default\n"
+            "%s, which scripts/setup-peers.sh creates; none: skip them);\n"
+            "--peer-omp-wait: their OMP_WAIT_POLICY (auto: the faster of default and passive)\n",
+            argv0, argv0, TG_BENCH_VENV_PYTHON);
     return 2;
 }
 
-/* The peer script: installed beside the program's data, or in the source tree. */
+/* The peer scripts: installed beside the program's data, or in the source tree. */
 static const char *torch_script(void) {
     if (access(TG_BENCH_SCRIPT_INSTALLED, R_OK) == 0) return TG_BENCH_SCRIPT_INSTALLED;
     return TG_BENCH_SCRIPT_SOURCE;
 }
 
+static const char *ort_script(void) {
+    if (access(TG_BENCH_ORT_SCRIPT_INSTALLED, R_OK) == 0) return TG_BENCH_ORT_SCRIPT_INSTALLED;
+    return TG_BENCH_ORT_SCRIPT_SOURCE;
+}
+
 static bool parse(int argc, char **argv, options *o) {
     *o = (options){ .peers = true, .threads = tg_get_num_threads() };
-    o->peer = (bench_peer_opts){ .python = "/usr/bin/python3", .torch_script = torch_script(), .self = argv[0] };
+    o->peer = (bench_peer_opts){ .python = "/usr/bin/python3", .venv_python = TG_BENCH_VENV_PYTHON,
+                                 .torch_script = torch_script(), .ort_script = ort_script(), .self = argv[0],
+                                 .omp_wait = "auto" };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quick")) o->quick = true;
@@ -62,6 +75,10 @@ static bool parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--svg")) o->svg = v, i++;
         else if (!strcmp(a, "--peer-coretype")) o->peer.coretype = v, i++;
         else if (!strcmp(a, "--python")) o->peer.python = v, i++;
+        else if (!strcmp(a, "--peer-python")) o->peer.venv_python = strcmp(v, "none") ? v : NULL, i++;
+        else if (!strcmp(a, "--peer-omp-wait") && (!strcmp(v, "auto") || !strcmp(v, "passive") || !strcmp(v, "active")))
+            o->peer.omp_wait = v, i++;
+        else if (!strcmp(a, "--peer-omp-wait") && !strcmp(v, "default")) o->peer.omp_wait = NULL, i++;
         else if (!strcmp(a, "--budget")) o->budget = atof(v), i++;
         else return false;
     }
@@ -140,6 +157,56 @@ static void probe_limits(const options *o, const tg_device_info *infos, int n_in
     }
 }
 
+/* The forward workloads of whole models that the onnxruntime peer exports; their count. */
+static int ort_workloads(const bench_workload *ws, int n, bench_workload *out) {
+    static const char *models[] = { "\"model\": \"vgg16\"", "\"model\": \"resnet50\"", "\"model\": \"resnet20\"" };
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int m = 0; m < 3; m++)
+            if (!strcmp(ws[i].group, "forward") && strstr(ws[i].spec, models[m])) {
+                out[k++] = ws[i];
+                break;
+            }
+    return k;
+}
+
+/* One PyTorch peer under python, at the OpenMP wait policy it runs fastest with (auto). */
+static void run_torch_peer(const bench_peer_opts *peer, const char *python, const bench_workload *ws, int n,
+                           bench_run *run) {
+    char note[256] = "";
+    bench_peer_opts p = *peer;
+    if (p.omp_wait && !strcmp(p.omp_wait, "auto")) {
+        p.omp_wait = bench_pick_omp_wait(&p, python, p.torch_script, note, sizeof note);
+        fprintf(stderr, "tapegrad-bench: PyTorch (%s): %s; runs with %s\n", python, note,
+                p.omp_wait ? "OMP_WAIT_POLICY=passive" : "OpenMP's default");
+    }
+    note[0] = '\0';
+    int got = bench_peer_python(&p, python, p.torch_script, ws, n, run, note, sizeof note);
+    fprintf(stderr, "tapegrad-bench: PyTorch (%s): %d results; %s\n", python, got, note);
+}
+
+/* PyTorch under Debian's python (torch 1.x, OpenBLAS), then PyTorch 2.x and onnxruntime
+ * under the venv's python when there is one. */
+static void run_python_peers(const bench_peer_opts *peer, const bench_workload *ws, int n, bench_run *run) {
+    run_torch_peer(peer, peer->python, ws, n, run);
+    const char *venv = peer->venv_python;
+    if (!venv || access(venv, X_OK)) {
+        fprintf(stderr, "tapegrad-bench: PyTorch 2.x and onnxruntime not run: %s%s\n",
+                venv ? venv : "--peer-python none", venv ? " is missing (scripts/setup-peers.sh creates it)" : "");
+        return;
+    }
+    bench_peer_opts p2 = *peer;
+    p2.coretype = NULL; /* torch 2.x wheels and onnxruntime call MKL/oneDNN/MLAS, not OpenBLAS */
+    run_torch_peer(&p2, venv, ws, n, run);
+    static bench_workload fw[MAX_WORKLOADS];
+    int nf = ort_workloads(ws, n, fw);
+    char note[256] = "";
+    p2.omp_wait = NULL; /* onnxruntime's own thread pool: the script picks its spinning */
+    int got = nf ? bench_peer_python(&p2, venv, p2.ort_script, fw, nf, run, note, sizeof note) : 0;
+    fprintf(stderr, "tapegrad-bench: onnxruntime: %d results; %s\n", got,
+            nf ? note : "no forward workload of vgg16, resnet50 or resnet20 in this suite");
+}
+
 static void run_peers(const options *o, const tg_device_info *infos, int n_infos, const bench_workload *ws, int n,
                       bench_run *run) {
     char note[256];
@@ -152,9 +219,7 @@ static void run_peers(const options *o, const tg_device_info *infos, int n_infos
     note[0] = '\0';
     bench_peer_blas(&peer, ws, n, run, note, sizeof note);
     fprintf(stderr, "tapegrad-bench: system BLAS: %s\n", note);
-    note[0] = '\0';
-    int got = bench_peer_torch(&peer, ws, n, run, note, sizeof note);
-    fprintf(stderr, "tapegrad-bench: PyTorch: %d results; %s\n", got, note);
+    run_python_peers(&peer, ws, n, run);
     for (int d = 0; d < n_infos; d++) {
         if (infos[d].kind != TG_DEVICE_OPENCL || !wanted_device(o, infos[d].id)) continue;
         for (int i = 0; i < n; i++) {

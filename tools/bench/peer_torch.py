@@ -1,18 +1,22 @@
 #!/usr/bin/python3
 """tapegrad-bench's PyTorch peer: the same workloads (read from the JSON spec tapegrad-bench
 writes), timed the same way (a warm-up call, then samples until the budget is spent,
-median/min/max), in eager mode on the CPU. The models are PyTorch's own (torch.nn and
-torchvision) of the same architecture. Prints {"target", "note", "results"} as JSON.
+median/min/max), in eager mode on the CPU, and on CUDA too where torch 2.x sees a GPU. The
+models are PyTorch's own (torch.nn and torchvision) of the same architecture. Prints
+{"target", "note", "results"} as JSON; the target is "pytorch-cpu" under torch 1.x
+(Debian's), "pytorch2-cpu" under torch 2.x (build/peers-venv), "pytorch2-cuda" per result.
 
 tapegrad-bench runs it with OPENBLAS_NUM_THREADS=1 beside torch's own threads, and with
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (or the core type it was given), so that
-Debian's PyTorch runs its GEMMs at its best; the note names the OpenBLAS kernel it ran.
+Debian's PyTorch runs its GEMMs at its best; the note names the BLAS and kernel it ran
+(the OpenBLAS core, or MKL/oneDNN from torch.__config__ for the PyPI wheels).
 Usage: peer_torch.py --spec FILE
 """
 import argparse
 import ctypes
 import json
 import os
+import re
 import statistics
 import time
 
@@ -33,6 +37,26 @@ def openblas_core():
         except (OSError, AttributeError):
             continue
     return "none"
+
+
+def kernels():
+    """What computes torch's GEMMs and convolutions here, from torch.__config__."""
+    cfg = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", cfg)
+    parts = [f"BLAS {blas.group(1) if blas else '?'}"]
+    core = openblas_core()
+    if core != "none":
+        parts.append(f"OpenBLAS kernel {core}")
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", cfg)
+    if mkl:
+        parts.append(f"MKL {mkl.group(1)}")
+    dnn = re.search(r"MKL-DNN (v[\w.]+)", cfg)
+    if dnn and torch.backends.mkldnn.is_available():
+        parts.append(f"oneDNN {dnn.group(1)}")
+    cap = re.search(r"CPU capability usage: (\w+)", cfg)
+    if cap:
+        parts.append(cap.group(1))
+    return ", ".join(parts)
 
 
 def timed(fn, budget, min_reps, max_reps):
@@ -112,8 +136,9 @@ def model_and_input(name, batch):
     raise KeyError(name)
 
 
-def model_fn(w):
+def model_fn(w, dev):
     m, x, classes = model_and_input(w["model"], w["batch"])
+    m, x = m.to(dev), x.to(dev)
     if not w["train"]:
         m.eval()
 
@@ -122,7 +147,7 @@ def model_fn(w):
                 m(x)
         return fwd
     m.train()
-    y = torch.arange(w["batch"]) % max(classes, 1)
+    y = (torch.arange(w["batch"]) % max(classes, 1)).to(dev)
     opt = torch.optim.Adam(m.parameters()) if w["model"] in ("cnn",) else \
         torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
 
@@ -138,24 +163,41 @@ def model_fn(w):
     return step
 
 
-def op_fn(w):
+def op_fn(w, dev):
     kind = w["kind"]
     if kind == "gemm":
-        a, b = torch.rand(w["n"], w["n"]), torch.rand(w["n"], w["n"])
+        a, b = torch.rand(w["n"], w["n"], device=dev), torch.rand(w["n"], w["n"], device=dev)
         return lambda: a @ b
     if kind == "ew":
-        a, b = torch.randn(w["rows"], w["cols"]), torch.randn(w["rows"], w["cols"])
+        a, b = torch.randn(w["rows"], w["cols"], device=dev), torch.randn(w["rows"], w["cols"], device=dev)
         return {"add": lambda: a + b, "relu": lambda: torch.relu(a), "exp": lambda: torch.exp(a),
                 "sum": lambda: a.sum(1), "softmax": lambda: torch.softmax(a, 1)}[w["op"]]
     if kind == "conv":
-        x = torch.randn(w["batch"], w["cin"], w["hw"], w["hw"])
-        wt = torch.randn(w["cout"], w["cin"], w["k"], w["k"]) * 0.05
+        x = torch.randn(w["batch"], w["cin"], w["hw"], w["hw"], device=dev)
+        wt = torch.randn(w["cout"], w["cin"], w["k"], w["k"], device=dev) * 0.05
 
         def conv():
             with torch.no_grad():
                 F.conv2d(x, wt, None, w["stride"], w["pad"])
         return conv
-    return model_fn(w)
+    return model_fn(w, dev)
+
+
+def run_on(dev, target, spec, results):
+    """Times every workload of the spec on dev, appending one result each to results."""
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    for w in spec["workloads"]:
+        try:
+            call = op_fn(w, dev)
+
+            def fn():
+                call()
+                sync()
+            s = sorted(timed(fn, spec["budget_s"], spec["min_reps"], spec["max_reps"]))
+            results.append({"workload": w["name"], "target": target, "samples": len(s),
+                            "median_s": statistics.median(s), "min_s": s[0], "max_s": s[-1]})
+        except (KeyError, ImportError, RuntimeError) as e:
+            results.append({"workload": w["name"], "target": target, "samples": 0, "note": f"skipped: {e}"})
 
 
 def main():
@@ -164,17 +206,15 @@ def main():
     spec = json.load(open(ap.parse_args().spec))
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
+    v2 = int(torch.__version__.split(".")[0]) >= 2
+    target = "pytorch2-cpu" if v2 else "pytorch-cpu"
     results = []
-    for w in spec["workloads"]:
-        try:
-            fn = op_fn(w)
-            s = sorted(timed(fn, spec["budget_s"], spec["min_reps"], spec["max_reps"]))
-            results.append({"workload": w["name"], "samples": len(s), "median_s": statistics.median(s),
-                            "min_s": s[0], "max_s": s[-1]})
-        except (KeyError, ImportError, RuntimeError) as e:
-            results.append({"workload": w["name"], "samples": 0, "note": f"skipped: {e}"})
-    note = f"torch {torch.__version__}, {spec['threads']} threads, OpenBLAS kernel {openblas_core()}"
-    print(json.dumps({"target": "pytorch-cpu", "note": note, "results": results}))
+    run_on("cpu", target, spec, results)
+    note = f"torch {torch.__version__}, {torch.get_num_threads()} threads, {kernels()}"
+    if v2 and torch.cuda.is_available():
+        run_on("cuda", "pytorch2-cuda", spec, results)
+        note += f"; CUDA on {torch.cuda.get_device_name(0)}, cuDNN {torch.backends.cudnn.version()}"
+    print(json.dumps({"target": target, "note": note, "results": results}))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 /* The peers, each run at its best in a child process of its own so that its environment
- * is its own: PyTorch's CPU build (a Python script given the same workload list as
- * JSON) and the system BLAS's SGEMM (this program again, with --blas-child). Both get
+ * is its own: PyTorch and onnxruntime (Python scripts given the same workload list as
+ * JSON) and the system BLAS's SGEMM (this program again, with --blas-child). All get
  * OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed (some machines set them, selecting a
- * half-speed kernel) or the core type chosen with --peer-coretype; PyTorch gets
- * OPENBLAS_NUM_THREADS=1 beside its own threads. */
+ * half-speed kernel) or the core type chosen with --peer-coretype; the Python peers get
+ * OPENBLAS_NUM_THREADS=1 beside their own threads. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -17,8 +17,11 @@
 #include <cjson/cJSON.h>
 #endif
 
-/* Runs argv with the peer environment, stdout to out_path; true when it exited 0. */
-static bool run_child(char *const argv[], const char *out_path, const char *coretype, int threads) {
+/* Runs argv with the peer environment, stdout to out_path; true when it exited 0.
+ * python: a peer that threads on its own above the BLAS (OPENBLAS_NUM_THREADS=1) with
+ * o->omp_wait as its OpenMP wait policy. */
+static bool run_child(const bench_peer_opts *o, const char *coretype, char *const argv[], const char *out_path,
+                      bool python) {
     pid_t pid = fork();
     if (pid < 0) return false;
     if (pid == 0) {
@@ -26,8 +29,10 @@ static bool run_child(char *const argv[], const char *out_path, const char *core
         unsetenv("OPENBLAS_L2_SIZE");
         if (coretype && *coretype) setenv("OPENBLAS_CORETYPE", coretype, 1);
         char t[16];
-        snprintf(t, sizeof t, "%d", threads);
+        snprintf(t, sizeof t, "%d", o->threads);
         setenv("OMP_NUM_THREADS", t, 1);
+        if (python) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        if (python && o->omp_wait) setenv("OMP_WAIT_POLICY", o->omp_wait, 1);
         if (!freopen(out_path, "w", stdout)) _exit(126);
         execvp(argv[0], argv);
         _exit(127);
@@ -58,7 +63,8 @@ static double num(const cJSON *o, const char *key) {
 }
 
 /* Reads the peer's {"target": ..., "note": ..., "results": [{workload, samples, median_s, min_s,
- * max_s, note}]} and adds each result whose workload is in the list. */
+ * max_s, note, target}]} (a result's own target overrides the peer's) and adds each result
+ * whose workload is in the list. */
 static int add_peer_results(const char *path, const bench_workload *ws, int n, bench_run *run, char *note,
                             size_t note_size) {
     char *text = slurp(path);
@@ -76,13 +82,15 @@ static int add_peer_results(const char *path, const bench_workload *ws, int n, b
     const cJSON *r;
     cJSON_ArrayForEach(r, results) {
         const cJSON *name = cJSON_GetObjectItem(r, "workload"), *rn = cJSON_GetObjectItem(r, "note");
+        const cJSON *rt = cJSON_GetObjectItem(r, "target");
         for (int i = 0; i < n && cJSON_IsString(name); i++) {
             if (strcmp(ws[i].name, name->valuestring)) continue;
             bench_result br = { .work = ws[i].work, .n = (int)num(r, "samples"), .median = num(r, "median_s"),
                                 .min = num(r, "min_s"), .max = num(r, "max_s") };
             snprintf(br.workload, sizeof br.workload, "%s", ws[i].name);
             snprintf(br.group, sizeof br.group, "%s", ws[i].group);
-            snprintf(br.target, sizeof br.target, "%s", cJSON_IsString(t) ? t->valuestring : "peer");
+            snprintf(br.target, sizeof br.target, "%s",
+                     cJSON_IsString(rt) ? rt->valuestring : cJSON_IsString(t) ? t->valuestring : "peer");
             if (cJSON_IsString(rn)) snprintf(br.note, sizeof br.note, "%s", rn->valuestring);
             bench_run_add(run, &br);
             added++;
@@ -93,33 +101,34 @@ static int add_peer_results(const char *path, const bench_workload *ws, int n, b
 }
 #endif
 
-int bench_peer_torch(const bench_peer_opts *o, const bench_workload *ws, int n, bench_run *run, char *note,
-                     size_t note_size) {
+int bench_peer_python(const bench_peer_opts *o, const char *python, const char *script, const bench_workload *ws,
+                      int n, bench_run *run, char *note, size_t note_size) {
 #ifndef TG_HAVE_CJSON
-    (void)o, (void)ws, (void)n, (void)run;
+    (void)o, (void)python, (void)script, (void)ws, (void)n, (void)run;
     snprintf(note, note_size, "the peers need cJSON; this build has none");
     return 0;
 #else
     char spec[] = "/tmp/tapegrad-bench-spec.XXXXXX", out[] = "/tmp/tapegrad-bench-peer.XXXXXX";
-    int fs = mkstemp(spec), fo = mkstemp(out);
-    if (fs < 0 || fo < 0) {
+    int fs = mkstemp(spec), fo = fs >= 0 ? mkstemp(out) : -1;
+    FILE *f = fs >= 0 ? fdopen(fs, "w") : NULL;
+    if (fo < 0 || !f) {
         snprintf(note, note_size, "cannot create temporary files");
+        if (f) fclose(f);
+        else if (fs >= 0) close(fs);
+        if (fs >= 0) unlink(spec);
         return 0;
     }
     close(fo);
-    FILE *f = fdopen(fs, "w");
     fprintf(f, "{\"threads\": %d, \"budget_s\": %g, \"min_reps\": %d, \"max_reps\": %d, \"workloads\": [\n", o->threads,
             o->timing.budget_s, o->timing.min_reps, o->timing.max_reps);
     for (int i = 0; i < n; i++)
         fprintf(f, "  {\"name\": \"%s\", %s}%s\n", ws[i].name, ws[i].spec, i + 1 < n ? "," : "");
     fprintf(f, "]}\n");
     fclose(f);
-    char *argv[] = { (char *)o->python, (char *)o->torch_script, "--spec", spec, NULL };
-    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* PyTorch's threads call a single-threaded OpenBLAS */
-    bool ok = run_child(argv, out, o->coretype, o->threads);
-    unsetenv("OPENBLAS_NUM_THREADS");
+    char *argv[] = { (char *)python, (char *)script, "--spec", spec, NULL };
+    bool ok = run_child(o, o->coretype, argv, out, true);
     int added = ok ? add_peer_results(out, ws, n, run, note, note_size) : 0;
-    if (!ok) snprintf(note, note_size, "%s %s failed (is torch installed for it?)", o->python, o->torch_script);
+    if (!ok) snprintf(note, note_size, "%s %s failed (are its packages installed for it?)", python, script);
     unlink(spec), unlink(out);
     return added;
 #endif
@@ -136,7 +145,7 @@ static double probe_coretype(const bench_peer_opts *o, const char *coretype, cha
     snprintf(threads, sizeof threads, "%d", o->threads);
     char *argv[] = { (char *)o->self, "--blas-child", "512", "0.2", threads, NULL };
     double t = 0;
-    if (run_child(argv, out, coretype, o->threads)) {
+    if (run_child(o, coretype, argv, out, false)) {
         char *text = slurp(out);
         cJSON *j = text ? cJSON_Parse(text) : NULL;
         const cJSON *r = j ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "results"), 0) : NULL;
@@ -180,6 +189,33 @@ const char *bench_pick_coretype(const bench_peer_opts *o, char *why, size_t why_
     return chosen;
 }
 
+/* Seconds of the probe (a 256^3 GEMM and an MLP forward, summed medians) under wait. */
+static double probe_omp_wait(const bench_peer_opts *o, const char *python, const char *script, const char *wait) {
+    static const bench_workload probe[2] = {
+        { .group = "gemm", .name = "gemm 256", .spec = "\"kind\": \"gemm\", \"n\": 256" },
+        { .group = "forward", .name = "forward mlp b64",
+          .spec = "\"kind\": \"model\", \"model\": \"mlp\", \"batch\": 64, \"train\": false" },
+    };
+    bench_peer_opts p = *o;
+    p.omp_wait = wait;
+    p.timing = (bench_timing){ 5, 15, 0.3, 4 };
+    bench_run run = { 0 };
+    char note[256];
+    double t = 0;
+    if (bench_peer_python(&p, python, script, probe, 2, &run, note, sizeof note) == 2)
+        for (int i = 0; i < run.n; i++) t += run.results[i].n ? run.results[i].median : 1e9;
+    free(run.results);
+    return t;
+}
+
+const char *bench_pick_omp_wait(const bench_peer_opts *o, const char *python, const char *script, char *why,
+                                size_t why_size) {
+    double spin = probe_omp_wait(o, python, script, NULL), passive = probe_omp_wait(o, python, script, "passive");
+    snprintf(why, why_size, "probe (256^3 GEMM + MLP b64 forward) %.2f ms with OpenMP's default wait, %.2f ms with "
+             "OMP_WAIT_POLICY=passive", 1e3 * spin, 1e3 * passive);
+    return passive > 0 && (spin <= 0 || passive * 1.1 < spin) ? "passive" : NULL;
+}
+
 int bench_peer_blas(const bench_peer_opts *o, const bench_workload *ws, int n, bench_run *run, char *note,
                     size_t note_size) {
 #ifndef TG_HAVE_CJSON
@@ -198,7 +234,7 @@ int bench_peer_blas(const bench_peer_opts *o, const bench_workload *ws, int n, b
     snprintf(budget, sizeof budget, "%g", o->timing.budget_s);
     snprintf(threads, sizeof threads, "%d", o->threads);
     char *argv[] = { (char *)o->self, "--blas-child", sizes, budget, threads, NULL };
-    bool ok = sizes[0] && run_child(argv, out, o->coretype, o->threads);
+    bool ok = sizes[0] && run_child(o, o->coretype, argv, out, false);
     int added = ok ? add_peer_results(out, ws, n, run, note, note_size) : 0;
     if (!ok) snprintf(note, note_size, "%s", sizes[0] ? "the system BLAS child failed" : "no GEMM workloads");
     unlink(out);
