@@ -5,8 +5,8 @@
  * standardisation, optional flip-and-crop augmentation) while the current one trains.
  *
  *     build/examples/cnn_fashion_mnist [--data DIR] [--out DIR] [--epochs N] [--batch B]
- *         [--lr X] [--schedule cosine|constant] [--augment] [--workers W] [--device NAME]
- *         [--limit N] [--seed S] [--resume] [--min-accuracy A]
+ *         [--lr X] [--schedule cosine|onecycle|constant] [--augment] [--workers W] [--device NAME]
+ *         [--label-smoothing E] [--limit N] [--seed S] [--resume] [--min-accuracy A]
  *
  * Shows a progress bar per epoch and writes into --out (default cnn-run): metrics.csv
  * (one row per epoch) and steps.csv (loss and learning rate per step), plots of them
@@ -31,7 +31,7 @@
 typedef struct {
     const char *data_dir, *out_dir, *device, *schedule;
     int epochs, batch, workers;
-    double lr, min_accuracy;
+    double lr, min_accuracy, label_smoothing;
     long limit;
     uint64_t seed;
     bool augment, resume;
@@ -45,8 +45,8 @@ static const char *class_names[CLASSES] = { "T-shirt", "trouser", "pullover", "d
 static int usage(void) {
     fprintf(stderr,
             "usage: cnn_fashion_mnist [--data DIR] [--out DIR] [--epochs N] [--batch B] [--lr X]\n"
-            "                         [--schedule cosine|constant] [--augment] [--workers W] [--device NAME]\n"
-            "                         [--limit N] [--seed S] [--resume] [--min-accuracy A]\n");
+            "                         [--schedule cosine|onecycle|constant] [--augment] [--workers W] [--device NAME]\n"
+            "                         [--label-smoothing E] [--limit N] [--seed S] [--resume] [--min-accuracy A]\n");
     return 2;
 }
 
@@ -67,10 +67,12 @@ static bool parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--limit")) o->limit = atol(v), i++;
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--min-accuracy")) o->min_accuracy = atof(v), i++;
+        else if (!strcmp(a, "--label-smoothing")) o->label_smoothing = atof(v), i++;
         else return false;
     }
     return o->epochs > 0 && o->batch > 1 && o->workers >= 0 && o->lr > 0 && o->limit >= 0 &&
-           (!strcmp(o->schedule, "cosine") || !strcmp(o->schedule, "constant"));
+           o->label_smoothing >= 0 && o->label_smoothing < 1 &&
+           (!strcmp(o->schedule, "cosine") || !strcmp(o->schedule, "onecycle") || !strcmp(o->schedule, "constant"));
 }
 
 /* ------------------------------------------------------------- the run */
@@ -126,9 +128,11 @@ static bool make_model(run *r) {
     if (!r->net || tg_module_parameters(r->net, true, &p) != TG_OK) return false;
     r->opt = tg_adam_new(p.n, p.tensors, &(tg_adam_opts){ .lr = TG_SOME(r->o.lr) });
     tg_named_free(&p);
-    if (r->opt && !strcmp(r->o.schedule, "cosine"))
-        r->sched = tg_cosine_lr_new(r->opt, (int64_t)r->o.epochs * tg_loader_len(r->loader), 0);
-    return r->opt && (r->sched || strcmp(r->o.schedule, "cosine"));
+    int64_t steps = (int64_t)r->o.epochs * tg_loader_len(r->loader);
+    if (r->opt && !strcmp(r->o.schedule, "cosine")) r->sched = tg_cosine_lr_new(r->opt, steps, 0);
+    if (r->opt && !strcmp(r->o.schedule, "onecycle"))
+        r->sched = tg_onecycle_lr_new(r->opt, &(tg_onecycle_lr_opts){ .max_lr = r->o.lr, .total_steps = steps });
+    return r->opt && (r->sched || !strcmp(r->o.schedule, "constant"));
 }
 
 /* The standardised test images on dev, for evaluation. */
@@ -144,7 +148,9 @@ static bool prepare_test(run *r) {
 /* One Adam step on a batch; its loss and accuracy, NaN (message set) on error. */
 static double train_step(run *r, const tg_batch *b, double *acc) {
     tg_tensor *logits = tg_module_forward(r->net, b->x);
-    tg_tensor *loss = tg_cross_entropy(logits, b->y);
+    tg_tensor *loss = r->o.label_smoothing > 0 ? tg_cross_entropy_loss(logits, b->y, &(tg_cross_entropy_loss_opts){
+                                                     .label_smoothing = r->o.label_smoothing })
+                                               : tg_cross_entropy(logits, b->y);
     *acc = tg_item(tg_mean(tg_cast(tg_eq(tg_argmax(logits, 1, false), b->y), TG_F32), TG_ALL, false));
     double l = tg_item(loss);
     tg_optim_zero_grad(r->opt);
@@ -332,7 +338,7 @@ static double train(run *r, int first_epoch) {
 
 int main(int argc, char **argv) {
     run r = { .o = { .data_dir = DEFAULT_DATA_DIR, .out_dir = "cnn-run", .schedule = "cosine", .epochs = 3,
-                     .batch = 64, .workers = 1, .lr = 2e-3, .seed = 42 } };
+                     .batch = 64, .workers = 1, .lr = 3e-3, .seed = 42 } };
     if (!parse_args(argc, argv, &r.o)) return usage();
     /* the data stays on the CPU, where the loader's workers read it */
     if (!open_fashion_mnist("cnn_fashion_mnist", r.o.data_dir, r.o.device, tg_device_get("cpu"), &r.dev, &r.train,

@@ -95,8 +95,8 @@ const bench_limits *bench_run_limits(const bench_run *run, const char *target) {
     /* peers run on a device's hardware: "clblast:opencl:0" on opencl:0, the CPU peers on cpu */
     const char *colon = strchr(target, ':');
     if (colon && !strncmp(target, "clblast:", 8)) return bench_run_limits(run, colon + 1);
-    if (!strncmp(target, "pytorch-cpu", 11) || !strcmp(target, "openblas") || !strncmp(target, "onnxruntime", 11))
-        return bench_run_limits(run, "cpu");
+    size_t n = strlen(target); /* the CPU peers: "pytorch-cpu", "pytorch2-cpu", "onnxruntime-cpu", the BLAS */
+    if ((n > 4 && !strcmp(target + n - 4, "-cpu")) || !strcmp(target, "openblas")) return bench_run_limits(run, "cpu");
     return NULL;
 }
 
