@@ -198,7 +198,10 @@ static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
  * picked at load time (GCC's target_clones): the baseline's SSE2 spent more time
  * converting and summing than the memory took. Every lane sums what it did before and
  * -std=c11 contracts nothing into FMAs, so each clone gives the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+/* Not under ThreadSanitizer: the clones' resolvers run while the dynamic loader relocates
+ * the program, before the TSan runtime is up, and instrumented code crashes there. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(__SANITIZE_THREAD__)
 #define TG_NORM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TG_NORM_CLONES
