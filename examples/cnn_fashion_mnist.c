@@ -6,7 +6,7 @@
  *
  *     build/examples/cnn_fashion_mnist [--data DIR] [--out DIR] [--epochs N] [--batch B]
  *         [--lr X] [--schedule cosine|onecycle|constant] [--augment] [--workers W] [--device NAME]
- *         [--label-smoothing E] [--limit N] [--seed S] [--resume] [--min-accuracy A]
+ *         [--label-smoothing E] [--weight-decay W] [--limit N] [--seed S] [--resume] [--min-accuracy A]
  *
  * Shows a progress bar per epoch and writes into --out (default cnn-run): metrics.csv
  * (one row per epoch) and steps.csv (loss and learning rate per step), plots of them
@@ -31,7 +31,7 @@
 typedef struct {
     const char *data_dir, *out_dir, *device, *schedule;
     int epochs, batch, workers;
-    double lr, min_accuracy, label_smoothing;
+    double lr, min_accuracy, label_smoothing, weight_decay;
     long limit;
     uint64_t seed;
     bool augment, resume;
@@ -46,7 +46,7 @@ static int usage(void) {
     fprintf(stderr,
             "usage: cnn_fashion_mnist [--data DIR] [--out DIR] [--epochs N] [--batch B] [--lr X]\n"
             "                         [--schedule cosine|onecycle|constant] [--augment] [--workers W] [--device NAME]\n"
-            "                         [--label-smoothing E] [--limit N] [--seed S] [--resume] [--min-accuracy A]\n");
+            "                         [--label-smoothing E] [--weight-decay W] [--limit N] [--seed S] [--resume] [--min-accuracy A]\n");
     return 2;
 }
 
@@ -64,13 +64,14 @@ static bool parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--batch")) o->batch = atoi(v), i++;
         else if (!strcmp(a, "--workers")) o->workers = atoi(v), i++;
         else if (!strcmp(a, "--lr")) o->lr = atof(v), i++;
+        else if (!strcmp(a, "--weight-decay")) o->weight_decay = atof(v), i++;
         else if (!strcmp(a, "--limit")) o->limit = atol(v), i++;
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--min-accuracy")) o->min_accuracy = atof(v), i++;
         else if (!strcmp(a, "--label-smoothing")) o->label_smoothing = atof(v), i++;
         else return false;
     }
-    return o->epochs > 0 && o->batch > 1 && o->workers >= 0 && o->lr > 0 && o->limit >= 0 &&
+    return o->epochs > 0 && o->batch > 1 && o->workers >= 0 && o->lr > 0 && o->weight_decay >= 0 && o->limit >= 0 &&
            o->label_smoothing >= 0 && o->label_smoothing < 1 &&
            (!strcmp(o->schedule, "cosine") || !strcmp(o->schedule, "onecycle") || !strcmp(o->schedule, "constant"));
 }
@@ -126,7 +127,9 @@ static bool make_model(run *r) {
     r->net = notes_cnn_new(CLASSES, r->dev);
     tg_named p;
     if (!r->net || tg_module_parameters(r->net, true, &p) != TG_OK) return false;
-    r->opt = tg_adam_new(p.n, p.tensors, &(tg_adam_opts){ .lr = TG_SOME(r->o.lr) });
+    /* a weight decay selects AdamW (decoupled decay, as torch.optim.AdamW) */
+    tg_adam_opts ao = { .lr = TG_SOME(r->o.lr), .weight_decay = TG_SOME(r->o.weight_decay) };
+    r->opt = r->o.weight_decay > 0 ? tg_adamw_new(p.n, p.tensors, &ao) : tg_adam_new(p.n, p.tensors, &ao);
     tg_named_free(&p);
     int64_t steps = (int64_t)r->o.epochs * tg_loader_len(r->loader);
     if (r->opt && !strcmp(r->o.schedule, "cosine")) r->sched = tg_cosine_lr_new(r->opt, steps, 0);
