@@ -301,6 +301,69 @@ TEST(axpy_on_views_and_broadcast) {
     CHECK_ERROR(tg_axpy_(ints, 1, ints), "tg_axpy_: expected a floating dtype (f32 or f64), got i32");
 }
 
+/* A weight shared by every step of a recurrence, h_t = tanh(x_t + h_{t-1} W^T), also used
+ * outside a matmul (0.5 sum W^2): the engine stacks the steps' products into one; the
+ * gradient must equal backpropagation through time done by hand on the host, with
+ * tg_backward and with tg_autograd_grad, and with create_graph (which does not stack). */
+#define RT 5
+#define RN 3
+#define RH 4
+static void bptt_host(const double *W, const double *h0, const double *x, double *gW, double *gh0) {
+    double h[RT + 1][RN * RH], dh[RN * RH];
+    memcpy(h[0], h0, sizeof h[0]);
+    for (int t = 0; t < RT; t++)
+        for (int n = 0; n < RN; n++)
+            for (int j = 0; j < RH; j++) {
+                double z = x[(t * RN + n) * RH + j];
+                for (int k = 0; k < RH; k++) z += h[t][n * RH + k] * W[j * RH + k];
+                h[t + 1][n * RH + j] = tanh(z);
+            }
+    for (int i = 0; i < RH * RH; i++) gW[i] = W[i];
+    for (int i = 0; i < RN * RH; i++) dh[i] = 1;
+    for (int t = RT - 1; t >= 0; t--) {
+        double dz[RN * RH], prev[RN * RH] = { 0 };
+        for (int i = 0; i < RN * RH; i++) dz[i] = dh[i] * (1 - h[t + 1][i] * h[t + 1][i]);
+        for (int n = 0; n < RN; n++)
+            for (int j = 0; j < RH; j++)
+                for (int k = 0; k < RH; k++) {
+                    gW[j * RH + k] += dz[n * RH + j] * h[t][n * RH + k];
+                    prev[n * RH + k] += dz[n * RH + j] * W[j * RH + k];
+                }
+        memcpy(dh, prev, sizeof dh);
+    }
+    memcpy(gh0, dh, sizeof dh);
+}
+
+static tg_tensor *recurrence_loss(tg_tensor *W, tg_tensor *h, tg_tensor *x) {
+    tg_tensor *wt = tg_transpose(W, 0, 1), *steps[RT];
+    tg_chunk(x, RT, 0, steps);
+    for (int t = 0; t < RT; t++) h = tg_tanh(tg_add(tg_reshape(steps[t], TG_SHAPE(RN, RH)), tg_matmul(h, wt)));
+    return tg_add(tg_sum(h, TG_ALL, false), tg_mul_scalar(tg_sum(tg_square(wt), TG_ALL, false), 0.5));
+}
+
+TEST(shared_weight_products_are_stacked) {
+    tg_device *dev = tg_test_device();
+    double Wv[RH * RH], h0v[RN * RH], xv[RT * RN * RH], gW[RH * RH], gh0[RN * RH];
+    for (int i = 0; i < RH * RH; i++) Wv[i] = 0.3 * sin(1.7 * i + 0.2);
+    for (int i = 0; i < RN * RH; i++) h0v[i] = 0.5 * cos(0.9 * i);
+    for (int i = 0; i < RT * RN * RH; i++) xv[i] = 0.8 * sin(0.37 * i - 1);
+    bptt_host(Wv, h0v, xv, gW, gh0);
+    tg_tensor *W = tg_param(tg_from_f64(Wv, TG_SHAPE(RH, RH), dev));
+    tg_tensor *h0 = tg_param(tg_from_f64(h0v, TG_SHAPE(RN, RH), dev));
+    tg_tensor *x = tg_from_f64(xv, TG_SHAPE(RT * RN, RH), dev);
+    CHECK(tg_backward(recurrence_loss(W, h0, x)) == TG_OK);
+    CHECK(values_are(tg_grad(W), RH * RH, gW, 1e-12));
+    CHECK(values_are(tg_grad(h0), RN * RH, gh0, 1e-12));
+    for (int create = 0; create <= 1; create++) {
+        tg_tensor *g[2];
+        tg_backward_opts o = { .create_graph = create };
+        CHECK(tg_autograd_grad(1, (tg_tensor *[]){ recurrence_loss(W, h0, x) }, NULL, 2, (tg_tensor *[]){ W, h0 }, g, &o) ==
+              TG_OK);
+        CHECK(values_are(g[0], RH * RH, gW, 1e-12));
+        CHECK(values_are(g[1], RN * RH, gh0, 1e-12));
+    }
+}
+
 TG_TEST_MAIN(&tg_case_grad_accumulates_until_zeroed, &tg_case_diamond_and_broadcast,
              &tg_case_backward_with_grad_output, &tg_case_retain_graph_and_freed_graph,
              &tg_case_hessian_vector_product, &tg_case_hvp_squared_linear_form,
@@ -308,4 +371,4 @@ TG_TEST_MAIN(&tg_case_grad_accumulates_until_zeroed, &tg_case_diamond_and_broadc
              &tg_case_hvp_mlp_against_host_gradient_differences, &tg_case_second_order_through_saved_outputs,
              &tg_case_autograd_grad_leaves_dot_grad_alone, &tg_case_grad_mode_and_detach,
              &tg_case_version_counter_catches_in_place_update, &tg_case_sgd_step_under_no_grad,
-             &tg_case_axpy_on_views_and_broadcast)
+             &tg_case_axpy_on_views_and_broadcast, &tg_case_shared_weight_products_are_stacked)

@@ -25,6 +25,13 @@ typedef struct {
     int *first, fcap; /* first gradient slot of order[i] */
     tg_tensor **grads;
     int gcap;
+    /* products deferred by tg_node_defer_tn_product: a list per gradient slot */
+    struct deferred {
+        tg_tensor *x, *g; /* owned refs; the product is x^T @ g */
+        int next;         /* the slot's next entry, or -1 */
+    } *def;
+    int dn, dcap;
+    int *def_head, dhcap; /* per slot: its first entry, or -1 */
 } walk;
 
 typedef struct {
@@ -43,6 +50,7 @@ static pthread_once_t g_walk_once = PTHREAD_ONCE_INIT;
 static void walk_free(void *arg) {
     walk *w = arg;
     free(w->order), free(w->stack), free(w->keys), free(w->vals), free(w->first), free(w->grads);
+    free(w->def), free(w->def_head);
     memset(w, 0, sizeof *w);
 }
 
@@ -161,8 +169,12 @@ static tg_status collect(walk *w, int n_roots, tg_tensor *const *roots) {
         w->first[i] = slots;
         slots += w->order[i]->n_outputs;
     }
-    if (!grow((void **)&w->grads, &w->gcap, slots, sizeof *w->grads)) goto nomem;
+    if (!grow((void **)&w->grads, &w->gcap, slots, sizeof *w->grads) ||
+        !grow((void **)&w->def_head, &w->dhcap, slots, sizeof *w->def_head))
+        goto nomem;
     if (slots) memset(w->grads, 0, (size_t)slots * sizeof *w->grads);
+    for (int s = 0; s < slots; s++) w->def_head[s] = -1;
+    w->dn = 0;
     return TG_OK;
 nomem:
     return tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory walking the graph");
@@ -187,6 +199,51 @@ static tg_status accumulate(tg_tensor **slot, tg_tensor *g) {
     tg_tensor_decref(*slot);
     *slot = sum;
     return TG_OK;
+}
+
+/* The run whose rule is executing on this thread, for tg_node_defer_tn_product. */
+static _Thread_local const run_opts *g_active;
+
+bool tg_node_defer_tn_product(tg_node *n, int i, tg_tensor *x, tg_tensor *g) {
+    const run_opts *o = g_active;
+    tg_edge *e = &n->inputs[i];
+    if (!o || o->create_graph || !e->fn || x->ndim != 2 || g->ndim != 2 || x->shape[0] != g->shape[0] ||
+        e->ndim != 2 || e->shape[0] != x->shape[1] || e->shape[1] != g->shape[1] || x->dtype != e->dtype ||
+        g->dtype != e->dtype || x->storage->dev != e->dev || g->storage->dev != e->dev)
+        return false;
+    walk *w = o->w;
+    if (!grow((void **)&w->def, &w->dcap, w->dn + 1, sizeof *w->def)) return false;
+    int *head = &w->def_head[w->first[index_of(w, e->fn)] + e->output_nr];
+    tg_tensor_incref(x), tg_tensor_incref(g);
+    w->def[w->dn] = (struct deferred){ x, g, *head };
+    *head = w->dn++;
+    return true;
+}
+
+/* Adds the slot's deferred products into it: one matmul of the stacked operands. */
+static tg_status flush_deferred(walk *w, int slot) {
+    int count = 0;
+    for (int d = w->def_head[slot]; d >= 0; d = w->def[d].next) count++;
+    if (count == 0) return TG_OK;
+    tg_tensor *small[2 * 16], **ops = count <= 16 ? small : malloc(2 * (size_t)count * sizeof *ops);
+    if (!ops) return tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory");
+    int k = count;
+    for (int d = w->def_head[slot]; d >= 0; d = w->def[d].next) { /* back into the order they came in */
+        k--;
+        ops[k] = w->def[d].x, ops[count + k] = w->def[d].g;
+    }
+    tg_scope_begin();
+    tg_tensor *x = count == 1 ? ops[0] : tg_cat(count, ops, 0), *g = count == 1 ? ops[count] : tg_cat(count, ops + count, 0);
+    tg_tensor *prod = x && g ? tg_matmul(tg_transpose(x, 0, 1), g) : NULL;
+    tg_status st = prod ? accumulate(&w->grads[slot], prod) : tg_last_status();
+    tg_scope_end();
+    for (int d = w->def_head[slot]; d >= 0; d = w->def[d].next) {
+        tg_tensor_decref(w->def[d].x), tg_tensor_decref(w->def[d].g);
+        w->def[d].x = w->def[d].g = NULL;
+    }
+    w->def_head[slot] = -1;
+    if (ops != small) free(ops);
+    return st;
 }
 
 /* A leaf's .grad is its own buffer, kept for the leaf's life: the first gradient is
@@ -257,7 +314,10 @@ static tg_status run_node(tg_node *n, tg_tensor **slots, const run_opts *o) {
     if (!gp || !gout) st = tg_error(TG_ERR_NOMEM, "tg_backward: out of host memory");
     tg_scope_begin();
     if (st == TG_OK) st = output_grads(n, slots, gout);
+    const run_opts *outer = g_active;
+    g_active = o;
     if (st == TG_OK) st = tg_ops[n->op].backward(n, gout, gp);
+    g_active = outer;
     for (int i = 0; i < n->n_inputs && st == TG_OK; i++)
         if (gp[i] && tg_node_needs(n, i)) st = route(n, i, gp[i], o);
     tg_scope_end();
@@ -300,8 +360,15 @@ static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *gra
     for (int i = 0; i < w->n && st == TG_OK; i++) {
         tg_tensor **slots = &w->grads[w->first[i]];
         bool any = false;
-        for (int k = 0; k < w->order[i]->n_outputs; k++) any |= slots[k] != NULL;
-        if (any) st = run_node(w->order[i], slots, o);
+        for (int k = 0; k < w->order[i]->n_outputs && st == TG_OK; k++) {
+            st = flush_deferred(w, w->first[i] + k);
+            any |= slots[k] != NULL;
+        }
+        if (any && st == TG_OK) st = run_node(w->order[i], slots, o);
+        for (int k = 0; k < w->order[i]->n_outputs; k++) { /* consumed: its memory can serve the next nodes */
+            tg_tensor_decref(slots[k]);
+            slots[k] = NULL;
+        }
     }
     tg_scope_end();
     tg_set_grad_enabled(prev);
@@ -313,6 +380,9 @@ static tg_status run(int n_roots, tg_tensor *const *roots, tg_tensor *const *gra
         }
         if (!o->retain_graph && st == TG_OK) tg_node_release_saved(w->order[i]);
     }
+    for (int d = 0; collected && d < w->dn; d++) /* left by an error */
+        tg_tensor_decref(w->def[d].x), tg_tensor_decref(w->def[d].g);
+    if (collected) w->dn = 0;
     walk_return(w);
     return st;
 }

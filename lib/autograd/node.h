@@ -96,5 +96,14 @@ static inline bool tg_node_needs(const tg_node *n, int i) {
 const char *tg_node_name(const tg_node *n);
 void tg_node_release_saved(tg_node *n);
 
+/* For a backward rule, in a backward without create_graph: hands the engine the product
+ * x^T @ g (x: [K, M], g: [K, N]) as a part of input i's gradient ([M, N]) instead of
+ * computing it. The engine sums every such product a node output receives in one GEMM
+ * over the stacked K, when that node's turn comes: a weight shared by T time steps then
+ * gets one [M, T*K] @ [T*K, N] product instead of T thin ones and T additions. False
+ * (nothing taken) when it cannot defer (create_graph, a leaf input, another shape or
+ * device): the rule computes the product itself then. */
+bool tg_node_defer_tn_product(tg_node *n, int i, tg_tensor *x, tg_tensor *g);
+
 
 #endif

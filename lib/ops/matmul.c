@@ -68,7 +68,9 @@ tg_status tg_bw_matmul(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     if (tg_node_needs(n, 0) &&
         !(gin[0] = tg_ops_sum_to(tg_matmul(g, tg_transpose(b, -1, -2)), n->inputs[0].ndim, n->inputs[0].shape)))
         return tg_last_status();
-    if (tg_node_needs(n, 1) &&
+    /* a^T g: handed to the engine when it can stack it with the other products the same
+     * operand receives (a weight used at every time step of a recurrence) */
+    if (tg_node_needs(n, 1) && !tg_node_defer_tn_product(n, 1, a, g) &&
         !(gin[1] = tg_ops_sum_to(tg_matmul(tg_transpose(a, -1, -2), g), n->inputs[1].ndim, n->inputs[1].shape)))
         return tg_last_status();
     return TG_OK;
