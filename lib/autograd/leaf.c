@@ -13,6 +13,7 @@ tg_status tg_set_requires_grad(tg_tensor *t, bool requires_grad) {
         return tg_error(TG_ERR_DTYPE, "tg_set_requires_grad: only floating tensors can require grad, got %s",
                         tg_dtype_name(t->dtype));
     t->requires_grad = requires_grad;
+    if (requires_grad) t->storage->weight = true;
     return TG_OK;
 }
 
@@ -101,6 +102,7 @@ tg_status tg_params_flatten(int n, tg_tensor *const *params, tg_tensor **flat, t
         p->grad = view;
         off += tg_shape_numel(p->ndim, p->shape);
     }
+    f->storage->weight = true;
     atomic_store(&f->user_refs, 1), atomic_store(&g->user_refs, 1);
     *flat = f, *flat_grad = g;
     return TG_OK;

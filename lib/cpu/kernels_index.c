@@ -56,8 +56,16 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
         }
     }
     const int64_t *sa = a->strides + nb, *sb = b->strides + nb, *sc = out->strides + nb;
+    /* a weight's packed panels are kept while its storage's version stays the same */
+    tg_gemm_b_key key = { b->storage->weight ? b->storage->id : 0, atomic_load(&b->storage->version) };
     if (tg_cpu_is_int(out->dtype))
         matmul_int(out, a, b, batch, offs, M, N, K);
+    else if (batch == 1 && key.storage_id && out->dtype == TG_F32)
+        tg_cpu_gemm_keyed_f32(M, N, K, (const float *)tg_cpu_ptr(a), sa[0], sa[1], (const float *)tg_cpu_ptr(b), sb[0],
+                              sb[1], 0.0f, (float *)tg_cpu_ptr(out), sc[0], sc[1], &key);
+    else if (batch == 1 && key.storage_id)
+        tg_cpu_gemm_keyed_f64(M, N, K, (const double *)tg_cpu_ptr(a), sa[0], sa[1], (const double *)tg_cpu_ptr(b),
+                              sb[0], sb[1], 0.0, (double *)tg_cpu_ptr(out), sc[0], sc[1], &key);
     else if (out->dtype == TG_F32)
         tg_cpu_gemm_batched_f32(batch, M, N, K, (const float *)tg_cpu_ptr(a), offs, sa[0], sa[1],
                                 (const float *)tg_cpu_ptr(b), offs + batch, sb[0], sb[1], 0.0f,

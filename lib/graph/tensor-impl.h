@@ -21,6 +21,9 @@ typedef struct tg_storage {
     void *data;       /* CPU: a host pointer; OpenCL: a cl_mem */
     size_t nbytes;
     _Atomic uint32_t version; /* bumped by every in-place write; saved tensors check it */
+    uint64_t id;      /* unique for the process's life: (id, version) names the contents */
+    bool weight;      /* holds a parameter (a leaf that required grad): read many times while
+                       * unchanged, so backends may keep derived forms (packed GEMM panels) */
 } tg_storage;
 
 #define TG_TENSOR_LIVE 0x7e4a11feu /* magic of a tensor object in use */

@@ -52,7 +52,11 @@ static tg_storage *storage_new(tg_device *dev, size_t nbytes) {
         tg_recycle_free(r, s);
         return NULL;
     }
+    static atomic_ullong next_id = 1;
     atomic_init(&s->refcount, 1);
+    atomic_init(&s->version, 0);
+    s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    s->weight = false;
     s->dev = dev;
     s->nbytes = nbytes;
     stats_add_in_use(dev, nbytes);

@@ -4,6 +4,7 @@
  * request and is freed when the thread exits (a pthread key destructor). */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,121 @@ static int64_t tg_gemm_abs(int64_t x)
     return x < 0 ? -x : x;
 }
 
+/* ---------------------------------------------------------------- the packed-B cache */
+
+/* A weight multiplied many times while unchanged (at every step of a recurrence, in
+ * forward and in backward) is packed once: the second call with a key sees it packed
+ * and later ones reuse it until its version changes. A key seen once only takes a slot
+ * (no copy), so operands used once cost nothing. Entries in use are never evicted. */
+#define TG_GEMM_CACHE_SLOTS 8
+#define TG_GEMM_CACHE_MAX_BYTES ((size_t)64 << 20)
+
+typedef void (*tg_gemm_prepack_fn)(const tg_gemm_kernels *kr, int64_t K, int64_t N, const void *B,
+                                   int64_t rsb, int64_t csb, void *dst);
+
+typedef struct {
+    tg_gemm_b_key key;
+    const tg_gemm_kernels *kr;
+    const char *kernel_name; /* tg_gemm_select may refill kr in place */
+    size_t elsize;
+    const void *B;
+    int64_t rsb, csb, K, N;
+    void *packed;            /* NULL: seen once */
+    size_t bytes;
+    int users;
+    uint64_t last_use;
+} tg_gemm_cached;
+
+static tg_gemm_cached g_cache[TG_GEMM_CACHE_SLOTS];
+static size_t g_cache_bytes;
+static uint64_t g_cache_clock;
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ullong g_cache_hits;
+
+static bool tg_gemm_cache_match(const tg_gemm_cached *e, const tg_gemm_b_key *key, const tg_gemm_kernels *kr,
+                                size_t elsize, const void *B, int64_t rsb, int64_t csb, int64_t K, int64_t N)
+{
+    return e->key.storage_id == key->storage_id && e->key.version == key->version && e->kr == kr &&
+           e->kernel_name == kr->name && e->elsize == elsize && e->B == B && e->rsb == rsb && e->csb == csb &&
+           e->K == K && e->N == N;
+}
+
+static void tg_gemm_cache_drop(tg_gemm_cached *e)
+{
+    free(e->packed);
+    g_cache_bytes -= e->bytes;
+    memset(e, 0, sizeof *e);
+}
+
+/* The packed B for this key, packing it on its second sighting; NULL: pack as usual. */
+static tg_gemm_cached *tg_gemm_cache_acquire(const tg_gemm_b_key *key, const tg_gemm_kernels *kr, size_t elsize,
+                                             const void *B, int64_t rsb, int64_t csb, int64_t K, int64_t N,
+                                             tg_gemm_prepack_fn prepack)
+{
+    int64_t nr = elsize == sizeof(float) ? kr->f32.nr : kr->f64.nr;
+    size_t bytes = (size_t)K * (size_t)((N + nr - 1) / nr * nr) * elsize;
+    if (bytes > TG_GEMM_CACHE_MAX_BYTES / 2 || key->storage_id == 0)
+        return NULL;
+    pthread_mutex_lock(&g_cache_lock);
+    tg_gemm_cached *hit = NULL, *victim = NULL;
+    for (int i = 0; i < TG_GEMM_CACHE_SLOTS; i++) {
+        tg_gemm_cached *e = &g_cache[i];
+        if (e->key.storage_id == key->storage_id && e->users == 0 &&
+            !tg_gemm_cache_match(e, key, kr, elsize, B, rsb, csb, K, N) && e->key.version != key->version)
+            tg_gemm_cache_drop(e); /* an older version of this storage: stale */
+        if (!hit && e->key.storage_id && tg_gemm_cache_match(e, key, kr, elsize, B, rsb, csb, K, N))
+            hit = e;
+        else if (e->users == 0 && (!victim || !e->key.storage_id || (victim->key.storage_id && e->last_use < victim->last_use)))
+            victim = e;
+    }
+    tg_gemm_cached *out = NULL;
+    if (hit && !hit->packed) { /* second sighting: pack it, making room if needed */
+        for (int i = 0; i < TG_GEMM_CACHE_SLOTS && g_cache_bytes + bytes > TG_GEMM_CACHE_MAX_BYTES; i++)
+            if (&g_cache[i] != hit && g_cache[i].users == 0 && g_cache[i].packed)
+                tg_gemm_cache_drop(&g_cache[i]);
+        if (g_cache_bytes + bytes <= TG_GEMM_CACHE_MAX_BYTES && (hit->packed = aligned_alloc(64, (bytes + 63) & ~(size_t)63))) {
+            prepack(kr, K, N, B, rsb, csb, hit->packed);
+            hit->bytes = bytes;
+            g_cache_bytes += bytes;
+        }
+    } else if (hit) {
+        atomic_fetch_add_explicit(&g_cache_hits, 1, memory_order_relaxed);
+    }
+    if (hit && hit->packed) {
+        hit->users++;
+        hit->last_use = ++g_cache_clock;
+        out = hit;
+    } else if (!hit && victim) { /* first sighting: remember the key only */
+        if (victim->key.storage_id) tg_gemm_cache_drop(victim);
+        *victim = (tg_gemm_cached){ *key, kr, kr->name, elsize, B, rsb, csb, K, N, NULL, 0, 0, ++g_cache_clock };
+    }
+    pthread_mutex_unlock(&g_cache_lock);
+    return out;
+}
+
+static void tg_gemm_cache_release(tg_gemm_cached *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&g_cache_lock);
+    e->users--;
+    pthread_mutex_unlock(&g_cache_lock);
+}
+
+uint64_t tg_cpu_gemm_cache_hits(void)
+{
+    return atomic_load(&g_cache_hits);
+}
+
+void tg_cpu_gemm_cache_clear(void)
+{
+    pthread_mutex_lock(&g_cache_lock);
+    for (int i = 0; i < TG_GEMM_CACHE_SLOTS; i++)
+        if (g_cache[i].users == 0 && g_cache[i].key.storage_id)
+            tg_gemm_cache_drop(&g_cache[i]);
+    pthread_mutex_unlock(&g_cache_lock);
+}
+
 /* ---------------------------------------------------------------- the driver */
 
 #define T float
@@ -166,7 +282,7 @@ void tg_cpu_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rs
                      int64_t rsc, int64_t csc)
 {
     if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
-    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
+    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads(), NULL);
 }
 
 void tg_cpu_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
@@ -174,21 +290,21 @@ void tg_cpu_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t r
                      double *C, int64_t rsc, int64_t csc)
 {
     if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
-    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads());
+    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads(), NULL);
 }
 
 void tg_cpu_gemm_serial_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
                             int64_t csa, const float *B, int64_t rsb, int64_t csb, float beta,
                             float *C, int64_t rsc, int64_t csc)
 {
-    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, 1);
+    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, 1, NULL);
 }
 
 void tg_cpu_gemm_serial_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
                             int64_t csa, const double *B, int64_t rsb, int64_t csb, double beta,
                             double *C, int64_t rsc, int64_t csc)
 {
-    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, 1);
+    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, 1, NULL);
 }
 
 void tg_cpu_gemm_batched_f32(int64_t batch, int64_t M, int64_t N, int64_t K, const float *A,
@@ -222,4 +338,20 @@ void tg_cpu_gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K, con
     }
     gemm_batched_f64(batch, M, N, K, A, a_off, rsa, csa, B, b_off, rsb, csb, beta, C, c_off,
                      rsc, csc);
+}
+
+void tg_cpu_gemm_keyed_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa,
+                           const float *B, int64_t rsb, int64_t csb, float beta, float *C, int64_t rsc,
+                           int64_t csc, const tg_gemm_b_key *key)
+{
+    if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
+    gemm_f32(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads(), key);
+}
+
+void tg_cpu_gemm_keyed_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int64_t csa,
+                           const double *B, int64_t rsb, int64_t csb, double beta, double *C, int64_t rsc,
+                           int64_t csc, const tg_gemm_b_key *key)
+{
+    if (tg_cpu_blas_active() && tg_cpu_blas_gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
+    gemm_f64(M, N, K, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, tg_pool_num_threads(), key);
 }

@@ -41,6 +41,26 @@ void tg_cpu_gemm_serial_f64(int64_t M, int64_t N, int64_t K,
                             const double *B, int64_t rsb, int64_t csb,
                             double beta, double *C, int64_t rsc, int64_t csc);
 
+/* The same for a B that may be multiplied again unchanged (a weight): key names its
+ * contents, the same key promising the same values (the CPU backend uses its storage's
+ * unique id and version). From the second call with a key, B's packed panels are kept
+ * and reused while the key stays the same. A storage_id of 0 means no key. */
+typedef struct {
+    uint64_t storage_id;
+    uint32_t version;
+} tg_gemm_b_key;
+void tg_cpu_gemm_keyed_f32(int64_t M, int64_t N, int64_t K,
+                           const float *A, int64_t rsa, int64_t csa,
+                           const float *B, int64_t rsb, int64_t csb,
+                           float beta, float *C, int64_t rsc, int64_t csc, const tg_gemm_b_key *key);
+void tg_cpu_gemm_keyed_f64(int64_t M, int64_t N, int64_t K,
+                           const double *A, int64_t rsa, int64_t csa,
+                           const double *B, int64_t rsb, int64_t csb,
+                           double beta, double *C, int64_t rsc, int64_t csc, const tg_gemm_b_key *key);
+/* How many calls reused packed panels, and dropping every entry not in use (tests). */
+uint64_t tg_cpu_gemm_cache_hits(void);
+void tg_cpu_gemm_cache_clear(void);
+
 /* The plain triple loop, kept as the oracle for tests. */
 void tg_cpu_gemm_ref_f32(int64_t M, int64_t N, int64_t K,
                          const float *A, int64_t rsa, int64_t csa,

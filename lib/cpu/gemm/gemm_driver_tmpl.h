@@ -25,6 +25,8 @@ typedef struct {
     T *C;
     int64_t rsc, csc;
     int accumulate; /* C += A B, else C = A B */
+    const T *bpre;  /* B already packed whole (prepack_b), or NULL */
+    int64_t bpre_npad, bpre_col; /* its padded width, and where this (band's) B starts in it */
 } FN(problem);
 
 /* dst: mc x kc of A as ceil(mc/mr) micro-panels of kc columns of mr values, rows past mc
@@ -130,6 +132,17 @@ static void FN(pack_b_any)(const tg_gemm_kernels *kr, int64_t kc, int64_t nc, co
         FN(pack_b)(kc, nc, B, rsb, csb, dst, kr->S.nr);
 }
 
+/* B (K x N) packed whole for the blocked path: for each block of kc rows, the
+ * ceil(N/nr) micro-panels pack_b gives, blocks one after another (block pc starts at
+ * pc * npad, its panel for column j at j * kc). K * npad elements. */
+static void FN(prepack_b)(const tg_gemm_kernels *kr, int64_t K, int64_t N, const T *B, int64_t rsb,
+                          int64_t csb, T *dst)
+{
+    const int64_t KC = kr->S.kc, npad = (N + kr->S.nr - 1) / kr->S.nr * kr->S.nr;
+    for (int64_t pc = 0; pc < K; pc += KC)
+        FN(pack_b_any)(kr, K - pc < KC ? K - pc : KC, N, B + pc * rsb, rsb, csb, dst + pc * npad);
+}
+
 /* C (mc x nc) (+)= packed A (mc x kc) times packed B (kc x nc), tile by tile. */
 static void FN(macro_kernel)(const tg_gemm_kernels *kr, int64_t mc, int64_t nc, int64_t kc,
                              const T *ap, const T *bp, T *C, int64_t rsc, int64_t csc,
@@ -178,13 +191,17 @@ static int FN(serial)(const tg_gemm_kernels *kr, const FN(problem) *pb)
         int64_t nc = pb->N - jc < NC ? pb->N - jc : NC;
         for (int64_t pc = 0; pc < pb->K; pc += KC) {
             int64_t kc = pb->K - pc < KC ? pb->K - pc : KC;
-            FN(pack_b_any)(kr, kc, nc, pb->B + pc * pb->rsb + jc * pb->csb, pb->rsb, pb->csb,
-                           bp);
+            const T *bk = bp;
+            if (pb->bpre)
+                bk = pb->bpre + pc * pb->bpre_npad + (pb->bpre_col + jc) * kc;
+            else
+                FN(pack_b_any)(kr, kc, nc, pb->B + pc * pb->rsb + jc * pb->csb, pb->rsb,
+                               pb->csb, bp);
             for (int64_t ic = 0; ic < pb->M; ic += MC) {
                 int64_t mc = pb->M - ic < MC ? pb->M - ic : MC;
                 FN(pack_a_any)(kr, mc, kc, pb->A + ic * pb->rsa + pc * pb->csa, pb->rsa,
                                pb->csa, ap);
-                FN(macro_kernel)(kr, mc, nc, kc, ap, bp, pb->C + ic * pb->rsc + jc * pb->csc,
+                FN(macro_kernel)(kr, mc, nc, kc, ap, bk, pb->C + ic * pb->rsc + jc * pb->csc,
                                  pb->rsc, pb->csc, pc > 0 || pb->accumulate);
             }
         }
@@ -241,6 +258,7 @@ static void FN(par_fn)(void *ctx, int64_t begin, int64_t end)
             sub.N = hi - lo;
             sub.B += lo * sub.csb;
             sub.C += lo * sub.csc;
+            sub.bpre_col += lo;
         } else {
             sub.M = hi - lo;
             sub.A += lo * sub.rsa;
@@ -284,7 +302,7 @@ static void FN(run_threads)(const tg_gemm_kernels *kr, const FN(problem) *pb, in
  * the unpacked path when B fits in L2 (or the problem is tiny), else the blocked one. */
 static void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t rsa, int64_t csa,
                      const T *B, int64_t rsb, int64_t csb, T beta, T *C, int64_t rsc,
-                     int64_t csc, int max_threads)
+                     int64_t csc, int max_threads, const tg_gemm_b_key *key)
 {
     if (M <= 0 || N <= 0)
         return;
@@ -300,20 +318,27 @@ static void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t rsa, i
                 C[i * rsc + j * csc] = 0;
         return;
     }
-    FN(problem) pb = { M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, beta != 0 };
+    FN(problem) pb = { M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, beta != 0, NULL, 0, 0 };
     if (csc != 1 && (rsc == 1 || tg_gemm_abs(rsc) < tg_gemm_abs(csc))) {
         /* C^T = B^T A^T: C's columns become rows */
-        pb = (FN(problem)){ N, M, K, B, csb, rsb, A, csa, rsa, C, csc, rsc, beta != 0 };
+        pb = (FN(problem)){ N, M, K, B, csb, rsb, A, csa, rsa, C, csc, rsc, beta != 0, NULL, 0, 0 };
+        key = NULL; /* the cached operand is now A */
     }
     const tg_gemm_kernels *kr = tg_gemm_kernels_get();
     double flops = 2.0 * (double)M * (double)N * (double)K;
     int b_in_l2 = (double)K * (double)pb.N * sizeof(T) <= TG_GEMM_SMALL_B_BYTES;
     int small = kr->S.small && pb.csb == 1 && pb.csc == 1 &&
                 (flops <= TG_GEMM_SMALL_FLOPS || (b_in_l2 && K >= TG_GEMM_SMALL_MIN_K));
+    tg_gemm_cached *cached = NULL;
+    if (key && !small &&
+        (cached = tg_gemm_cache_acquire(key, kr, sizeof(T), pb.B, pb.rsb, pb.csb, K, pb.N,
+                                        (tg_gemm_prepack_fn)FN(prepack_b))))
+        pb.bpre = cached->packed, pb.bpre_npad = (pb.N + kr->S.nr - 1) / kr->S.nr * kr->S.nr;
     if (max_threads > 1 && flops >= 2 * TG_GEMM_GRAIN_FLOPS)
         FN(run_threads)(kr, &pb, small, max_threads, flops);
     else
         FN(run)(kr, &pb, small);
+    tg_gemm_cache_release(cached);
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -342,7 +367,7 @@ static void FN(batch_fn)(void *ctx, int64_t begin, int64_t end)
         int64_t b0 = atomic_fetch_add_explicit(&w->next, w->group, memory_order_relaxed);
         for (int64_t b = b0; b < b0 + w->group && b < w->batch; b++)
             FN(gemm)(w->M, w->N, w->K, w->A + w->a_off[b], w->rsa, w->csa, w->B + w->b_off[b],
-                     w->rsb, w->csb, w->beta, w->C + w->c_off[b], w->rsc, w->csc, 1);
+                     w->rsb, w->csb, w->beta, w->C + w->c_off[b], w->rsc, w->csc, 1, NULL);
         if (b0 + w->group >= w->batch)
             break;
     }
@@ -371,5 +396,5 @@ static void FN(gemm_batched)(int64_t batch, int64_t M, int64_t N, int64_t K, con
     }
     for (int64_t b = 0; b < batch; b++)
         FN(gemm)(M, N, K, A + a_off[b], rsa, csa, B + b_off[b], rsb, csb, beta, C + c_off[b],
-                 rsc, csc, threads);
+                 rsc, csc, threads, NULL);
 }
