@@ -8,6 +8,7 @@
 #include "lib/cpu/norm.h"
 #include "lib/cpu/pool.h"
 #include "lib/cpu/profile.h"
+#include "lib/cpu/rnn_cell.h"
 #include "lib/cpu/roi.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
@@ -69,6 +70,10 @@ static const tg_backend cpu_backend = {
     .roi_pool_backward = tg_cpu_roi_pool_backward,
     .roi_align = tg_cpu_roi_align,
     .roi_align_backward = tg_cpu_roi_align_backward,
+
+    /* recurrent (rnn_cell.c) */
+    .lstm_pointwise = tg_cpu_lstm_pointwise,
+    .lstm_pointwise_backward = tg_cpu_lstm_pointwise_backward,
 
 };
 

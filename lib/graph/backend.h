@@ -221,6 +221,18 @@ typedef struct tg_backend {
     tg_status (*roi_align_backward)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *boxes,
                                     const tg_roi_geom *g);
 
+    /* --- recurrent entries (ops/rnn_cell.c) --- */
+    /* Optional. The LSTM cell's pointwise part on dense (N, 4H) gates (i, f, g, o blocks
+     * of H columns) and (N, H) c_prev: c = sigmoid(f) c_prev + sigmoid(i) tanh(g),
+     * h = sigmoid(o) tanh(c); ws (N, 5H) receives sigmoid(i), sigmoid(f), tanh(g),
+     * sigmoid(o), tanh(c) for backward. backward: from dh, dc (N, H) and ws, c_prev:
+     * dgates (N, 4H) and dc_prev (N, H). Without them ops compose the cell from
+     * elementwise ops. One float dtype throughout. */
+    tg_status (*lstm_pointwise)(tg_tensor *h, tg_tensor *c, tg_tensor *ws, const tg_tensor *gates,
+                                const tg_tensor *c_prev);
+    tg_status (*lstm_pointwise_backward)(tg_tensor *dgates, tg_tensor *dc_prev, const tg_tensor *dh,
+                                         const tg_tensor *dc, const tg_tensor *ws, const tg_tensor *c_prev);
+
     /* Optional: whether an entry handles a dtype (NULL: a non-NULL entry handles every
      * dtype the op allows). */
     bool (*supports)(tg_kernel k, tg_dtype dtype);

@@ -38,12 +38,10 @@ static tg_tensor *step(kind k, tg_tensor *gi, tg_tensor *h, tg_tensor *c, tg_ten
     case K_RNN_TANH: return tg_tanh(gh ? tg_add(gi, gh) : gi);
     case K_RNN_RELU: return tg_relu(gh ? tg_add(gi, gh) : gi);
     case K_LSTM: {
-        tg_tensor *p[4];
-        if (chunk(gh ? tg_add(gi, gh) : gi, 1, 4, p) < 0) return NULL;
-        tg_tensor *i = tg_sigmoid(p[0]), *f = tg_sigmoid(p[1]), *g = tg_tanh(p[2]), *o = tg_sigmoid(p[3]);
-        tg_tensor *ig = tg_mul(i, g), *c2 = c ? tg_add(tg_mul(f, c), ig) : ig;
-        *c_out = c2;
-        return tg_mul(o, tg_tanh(c2));
+        tg_tensor *gates = gh ? tg_add(gi, gh) : gi, *h2 = NULL;
+        if (gates && !c) c = tg_zeros(tg_dtype_of(gates), TG_SHAPE(tg_size(gates, 0), tg_size(gates, 1) / 4),
+                                      tg_device_of(gates));
+        return gates && c && tg_lstm_pointwise(gates, c, &h2, c_out) == TG_OK ? h2 : NULL;
     }
     case K_GRU: {
         if (b_hh) gh = tg_add(gh, b_hh);

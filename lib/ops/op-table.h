@@ -204,6 +204,12 @@ typedef struct {
     X(ERF, "tg_erf", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 0, 1, TG_OPF_FLOAT, 1)                  \
     X(ERFC, "tg_erfc", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 1, 1, TG_OPF_FLOAT, 1)                \
                                                                                                             \
+    /* ops/rnn_cell.c */                                                                                    \
+    X(LSTM_POINTWISE, "tg_lstm_pointwise", "gates c_prev", tg_lstm_pointwise_shape, tg_lstm_pointwise_launch, \
+      tg_bw_lstm_pointwise, 0, 2, TG_OPF_FLOAT, 3)                                                          \
+    X(LSTM_POINTWISE_BACKWARD, "tg_lstm_pointwise", "dh dc workspace c_prev", tg_lstm_pointwise_backward_shape, \
+      tg_lstm_pointwise_backward_launch, tg_no_backward, 0, 4, TG_OPF_FLOAT | TG_OPF_NOGRAD, 0)             \
+                                                                                                            \
     /* ops/random.c */                                                                                      \
     X(UNIFORM_, "tg_uniform_", "tensor", tg_uniform_shape, tg_random_launch, tg_no_backward, TG_RNG_UNIFORM, 1,  \
       TG_OPF_INPLACE | TG_OPF_NOGRAD | TG_OPF_FLOAT, 0)                                                     \

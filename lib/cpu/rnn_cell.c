@@ -1,0 +1,96 @@
+/* The LSTM cell's pointwise part (backend.h), a row of the batch at a time: the row's
+ * sigmoids and tanhs through the SIMD table (all of a row's values are in L1), the
+ * products and sums in plain loops the compiler vectorises. Rows are spread over the
+ * pool when there are enough of them to pay for it. */
+#include <math.h>
+
+#include "lib/cpu/cpu.h"
+#include "lib/cpu/rnn_cell.h"
+#include "lib/cpu/simd/simd.h"
+#include "lib/cpu/threadpool.h"
+
+/* Elements a pool chunk should hold at least (a few microseconds of work). */
+#define ROW_GRAIN_ELEMS 16384
+
+typedef struct {
+    int64_t H;
+    char *h, *c, *ws, *dgates, *dc_prev;
+    const char *gates, *c_prev, *dh, *dc, *ws_in;
+} cell_ctx;
+
+#define DEFINE_CELL(T, S, EXP, TANH)                                                                    \
+    static void sigmoid_##S(int64_t n, const T *x, T *out) {                                            \
+        tg_unary_##S##_fn f = tg_simd()->unary_##S[TG_UN_SIGMOID];                                      \
+        if (f) f(n, x, out, 0, 0);                                                                       \
+        else                                                                                             \
+            for (int64_t j = 0; j < n; j++) out[j] = 1 / (1 + EXP(-x[j]));                              \
+    }                                                                                                    \
+    static void tanh_##S(int64_t n, const T *x, T *out) {                                               \
+        tg_unary_##S##_fn f = tg_simd()->unary_##S[TG_UN_TANH];                                         \
+        if (f) f(n, x, out, 0, 0);                                                                       \
+        else                                                                                             \
+            for (int64_t j = 0; j < n; j++) out[j] = TANH(x[j]);                                        \
+    }                                                                                                    \
+    static void forward_rows_##S(void *vc, int64_t r0, int64_t r1) {                                    \
+        const cell_ctx *x = vc;                                                                          \
+        const int64_t H = x->H;                                                                          \
+        for (int64_t r = r0; r < r1; r++) {                                                              \
+            const T *g = (const T *)x->gates + r * 4 * H, *cp = (const T *)x->c_prev + r * H;            \
+            T *ws = (T *)x->ws + r * 5 * H, *c = (T *)x->c + r * H, *h = (T *)x->h + r * H;              \
+            sigmoid_##S(2 * H, g, ws); /* i, f */                                                        \
+            tanh_##S(H, g + 2 * H, ws + 2 * H);                                                          \
+            sigmoid_##S(H, g + 3 * H, ws + 3 * H);                                                       \
+            const T *restrict i = ws, *restrict f = ws + H, *restrict gg = ws + 2 * H;                   \
+            const T *restrict o = ws + 3 * H, *restrict cpr = cp;                                        \
+            T *restrict cr = c;                                                                          \
+            for (int64_t j = 0; j < H; j++) cr[j] = f[j] * cpr[j] + i[j] * gg[j];                        \
+            tanh_##S(H, c, ws + 4 * H);                                                                  \
+            const T *tc = ws + 4 * H;                                                                    \
+            T *restrict hr = h;                                                                          \
+            for (int64_t j = 0; j < H; j++) hr[j] = o[j] * tc[j];                                        \
+        }                                                                                                \
+    }                                                                                                    \
+    static void backward_rows_##S(void *vc, int64_t r0, int64_t r1) {                                   \
+        const cell_ctx *x = vc;                                                                          \
+        const int64_t H = x->H;                                                                          \
+        for (int64_t r = r0; r < r1; r++) {                                                              \
+            const T *ws = (const T *)x->ws_in + r * 5 * H;                                               \
+            const T *restrict cp = (const T *)x->c_prev + r * H;                                         \
+            const T *restrict dh = (const T *)x->dh + r * H, *restrict dc = (const T *)x->dc + r * H;    \
+            const T *restrict i = ws, *restrict f = ws + H, *restrict g = ws + 2 * H;                    \
+            const T *restrict o = ws + 3 * H, *restrict tc = ws + 4 * H;                                 \
+            T *restrict dg = (T *)x->dgates + r * 4 * H, *restrict dcp = (T *)x->dc_prev + r * H;        \
+            for (int64_t j = 0; j < H; j++) {                                                            \
+                T dct = dc[j] + dh[j] * o[j] * (1 - tc[j] * tc[j]);                                      \
+                dg[j] = dct * g[j] * i[j] * (1 - i[j]);                                                  \
+                dg[H + j] = dct * cp[j] * f[j] * (1 - f[j]);                                             \
+                dg[2 * H + j] = dct * i[j] * (1 - g[j] * g[j]);                                          \
+                dg[3 * H + j] = dh[j] * tc[j] * o[j] * (1 - o[j]);                                       \
+                dcp[j] = dct * f[j];                                                                     \
+            }                                                                                            \
+        }                                                                                                \
+    }
+
+DEFINE_CELL(float, f32, expf, tanhf)
+DEFINE_CELL(double, f64, exp, tanh)
+
+static void run_rows(int64_t rows, int64_t H, tg_pool_fn fn, cell_ctx *x) {
+    int64_t grain = ROW_GRAIN_ELEMS / (H > 0 ? H : 1);
+    tg_pool_parallel_for(rows, grain > 0 ? grain : 1, fn, x);
+}
+
+tg_status tg_cpu_lstm_pointwise(tg_tensor *h, tg_tensor *c, tg_tensor *ws, const tg_tensor *gates,
+                                const tg_tensor *c_prev) {
+    cell_ctx x = { .H = h->shape[1], .h = tg_cpu_ptr(h), .c = tg_cpu_ptr(c), .ws = tg_cpu_ptr(ws),
+                   .gates = tg_cpu_ptr(gates), .c_prev = tg_cpu_ptr(c_prev) };
+    run_rows(h->shape[0], x.H, h->dtype == TG_F32 ? forward_rows_f32 : forward_rows_f64, &x);
+    return TG_OK;
+}
+
+tg_status tg_cpu_lstm_pointwise_backward(tg_tensor *dgates, tg_tensor *dc_prev, const tg_tensor *dh,
+                                         const tg_tensor *dc, const tg_tensor *ws, const tg_tensor *c_prev) {
+    cell_ctx x = { .H = dc_prev->shape[1], .dgates = tg_cpu_ptr(dgates), .dc_prev = tg_cpu_ptr(dc_prev),
+                   .dh = tg_cpu_ptr(dh), .dc = tg_cpu_ptr(dc), .ws_in = tg_cpu_ptr(ws), .c_prev = tg_cpu_ptr(c_prev) };
+    run_rows(dc_prev->shape[0], x.H, dc_prev->dtype == TG_F32 ? backward_rows_f32 : backward_rows_f64, &x);
+    return TG_OK;
+}
