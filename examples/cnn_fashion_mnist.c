@@ -199,12 +199,14 @@ static bool evaluate(run *r, double *loss, double *acc, tg_tensor **counts) {
     int np = 0;
     for (int64_t off = 0; off < n; off += bs) {
         int64_t end = off + bs < n ? off + bs : n;
+        tg_scope_begin(); /* one batch's activations at a time */
         tg_tensor *y = tg_slice(r->test_y, 0, off, end, 1);
         tg_tensor *logits = tg_module_forward(r->net, tg_slice(r->test_x, 0, off, end, 1));
         tg_tensor *pred = tg_argmax(logits, 1, false);
         sum += tg_item(tg_cross_entropy_ex(logits, y, &(tg_cross_entropy_opts){ .reduction = TG_REDUCTION_SUM }));
         correct += tg_item(tg_sum(tg_cast(tg_eq(pred, y), TG_F32), TG_ALL, false));
-        if (np < 16) preds[np++] = pred;
+        if (np < 16) preds[np++] = tg_keep(pred);
+        tg_scope_end();
     }
     if (counts) *counts = tg_to(tg_confusion_matrix(tg_cat(np, preds, 0), r->test_y, CLASSES), tg_device_get("cpu"));
     tg_module_train(r->net, true);
