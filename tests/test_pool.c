@@ -282,6 +282,20 @@ TEST(max_pool2d_grid) {
     grid(tg_failed_, true);
 }
 
+/* The 2x2 stride-2 window has a path of its own on the CPU: every size parity, with
+ * ceil_mode's clipped last window, ties and NaNs, both dtypes. */
+TEST(max_pool2d_2x2_stride_2) {
+    NEED_POOLING();
+    for (int t = 0; t < 64; t++) {
+        cfg c = { .N = 1 + t % 2, .C = 1 + t % 3, .H = 2 + t % 7, .W = 2 + (t / 7) % 9, .ceil_mode = t % 4 == 3 };
+        for (int a = 0; a < 2; a++) c.k[a] = 2, c.s[a] = 2, c.d[a] = 1;
+        c.OH = osize(c.H, 2, 2, 0, 1, c.ceil_mode), c.OW = osize(c.W, 2, 2, 0, 1, c.ceil_mode);
+        tg_dtype dt = t % 2 ? TG_F32 : TG_F64;
+        describe(&c, "max", dt);
+        check_case(tg_failed_, &c, true, dt, t % 3 == 0, t % 5 < 2);
+    }
+}
+
 TEST(avg_pool2d_grid) {
     NEED_POOLING();
     grid(tg_failed_, false);
@@ -719,7 +733,7 @@ TEST(agrees_with_pytorch) {
     free(want);
 }
 
-TG_TEST_MAIN(&tg_case_max_pool2d_grid, &tg_case_avg_pool2d_grid, &tg_case_adaptive_grid, &tg_case_ceil_mode_edges,
+TG_TEST_MAIN(&tg_case_max_pool2d_grid, &tg_case_max_pool2d_2x2_stride_2, &tg_case_avg_pool2d_grid, &tg_case_adaptive_grid, &tg_case_ceil_mode_edges,
              &tg_case_ties_and_nan, &tg_case_unbatched, &tg_case_max_unpool2d_values, &tg_case_cpu_reference_kernels,
              &tg_case_gradcheck_every_option, &tg_case_gradgradcheck_max_and_avg, &tg_case_error_messages,
              &tg_case_agrees_with_pytorch)
