@@ -343,7 +343,7 @@ static double train(run *r, int first_epoch) {
 
 int main(int argc, char **argv) {
     run r = { .o = { .data_dir = DEFAULT_DATA_DIR, .out_dir = "cnn-run", .schedule = "cosine", .epochs = 3,
-                     .batch = 64, .workers = 1, .lr = 3e-3, .seed = 42 } };
+                     .batch = 64, .workers = 1, .lr = 5e-3, .seed = 42 } };
     if (!parse_args(argc, argv, &r.o)) return usage();
     /* the data stays on the CPU, where the loader's workers read it */
     if (!open_fashion_mnist("cnn_fashion_mnist", r.o.data_dir, r.o.device, tg_device_get("cpu"), &r.dev, &r.train,
