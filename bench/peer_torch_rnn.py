@@ -13,7 +13,7 @@ under OMP_WAIT_POLICY=passive, and prints the faster (on a machine with more run
 threads than cores, spinning threads lose many times over); the kernels say which.
 """
 import argparse
-import ctypes
+import importlib.util
 import json
 import os
 import re
@@ -25,18 +25,16 @@ import time
 import torch
 
 
-def openblas_core():
-    for line in open("/proc/self/maps"):
-        path = line.split()[-1]
-        if "blas" not in os.path.basename(path):
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-            lib.openblas_get_corename.restype = ctypes.c_char_p
-            return lib.openblas_get_corename().decode()
-        except (OSError, AttributeError):
-            continue
-    return "none"
+def load_tapegrad_bench_peer():
+    """tapegrad-bench's PyTorch peer (tools/bench/peer_torch.py), for its OpenBLAS probe."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "bench", "peer_torch.py")
+    spec = importlib.util.spec_from_file_location("tapegrad_bench_peer_torch", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+openblas_core = load_tapegrad_bench_peer().openblas_core
 
 
 def best_wait_policy():
