@@ -261,8 +261,8 @@ static double now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Work touching three programs: elementwise f32 (with its reductions), moves, elementwise
- * i32. Returns false if a value is wrong. */
+/* Work touching three programs: elementwise f32 (with its reductions), moves (gather,
+ * casts, comparisons), elementwise i32. Returns false if a value is wrong. */
 static bool three_families(tg_device *dev) {
     float f[6] = { 1, 2, 3, 4, 5, 6 };
     int32_t ix[3] = { 2, 0, 1 };
@@ -270,7 +270,8 @@ static bool three_families(tg_device *dev) {
     double s = tg_item(tg_sum(tg_mul(x, x), TG_ALL, false));                               /* 91 */
     double g = tg_item(tg_sum(tg_cast(tg_index_select(i, 0, i), TG_F32), TG_ALL, false)); /* 1 + 2 + 0 */
     double e = tg_item(tg_sum(tg_cast(tg_eq(i, i), TG_F32), TG_ALL, false));              /* 3 */
-    return s == 91 && g == 3 && e == 3;
+    double a = tg_item(tg_sum(tg_cast(tg_add(i, i), TG_F32), TG_ALL, false));             /* 6 */
+    return s == 91 && g == 3 && e == 3 && a == 6;
 }
 
 static void print_stats(void) {
@@ -297,8 +298,9 @@ static int child(const char *mode) {
         tg_tensor *ui = tg_from_i32(ix, TG_SHAPE(2), dev);
         tg_item(tg_sum(tg_cast(tg_index_select(tg_from_u8(u, TG_SHAPE(4), dev), 0, ui), TG_F32), TG_ALL, false));
         tg_item(tg_sum(tg_index_select(x, 0, ui), TG_ALL, false)); /* moves: one program for u8 and f32 */
+        tg_item(tg_sum(tg_cast(tg_ne(ui, ui), TG_F32), TG_ALL, false)); /* and i32's casts and comparisons */
         tg_opencl_cache_stats(&st[2]);
-        tg_item(tg_sum(tg_cast(tg_ne(ui, ui), TG_F32), TG_ALL, false)); /* elementwise i32 */
+        tg_item(tg_sum(tg_cast(tg_mul(ui, ui), TG_F32), TG_ALL, false)); /* elementwise i32 */
         tg_opencl_cache_stats(&st[3]);
         for (int k = 0; k < 4; k++) printf("%d ", st[k].built);
         printf("\n");

@@ -64,7 +64,7 @@ static const struct {
     { "tg_copy", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_unary", tg_cl_src_elementwise, V_NONE, G_EW },
     { "tg_binary", tg_cl_src_elementwise, V_NONE, G_EW },
-    { "tg_compare", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_compare", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_where", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_arange", tg_cl_src_elementwise, V_NONE, G_EW },
     { "tg_random", tg_cl_src_elementwise, V_NONE, G_EW },
@@ -82,7 +82,7 @@ static const struct {
     { "tg_scatter_lines", tg_cl_src_index, V_IDX, G_EW },
     { "tg_scatter_atomic", tg_cl_src_index, V_IDX, G_EW },
     { "tg_gemm", tg_cl_src_gemm, V_NONE, G_EW },
-    { "tg_convert", tg_cl_src_copy, V_NONE, G_EW },
+    { "tg_convert", tg_cl_src_copy, V_NONE, G_MOVE },
     { "tg_conv_fwd", tg_cl_src_conv, V_NONE, SOLO },
     { "tg_conv_bwd_data", tg_cl_src_conv, V_NONE, SOLO },
     { "tg_conv_bwd_weight", tg_cl_src_conv, V_NONE, SOLO },
@@ -579,9 +579,14 @@ cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v)
     pthread_mutex_lock(&d->lock);
     cl_kernel kern = d->kern[k][dt][v];
     if (kern) goto out;
-    char kname[48]; /* a move's name says its element size (and index dtype): tg_gather_4_i32 */
+    /* In the moves' program a name says the element size (and index dtype) of a move,
+     * tg_gather_4_i32, or the dtype of a conversion's output or a comparison's operands,
+     * tg_convert_2. */
+    char kname[48];
+    bool by_dtype = k == TG_K_CONVERT || k == TG_K_COMPARE;
     if (kernels[k].group == G_MOVE && kernels[k].variant == V_IDX)
         snprintf(kname, sizeof kname, "%s_%zu_%s", kernels[k].name, tg_elsize(dt), tg_dtype_name((tg_dtype)v));
+    else if (kernels[k].group == G_MOVE && by_dtype) snprintf(kname, sizeof kname, "%s_%d", kernels[k].name, (int)dt);
     else if (kernels[k].group == G_MOVE) snprintf(kname, sizeof kname, "%s_%zu", kernels[k].name, tg_elsize(dt));
     else snprintf(kname, sizeof kname, "%s", kernels[k].name);
     cl_program p = program_for(d, k, dt, v, kname);

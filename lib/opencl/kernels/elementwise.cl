@@ -1,6 +1,6 @@
-/* Elementwise kernels: unary, binary, comparisons, arange, random fills and axpy, all of
- * one dtype in one program (each kernel under -DK_<name>, so program.c picks the set),
- * and the dtype-independent data movement (fill, copy, where, gather: K_tg_moves). Unary, binary, comparison and random take their op or
+/* Elementwise kernels: unary, binary, arange, random fills and axpy, all of one dtype in
+ * one program (each kernel under -DK_<name>, so program.c picks the set), and the
+ * kernels common to every dtype (moves, comparisons: K_tg_moves). Unary, binary, comparison and random take their op or
  * kind as the first argument, a runtime code: one kernel serves every op (on a GPU the
  * switch is uniform across the launch, so it costs nothing), and a driver that compiles
  * each kernel separately (PoCL) compiles it once rather than once per op. One
@@ -47,12 +47,13 @@
 #define RNG_NORMAL 1
 #define RNG_BERNOULLI 2
 
-/* Data movement (fill, copy, where, gather), which depends on an element's size only:
- * one program for every dtype (-DK_tg_moves), each kernel once per element size S in
- * bytes over the unsigned type of that size (bits are moved, never computed on), and
- * gather once more per index dtype (tg_gather_S_i32, tg_gather_S_i64). A fill's value
- * arrives as the element's bytes. A run that indexes u8 images and i32 labels builds
- * no u8 or i32 program for it. */
+/* The kernels that need no arithmetic of a dtype, in one program for every dtype
+ * (-DK_tg_moves): data movement (fill, copy, where, gather), which depends on an
+ * element's size only, once per size S in bytes over the unsigned type of that size
+ * (bits are moved, never computed on), gather once more per index dtype
+ * (tg_gather_S_i32, tg_gather_S_i64), a fill's value arriving as the element's bytes;
+ * comparisons per dtype; and conversions (copy.cl). A run that indexes u8 images,
+ * converts and compares i32 labels builds no u8 or i32 program for it. */
 #ifdef K_tg_moves
 #define MOVES(S, M)                                                                                          \
     __kernel void tg_fill_##S(long n, int nd, long8 shape, __global M *out, long oo, long8 os, M value) {    \
@@ -112,9 +113,42 @@
         out[oo + o.x] = x[xo + o.z + v * ma];                                                                \
     }
 
+/* Comparisons, once per operand dtype N (tg_compare_N): they need no arithmetic of the
+ * dtype, so they live here rather than in each dtype's program. */
+#define COMPARE(N, CT_)                                                                                      \
+    __kernel void tg_compare_##N(int op, long n, int nd, long8 shape, __global uchar *out, long oo,          \
+                                 long8 os, __global const CT_ *a, long ao, long8 as, __global const CT_ *b,  \
+                                 long bo, long8 bs) {                                                        \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        GEOM(sa, as);                                                                                        \
+        GEOM(sb, bs);                                                                                        \
+        long4 o = off4(i, nd, sh, so, sa, sb, sb);                                                           \
+        CT_ x = a[ao + o.y], y = b[bo + o.z];                                                                \
+        int r = 0;                                                                                           \
+        switch (op) {                                                                                        \
+        case BIN_EQ: r = x == y; break;                                                                      \
+        case BIN_NE: r = x != y; break;                                                                      \
+        case BIN_LT: r = x < y; break;                                                                       \
+        case BIN_LE: r = x <= y; break;                                                                      \
+        case BIN_GT: r = x > y; break;                                                                       \
+        case BIN_GE: r = x >= y; break;                                                                      \
+        }                                                                                                    \
+        out[oo + o.x] = (uchar)r;                                                                            \
+    }
+
 MOVES(1, uchar)
 MOVES(4, uint)
 MOVES(8, ulong)
+COMPARE(0, float)
+COMPARE(2, int)
+COMPARE(3, uchar)
+COMPARE(4, long)
+#ifdef TG_FP64
+COMPARE(1, double)
+#endif
 #endif
 
 #ifdef K_tg_axpy
@@ -278,30 +312,6 @@ __kernel void tg_binary(int op, long n, int nd, long8 shape, __global T *out, lo
     GEOM(sb, bs);
     long4 o = off4(i, nd, sh, so, sa, sb, sb);
     out[oo + o.x] = binary_op(op, a[ao + o.y], b[bo + o.z]);
-}
-#endif
-
-#ifdef K_tg_compare
-__kernel void tg_compare(int op, long n, int nd, long8 shape, __global uchar *out, long oo, long8 os,
-                         __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
-    long i = get_global_id(0);
-    if (i >= n) return;
-    GEOM(sh, shape);
-    GEOM(so, os);
-    GEOM(sa, as);
-    GEOM(sb, bs);
-    long4 o = off4(i, nd, sh, so, sa, sb, sb);
-    T x = a[ao + o.y], y = b[bo + o.z];
-    int r = 0;
-    switch (op) {
-    case BIN_EQ: r = x == y; break;
-    case BIN_NE: r = x != y; break;
-    case BIN_LT: r = x < y; break;
-    case BIN_LE: r = x <= y; break;
-    case BIN_GT: r = x > y; break;
-    case BIN_GE: r = x >= y; break;
-    }
-    out[oo + o.x] = (uchar)r;
 }
 #endif
 
