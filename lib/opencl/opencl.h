@@ -31,7 +31,7 @@ typedef enum {
     TG_K_COUNT
 } tg_cl_kernel_id;
 #define TG_CL_NVARIANTS TG_NUM_DTYPES /* a variant is a second dtype, or 0 */
-#define TG_CL_NGROUPS 8 /* program groups of program.c, the first one unused (kernels built alone) */
+#define TG_CL_NGROUPS 7 /* program groups of program.c, the first one unused (kernels built alone) */
 
 typedef struct tg_cl_block {
     cl_mem mem;

@@ -12,8 +12,8 @@
  * from source and the entry rewritten. Entries are written to a temporary file in the
  * same directory, flushed to disk (fsync) and renamed over the old name, so a reader
  * sees the old entry or the new one, and a torn write cannot carry a matching hash.
- * Entries are written by a background thread once the device has been idle a moment
- * (see "the cache writer"), and at exit. TG_CL_CACHE=0 disables the cache. */
+ * Entries are written by a background thread once the run has settled, and at exit
+ * within a budget (see "the cache writer"). TG_CL_CACHE=0 disables the cache. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,10 +35,14 @@ typedef enum { V_NONE, V_DT_OUT, V_IDX } variant_kind;
 
 /* Program groups: kernels a run needs together, built as one program per dtype (and,
  * where the group's kernels share a second dtype, per variant), so that a driver's
- * fixed cost per program (PoCL: ~0.1 s of OpenCL C headers for every clBuildProgram)
- * is paid once for the family. SOLO kernels are built alone: templated sources that
- * make one kernel a program, and the kernels that are seldom needed together. */
-typedef enum { SOLO, G_MOVE, G_EW, G_RED, G_ARG, G_POOL, G_NORM, G_ROI, G_COUNT } group_id;
+ * fixed cost per program (PoCL: ~0.1 s of OpenCL C headers for every clBuildProgram,
+ * and ~0.5 s of LLVM start-up for the first) is paid once for the family: "moves" is
+ * one program for every dtype (fill, copy, where, gather, casts, comparisons need no
+ * arithmetic of theirs); "elementwise" holds a dtype's unary, binary, random, axpy,
+ * reductions, log-softmax, scatter and GEMM kernels, what a training step needs. SOLO
+ * kernels are built alone: templated sources that make one kernel a program (conv.cl,
+ * pool.cl's backward), and kernels whose second dtype is not the group's default. */
+typedef enum { SOLO, G_MOVE, G_EW, G_ARG, G_POOL, G_NORM, G_ROI, G_COUNT } group_id;
 _Static_assert(G_COUNT == TG_CL_NGROUPS, "opencl.h sizes the group table");
 
 static const struct {
@@ -49,9 +53,9 @@ static const struct {
                      its source assumes without the option: a sum's output is its input's
                      dtype, indices are i32) and is built alone for the others */
 } groups[] = {
-    { "", NULL, false },         { "moves", "-DK_tg_moves", false }, { "elementwise", NULL, false },
-    { "reduce", NULL, false },   { "arg", NULL, true },              { "pool", NULL, false },
-    { "norm", NULL, false },     { "roi", NULL, false },
+    { "", NULL, false },       { "moves", "-DK_tg_moves", false }, { "elementwise", NULL, false },
+    { "arg", NULL, true },     { "pool", NULL, false },            { "norm", NULL, false },
+    { "roi", NULL, false },
 };
 
 static const struct {
@@ -261,8 +265,9 @@ static void cache_store(cl_program p, const char *path, uint64_t key) {
  * process killed before exit leaves its queue the same way. A binary is fetched under
  * the device lock with the queue drained: PoCL 3.1, fetching the binary of a program
  * whose kernels are launched or released meanwhile, can fail an assertion of its own
- * (pocl_release_dlhandle_cache: found->ref_count > 0). Launches wait meanwhile, which a settled run notices once: a few milliseconds on a GPU driver, one
- * fetch on PoCL before the device is remembered. */
+ * (pocl_release_dlhandle_cache: found->ref_count > 0). Launches wait meanwhile, which
+ * a settled run notices once: a few milliseconds on a GPU driver, one fetch on PoCL
+ * before the device is remembered. */
 #define IDLE_S 2.0
 #define IDLE_LAUNCHES 500
 #define POLL_S 0.25
