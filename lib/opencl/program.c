@@ -259,7 +259,10 @@ static void cache_store(cl_program p, const char *path, uint64_t key) {
  * are cheap (a GPU driver has them from the build) every entry is written; where one
  * took longer than the budget, the rest are left, and a later run builds those programs
  * again and queues them anew (PoCL keeps its own kernel cache, which makes that rebuild
- * cheap). Such a device is remembered by an empty file in the cache directory
+ * cheap). At exit the entry of the program with the fewest kernels goes first, as a
+ * probe (PoCL's fetch compiles each of them); a device whose
+ * binary took longer to fetch than its program to build (so that the entry saves less
+ * than it costs) is remembered by an empty file in the cache directory
  * ("slow-binaries-<device hash>"), and later runs leave their entries at once, in the
  * background and at exit (tg_opencl_cache_stats still writes all: tests count them). A
  * process killed before exit leaves its queue the same way. A binary is fetched under
@@ -280,6 +283,8 @@ typedef struct pending {
     tg_cl_device *dev;
     cl_program program; /* retained until written */
     uint64_t key;
+    double build_s;     /* how long clBuildProgram took */
+    size_t nkernels;    /* in the program (SIZE_MAX: unknown) */
     char path[4200];
     char marker[4200];  /* exists: this device's binaries are slow to fetch */
 } pending;
@@ -327,11 +332,17 @@ static void *writer_main(void *arg) {
             wait_for(&g_w.wake, wait > POLL_S ? wait : POLL_S);
             continue;
         }
-        pending *e = g_w.head;
-        g_w.head = e->next;
-        if (!g_w.head) g_w.tail = NULL;
-        double t0 = mono_now();
         bool all = g_w.flushing && g_w.deadline == 0; /* tg_opencl_cache_stats */
+        pending **at = &g_w.head; /* at exit, the fewest kernels first */
+        for (pending **q = &g_w.head; g_w.flushing && !all && *q; q = &(*q)->next)
+            if ((*q)->nkernels < (*at)->nkernels) at = q;
+        pending *e = *at;
+        *at = e->next;
+        if (g_w.tail == e) {
+            g_w.tail = g_w.head;
+            while (g_w.tail && g_w.tail->next) g_w.tail = g_w.tail->next;
+        }
+        double t0 = mono_now();
         bool drop = !all && g_w.flushing && (t0 >= g_w.deadline || g_w.slowest >= EXIT_BUDGET_S);
         g_w.busy = true;
         pthread_mutex_unlock(&g_w.lock);
@@ -343,13 +354,14 @@ static void *writer_main(void *arg) {
             pthread_mutex_unlock(&e->dev->lock);
         }
         double took = mono_now() - t0;
-        if (!drop && took >= EXIT_BUDGET_S) { /* remember the device */
+        if (!drop && took > e->build_s && took > 0.05) { /* remember the device */
             FILE *f = fopen(e->marker, "wb");
             if (f) fclose(f);
         }
         clReleaseProgram(e->program);
         free(e);
         pthread_mutex_lock(&g_w.lock);
+        if (!drop && took > e->build_s && took > 0.05) g_w.slowest = EXIT_BUDGET_S; /* the rest can wait */
         if (!drop && took > g_w.slowest) g_w.slowest = took;
         g_w.busy = false;
         if (!g_w.head) pthread_cond_broadcast(&g_w.idle);
@@ -379,7 +391,8 @@ static void writer_note_build(void) {
 }
 
 /* Queues p's entry for the writer, or writes it now if no thread can be had. */
-static void cache_store_later(tg_cl_device *d, cl_program p, const char *dir, const char *path, uint64_t key) {
+static void cache_store_later(tg_cl_device *d, cl_program p, const char *dir, const char *path, uint64_t key,
+                              double build_s) {
     static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
     pending *e = malloc(sizeof *e);
     if (!e) {
@@ -388,7 +401,9 @@ static void cache_store_later(tg_cl_device *d, cl_program p, const char *dir, co
     }
     pthread_once(&fork_once, register_after_fork);
     clRetainProgram(p);
-    *e = (pending){ NULL, d, p, key, "", "" };
+    *e = (pending){ NULL, d, p, key, build_s, SIZE_MAX, "", "" };
+    if (clGetProgramInfo(p, CL_PROGRAM_NUM_KERNELS, sizeof e->nkernels, &e->nkernels, NULL) != CL_SUCCESS)
+        e->nkernels = SIZE_MAX;
     snprintf(e->path, sizeof e->path, "%s", path);
     uint64_t dev = fnv_str(fnv_str(fnv_str(0xcbf29ce484222325ull, d->platform_name), d->name), d->driver);
     snprintf(e->marker, sizeof e->marker, "%s/slow-binaries-%016llx", dir, (unsigned long long)dev);
@@ -503,14 +518,16 @@ static cl_program build(tg_cl_device *d, int nsrc, const char *const *srcs, cons
         tg_cl_fail(d, "clCreateProgramWithSource", e);
         return NULL;
     }
+    double t0 = mono_now();
     e = clBuildProgram(p, 1, &d->device, opts, NULL, NULL);
+    double build_s = mono_now() - t0;
     if (e != CL_SUCCESS) {
         build_failed(d, p, what, e);
         clReleaseProgram(p);
         return NULL;
     }
     g_built++;
-    if (cached) cache_store_later(d, p, dir, path, key);
+    if (cached) cache_store_later(d, p, dir, path, key, build_s);
     tg_cl_register_drain(true);
     return p;
 }
