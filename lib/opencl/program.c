@@ -354,14 +354,15 @@ static void *writer_main(void *arg) {
             pthread_mutex_unlock(&e->dev->lock);
         }
         double took = mono_now() - t0;
-        if (!drop && took > e->build_s && took > 0.05) { /* remember the device */
+        bool slow = !drop && took > e->build_s && took > 0.05; /* the entry costs more than it saves */
+        if (slow) { /* remember the device */
             FILE *f = fopen(e->marker, "wb");
             if (f) fclose(f);
         }
         clReleaseProgram(e->program);
         free(e);
         pthread_mutex_lock(&g_w.lock);
-        if (!drop && took > e->build_s && took > 0.05) g_w.slowest = EXIT_BUDGET_S; /* the rest can wait */
+        if (slow) g_w.slowest = EXIT_BUDGET_S; /* the rest of an exit flush is left */
         if (!drop && took > g_w.slowest) g_w.slowest = took;
         g_w.busy = false;
         if (!g_w.head) pthread_cond_broadcast(&g_w.idle);
