@@ -259,13 +259,15 @@ static void cache_store(cl_program p, const char *path, uint64_t key) {
  * are cheap (a GPU driver has them from the build) every entry is written; where one
  * took longer than the budget, the rest are left, and a later run builds those programs
  * again and queues them anew (PoCL keeps its own kernel cache, which makes that rebuild
- * cheap). At exit the entry of the program with the fewest kernels goes first, as a
- * probe (PoCL's fetch compiles each of them); a device whose
- * binary took longer to fetch than its program to build (so that the entry saves less
- * than it costs) is remembered by an empty file in the cache directory
- * ("slow-binaries-<device hash>"), and later runs leave their entries at once, in the
- * background and at exit (tg_opencl_cache_stats still writes all: tests count them). A
- * process killed before exit leaves its queue the same way. A binary is fetched under
+ * cheap). Where no fetch on this device has been timed, the exit flush first times a
+ * probe: a program of PROBE_KERNELS trivial kernels, unique to the process so that no
+ * driver cache answers, built and its binary fetched (PoCL: ~0.4 s; a GPU driver: the
+ * build's time). A device whose binary took longer to fetch than its program to build
+ * (the entry saves less than it costs), probe or entry, is remembered by an empty file
+ * in the cache directory ("slow-binaries-<device hash>"; a probe that found them quick
+ * leaves "fast-binaries-<device hash>", and later exits skip the probe), and later runs
+ * leave their entries at once, in the background and at exit (tg_opencl_cache_stats
+ * still writes all: tests count them). A process killed before exit leaves its queue the same way. A binary is fetched under
  * the device lock with the queue drained: PoCL 3.1, fetching the binary of a program
  * whose kernels are launched or released meanwhile, can fail an assertion of its own
  * (pocl_release_dlhandle_cache: found->ref_count > 0). Launches wait meanwhile, which
@@ -275,6 +277,7 @@ static void cache_store(cl_program p, const char *path, uint64_t key) {
 #define IDLE_LAUNCHES 500
 #define POLL_S 0.25
 #define EXIT_BUDGET_S 0.5
+#define PROBE_KERNELS 8
 
 static atomic_long g_launches; /* kernel launches so far, all devices */
 
@@ -287,6 +290,7 @@ typedef struct pending {
     size_t nkernels;    /* in the program (SIZE_MAX: unknown) */
     char path[4200];
     char marker[4200];  /* exists: this device's binaries are slow to fetch */
+    char fast[4200];    /* exists: a probe found them quick */
 } pending;
 
 static struct {
@@ -294,13 +298,14 @@ static struct {
     pthread_cond_t wake, idle; /* work queued or a flush began; the queue emptied */
     pending *head, *tail;
     bool started, busy;        /* the thread exists; it is writing an entry */
+    bool probed;               /* the exit flush has checked the device's fetch cost */
     int flushing;              /* callers waiting in tg_cl_cache_flush */
     double deadline;           /* a budgeted flush: drop what is left after this time */
     double slowest;            /* the longest fetch-and-write so far, seconds */
     double last_build;         /* CLOCK_MONOTONIC seconds */
     long launches_then;        /* g_launches at the last build */
-} g_w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, false, 0,
-          0, 0, 0, 0 };
+} g_w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, false,
+          false, 0, 0, 0, 0, 0 };
 
 static double mono_now(void) {
     struct timespec t;
@@ -318,6 +323,37 @@ static void wait_for(pthread_cond_t *cond, double s) {
     pthread_cond_timedwait(cond, &g_w.lock, &t);
 }
 
+/* Builds a program of PROBE_KERNELS trivial kernels on d (under its lock) and fetches
+ * its binary: true if the fetch took longer than the build. */
+static bool probe_says_slow(tg_cl_device *d) {
+    char src[PROBE_KERNELS * 80], opts[64];
+    int n = 0;
+    for (int i = 0; i < PROBE_KERNELS; i++)
+        n += snprintf(src + n, sizeof src - (size_t)n, "__kernel void p%d(__global int *x) { x[get_global_id(0)] += %d; }\n", i, i + 1);
+    snprintf(opts, sizeof opts, "-DTG_PROBE=%ld%ld", (long)getpid(), (long)(mono_now() * 1e6)); /* no cache hit */
+    const char *sp = src;
+    cl_int e;
+    pthread_mutex_lock(&d->lock);
+    cl_program p = clCreateProgramWithSource(d->ctx, 1, &sp, NULL, &e);
+    double t0 = mono_now();
+    bool ok = p && clBuildProgram(p, 1, &d->device, opts, NULL, NULL) == CL_SUCCESS;
+    double t1 = mono_now();
+    size_t len = 0;
+    unsigned char *bin = NULL;
+    ok = ok && clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) == CL_SUCCESS && len &&
+         (bin = malloc(len)) && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS;
+    double t2 = mono_now();
+    free(bin);
+    if (p) clReleaseProgram(p);
+    pthread_mutex_unlock(&d->lock);
+    return ok && t2 - t1 > t1 - t0;
+}
+
+static void touch(const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (f) fclose(f);
+}
+
 static void *writer_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&g_w.lock);
@@ -333,6 +369,18 @@ static void *writer_main(void *arg) {
             continue;
         }
         bool all = g_w.flushing && g_w.deadline == 0; /* tg_opencl_cache_stats */
+        if (g_w.flushing && !all && !g_w.probed) { /* the exit flush: is this device's fetch cheap? */
+            g_w.probed = true;
+            pending *h = g_w.head;
+            bool known = g_w.slowest > 0;
+            pthread_mutex_unlock(&g_w.lock);
+            known = known || access(h->marker, F_OK) == 0 || access(h->fast, F_OK) == 0;
+            bool slow = !known && probe_says_slow(h->dev);
+            if (!known) touch(slow ? h->marker : h->fast);
+            pthread_mutex_lock(&g_w.lock);
+            if (slow) g_w.slowest = EXIT_BUDGET_S;
+            continue;
+        }
         pending **at = &g_w.head; /* at exit, the fewest kernels first */
         for (pending **q = &g_w.head; g_w.flushing && !all && *q; q = &(*q)->next)
             if ((*q)->nkernels < (*at)->nkernels) at = q;
@@ -355,10 +403,7 @@ static void *writer_main(void *arg) {
         }
         double took = mono_now() - t0;
         bool slow = !drop && took > e->build_s && took > 0.05; /* the entry costs more than it saves */
-        if (slow) { /* remember the device */
-            FILE *f = fopen(e->marker, "wb");
-            if (f) fclose(f);
-        }
+        if (slow) touch(e->marker); /* remember the device */
         clReleaseProgram(e->program);
         free(e);
         pthread_mutex_lock(&g_w.lock);
@@ -402,12 +447,13 @@ static void cache_store_later(tg_cl_device *d, cl_program p, const char *dir, co
     }
     pthread_once(&fork_once, register_after_fork);
     clRetainProgram(p);
-    *e = (pending){ NULL, d, p, key, build_s, SIZE_MAX, "", "" };
+    *e = (pending){ NULL, d, p, key, build_s, SIZE_MAX, "", "", "" };
     if (clGetProgramInfo(p, CL_PROGRAM_NUM_KERNELS, sizeof e->nkernels, &e->nkernels, NULL) != CL_SUCCESS)
         e->nkernels = SIZE_MAX;
     snprintf(e->path, sizeof e->path, "%s", path);
     uint64_t dev = fnv_str(fnv_str(fnv_str(0xcbf29ce484222325ull, d->platform_name), d->name), d->driver);
     snprintf(e->marker, sizeof e->marker, "%s/slow-binaries-%016llx", dir, (unsigned long long)dev);
+    snprintf(e->fast, sizeof e->fast, "%s/fast-binaries-%016llx", dir, (unsigned long long)dev);
     pthread_mutex_lock(&g_w.lock);
     if (!g_w.started) {
         pthread_t t;
