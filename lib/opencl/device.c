@@ -158,8 +158,8 @@ done:
  * Exit handlers run in reverse order of registration, so tg_cl_register_drain adds
  * this one again after every build and after a sync that followed one, which puts it
  * ahead of whatever the driver registered meanwhile. The device lock also waits for a
- * build another thread has under way. Buffers, programs and queues stay: tensors that
- * scopes release at exit still name them. */
+ * build another thread has under way, and the cache writer's queue is written first.
+ * Buffers, programs and queues stay: tensors that scopes release at exit still name them. */
 static atomic_int g_drain_due;
 
 void tg_cl_register_drain(bool now) {
@@ -168,6 +168,7 @@ void tg_cl_register_drain(bool now) {
 }
 
 void tg_cl_drain_all(void) {
+    tg_cl_cache_flush(true); /* the driver compiles for the entries it writes */
     for (int i = 0; i < g_ndev; i++) {
         tg_cl_device *d = &g_devs[i];
         pthread_mutex_lock(&d->lock);

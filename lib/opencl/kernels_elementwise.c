@@ -1,8 +1,10 @@
 /* OpenCL elementwise launches: fill, copy/cast, unary, binary, where, arange, random.
- * Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
+ * Unary, binary, comparison and random kernels take the op (or kind) as their first
+ * argument, so one kernel per dtype serves them all. Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
  * merging axes, so dense operands take the one-axis path. An empty output returns
  * before any kernel is looked up (so nothing is compiled for it). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/graph/error.h"
@@ -58,9 +60,26 @@ static tg_cl_arg element(scalar *s, tg_dtype dt, double v) {
     }
 }
 
+/* The device takes clEnqueueFillBuffer (OpenCL 1.2). */
+static bool has_fill_buffer(const tg_cl_device *d) {
+    int major = 1, minor = 0;
+    sscanf(d->c_version, "OpenCL C %d.%d", &major, &minor);
+    return major > 1 || (major == 1 && minor >= 2);
+}
+
 tg_status tg_cl_fill(tg_tensor *out, double value) {
     tg_cl_device *d = tg_cl_of(out);
     if (numel_of(out) == 0) return TG_OK;
+    if (tg_tensor_is_dense(out) && has_fill_buffer(d)) {
+        /* The driver's own fill: nothing to compile, and the vendor's fastest path. */
+        scalar v;
+        tg_cl_arg pat = element(&v, out->dtype, value);
+        size_t es = tg_elsize(out->dtype);
+        cl_int e = clEnqueueFillBuffer(d->queue, tg_cl_mem(out), pat.value, pat.size, (size_t)out->offset * es,
+                                       (size_t)numel_of(out) * es, 0, NULL, NULL);
+        tg_cl_count_launch(d);
+        return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueFillBuffer", e);
+    }
     cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_FILL);
     if (!k) return tg_last_status();
     tg_cl_geom g;
@@ -91,14 +110,21 @@ tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
         tg_cl_count_launch(d);
         return e == CL_SUCCESS ? TG_OK : tg_cl_fail(d, "clEnqueueCopyBuffer", e);
     }
-    cl_kernel k = out->dtype == x->dtype ? tg_cl_kernel(d, out->dtype, TG_K_COPY)
-                                         : tg_cl_copy_kernel(d, out->dtype, x->dtype);
+    bool convert = out->dtype != x->dtype;
+    cl_kernel k = convert ? tg_cl_copy_kernel(d, out->dtype, x->dtype) : tg_cl_kernel(d, out->dtype, TG_K_COPY);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 2, (const tg_tensor *[]){ out, x });
     cl_mem om = tg_cl_mem(out), xm = tg_cl_mem(x);
     cl_long oo = out->offset, xo = x->offset, n = g.numel;
-    return tg_cl_launch_1d(d, k, out->dtype == x->dtype ? "tg_copy" : "tg_convert",
+    cl_int in_dt = (cl_int)x->dtype;
+    if (convert) /* tg_convert takes the input's dtype first */
+        return tg_cl_launch_1d(d, k, "tg_convert",
+                               TG_CL_ARGS(TG_CL_ARG(in_dt), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
+                                          TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(xm),
+                                          TG_CL_ARG(xo), TG_CL_ARG(g.st[1])),
+                               n);
+    return tg_cl_launch_1d(d, k, "tg_copy",
                            TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
                                       TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(xm), TG_CL_ARG(xo),
                                       TG_CL_ARG(g.st[1])),
@@ -108,7 +134,7 @@ tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
 tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
     if (numel_of(out) == 0) return TG_OK;
-    cl_kernel k = tg_cl_kernel_v(d, TG_K_UNARY, x->dtype, (int)op);
+    cl_kernel k = tg_cl_kernel(d, x->dtype, TG_K_UNARY);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 2, (const tg_tensor *[]){ out, x });
@@ -127,8 +153,9 @@ tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double
         exact = 1;
     }
     scalar s0, s1;
+    cl_int code = (cl_int)op;
     return tg_cl_launch_1d(d, k, "tg_unary",
-                           TG_CL_ARGS(as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(lp0), TG_CL_ARG(lp1),
+                           TG_CL_ARGS(TG_CL_ARG(code), as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(lp0), TG_CL_ARG(lp1),
                                       TG_CL_ARG(exact), TG_CL_ARG(n),
                                       TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om), TG_CL_ARG(oo),
                                       TG_CL_ARG(g.st[0]), TG_CL_ARG(xm), TG_CL_ARG(xo), TG_CL_ARG(g.st[1])),
@@ -139,14 +166,15 @@ tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, cons
     tg_cl_device *d = tg_cl_of(out);
     bool cmp = op >= TG_BIN_FIRST_CMP;
     if (numel_of(out) == 0) return TG_OK;
-    cl_kernel k = tg_cl_kernel_v(d, cmp ? TG_K_COMPARE : TG_K_BINARY, a->dtype, (int)op);
+    cl_kernel k = tg_cl_kernel(d, a->dtype, cmp ? TG_K_COMPARE : TG_K_BINARY);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 3, (const tg_tensor *[]){ out, a, b });
     cl_mem om = tg_cl_mem(out), am = tg_cl_mem(a), bm = tg_cl_mem(b);
     cl_long oo = out->offset, ao = a->offset, bo = b->offset, n = g.numel;
+    cl_int code = (cl_int)op;
     return tg_cl_launch_1d(d, k, cmp ? "tg_compare" : "tg_binary",
-                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
+                           TG_CL_ARGS(TG_CL_ARG(code), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
                                       TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(am),
                                       TG_CL_ARG(ao), TG_CL_ARG(g.st[1]), TG_CL_ARG(bm), TG_CL_ARG(bo),
                                       TG_CL_ARG(g.st[2])),
@@ -207,8 +235,8 @@ tg_status tg_cl_arange(tg_tensor *out, double start, double step) {
 tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
     if (numel_of(out) == 0) return TG_OK;
-    int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2;
-    cl_kernel k = tg_cl_kernel_v(d, TG_K_RANDOM, out->dtype, ck);
+    cl_int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2; /* RNG_* of elementwise.cl */
+    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_RANDOM);
     if (!k) return tg_last_status();
     /* Strides unmerged: element i is the i-th in out's row-major order whatever they are. */
     tg_cl_geom g;
@@ -224,8 +252,8 @@ tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t
     cl_uint threshold = t <= 0 ? 0 : t >= 16777216.0 ? 16777216u : (cl_uint)t;
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_random",
-                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om), TG_CL_ARG(oo),
-                                      TG_CL_ARG(g.st[0]), TG_CL_ARG(cs),
+                           TG_CL_ARGS(TG_CL_ARG(ck), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                                      TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(cs),
                                       TG_CL_ARG(cc), wide(d, &s0, p0), wide(d, &s1, p1), TG_CL_ARG(threshold)),
                            n);
 }

@@ -14,9 +14,10 @@
 
 #define TG_CL_NCLASSES TG_SIZE_CLASSES /* lib/graph/size-class.h */
 
-/* The kernels of lib/opencl/kernels, each built as its own small program for one dtype and
- * one variant (its op, kind or second dtype: see the table in program.c, which
- * follows this order), on first use, so that a run compiles only what it uses. */
+/* The kernels of lib/opencl/kernels, built on first use for one dtype and one variant
+ * (a second dtype), so that a run compiles only what it uses. Kernels a run needs
+ * together (the elementwise family of one dtype, the reductions of one dtype, ...) share
+ * one program: see the table in program.c, which follows this order. */
 typedef enum {
     TG_K_FILL, TG_K_COPY, TG_K_UNARY, TG_K_BINARY, TG_K_COMPARE, TG_K_WHERE, TG_K_ARANGE,
     TG_K_RANDOM, TG_K_SUM_SERIAL, TG_K_SUM_WG, TG_K_SUM_FINAL, TG_K_MM_SERIAL, TG_K_MM_WG,
@@ -29,7 +30,8 @@ typedef enum {
     TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD, TG_K_AXPY,
     TG_K_COUNT
 } tg_cl_kernel_id;
-#define TG_CL_NVARIANTS 20 /* ops of a unary program (TG_UN_COUNT), or dtypes */
+#define TG_CL_NVARIANTS TG_NUM_DTYPES /* a variant is a second dtype, or 0 */
+#define TG_CL_NGROUPS 7 /* program groups of program.c, the first one unused (kernels built alone) */
 
 typedef struct tg_cl_block {
     cl_mem mem;
@@ -58,7 +60,8 @@ typedef struct {
     cl_context ctx;
     cl_command_queue queue;
     cl_mem bad;     /* one int: the first out-of-range index position of gather/scatter */
-    cl_program prog[TG_K_COUNT][TG_NUM_DTYPES][TG_CL_NVARIANTS];
+    cl_program prog[TG_K_COUNT][TG_NUM_DTYPES][TG_CL_NVARIANTS];   /* kernels built alone */
+    cl_program gprog[TG_CL_NGROUPS][TG_NUM_DTYPES][TG_CL_NVARIANTS]; /* programs of a group */
     cl_kernel kern[TG_K_COUNT][TG_NUM_DTYPES][TG_CL_NVARIANTS];
     tg_cl_block *free_list[TG_CL_NCLASSES];
     size_t bytes_device; /* every buffer made and not released: live plus cached */
@@ -84,24 +87,33 @@ tg_status tg_cl_no_fp64(const tg_cl_device *d, const char *op);
 
 /* ---------------------------------------------------------------- program.c */
 
-/* Kernel k for dtype dt and variant v (the op of a unary, binary, comparison or random
- * kernel; the input dtype of TG_K_CONVERT; the output dtype of sums and arg ops; the
- * index dtype of gather and scatter; 0 for the rest), built (or loaded from the disk
- * cache) on first use; NULL with a message on failure (build log included). */
+/* Kernel k for dtype dt and variant v (the output dtype of sums and arg ops; the index dtype of gather and scatter; 0 for the rest), built
+ * (or loaded from the disk cache) with the rest of its program on first use; NULL with
+ * a message on failure (build log included). */
 cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v);
 static inline cl_kernel tg_cl_kernel(tg_cl_device *d, tg_dtype dt, tg_cl_kernel_id k) {
     return tg_cl_kernel_v(d, k, dt, 0);
 }
-/* The converting copy kernel from dtype in to dtype out. */
+/* The converting copy kernel from dtype in to dtype out (one kernel per output dtype:
+ * it takes the input's dtype as an argument, but an f64 input needs fp64). */
 static inline cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtype in) {
-    return tg_cl_kernel_v(d, TG_K_CONVERT, out, (int)in);
+    if (in == TG_F64 && !d->fp64) {
+        tg_cl_no_fp64(d, "tg_convert");
+        return NULL;
+    }
+    return tg_cl_kernel(d, out, TG_K_CONVERT);
 }
 /* Releases every built program and kernel (the queue is drained first). */
 void tg_cl_release_programs(tg_cl_device *d);
-/* Waits for every queued command of every device that was made ready, and for a build
- * another thread has under way: registered with atexit, so that no driver thread still
- * compiles or runs while the process tears down. */
+/* Waits for every queued command of every device that was made ready, for a build
+ * another thread has under way and for the cache writer's pending entries: registered
+ * with atexit, so that no driver thread still compiles or runs while the process tears
+ * down. */
 void tg_cl_drain_all(void);
+/* Writes the cache entries the background writer still holds and returns when it is
+ * idle (program.c): all of them, or (at_exit) those that fit a short time budget, the
+ * rest left for a later run to build and write. */
+void tg_cl_cache_flush(bool at_exit);
 /* Registers tg_cl_drain_all with atexit again: now, or (now false) if a build happened
  * since the last registration. Called after builds and after blocking reads. */
 void tg_cl_register_drain(bool now);
@@ -208,6 +220,7 @@ typedef struct {
     int rejected; /* cache entries found corrupt or unloadable (then rebuilt) */
     int written;  /* cache entries written */
 } tg_cl_cache_stats;
+/* The counts so far, after the background writer has written what it holds. */
 void tg_opencl_cache_stats(tg_cl_cache_stats *out);
 
 /* Builds src with options on dev through the same path as the library's programs

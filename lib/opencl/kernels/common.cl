@@ -1,9 +1,10 @@
 /* Shared by every tapegrad OpenCL program (OpenCL C 1.2): the element type T picked
  * with -DTG_DT (tg_dtype's order: 0 f32, 1 f64, 2 i32, 3 u8, 4 i64), the wide type W
  * that stands in for the CPU path's double, saturating stores, strided offsets, Philox.
- * A program holds one kernel (-DK_<name>); a second dtype, where the kernel has one,
+ * A program holds the kernels its -DK_<name> options name (program.c groups the kernels
+ * a run needs together); a second dtype, where the kernel has one,
  * comes as -DTG_DT_IN (a conversion's input), -DTG_DT_OUT (a reduction's output) or
- * -DTG_IDX (an index tensor's dtype), and a compile-time op as -DTG_OP.
+ * -DTG_IDX (an index tensor's dtype).
  * Shapes and strides arrive as long8 kernel arguments (TG_MAX_DIMS is 8), counted in
  * elements; strides may be 0 or negative. */
 #pragma OPENCL FP_CONTRACT OFF

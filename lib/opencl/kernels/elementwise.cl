@@ -1,11 +1,14 @@
-/* Elementwise kernels: fill, same-dtype copy, unary, binary, comparisons, where, arange
- * and random fills, one a program (-DK_<name>); unary, binary, comparison and random
- * take their op or kind as -DTG_OP, so a program compiles only the math it uses. One
+/* Elementwise kernels: unary, binary, arange, random fills and axpy, all of one dtype in
+ * one program (each kernel under -DK_<name>, so program.c picks the set), and the
+ * kernels common to every dtype (moves, comparisons: K_tg_moves). Unary, binary, comparison and random take their op or
+ * kind as the first argument, a runtime code: one kernel serves every op (on a GPU the
+ * switch is uniform across the launch, so it costs nothing), and a driver that compiles
+ * each kernel separately (PoCL) compiles it once rather than once per op. One
  * work-item per output element; every operand is a buffer, an element offset and
  * element strides over a shared shape (the host merges axes first, so dense tensors
  * arrive as one axis). */
 
-/* tg_unary_op and tg_binary_op of lib/graph/backend.h; opencl/kernels.c asserts the counts. */
+/* tg_unary_op and tg_binary_op of lib/graph/backend.h; kernels_elementwise.c asserts the counts. */
 #define UN_NEG 0
 #define UN_EXP 1
 #define UN_LOG 2
@@ -44,37 +47,122 @@
 #define RNG_NORMAL 1
 #define RNG_BERNOULLI 2
 
-#ifdef K_tg_fill
-__kernel void tg_fill(long n, int nd, long8 shape, __global T *out, long oo, long8 os, T value) {
-    long i = get_global_id(0);
-    if (i >= n) return;
-    GEOM(sh, shape);
-    GEOM(so, os);
-    out[oo + off1(i, nd, sh, so)] = value;
-}
+/* The kernels that need no arithmetic of a dtype, in one program for every dtype
+ * (-DK_tg_moves): data movement (fill, copy, where, gather), which depends on an
+ * element's size only, once per size S in bytes over the unsigned type of that size
+ * (bits are moved, never computed on), gather once more per index dtype
+ * (tg_gather_S_i32, tg_gather_S_i64), a fill's value arriving as the element's bytes;
+ * comparisons per dtype; and conversions (copy.cl). A run that indexes u8 images,
+ * converts and compares i32 labels builds no u8 or i32 program for it. */
+#ifdef K_tg_moves
+#define MOVES(S, M)                                                                                          \
+    __kernel void tg_fill_##S(long n, int nd, long8 shape, __global M *out, long oo, long8 os, M value) {    \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        out[oo + off1(i, nd, sh, so)] = value;                                                               \
+    }                                                                                                        \
+    __kernel void tg_copy_##S(long n, int nd, long8 shape, __global M *out, long oo, long8 os,               \
+                              __global const M *x, long xo, long8 xs) {                                      \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        GEOM(sx, xs);                                                                                        \
+        long2 o = off2(i, nd, sh, so, sx);                                                                   \
+        out[oo + o.x] = x[xo + o.y];                                                                         \
+    }                                                                                                        \
+    __kernel void tg_where_##S(long n, int nd, long8 shape, __global M *out, long oo, long8 os,              \
+                               __global const uchar *c, long co, long8 cs, __global const M *a, long ao,     \
+                               long8 as, __global const M *b, long bo, long8 bs) {                           \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        GEOM(sc, cs);                                                                                        \
+        GEOM(sa, as);                                                                                        \
+        GEOM(sb, bs);                                                                                        \
+        long4 o = off4(i, nd, sh, so, sc, sa, sb);                                                           \
+        out[oo + o.x] = c[co + o.y] ? a[ao + o.z] : b[bo + o.w];                                             \
+    }                                                                                                        \
+    GATHER(S, M, i32, int)                                                                                   \
+    GATHER(S, M, i64, long)
+
+/* Indices have idx's shape and dtype IDX, read as 64-bit values, never narrowed; a
+ * negative one is out of range as in PyTorch (never wrapped) and is not followed: the
+ * work-item records its element's row-major position in *bad (the smallest wins, so the
+ * host reports the index the CPU path does; positions clamp to INT_MAX - 1, INT_MAX
+ * meaning none). x's strides arrive with the axis zeroed (ms) plus that axis's stride (ma). */
+#define GATHER(S, M, IS, IDX)                                                                                \
+    __kernel void tg_gather_##S##_##IS(long n, int nd, long8 shape, long limit, __global M *out, long oo,    \
+                                       long8 os, __global const IDX *idx, long io, long8 is,                 \
+                                       __global const M *x, long xo, long8 ms, long ma, __global int *bad) { \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        GEOM(si, is);                                                                                        \
+        GEOM(sm, ms);                                                                                        \
+        long4 o = off4(i, nd, sh, so, si, sm, sm);                                                           \
+        long v = idx[io + o.y];                                                                              \
+        if (v < 0 || v >= limit) {                                                                           \
+            atomic_min(bad, (int)min(i, (long)INT_MAX - 1));                                                 \
+            return;                                                                                          \
+        }                                                                                                    \
+        out[oo + o.x] = x[xo + o.z + v * ma];                                                                \
+    }
+
+/* Comparisons, once per operand dtype N (tg_compare_N): they need no arithmetic of the
+ * dtype, so they live here rather than in each dtype's program. */
+#define COMPARE(N, CT_)                                                                                      \
+    __kernel void tg_compare_##N(int op, long n, int nd, long8 shape, __global uchar *out, long oo,          \
+                                 long8 os, __global const CT_ *a, long ao, long8 as, __global const CT_ *b,  \
+                                 long bo, long8 bs) {                                                        \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        GEOM(sa, as);                                                                                        \
+        GEOM(sb, bs);                                                                                        \
+        long4 o = off4(i, nd, sh, so, sa, sb, sb);                                                           \
+        CT_ x = a[ao + o.y], y = b[bo + o.z];                                                                \
+        int r = 0;                                                                                           \
+        switch (op) {                                                                                        \
+        case BIN_EQ: r = x == y; break;                                                                      \
+        case BIN_NE: r = x != y; break;                                                                      \
+        case BIN_LT: r = x < y; break;                                                                       \
+        case BIN_LE: r = x <= y; break;                                                                      \
+        case BIN_GT: r = x > y; break;                                                                       \
+        case BIN_GE: r = x >= y; break;                                                                      \
+        }                                                                                                    \
+        out[oo + o.x] = (uchar)r;                                                                            \
+    }
+
+MOVES(1, uchar)
+MOVES(4, uint)
+MOVES(8, ulong)
+COMPARE(0, float)
+COMPARE(2, int)
+COMPARE(3, uchar)
+COMPARE(4, long)
+#ifdef TG_FP64
+COMPARE(1, double)
+#endif
 #endif
 
-#if defined(K_tg_copy) || defined(K_tg_axpy)
-/* tg_copy: out = x; tg_axpy: out += alpha * x (f32, f64), an optimizer's update in one
- * launch rather than a scaled temporary and an add. */
-#ifdef K_tg_copy
-__kernel void tg_copy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
-                      __global const T *x, long xo, long8 xs) {
-#else
+#ifdef K_tg_axpy
+/* out += alpha * x (f32, f64): an optimizer's update in one launch rather than a scaled
+ * temporary and an add. */
 __kernel void tg_axpy(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
                       __global const T *x, long xo, long8 xs, T alpha) {
-#endif
     long i = get_global_id(0);
     if (i >= n) return;
     GEOM(sh, shape);
     GEOM(so, os);
     GEOM(sx, xs);
     long2 o = off2(i, nd, sh, so, sx);
-#ifdef K_tg_copy
-    out[oo + o.x] = x[xo + o.y];
-#else
     out[oo + o.x] += alpha * x[xo + o.y];
-#endif
 }
 #endif
 
@@ -86,8 +174,8 @@ __kernel void tg_axpy(long n, int nd, long8 shape, __global T *out, long oo, lon
 #define TANH_ONE WC(20.0)
 #endif
 
-inline CT unary_op(CT x, CT p0, CT p1) {
-    switch (TG_OP) {
+inline CT unary_op(int op, CT x, CT p0, CT p1) {
+    switch (op) {
     case UN_NEG: return -x;
     case UN_EXP: return exp(x);
     case UN_LOG: return log(x);
@@ -114,11 +202,12 @@ inline CT unary_op(CT x, CT p0, CT p1) {
 #if TG_DT == 4
 /* The ops with an integer form, exactly in 64 bits (saturating like the CPU path);
  * lp0 and lp1 are the scalars, used when the host found both integral (exact != 0). */
-#define UN_EXACT (TG_OP == UN_NEG || TG_OP == UN_ABS || TG_OP == UN_SIGN || TG_OP == UN_RELU || \
-                  TG_OP == UN_SQUARE || TG_OP == UN_ADD_SCALAR || TG_OP == UN_MUL_SCALAR ||     \
-                  TG_OP == UN_CLAMP || TG_OP == UN_STEP)
-inline long unary_long(long x, long p0, long p1) {
-    switch (TG_OP) {
+inline bool un_exact(int op) {
+    return op == UN_NEG || op == UN_ABS || op == UN_SIGN || op == UN_RELU || op == UN_SQUARE ||
+           op == UN_ADD_SCALAR || op == UN_MUL_SCALAR || op == UN_CLAMP || op == UN_STEP;
+}
+inline long unary_long(int op, long x, long p0, long p1) {
+    switch (op) {
     case UN_NEG: return ssub(0, x);
     case UN_ABS: return x < 0 ? ssub(0, x) : x;
     case UN_SIGN: return (x > 0) - (x < 0);
@@ -133,7 +222,7 @@ inline long unary_long(long x, long p0, long p1) {
 }
 #endif
 
-__kernel void tg_unary(CT p0, CT p1, long lp0, long lp1, int exact, long n, int nd, long8 shape,
+__kernel void tg_unary(int op, CT p0, CT p1, long lp0, long lp1, int exact, long n, int nd, long8 shape,
                        __global T *out, long oo, long8 os, __global const T *x, long xo, long8 xs) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -142,15 +231,15 @@ __kernel void tg_unary(CT p0, CT p1, long lp0, long lp1, int exact, long n, int 
     GEOM(sx, xs);
     long2 o = off2(i, nd, sh, so, sx);
 #if T_FLOAT
-    out[oo + o.x] = unary_op(x[xo + o.y], p0, p1);
+    out[oo + o.x] = unary_op(op, x[xo + o.y], p0, p1);
 #elif TG_DT == 4
     T v = x[xo + o.y];
-    if (UN_EXACT && exact)
-        out[oo + o.x] = unary_long(v, lp0, lp1);
+    if (exact && un_exact(op))
+        out[oo + o.x] = unary_long(op, v, lp0, lp1);
     else
-        out[oo + o.x] = to_T(unary_op((CT)v, p0, p1));
+        out[oo + o.x] = to_T(unary_op(op, (CT)v, p0, p1));
 #else
-    out[oo + o.x] = to_T(unary_op((CT)x[xo + o.y], p0, p1));
+    out[oo + o.x] = to_T(unary_op(op, (CT)x[xo + o.y], p0, p1));
 #endif
 }
 #endif
@@ -170,9 +259,9 @@ inline long ipow(long a, long b) {
 }
 #endif
 
-inline T binary_op(T a, T b) {
+inline T binary_op(int op, T a, T b) {
 #if T_FLOAT
-    switch (TG_OP) {
+    switch (op) {
     case BIN_ADD: return a + b;
     case BIN_SUB: return a - b;
     case BIN_MUL: return a * b;
@@ -185,7 +274,7 @@ inline T binary_op(T a, T b) {
 #elif TG_DT == 4
     /* Exact 64-bit integers: + - * and pow saturate; division truncates, and where a
      * double quotient would not fit (x / 0, LONG_MIN / -1) it saturates like i32's. */
-    switch (TG_OP) {
+    switch (op) {
     case BIN_ADD: return sadd(a, b);
     case BIN_SUB: return ssub(a, b);
     case BIN_MUL: return smul(a, b);
@@ -200,7 +289,7 @@ inline T binary_op(T a, T b) {
     return 0;
 #else
     /* The CPU computes in double and saturates; long is exact for + - *. */
-    switch (TG_OP) {
+    switch (op) {
     case BIN_ADD: return long_to_T((long)a + (long)b);
     case BIN_SUB: return long_to_T((long)a - (long)b);
     case BIN_MUL: return long_to_T((long)a * (long)b);
@@ -213,7 +302,7 @@ inline T binary_op(T a, T b) {
 #endif
 }
 
-__kernel void tg_binary(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
+__kernel void tg_binary(int op, long n, int nd, long8 shape, __global T *out, long oo, long8 os,
                         __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
     long i = get_global_id(0);
     if (i >= n) return;
@@ -222,47 +311,7 @@ __kernel void tg_binary(long n, int nd, long8 shape, __global T *out, long oo, l
     GEOM(sa, as);
     GEOM(sb, bs);
     long4 o = off4(i, nd, sh, so, sa, sb, sb);
-    out[oo + o.x] = binary_op(a[ao + o.y], b[bo + o.z]);
-}
-#endif
-
-#ifdef K_tg_compare
-__kernel void tg_compare(long n, int nd, long8 shape, __global uchar *out, long oo, long8 os,
-                         __global const T *a, long ao, long8 as, __global const T *b, long bo, long8 bs) {
-    long i = get_global_id(0);
-    if (i >= n) return;
-    GEOM(sh, shape);
-    GEOM(so, os);
-    GEOM(sa, as);
-    GEOM(sb, bs);
-    long4 o = off4(i, nd, sh, so, sa, sb, sb);
-    T x = a[ao + o.y], y = b[bo + o.z];
-    int r = 0;
-    switch (TG_OP) {
-    case BIN_EQ: r = x == y; break;
-    case BIN_NE: r = x != y; break;
-    case BIN_LT: r = x < y; break;
-    case BIN_LE: r = x <= y; break;
-    case BIN_GT: r = x > y; break;
-    case BIN_GE: r = x >= y; break;
-    }
-    out[oo + o.x] = (uchar)r;
-}
-#endif
-
-#ifdef K_tg_where
-__kernel void tg_where(long n, int nd, long8 shape, __global T *out, long oo, long8 os,
-                       __global const uchar *c, long co, long8 cs, __global const T *a, long ao, long8 as,
-                       __global const T *b, long bo, long8 bs) {
-    long i = get_global_id(0);
-    if (i >= n) return;
-    GEOM(sh, shape);
-    GEOM(so, os);
-    GEOM(sc, cs);
-    GEOM(sa, as);
-    GEOM(sb, bs);
-    long4 o = off4(i, nd, sh, so, sc, sa, sb);
-    out[oo + o.x] = c[co + o.y] ? a[ao + o.z] : b[bo + o.w];
+    out[oo + o.x] = binary_op(op, a[ao + o.y], b[bo + o.z]);
 }
 #endif
 
@@ -284,29 +333,29 @@ __kernel void tg_arange(long n, __global T *out, long oo, W start, W step, long 
 #ifdef K_tg_random
 /* Element i (row-major over out's shape) uses counter + i; out may have any strides.
  * The bit-to-number mappings are tg_cpu_random's; bernoulli compares the top 24 bits
- * with ceil(p * 2^24). TG_OP is the kind. */
-__kernel void tg_random(long n, int nd, long8 shape, __global T *out, long oo, long8 os, ulong seed, ulong counter,
-                        W p0, W p1, uint threshold) {
+ * with ceil(p * 2^24). kind: RNG_UNIFORM, RNG_NORMAL or RNG_BERNOULLI. */
+__kernel void tg_random(int kind, long n, int nd, long8 shape, __global T *out, long oo, long8 os, ulong seed,
+                        ulong counter, W p0, W p1, uint threshold) {
     long i = get_global_id(0);
     if (i >= n) return;
     GEOM(sh, shape);
     GEOM(so, os);
     uint4 r = philox4x32(counter + (ulong)i, seed);
     W v;
-#if TG_OP == RNG_NORMAL
-    W u1 = ((W)(r.z >> 8) + WC(1.0)) * WC(5.9604644775390625e-08); /* 2^-24: (0, 1] */
-    W u2 = (W)(r.w >> 8) * WC(5.9604644775390625e-08);
-    v = p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
-#elif TG_OP == RNG_UNIFORM
+    if (kind == RNG_NORMAL) {
+        W u1 = ((W)(r.z >> 8) + WC(1.0)) * WC(5.9604644775390625e-08); /* 2^-24: (0, 1] */
+        W u2 = (W)(r.w >> 8) * WC(5.9604644775390625e-08);
+        v = p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
+    } else if (kind == RNG_UNIFORM) {
 #if TG_DT == 1
-    W u = ((W)(r.x >> 5) * 67108864.0 + (W)(r.y >> 6)) * 1.1102230246251565e-16; /* 2^-53 */
+        W u = ((W)(r.x >> 5) * 67108864.0 + (W)(r.y >> 6)) * 1.1102230246251565e-16; /* 2^-53 */
 #else
-    W u = (W)(r.x >> 8) * WC(5.9604644775390625e-08);
+        W u = (W)(r.x >> 8) * WC(5.9604644775390625e-08);
 #endif
-    v = p0 + (p1 - p0) * u;
-#else
-    v = (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
-#endif
+        v = p0 + (p1 - p0) * u;
+    } else {
+        v = (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
+    }
     out[oo + off1(i, nd, sh, so)] = to_T(v);
 }
 #endif

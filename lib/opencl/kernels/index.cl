@@ -1,9 +1,9 @@
-/* Gather and scatter-add, one kernel a program (-DK_<name>). Indices have idx's shape
- * and dtype IDX (-DTG_IDX: 2 i32, 4 i64), read as 64-bit values, never narrowed;
- * a negative index is out of range as in PyTorch (never wrapped). Such an index is not followed: the
- * work-item records its element's row-major position in *bad (the smallest wins, so
- * the host reports the same index the CPU path does; positions clamp to INT_MAX - 1,
- * INT_MAX meaning none) and the host reads it back.
+/* Scatter-add (gather is with the moves of elementwise.cl), under -DK_<name>. Indices
+ * have idx's shape and dtype IDX (-DTG_IDX: 2 i32, the default, 4 i64), read as 64-bit
+ * values, never narrowed; a negative index is out of range as in PyTorch (never wrapped).
+ * Such an index is not followed: the work-item records its element's row-major position
+ * in *bad (the smallest wins, so the host reports the same index the CPU path does;
+ * positions clamp to INT_MAX - 1, INT_MAX meaning none) and the host reads it back.
  * The indexed operand's strides arrive with the axis zeroed (ms) plus that axis's
  * stride (ma), so off*() gives the rest of the offset. */
 
@@ -11,26 +11,6 @@
 #define TG_IDX 2
 #endif
 typedef TYPE_OF(TG_IDX) IDX;
-
-#ifdef K_tg_gather
-__kernel void tg_gather(long n, int nd, long8 shape, long limit, __global T *out, long oo, long8 os,
-                        __global const IDX *idx, long io, long8 is, __global const T *x, long xo, long8 ms,
-                        long ma, __global int *bad) {
-    long i = get_global_id(0);
-    if (i >= n) return;
-    GEOM(sh, shape);
-    GEOM(so, os);
-    GEOM(si, is);
-    GEOM(sm, ms);
-    long4 o = off4(i, nd, sh, so, si, sm, sm);
-    long v = idx[io + o.y];
-    if (v < 0 || v >= limit) {
-        atomic_min(bad, (int)min(i, (long)INT_MAX - 1));
-        return;
-    }
-    out[oo + o.x] = x[xo + o.z + v * ma];
-}
-#endif
 
 #if T_FLOAT
 
