@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "child_run.h"
 #include "lib/opencl/opencl.h"
 
 /* ------------------------------------------------------------------ the children */
@@ -71,32 +72,10 @@ static void skip_without_opencl(void) {
 /* Runs a child in mode with XDG_CACHE_HOME=dir (TG_CL_CACHE=0 if !cache); fills stats
  * (loaded, built, rejected, written) when given. Its exit status, or -1 (signal). */
 static int run_child(const char *mode, const char *dir, bool cache, int stats[4]) {
-    int fd[2];
-    if (pipe(fd) != 0) return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        setenv("XDG_CACHE_HOME", dir, 1);
-        setenv("TG_CL_CACHE_CHILD", mode, 1);
-        if (cache) unsetenv("TG_CL_CACHE");
-        else setenv("TG_CL_CACHE", "0", 1);
-        execl("/proc/self/exe", "test_opencl_cache", (char *)NULL);
-        _exit(4);
-    }
-    close(fd[1]);
-    char buf[256] = "";
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof buf - 1 && (n = read(fd[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)n;
-    buf[got] = '\0';
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    char buf[256];
+    int rc = tg_test_run_child("TG_CL_CACHE_CHILD", mode, dir, cache, buf, sizeof buf);
     if (stats && sscanf(buf, "%d %d %d %d", &stats[0], &stats[1], &stats[2], &stats[3]) != 4) return -1;
-    if (WIFSIGNALED(status)) fprintf(stderr, "  child (%s) died of signal %d\n", mode, WTERMSIG(status));
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ entries */

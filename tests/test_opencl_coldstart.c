@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "child_run.h"
 #include "lib/opencl/opencl.h"
 
 static tg_device *g_cpu, *g_cl;
@@ -357,29 +358,7 @@ static void child_main(void) {
 
 /* Runs a child in mode with XDG_CACHE_HOME=dir; its stdout into out; its exit status or -1. */
 static int run_child(const char *mode, const char *dir, char *out, size_t size) {
-    int fd[2];
-    if (pipe(fd) != 0) return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        setenv("XDG_CACHE_HOME", dir, 1);
-        setenv("TG_COLDSTART_CHILD", mode, 1);
-        unsetenv("TG_CL_CACHE");
-        execl("/proc/self/exe", "test_opencl_coldstart", (char *)NULL);
-        _exit(5);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t n;
-    while (got < size - 1 && (n = read(fd[0], out + got, size - 1 - got)) > 0) got += (size_t)n;
-    out[got] = '\0';
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) fprintf(stderr, "  child (%s) died of signal %d\n", mode, WTERMSIG(status));
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return tg_test_run_child("TG_COLDSTART_CHILD", mode, dir, true, out, size);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
