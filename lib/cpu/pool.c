@@ -147,7 +147,6 @@ typedef struct {
     int64_t *idx;
     const int64_t *cidx;
     int64_t ow_lo, ow_hi; /* the output columns whose windows lie inside [0, W) */
-    bool k2s2;            /* max: 2x2 windows, stride 2, no padding or dilation */
     _Atomic int64_t bad;   /* unpool: an index outside the plane, else -1 */
     _Atomic int bad_set;
 } tg_pool_ctx;
@@ -390,14 +389,14 @@ tg_status tg_cpu_pool2d(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, c
     tg_pool_ctx c = { .g = g, .x = tg_cpu_ptr(x), .y = tg_cpu_ptr(out) };
     c.idx = indices ? (int64_t *)tg_cpu_ptr(indices) : NULL;
     tg_pool_interior(g, &c.ow_lo, &c.ow_hi);
-    c.k2s2 = kind == TG_POOL_MAX && !g->adaptive && g->kernel[0] == 2 && g->kernel[1] == 2 && g->stride[0] == 2 &&
+    bool k2s2 = kind == TG_POOL_MAX && !g->adaptive && g->kernel[0] == 2 && g->kernel[1] == 2 && g->stride[0] == 2 &&
              g->stride[1] == 2 && g->pad[0] == 0 && g->pad[1] == 0 && g->dilation[0] == 1 && g->dilation[1] == 1;
     int64_t kk = g->adaptive ? ((g->H + g->OH - 1) / g->OH + 1) * ((g->W + g->OW - 1) / g->OW + 1)
                              : g->kernel[0] * g->kernel[1];
     int64_t rows = g->N * g->C * g->OH;
     bool f32 = x->dtype == TG_F32;
     /* with indices only: for values the row path vectorises its short rows well enough */
-    if (c.k2s2 && c.idx && 2 * g->OH <= g->H && 2 * g->OW <= g->W) { /* no clipped window (ceil_mode) */
+    if (k2s2 && c.idx && 2 * g->OH <= g->H && 2 * g->OW <= g->W) { /* no clipped window (ceil_mode) */
         tg_pool_parallel_for(g->N * g->C, tg_pool_grain(g->OH * g->OW * 5), f32 ? max_2x2_planes_f32 : max_2x2_planes_f64,
                              &c);
         return TG_OK;

@@ -203,8 +203,7 @@ static tg_gemm_cached *tg_gemm_cache_acquire(const tg_gemm_b_key *key, const tg_
     tg_gemm_cached *hit = NULL, *victim = NULL;
     for (int i = 0; i < TG_GEMM_CACHE_SLOTS; i++) {
         tg_gemm_cached *e = &g_cache[i];
-        if (e->key.storage_id == key->storage_id && e->users == 0 &&
-            !tg_gemm_cache_match(e, key, kr, elsize, B, rsb, csb, K, N) && e->key.version != key->version)
+        if (e->key.storage_id == key->storage_id && e->key.version != key->version && e->users == 0)
             tg_gemm_cache_drop(e); /* an older version of this storage: stale */
         if (!hit && e->key.storage_id && tg_gemm_cache_match(e, key, kr, elsize, B, rsb, csb, K, N))
             hit = e;
