@@ -1,6 +1,6 @@
 /* Internals of the OpenCL backend shared by its files: the device state, program and
  * kernel lookup, kernel launches, strided geometry for kernel arguments, error names,
- * and the hooks tests/test_opencl.c uses to reach error paths. Not installed. */
+ * and the hooks tests/test_opencl_*.c use to reach error paths. Not installed. */
 #ifndef TG_OPENCL_H
 #define TG_OPENCL_H
 
@@ -212,7 +212,7 @@ tg_status tg_cl_roi_align_backward(tg_tensor *dx, const tg_tensor *dout, const t
 extern const tg_backend tg_cl_backend;
 
 /* ---------------------------------------------------------------- test hooks
- * For tests/test_opencl.c: error paths a real device rarely takes. */
+ * For tests/test_opencl_*.c: error paths a real device rarely takes. */
 
 typedef struct {
     int loaded;   /* programs loaded from a cache entry */
