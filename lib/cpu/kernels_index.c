@@ -8,6 +8,7 @@
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/scalar.h"
 #include "lib/cpu/gemm/gemm.h"
+#include "lib/cpu/gemv.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -60,6 +61,10 @@ tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) 
     tg_gemm_b_key key = { b->storage->weight ? b->storage->id : 0, atomic_load(&b->storage->version) };
     if (tg_cpu_is_int(out->dtype))
         matmul_int(out, a, b, batch, offs, M, N, K);
+    else if (batch == 1 && out->dtype == TG_F32 &&
+             tg_cpu_gemv_f32(M, N, K, (const float *)tg_cpu_ptr(a), sa[0], sa[1], (const float *)tg_cpu_ptr(b), sb[0],
+                             sb[1], (float *)tg_cpu_ptr(out), sc[0], sc[1]))
+        ;
     else if (batch == 1 && key.storage_id && out->dtype == TG_F32)
         tg_cpu_gemm_keyed_f32(M, N, K, (const float *)tg_cpu_ptr(a), sa[0], sa[1], (const float *)tg_cpu_ptr(b), sb[0],
                               sb[1], 0.0f, (float *)tg_cpu_ptr(out), sc[0], sc[1], &key);
