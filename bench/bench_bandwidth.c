@@ -1,6 +1,8 @@
 /* Memory-bound kernels against the machine's limit: the triad bandwidth (a = b + s*c,
  * the STREAM kernel, from machine.c) on plain threads, then tg_add / tg_mul / tg_sum on
- * 16M-element f32 tensors, each as GB/s and as a fraction of triad; and the per-call
+ * 16M-element f32 tensors and a Linear layer at batch 1 (VGG-16's first classifier
+ * layer, 25088 -> 4096: its 411 MB weight read once a product, forward and the
+ * backward's dx), each as GB/s and as a fraction of triad; and the per-call
  * time of tg_add across sizes, to show where threading starts to pay. Figures are the
  * best and the median of REPS repetitions (another process only slows a repetition).
  * Usage: bench_bandwidth [--json FILE] */
@@ -15,7 +17,7 @@
 #define N (16 * 1024 * 1024)
 #define REPS 9
 
-typedef enum { ADD, MUL, SUM } which;
+typedef enum { ADD, MUL, SUM, LINEAR, LINEAR_DX } which;
 
 /* Seconds per call: the median over REPS repetitions, the fastest in *best. */
 static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters, double *best) {
@@ -26,7 +28,9 @@ static double op_seconds(which w, tg_tensor *x, tg_tensor *y, int iters, double 
             tg_scope_begin();
             if (w == ADD) tg_add(x, y);
             else if (w == MUL) tg_mul(x, y);
-            else tg_sum(x, TG_ALL, false);
+            else if (w == SUM) tg_sum(x, TG_ALL, false);
+            else if (w == LINEAR) tg_matmul(x, tg_transpose(y, 0, 1)); /* x (1, in), y = W (out, in) */
+            else tg_matmul(x, y);                                      /* dy (1, out) W */
             tg_scope_end();
         }
         t[r] = (bench_now() - t0) / iters;
@@ -40,8 +44,8 @@ typedef struct {
     double best, median; /* GB/s */
 } gbs;
 
-static gbs op_gbs(which w, tg_tensor *x, tg_tensor *y, double bytes) {
-    double fastest, med = op_seconds(w, x, y, 5, &fastest);
+static gbs op_gbs(which w, tg_tensor *x, tg_tensor *y, double bytes, int iters) {
+    double fastest, med = op_seconds(w, x, y, iters, &fastest);
     return (gbs){ bytes / fastest * 1e-9, bytes / med * 1e-9 };
 }
 
@@ -58,8 +62,14 @@ int main(int argc, char **argv) {
     bench_machine_print(stdout, &m);
     tg_tensor *x = tg_rand(TG_F32, TG_SHAPE(N), dev), *y = tg_rand(TG_F32, TG_SHAPE(N), dev);
     op_seconds(ADD, x, y, 2, NULL); /* warm the allocator cache and the pool */
-    gbs add = op_gbs(ADD, x, y, 3.0 * N * 4), mul = op_gbs(MUL, x, y, 3.0 * N * 4),
-        sum = op_gbs(SUM, x, y, 1.0 * N * 4);
+    gbs add = op_gbs(ADD, x, y, 3.0 * N * 4, 5), mul = op_gbs(MUL, x, y, 3.0 * N * 4, 5),
+        sum = op_gbs(SUM, x, y, 1.0 * N * 4, 5);
+    bool grad = tg_set_grad_enabled(false);
+    tg_tensor *w = tg_rand(TG_F32, TG_SHAPE(4096, 25088), dev), *in = tg_rand(TG_F32, TG_SHAPE(1, 25088), dev),
+              *dy = tg_rand(TG_F32, TG_SHAPE(1, 4096), dev);
+    double wbytes = 4096.0 * 25088 * 4;
+    gbs lin = op_gbs(LINEAR, in, w, wbytes, 2), lin_dx = op_gbs(LINEAR_DX, dy, w, wbytes, 2);
+    tg_set_grad_enabled(grad);
     double triad = m.triad;
     printf("memory bandwidth on %s, %d threads: best (median) of %d\n", tg_device_name(dev), threads, REPS);
     printf("  %-32s %7.1f (%5.1f) GB/s\n", "triad a = b + s*c (limit)", triad, m.triad_med);
@@ -69,6 +79,10 @@ int main(int argc, char **argv) {
            100 * mul.best / triad);
     printf("  %-32s %7.1f (%5.1f) GB/s  %5.0f%% of triad\n", "tg_sum f32 16M (reads only)", sum.best, sum.median,
            100 * sum.best / triad);
+    printf("  %-32s %7.1f (%5.1f) GB/s  %5.0f%% of triad\n", "linear 25088->4096 b1 (weight)", lin.best,
+           lin.median, 100 * lin.best / triad);
+    printf("  %-32s %7.1f (%5.1f) GB/s  %5.0f%% of triad\n", "  its backward dx = dy W", lin_dx.best,
+           lin_dx.median, 100 * lin_dx.best / triad);
     printf("  tg_add per call by size (median):\n");
     int64_t sizes[] = { 16, 1024, 16384, 32768, 65536, 262144, 1048576 };
     for (int i = 0; i < 7; i++) {
@@ -82,8 +96,10 @@ int main(int argc, char **argv) {
             fprintf(f, "{\"machine\": ");
             bench_machine_json(f, &m);
             fprintf(f, ", \"threads\": %d, \"triad_gbs\": %.2f, \"add_gbs\": %.2f, \"mul_gbs\": %.2f, "
-                       "\"sum_gbs\": %.2f, \"add_median_gbs\": %.2f, \"mul_median_gbs\": %.2f, \"sum_median_gbs\": %.2f}\n",
-                    threads, triad, add.best, mul.best, sum.best, add.median, mul.median, sum.median);
+                       "\"sum_gbs\": %.2f, \"add_median_gbs\": %.2f, \"mul_median_gbs\": %.2f, \"sum_median_gbs\": %.2f, "
+                       "\"linear_b1_gbs\": %.2f, \"linear_b1_dx_gbs\": %.2f}\n",
+                    threads, triad, add.best, mul.best, sum.best, add.median, mul.median, sum.median, lin.best,
+                    lin_dx.best);
             fclose(f);
         }
     }
