@@ -75,6 +75,7 @@ typedef enum {
     TG_CONV_COL,      /* chunks of im2col / col2im with the GEMM (backward data, stride > 1) */
     TG_CONV_DEPTHWISE,
     TG_CONV_DIRECT,   /* stride 1, f32, AVX-512: tiles read from x, no im2col panel (AUTO's pick for few channels) */
+    TG_CONV_LANES,    /* stride 1 or 2, f32, AVX-512, <= 64 output channels a group: the channels in the lanes */
 } tg_conv_algo;
 void tg_cpu_conv_set_algo(tg_conv_algo a);
 
