@@ -164,22 +164,40 @@ static void tg_conv_direct_fn(void *ctx, int64_t begin, int64_t end)
 #define TG_CONV_LANES_BYTES (192.0 * 1024)
 #define TG_CONV_LANES_MAX_PARTS 256
 
-/* Whether the channel-lane kernels take g (f32, AVX-512 kernels selected): stride 1 or 2
- * along a row, at most 64 output channels a group. AUTO also wants at least 16 (fewer
- * leave lanes empty) and Mp - M < 16 (no empty vector). */
-static int conv_lanes_ok_f32(const tg_conv2d_geom *g)
+/* Which of the lane kernels takes the forward conv g (f32, AVX-512 kernels selected,
+ * at most 64 output channels a group): 2 the positions in lanes, for fewer than 16
+ * output or at most 3 input channels at stride 1 along a row (the first layer and its
+ * gradient), 1 the channels in lanes at stride 1 or 2, 0 neither. AUTO leaves out
+ * 33-48 channels (an empty vector of 16). */
+static int conv_lanes_kind_f32(const tg_conv2d_geom *g)
 {
-    int64_t M = g->OC / g->groups;
+    int64_t M = g->OC / g->groups, Cg = g->C / g->groups;
     if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_LANES) ||
-        strcmp(tg_gemm_kernels_current()->name, "avx512") != 0 || g->stride[1] > 2 || M > 64)
+        strcmp(tg_gemm_kernels_current()->name, "avx512") != 0 || M > 64)
         return 0;
-    return g_algo == TG_CONV_LANES || (M >= 16 && (M + 15) / 16 * 16 - M < 16 && M != 48);
+    if (g->stride[1] == 1 && (M < 16 || Cg <= 3))
+        return 2;
+    return g->stride[1] <= 2 && (g_algo == TG_CONV_LANES || M <= 32 || M > 48) ? 1 : 0;
 }
 
-/* The lane geometry of group 0 of g, M padded to 16, 32 or 64 lanes. */
-static tg_conv_lanes_geom conv_lanes_geom(const tg_conv2d_geom *g, const float *x)
+/* The weight gradient's: the channels in lanes for 16-64 channels (any number when
+ * forced) at stride 1 or 2 with 3- or 5-column kernels. */
+static int wgrad_lanes_ok_f32(const tg_conv2d_geom *g, const tg_conv_lanes_geom *lg)
+{
+    int64_t M = g->OC / g->groups;
+    return (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_LANES) &&
+           strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && M <= 64 && g->stride[1] <= 2 &&
+           (g_algo == TG_CONV_LANES || (M >= 16 && (M <= 32 || M > 48))) && tg_conv_wgrad_lanes_ok(lg) &&
+           !(g->KH == 1 && g->KW == 1);
+}
+
+/* The lane geometry of group 0 of g, the weight's rows Mp long: M padded to 16, 32 or
+ * 64 lanes, or for the positions in lanes (rows) to 8 (1 stays 1). */
+static tg_conv_lanes_geom conv_lanes_geom(const tg_conv2d_geom *g, const float *x, int rows)
 {
     int64_t M = g->OC / g->groups, Mp = M <= 16 ? 16 : M <= 32 ? 32 : 64;
+    if (rows)
+        Mp = M == 1 ? 1 : (M + 7) / 8 * 8;
     return (tg_conv_lanes_geom){ x, g->C * g->H * g->W, g->C / g->groups, g->H, g->W, g->KH, g->KW,
                                  g->stride[0], g->stride[1], g->dilation[0], g->dilation[1], g->pad[0],
                                  g->pad[1], g->OH, g->OW, M, Mp, NULL, NULL, NULL, g->OC * g->OH * g->OW };
@@ -200,6 +218,7 @@ static int64_t conv_lanes_rows(const tg_conv2d_geom *g, const tg_conv_lanes_geom
 typedef struct {
     tg_conv_lanes_geom lg;  /* group 0 */
     const float *dout;      /* weight gradient: dout's group 0 */
+    int rows_kernel;        /* forward: the positions in lanes */
     int64_t x_group, out_group, wt_group, N, rows, nrb, units, buf;
     float *part[TG_CONV_LANES_MAX_PARTS]; /* weight gradient: each participant's sum, k-major */
     int64_t part_size;
@@ -249,7 +268,10 @@ static void conv_lanes_fn(void *ctx, int64_t begin, int64_t end)
         }
         lg.wt += gi * j->wt_group, lg.out += gi * j->out_group;
         lg.bias = lg.bias ? lg.bias + gi * lg.Mp : NULL;
-        tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf);
+        if (j->rows_kernel)
+            tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf);
+        else
+            tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf);
     }
 }
 
@@ -274,9 +296,9 @@ static int conv_lanes_run(tg_conv_lanes_job *j, const tg_conv2d_geom *g, int wgr
 /* out = conv(x, A) + bias by the channel-lane kernel: 1 done, -1 out of memory (message
  * set). A is the weight as a matrix (groups x M x K). */
 static int conv_lanes_f32(float *out, const float *x, const float *A, const float *bias,
-                          const tg_conv2d_geom *g)
+                          const tg_conv2d_geom *g, int kind)
 {
-    tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x) };
+    tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x, kind == 2), .rows_kernel = kind == 2 };
     int64_t M = j.lg.M, Mp = j.lg.Mp, K = j.lg.C * g->KH * g->KW;
     float *wt = tg_conv_scratch(1, (size_t)(g->groups * (K + 1) * Mp) * sizeof(float));
     if (!wt) {
@@ -302,8 +324,8 @@ static int conv_lanes_f32(float *out, const float *x, const float *A, const floa
  * applicable, -1 out of memory (message set). */
 static int wgrad_lanes_f32(float *dw, const float *dout, const float *x, const tg_conv2d_geom *g)
 {
-    tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x), .dout = dout };
-    if (!conv_lanes_ok_f32(g) || !tg_conv_wgrad_lanes_ok(&j.lg) || (g->KH == 1 && g->KW == 1))
+    tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x, 0), .dout = dout };
+    if (!wgrad_lanes_ok_f32(g, &j.lg))
         return 0;
     if (conv_lanes_run(&j, g, 1) < 0) {
         tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's weight-gradient sum");
@@ -322,16 +344,16 @@ static int wgrad_lanes_f32(float *dw, const float *dout, const float *x, const t
     return 1;
 }
 #else
-static int conv_lanes_ok_f32(const tg_conv2d_geom *g)
+static int conv_lanes_kind_f32(const tg_conv2d_geom *g)
 {
     (void)g;
     return 0;
 }
 
 static int conv_lanes_f32(float *out, const float *x, const float *A, const float *bias,
-                          const tg_conv2d_geom *g)
+                          const tg_conv2d_geom *g, int kind)
 {
-    (void)out, (void)x, (void)A, (void)bias, (void)g;
+    (void)out, (void)x, (void)A, (void)bias, (void)g, (void)kind;
     return 0;
 }
 
@@ -355,8 +377,9 @@ static int wgrad_lanes_f64(double *dw, const double *dout, const double *x, cons
 static int conv_direct_f32(float *out, const float *x, const float *A, const float *bias,
                            const tg_conv2d_geom *g)
 {
-    if (conv_lanes_ok_f32(g))
-        return conv_lanes_f32(out, x, A, bias, g);
+    int lanes = conv_lanes_kind_f32(g);
+    if (lanes)
+        return conv_lanes_f32(out, x, A, bias, g, lanes);
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
     int64_t Cg = g->C / g->groups, M = g->OC / g->groups, K = Cg * g->KH * g->KW;
     if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) || strcmp(kr->name, "avx512") != 0 ||

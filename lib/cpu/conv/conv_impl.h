@@ -64,7 +64,7 @@ typedef struct {
     int64_t img, C, H, W;           /* elements between images, channels (Cg), the image */
     int64_t KH, KW, sh, sw, dh, dw, ph, pw; /* kernel, stride (sw 1 or 2), dilation, top/left padding */
     int64_t OH, OW;
-    int64_t M, Mp;                  /* output channels of the group; 16, 32 or 64 lanes >= M */
+    int64_t M, Mp;                  /* output channels of the group; the weight's row (16, 32 or 64 lanes >= M) */
     const float *wt;                /* forward: the weight k-major, wt[k * Mp + m], zero past M; 64-byte aligned */
     const float *bias;              /* forward: Mp values (zero past M), or NULL */
     float *out;                     /* forward: the group's first output channel in image 0 */
@@ -79,6 +79,11 @@ int64_t tg_conv_lanes_buf(const tg_conv_lanes_geom *g, int64_t rows, int wgrad);
 /* Writes output rows [oh0, oh0 + rows) of image n, all M channels; buf: scratch of
  * tg_conv_lanes_buf(g, rows, 0) floats, 64-byte aligned. */
 void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf);
+
+/* The same output by tiles of 16-48 columns of one output row in the lanes and 8 output
+ * channels (1 where M is 1) broadcast, for few channels; g->sw must be 1 and Mp a
+ * multiple of 8 (or 1 where M is 1); buf: tg_conv_lanes_buf(g, rows, 0) floats. */
+void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf);
 
 /* Whether the weight-gradient kernel has tiles for g (3- or 5-column kernels, no column
  * dilation, KH <= 7). */

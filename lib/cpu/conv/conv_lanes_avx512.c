@@ -53,7 +53,9 @@ int64_t tg_conv_lanes_wp(const tg_conv_lanes_geom *g)
 }
 
 /* buf (C x Hb x Wp) = the input rows image n needs for output rows [oh0, oh0 + rows),
- * zero where they fall in the padding: buf[c][r][j] = x[n][c][oh0*sh - ph + r][j - pw]. */
+ * zero where they fall in the padding: buf[c][r][j] = x[n][c][oh0*sh - ph + r][j - pw].
+ * Masked vectors, not memset and memcpy: rows of 18 or 34 floats make the calls' fixed
+ * cost the whole cost, as much as the 1-channel layer's arithmetic. */
 static void tg_lanes_pad(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf)
 {
     const int64_t Hb = tg_conv_lanes_rows_in(g, rows), Wp = tg_conv_lanes_wp(g);
@@ -66,14 +68,16 @@ static void tg_lanes_pad(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, in
         for (int64_t r = 0; r < Hb; r++) {
             float *d = buf + (c * Hb + r) * Wp;
             int64_t ih = oh0 * g->sh - g->ph + r;
-            if (ih < 0 || ih >= g->H) {
-                memset(d, 0, (size_t)Wp * sizeof(float));
-                continue;
+            int in = ih >= 0 && ih < g->H;
+            const float *s = g->x + n * g->img + (c * g->H + (in ? ih : 0)) * g->W - g->pw;
+            for (int64_t j0 = 0; j0 < Wp; j0 += VL) {
+                __mmask16 st = (__mmask16)(Wp - j0 >= VL ? 0xffff : (1u << (Wp - j0)) - 1), ld = 0;
+                if (in && j0 < hi && j0 + VL > lo) {
+                    int64_t a = lo > j0 ? lo - j0 : 0, b = hi - j0 < VL ? hi - j0 : VL;
+                    ld = (__mmask16)(((1u << (b - a)) - 1) << a);
+                }
+                _mm512_mask_storeu_ps(d + j0, st, _mm512_maskz_loadu_ps(ld, s + j0));
             }
-            const float *s = g->x + n * g->img + (c * g->H + ih) * g->W - g->pw;
-            memset(d, 0, (size_t)lo * sizeof(float));
-            memcpy(d + lo, s + lo, (size_t)(hi - lo) * sizeof(float));
-            memset(d + hi, 0, (size_t)(Wp - hi) * sizeof(float));
         }
 }
 
@@ -318,5 +322,102 @@ void tg_conv_wgrad_lanes_avx512_f32(const tg_conv_lanes_geom *g, const float *do
 int64_t tg_conv_lanes_buf(const tg_conv_lanes_geom *g, int64_t rows, int wgrad)
 {
     int64_t pad = (g->C * tg_conv_lanes_rows_in(g, rows) * tg_conv_lanes_wp(g) + VL - 1) / VL * VL;
-    return pad + (wgrad ? rows * g->OW * g->Mp : 0);
+    return pad + (wgrad ? rows * g->OW * g->Mp : VL);
+}
+
+/* ---------------------------------------------------------------- positions in lanes */
+
+/* For the few input or output channels the lanes above would leave idle (a 1-channel
+ * image, the 1-channel gradient of the first layer): the lanes hold 16 columns of one
+ * output row, read unmasked from the padded block (a row's last vector runs past OW into
+ * the next row or the block's slack, and only its columns below OW are stored), and MR
+ * output channels' weights are broadcast. */
+typedef struct {
+    const tg_conv_lanes_geom *g;
+    const float *xb;  /* the padded block at the tile's first input */
+    int64_t chp, rowp, Wp;
+    const float *w;   /* wt at channel m0: wt[k * Mp + m0 + i] */
+    float *o;         /* out at (n, m0, oh, ow0) */
+    int rows;         /* channels of the block that exist (<= MR) */
+    __mmask16 last;   /* the columns of the tile's last vector that exist */
+} tg_rows_tile;
+
+static inline __attribute__((always_inline)) void
+tg_rows_body(const tg_rows_tile *t, __m512 *acc, const int MR, const int R, const int NV)
+{
+    const tg_conv_lanes_geom *g = t->g;
+    const int64_t P = g->OH * g->OW, rstep = g->sh * t->Wp;
+    for (int i = 0; i < MR; i++) {
+        __m512 b = _mm512_set1_ps(g->bias ? g->bias[t->w - g->wt + i] : 0.0f);
+        for (int j = 0; j < R * NV; j++)
+            acc[i * R * NV + j] = b;
+    }
+    const float *w = t->w, *xc = t->xb;
+    for (int64_t c = 0; c < g->C; c++, xc += t->chp) {
+        const float *xr = xc;
+        for (int64_t kh = 0; kh < g->KH; kh++, xr += t->rowp) {
+            const float *xk = xr;
+            for (int64_t kw = 0; kw < g->KW; kw++, xk += g->dw, w += g->Mp) {
+                __m512 xv[12];
+                for (int r = 0; r < R; r++)
+                    for (int v = 0; v < NV; v++)
+                        xv[r * NV + v] = _mm512_loadu_ps(xk + r * rstep + v * VL);
+                for (int i = 0; i < MR; i++) {
+                    __m512 wv = _mm512_set1_ps(w[i]);
+                    for (int j = 0; j < R * NV; j++)
+                        acc[i * R * NV + j] = _mm512_fmadd_ps(wv, xv[j], acc[i * R * NV + j]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        if (i < t->rows)
+            for (int r = 0; r < R; r++)
+                for (int v = 0; v < NV; v++)
+                    _mm512_mask_storeu_ps(t->o + i * P + r * g->OW + v * VL, v == NV - 1 ? t->last : 0xffff,
+                                          acc[(i * R + r) * NV + v]);
+}
+
+typedef void (*tg_rows_fn)(const tg_rows_tile *t);
+
+#define TG_ROWS(MR, R, NV)                                                  \
+    static void tg_rows_##MR##_##R##_##NV(const tg_rows_tile *t)            \
+    {                                                                       \
+        __m512 acc[(MR) * (R) * (NV)];                                      \
+        tg_rows_body(t, acc, MR, R, NV);                                    \
+    }
+TG_ROWS(8, 1, 1) TG_ROWS(8, 1, 2) TG_ROWS(8, 1, 3)
+TG_ROWS(1, 4, 1) TG_ROWS(1, 4, 2) TG_ROWS(1, 4, 3)
+TG_ROWS(1, 1, 1) TG_ROWS(1, 1, 2) TG_ROWS(1, 1, 3)
+
+/* [MR 8, MR 1 four rows, MR 1 one row][NV - 1] */
+static const tg_rows_fn k_rows[3][3] = {
+    { tg_rows_8_1_1, tg_rows_8_1_2, tg_rows_8_1_3 },
+    { tg_rows_1_4_1, tg_rows_1_4_2, tg_rows_1_4_3 },
+    { tg_rows_1_1_1, tg_rows_1_1_2, tg_rows_1_1_3 },
+};
+
+void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf)
+{
+    const int64_t Hb = tg_conv_lanes_rows_in(g, rows), Wp = tg_conv_lanes_wp(g), P = g->OH * g->OW;
+    tg_lanes_pad(g, n, oh0, rows, buf);
+    memset(buf + g->C * Hb * Wp, 0, VL * sizeof(float)); /* the slack the last vectors read */
+    tg_rows_tile t = { g, NULL, Hb * Wp, g->dh * Wp, Wp, NULL, NULL, 0, 0 };
+    const int mr = g->M == 1 ? 1 : 8;
+    for (int64_t ow0 = 0; ow0 < g->OW; ow0 += 3 * VL) {
+        int64_t cols = g->OW - ow0 < 3 * VL ? g->OW - ow0 : 3 * VL;
+        int nv = (int)((cols + VL - 1) / VL);
+        t.last = (__mmask16)((1u << (cols - (nv - 1) * VL)) - 1);
+        for (int64_t m0 = 0; m0 < g->M; m0 += mr) {
+            t.rows = g->M - m0 < mr ? (int)(g->M - m0) : mr;
+            t.w = g->wt + m0;
+            for (int64_t r = 0; r < rows;) {
+                int four = mr == 1 && rows - r >= 4;
+                t.xb = buf + r * g->sh * Wp + ow0;
+                t.o = g->out + n * g->out_img + m0 * P + (oh0 + r) * g->OW + ow0;
+                k_rows[mr == 8 ? 0 : four ? 1 : 2][nv - 1](&t);
+                r += four ? 4 : 1;
+            }
+        }
+    }
 }
