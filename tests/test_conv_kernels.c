@@ -400,6 +400,11 @@ int main(int argc, char **argv)
         geom(1, 3, 9, 7, 40, 5, 3, 1, 2, 2, 1, 0, 1, 1, 1, 1),
         geom(1, 4, 12, 12, 16, 3, 3, 1, 1, 2, 2, 0, 0, 2, 2, 1),
         geom(2, 8, 10, 10, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2),
+        /* a 1-channel gradient (backward-data's one output channel): 3- and 5-row kernels
+         * over rows of 1, 2 and 3 vectors */
+        geom(2, 1, 9, 20, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 1, 40, 40, 4, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
+        geom(3, 1, 13, 11, 5, 3, 5, 1, 1, 1, 2, 1, 0, 1, 1, 1),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         run_geom(&fixed[i], 1);

@@ -378,7 +378,56 @@ tg_rows_body(const tg_rows_tile *t, __m512 *acc, const int MR, const int R, cons
                                           acc[(i * R + r) * NV + v]);
 }
 
+/* One output channel, R rows, kernel rows of dilation 1 at stride 1: input row i serves
+ * output row i - kh for every kh, so it is loaded once for all KH of them (the loads,
+ * most of them across a cache line, are what bounds a single channel). */
+static inline __attribute__((always_inline)) void
+tg_rows1_body(const tg_rows_tile *t, __m512 *acc, const int R, const int NV, const int KH)
+{
+    const tg_conv_lanes_geom *g = t->g;
+    const int64_t Wp = t->Wp;
+    __m512 b = _mm512_set1_ps(g->bias ? g->bias[0] : 0.0f);
+    for (int j = 0; j < R * NV; j++)
+        acc[j] = b;
+    const float *xc = t->xb, *w = t->w;
+    for (int64_t c = 0; c < g->C; c++, xc += t->chp, w += KH * g->KW)
+        for (int64_t kw = 0; kw < g->KW; kw++) {
+            __m512 wk[7];
+#pragma GCC unroll 7
+            for (int kh = 0; kh < KH; kh++)
+                wk[kh] = _mm512_set1_ps(w[kh * g->KW + kw]);
+            const float *xk = xc + kw * g->dw;
+#pragma GCC unroll 10
+            for (int i = 0; i < R + KH - 1; i++)
+#pragma GCC unroll 3
+                for (int v = 0; v < NV; v++) {
+                    __m512 xv = _mm512_loadu_ps(xk + i * Wp + v * VL);
+#pragma GCC unroll 7
+                    for (int kh = 0; kh < KH; kh++)
+                        if (i - kh >= 0 && i - kh < R)
+                            acc[(i - kh) * NV + v] = _mm512_fmadd_ps(wk[kh], xv, acc[(i - kh) * NV + v]);
+                }
+        }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++)
+            _mm512_mask_storeu_ps(t->o + r * g->OW + v * VL, v == NV - 1 ? t->last : 0xffff, acc[r * NV + v]);
+}
+
 typedef void (*tg_rows_fn)(const tg_rows_tile *t);
+
+#define TG_ROWS1(R, NV, KH)                                                 \
+    static void tg_rows1_##R##_##NV##_##KH(const tg_rows_tile *t)           \
+    {                                                                       \
+        __m512 acc[(R) * (NV)];                                             \
+        tg_rows1_body(t, acc, R, NV, KH);                                   \
+    }
+TG_ROWS1(4, 1, 3) TG_ROWS1(4, 2, 3) TG_ROWS1(4, 3, 3)
+TG_ROWS1(4, 1, 5) TG_ROWS1(4, 2, 5) TG_ROWS1(4, 3, 5)
+/* [KH 3, KH 5][NV - 1] */
+static const tg_rows_fn k_rows1[2][3] = {
+    { tg_rows1_4_1_3, tg_rows1_4_2_3, tg_rows1_4_3_3 },
+    { tg_rows1_4_1_5, tg_rows1_4_2_5, tg_rows1_4_3_5 },
+};
 
 #define TG_ROWS(MR, R, NV)                                                  \
     static void tg_rows_##MR##_##R##_##NV(const tg_rows_tile *t)            \
@@ -404,6 +453,7 @@ void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0
     memset(buf + g->C * Hb * Wp, 0, VL * sizeof(float)); /* the slack the last vectors read */
     tg_rows_tile t = { g, NULL, Hb * Wp, g->dh * Wp, Wp, NULL, NULL, 0, 0 };
     const int mr = g->M == 1 ? 1 : 8;
+    const int reuse = mr == 1 && g->sh == 1 && g->dh == 1 && (g->KH == 3 || g->KH == 5);
     for (int64_t ow0 = 0; ow0 < g->OW; ow0 += 3 * VL) {
         int64_t cols = g->OW - ow0 < 3 * VL ? g->OW - ow0 : 3 * VL;
         int nv = (int)((cols + VL - 1) / VL);
@@ -415,7 +465,10 @@ void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0
                 int four = mr == 1 && rows - r >= 4;
                 t.xb = buf + r * g->sh * Wp + ow0;
                 t.o = g->out + n * g->out_img + m0 * P + (oh0 + r) * g->OW + ow0;
-                k_rows[mr == 8 ? 0 : four ? 1 : 2][nv - 1](&t);
+                if (four && reuse)
+                    k_rows1[g->KH == 5][nv - 1](&t);
+                else
+                    k_rows[mr == 8 ? 0 : four ? 1 : 2][nv - 1](&t);
                 r += four ? 4 : 1;
             }
         }
