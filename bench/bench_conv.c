@@ -6,8 +6,9 @@
  * rounds). Measures, never asserts.
  *
  * Usage: bench_conv [--rounds R] [--threads N] [--quick] [--full] [--no-peer] [--json]
- *        [--peer PATH] [--match TEXT]   (--quick: the three target layers; --full adds VGG-16
- *        at batch 32; --match: only the layers whose name contains TEXT) */
+ *        [--peer PATH] [--match TEXT] [--algo NAME]   (--quick: the three target layers;
+ *        --full adds VGG-16 at batch 32; --match: only the layers whose name contains TEXT;
+ *        --algo: force implicit, col, gemm, depthwise, direct or lanes where it applies) */
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -257,6 +258,18 @@ int main(int argc, char **argv)
             peer_path = argv[++i];
         else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc)
             match = argv[++i];
+        else if (strcmp(argv[i], "--algo") == 0 && i + 1 < argc) {
+            static const char *const names[] = { "auto", "implicit", "gemm", "col", "depthwise", "direct", "lanes" };
+            const char *a = argv[++i];
+            int k = 0;
+            while (k < 7 && strcmp(a, names[k]) != 0)
+                k++;
+            if (k == 7) {
+                fprintf(stderr, "bench_conv: unknown --algo %s\n", a);
+                return 2;
+            }
+            tg_cpu_conv_set_algo((tg_conv_algo)k);
+        }
         else if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
         else if (strcmp(argv[i], "--full") == 0)

@@ -405,6 +405,9 @@ int main(int argc, char **argv)
         geom(2, 1, 9, 20, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         geom(1, 1, 40, 40, 4, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
         geom(3, 1, 13, 11, 5, 3, 5, 1, 1, 1, 2, 1, 0, 1, 1, 1),
+        /* rows longer than the padded copy's table of masks (1024 floats) */
+        geom(1, 1, 3, 1100, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 4, 2, 1050, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         run_geom(&fixed[i], 1);

@@ -54,8 +54,8 @@ int64_t tg_conv_lanes_wp(const tg_conv_lanes_geom *g)
 
 /* buf (C x Hb x Wp) = the input rows image n needs for output rows [oh0, oh0 + rows),
  * zero where they fall in the padding: buf[c][r][j] = x[n][c][oh0*sh - ph + r][j - pw].
- * Masked vectors, not memset and memcpy: rows of 18 or 34 floats make the calls' fixed
- * cost the whole cost, as much as the 1-channel layer's arithmetic. */
+ * Masked vectors with the masks made once, not memset and memcpy: rows of 18 or 34
+ * floats make any per-row cost the whole cost, as much as a small layer's arithmetic. */
 static void tg_lanes_pad(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf)
 {
     const int64_t Hb = tg_conv_lanes_rows_in(g, rows), Wp = tg_conv_lanes_wp(g);
@@ -64,20 +64,27 @@ static void tg_lanes_pad(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, in
     const int64_t lo = g->pw < 0 ? 0 : g->pw < Wp ? g->pw : Wp;
     int64_t hi = g->W + g->pw < Wp ? g->W + g->pw : Wp;
     hi = hi < lo ? lo : hi;
+    enum { MAXV = 64 };
+    __mmask16 ldm[MAXV], stm[MAXV];
+    const int64_t nv = (Wp + VL - 1) / VL;
+    for (int64_t v = 0; v < nv && v < MAXV; v++) {
+        int64_t j0 = v * VL, a = lo > j0 ? lo - j0 : 0, b = hi - j0 < VL ? hi - j0 : VL;
+        stm[v] = (__mmask16)(Wp - j0 >= VL ? 0xffff : (1u << (Wp - j0)) - 1);
+        ldm[v] = b > a ? (__mmask16)(((1u << (b - a)) - 1) << a) : 0;
+    }
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t r = 0; r < Hb; r++) {
             float *d = buf + (c * Hb + r) * Wp;
             int64_t ih = oh0 * g->sh - g->ph + r;
-            int in = ih >= 0 && ih < g->H;
-            const float *s = g->x + n * g->img + (c * g->H + (in ? ih : 0)) * g->W - g->pw;
-            for (int64_t j0 = 0; j0 < Wp; j0 += VL) {
-                __mmask16 st = (__mmask16)(Wp - j0 >= VL ? 0xffff : (1u << (Wp - j0)) - 1), ld = 0;
-                if (in && j0 < hi && j0 + VL > lo) {
-                    int64_t a = lo > j0 ? lo - j0 : 0, b = hi - j0 < VL ? hi - j0 : VL;
-                    ld = (__mmask16)(((1u << (b - a)) - 1) << a);
-                }
-                _mm512_mask_storeu_ps(d + j0, st, _mm512_maskz_loadu_ps(ld, s + j0));
+            if (ih < 0 || ih >= g->H) { /* the few rows of the top and bottom padding */
+                memset(d, 0, (size_t)Wp * sizeof(float));
+                continue;
             }
+            const float *s = g->x + n * g->img + (c * g->H + ih) * g->W - g->pw;
+            for (int64_t v = 0; v < nv && v < MAXV; v++)
+                _mm512_mask_storeu_ps(d + v * VL, stm[v], _mm512_maskz_loadu_ps(ldm[v], s + v * VL));
+            for (int64_t j = MAXV * VL; j < Wp; j++) /* rows past 1024 floats: the rest one by one */
+                d[j] = j >= lo && j < hi ? s[j] : 0.0f;
         }
 }
 
