@@ -371,9 +371,12 @@ static int wgrad_lanes_f64(double *dw, const double *dout, const double *x, cons
     return 0;
 }
 
-/* out = conv(x, A) + bias as conv_implicit_f32 computes it, by direct tiles, where the
- * geometry suits them (stride 1, few output channels, AVX-512 kernels selected):
- * returns 1 when done, 0 when not applicable, -1 out of memory (message set). */
+/* out = conv(x, A) + bias as conv_implicit_f32 computes it, by the lane kernels where
+ * they apply, else by direct tiles where the geometry suits them (stride 1, few output
+ * channels, AVX-512 kernels selected; under AUTO that leaves 33-48 channels): returns 1
+ * when done, 0 when not applicable, -1 out of memory (message set). One core, 2 threads'
+ * cpu%: the notes' 16->32 5x5 at 14x14 64% by the tiles, 80% by the lanes; ResNet-20's
+ * 16->32 3x3 at stride 2 (no tiles) 25% packed, 72% by the lanes. */
 static int conv_direct_f32(float *out, const float *x, const float *A, const float *bias,
                            const tg_conv2d_geom *g)
 {
@@ -414,8 +417,9 @@ static int conv_direct_f32(float *out, const float *x, const float *A, const flo
 #endif
 }
 
-/* Whether the weight gradient takes the direct tiles (the forward's conditions, 5x5 at
- * most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
+/* Whether the weight gradient takes the direct tiles where the lanes do not
+ * (wgrad_lanes_f32: the notes' 16->32 5x5 at 14x14 47% cpu by the GEMM, 78% by the
+ * lanes) (the forward's conditions, 5x5 at most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
  * wants whole vectors of one output row (OW 16 or 32): a vector cut into runs loads
  * dout once a run for every kernel column block, and the tiles then lost to the GEMM
  * (64@8x8: 45 against 60 GFLOP/s; the notes' 16->32 5x5 at 14x14: 36 against 56), as
