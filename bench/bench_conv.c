@@ -6,7 +6,9 @@
  * rounds). Measures, never asserts.
  *
  * Usage: bench_conv [--rounds R] [--threads N] [--quick] [--full] [--no-peer] [--json]
- *        [--peer PATH]   (--quick: the three target layers; --full adds VGG-16 at batch 32) */
+ *        [--peer PATH] [--match TEXT] [--algo NAME]   (--quick: the three target layers;
+ *        --full adds VGG-16 at batch 32; --match: only the layers whose name contains TEXT;
+ *        --algo: force implicit, col, gemm, depthwise, direct or lanes where it applies) */
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -99,7 +101,7 @@ static double measure_peak(void) { return 0; }
 typedef struct {
     const char *name;
     int64_t v[14]; /* N, C, H, W, OC, KH, KW, sh, sw, ph, pw, dh, dw, groups */
-    int set;       /* 0 target, 1 notes CNN, 2 ResNet/VGG batch 1, 3 ResNet b32, 4 VGG b32 */
+    int set;       /* 0 target, 1 notes CNN and ResNet-20 b64, 2 ResNet/VGG batch 1, 3 ResNet b32, 4 VGG b32 */
 } shape;
 
 #define L(n, N, C, H, OC, K, s, p, set) { n, { N, C, H, H, OC, K, K, s, s, p, p, 1, 1, 1 }, set }
@@ -109,6 +111,11 @@ static const shape k_shapes[] = {
     L("1x1 256>64 56 b32", 32, 256, 56, 64, 1, 1, 0, 0),
     L("cnn 5x5 1>16 28 b64", 64, 1, 28, 16, 5, 1, 2, 1),
     L("cnn 5x5 16>32 14 b64", 64, 16, 14, 32, 5, 1, 2, 1),
+    L("r20 3x3 16 32 b64", 64, 16, 32, 16, 3, 1, 1, 1),
+    L("r20 3x3 16>32 s2 b64", 64, 16, 32, 32, 3, 2, 1, 1),
+    L("r20 3x3 32 16 b64", 64, 32, 16, 32, 3, 1, 1, 1),
+    L("r20 3x3 32>64 s2 b64", 64, 32, 16, 64, 3, 2, 1, 1),
+    L("r20 3x3 64 8 b64", 64, 64, 8, 64, 3, 1, 1, 1),
     L("r18 conv1 7x7 s2 b1", 1, 3, 224, 64, 7, 2, 3, 2),
     L("r18 3x3 64 56 b1", 1, 64, 56, 64, 3, 1, 1, 2),
     L("r18 3x3 64>128 s2 b1", 1, 64, 56, 128, 3, 2, 1, 2),
@@ -241,7 +248,7 @@ static void spread(const double *v, int n, double *med, double *lo, double *hi)
 int main(int argc, char **argv)
 {
     int rounds = 3, threads = 2, quick = 0, full = 0, peer_on = 1, json = 0, samples = 3;
-    const char *peer_path = "bench/peer_torch_conv.py";
+    const char *peer_path = "bench/peer_torch_conv.py", *match = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
             rounds = atoi(argv[++i]);
@@ -249,6 +256,20 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--peer") == 0 && i + 1 < argc)
             peer_path = argv[++i];
+        else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc)
+            match = argv[++i];
+        else if (strcmp(argv[i], "--algo") == 0 && i + 1 < argc) {
+            static const char *const names[] = { "auto", "implicit", "gemm", "col", "depthwise", "direct", "lanes" };
+            const char *a = argv[++i];
+            int k = 0;
+            while (k < 7 && strcmp(a, names[k]) != 0)
+                k++;
+            if (k == 7) {
+                fprintf(stderr, "bench_conv: unknown --algo %s\n", a);
+                return 2;
+            }
+            tg_cpu_conv_set_algo((tg_conv_algo)k);
+        }
         else if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
         else if (strcmp(argv[i], "--full") == 0)
@@ -261,7 +282,8 @@ int main(int argc, char **argv)
     rounds = rounds < 1 ? 1 : rounds > MAXR ? MAXR : rounds;
     int sel[NSHAPES], nsel = 0;
     for (int i = 0; i < NSHAPES; i++)
-        if (quick ? k_shapes[i].set == 0 : (k_shapes[i].set < 4 || full))
+        if (match ? strstr(k_shapes[i].name, match) != NULL
+                  : quick ? k_shapes[i].set == 0 : (k_shapes[i].set < 4 || full))
             sel[nsel++] = i;
     static double tg[NSHAPES][3][MAXR], peer[NSHAPES][3][MAXR], peaks[MAXR];
     static double tgc[NSHAPES][3][MAXR], peerc[NSHAPES][3][MAXR];

@@ -222,8 +222,9 @@ static tg_conv2d_geom random_geom(void)
 
 static void run_geom(const tg_conv2d_geom *g, int both)
 {
-    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM, TG_CONV_DIRECT };
-    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm", "direct" };
+    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM, TG_CONV_DIRECT,
+                                          TG_CONV_LANES };
+    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm", "direct", "lanes" };
     static const char *const sets[] = { "avx512", "avx2", "c" };
     problem p = prob_new(g);
     int bias = (int)(rnd_u() & 1) || g->C > 4;
@@ -236,10 +237,10 @@ static void run_geom(const tg_conv2d_geom *g, int both)
                 if (!both && t == 1 && s > 0)
                     continue;
                 tg_pool_set_num_threads(t);
-                for (int a = 0; a < 5; a++) {
+                for (int a = 0; a < 6; a++) {
                     if (algos[a] == TG_CONV_GEMM && !(g->KH == 1 && g->KW == 1))
                         continue;
-                    if (algos[a] == TG_CONV_DIRECT && (!f32 || s > 0)) /* f32 on AVX-512 only: else AUTO again */
+                    if ((algos[a] == TG_CONV_DIRECT || algos[a] == TG_CONV_LANES) && (!f32 || s > 0)) /* f32 on AVX-512 only: else AUTO again */
                         continue;
                     tg_cpu_conv_set_algo(algos[a]);
                     snprintf(g_ctx, sizeof g_ctx, "%s %d thr %s", sets[s], t, algo_names[a]);
@@ -253,6 +254,22 @@ static void run_geom(const tg_conv2d_geom *g, int both)
         tg_gemm_select("");
         tg_cpu_conv_set_algo(TG_CONV_AUTO);
     }
+    prob_free(&p);
+}
+
+/* A large shape: f32 only, the default kernel set, 2 threads, AUTO and the lanes. */
+static void run_bench_shape(const tg_conv2d_geom *g)
+{
+    static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_LANES };
+    problem p = prob_new(g);
+    prob_ref(&p, g, 1, 1);
+    tg_pool_set_num_threads(2);
+    for (int a = 0; a < 2; a++) {
+        tg_cpu_conv_set_algo(algos[a]);
+        snprintf(g_ctx, sizeof g_ctx, "bench shape %s", a ? "lanes" : "auto");
+        run_f32(&p, g, 1);
+    }
+    tg_cpu_conv_set_algo(TG_CONV_AUTO);
     prob_free(&p);
 }
 
@@ -370,11 +387,44 @@ int main(int argc, char **argv)
         geom(1, 24, 9, 16, 36, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         geom(2, 32, 5, 16, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2),
         geom(2, 16, 7, 14, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
+        /* the channel-lane kernels: every tile width and kernel-row block they pick (the
+         * notes' CNN, ResNet-20's stages and strided convs), then 20 and 40 channels
+         * (lanes past M), dilation, a stride of 2 along one axis only, and groups */
+        geom(2, 1, 28, 28, 16, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
+        geom(2, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(3, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(2, 16, 32, 32, 32, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
+        geom(2, 32, 16, 16, 64, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 5, 11, 13, 20, 3, 5, 2, 1, 1, 2, 1, 0, 2, 1, 1),
+        geom(1, 3, 9, 7, 40, 5, 3, 1, 2, 2, 1, 0, 1, 1, 1, 1),
+        geom(1, 4, 12, 12, 16, 3, 3, 1, 1, 2, 2, 0, 0, 2, 2, 1),
+        geom(2, 8, 10, 10, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2),
+        /* a 1-channel gradient (backward-data's one output channel): 3- and 5-row kernels
+         * over rows of 1, 2 and 3 vectors */
+        geom(2, 1, 9, 20, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 1, 40, 40, 4, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
+        geom(3, 1, 13, 11, 5, 3, 5, 1, 1, 1, 2, 1, 0, 1, 1, 1),
+        /* rows longer than the padded copy's table of masks (1024 floats) */
+        geom(1, 1, 3, 1100, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 4, 2, 1050, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         run_geom(&fixed[i], 1);
         check_adjoint(&fixed[i]);
     }
+    /* the benchmarked layers at their batch of 64, f32 through AUTO and the lanes */
+    const tg_conv2d_geom bench[] = {
+        geom(64, 1, 28, 28, 16, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
+        geom(64, 16, 14, 14, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
+        geom(64, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(64, 32, 16, 16, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(64, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(64, 16, 32, 32, 32, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
+        geom(64, 32, 16, 16, 64, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
+    };
+    for (size_t i = 0; !quick && i < sizeof bench / sizeof bench[0]; i++)
+        run_bench_shape(&bench[i]);
     int nrand = quick ? 40 : 150;
     for (int i = 0; i < nrand; i++) {
         tg_conv2d_geom g = random_geom();

@@ -155,12 +155,234 @@ static void tg_conv_direct_fn(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-/* out = conv(x, A) + bias as conv_implicit_f32 computes it, by direct tiles, where the
- * geometry suits them (stride 1, few output channels, AVX-512 kernels selected):
- * returns 1 when done, 0 when not applicable, -1 out of memory (message set). */
+/* ---------------------------------------------------------------- lanes (f32, AVX-512) */
+
+#if defined(__x86_64__)
+
+/* A unit's padded input (and for the weight gradient its transposed dout) is kept to
+ * about this many bytes, to stay in L2 beside the weight. */
+#define TG_CONV_LANES_BYTES (192.0 * 1024)
+#define TG_CONV_LANES_MAX_PARTS 256
+
+/* Which of the lane kernels takes the forward conv g (f32, AVX-512 kernels selected,
+ * at most 64 output channels a group): 2 the positions in lanes, for fewer than 16
+ * output or at most 3 input channels at stride 1 along a row (the first layer and its
+ * gradient), 1 the channels in lanes at stride 1 or 2, 0 neither. AUTO leaves out
+ * 33-48 channels (an empty vector of 16). */
+static int conv_lanes_kind_f32(const tg_conv2d_geom *g)
+{
+    int64_t M = g->OC / g->groups, Cg = g->C / g->groups;
+    if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_LANES) ||
+        strcmp(tg_gemm_kernels_current()->name, "avx512") != 0 || M > 64)
+        return 0;
+    if (g->stride[1] == 1 && (M < 16 || Cg <= 3))
+        return 2;
+    return g->stride[1] <= 2 && (g_algo == TG_CONV_LANES || M <= 32 || M > 48) ? 1 : 0;
+}
+
+/* The weight gradient's: the channels in lanes for 16-64 channels (any number when
+ * forced) at stride 1 or 2 with 3- or 5-column kernels. */
+static int wgrad_lanes_ok_f32(const tg_conv2d_geom *g, const tg_conv_lanes_geom *lg)
+{
+    int64_t M = g->OC / g->groups;
+    return (g_algo == TG_CONV_AUTO || g_algo == TG_CONV_LANES) &&
+           strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && M <= 64 && g->stride[1] <= 2 &&
+           (g_algo == TG_CONV_LANES || (M >= 16 && (M <= 32 || M > 48))) && tg_conv_wgrad_lanes_ok(lg) &&
+           !(g->KH == 1 && g->KW == 1);
+}
+
+/* The lane geometry of group 0 of g, the weight's rows Mp long: M padded to 16, 32 or
+ * 64 lanes, or for the positions in lanes (rows) to 8 (1 stays 1). */
+static tg_conv_lanes_geom conv_lanes_geom(const tg_conv2d_geom *g, const float *x, int rows)
+{
+    int64_t M = g->OC / g->groups, Mp = M <= 16 ? 16 : M <= 32 ? 32 : 64;
+    if (rows)
+        Mp = M == 1 ? 1 : (M + 7) / 8 * 8;
+    return (tg_conv_lanes_geom){ x, g->C * g->H * g->W, g->C / g->groups, g->H, g->W, g->KH, g->KW,
+                                 g->stride[0], g->stride[1], g->dilation[0], g->dilation[1], g->pad[0],
+                                 g->pad[1], g->OH, g->OW, M, Mp, NULL, NULL, NULL, g->OC * g->OH * g->OW };
+}
+
+/* Output rows a unit takes: a whole image where the batch gives the threads enough units,
+ * fewer rows where it does not or where the unit's scratch would outgrow L2. */
+static int64_t conv_lanes_rows(const tg_conv2d_geom *g, const tg_conv_lanes_geom *lg, int wgrad)
+{
+    int64_t per = g->N * g->groups, want = 4 * tg_pool_num_threads(), rows = g->OH;
+    if (per < want)
+        rows = (g->OH * per + want - 1) / want;
+    while (rows > 1 && (double)tg_conv_lanes_buf(lg, rows, wgrad) * sizeof(float) > TG_CONV_LANES_BYTES)
+        rows = (rows + 1) / 2;
+    return rows < 1 ? 1 : rows;
+}
+
+typedef struct {
+    tg_conv_lanes_geom lg;  /* group 0 */
+    const float *dout;      /* weight gradient: dout's group 0 */
+    int rows_kernel;        /* forward: the positions in lanes */
+    int64_t x_group, out_group, wt_group, N, rows, nrb, units, buf;
+    float *part[TG_CONV_LANES_MAX_PARTS]; /* weight gradient: each participant's sum, k-major */
+    int64_t part_size;
+    atomic_int nparts;
+    atomic_llong next;
+    atomic_int oom;
+} tg_conv_lanes_job;
+
+/* This participant's scratch for the job (and its zeroed sum when `sum`), or NULL after
+ * flagging the job out of memory. */
+static float *conv_lanes_bufs(tg_conv_lanes_job *j, float **sum)
+{
+    float *buf = tg_conv_scratch(0, (size_t)j->buf * sizeof(float));
+    if (buf && sum) {
+        int part = atomic_fetch_add(&j->nparts, 1);
+        *sum = part < TG_CONV_LANES_MAX_PARTS ? tg_conv_scratch(2, (size_t)j->part_size * sizeof(float)) : NULL;
+        if (*sum) {
+            memset(*sum, 0, (size_t)j->part_size * sizeof(float));
+            j->part[part] = *sum;
+        }
+    }
+    if (!buf || (sum && !*sum)) {
+        atomic_store(&j->oom, 1);
+        atomic_store(&j->next, j->units);
+        return NULL;
+    }
+    return buf;
+}
+
+static void conv_lanes_fn(void *ctx, int64_t begin, int64_t end)
+{
+    tg_conv_lanes_job *j = ctx;
+    (void)begin, (void)end; /* every participant takes units until none are left */
+    float *buf = NULL, *sum = NULL;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->units || (!buf && !(buf = conv_lanes_bufs(j, j->dout ? &sum : NULL))))
+            break;
+        int64_t gi = u / (j->N * j->nrb), n = u / j->nrb % j->N, oh0 = u % j->nrb * j->rows;
+        int64_t rows = j->lg.OH - oh0 < j->rows ? j->lg.OH - oh0 : j->rows;
+        tg_conv_lanes_geom lg = j->lg;
+        lg.x += gi * j->x_group;
+        if (j->dout) {
+            tg_conv_wgrad_lanes_avx512_f32(&lg, j->dout + gi * j->out_group, n, oh0, rows, buf,
+                                           sum + gi * j->wt_group);
+            continue;
+        }
+        lg.wt += gi * j->wt_group, lg.out += gi * j->out_group;
+        lg.bias = lg.bias ? lg.bias + gi * lg.Mp : NULL;
+        if (j->rows_kernel)
+            tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf);
+        else
+            tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf);
+    }
+}
+
+/* Runs the job's units over (group, image, block of rows); -1 when out of memory. */
+static int conv_lanes_run(tg_conv_lanes_job *j, const tg_conv2d_geom *g, int wgrad)
+{
+    int64_t K = j->lg.C * g->KH * g->KW;
+    j->x_group = j->lg.C * g->H * g->W, j->out_group = j->lg.M * g->OH * g->OW;
+    j->wt_group = K * j->lg.Mp, j->N = g->N;
+    j->rows = conv_lanes_rows(g, &j->lg, wgrad);
+    j->nrb = (g->OH + j->rows - 1) / j->rows;
+    j->units = g->groups * g->N * j->nrb;
+    j->buf = tg_conv_lanes_buf(&j->lg, j->rows, wgrad);
+    j->part_size = g->groups * j->wt_group;
+    atomic_init(&j->nparts, 0);
+    atomic_init(&j->next, 0);
+    atomic_init(&j->oom, 0);
+    tg_conv_run(2.0 * (double)(g->OC * K) * (double)(g->N * g->OH * g->OW), j->units, conv_lanes_fn, j);
+    return atomic_load(&j->oom) ? -1 : 1;
+}
+
+/* out = conv(x, A) + bias by the channel-lane kernel: 1 done, -1 out of memory (message
+ * set). A is the weight as a matrix (groups x M x K). */
+static int conv_lanes_f32(float *out, const float *x, const float *A, const float *bias,
+                          const tg_conv2d_geom *g, int kind)
+{
+    tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x, kind == 2), .rows_kernel = kind == 2 };
+    int64_t M = j.lg.M, Mp = j.lg.Mp, K = j.lg.C * g->KH * g->KW;
+    float *wt = tg_conv_scratch(1, (size_t)(g->groups * (K + 1) * Mp) * sizeof(float));
+    if (!wt) {
+        tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight");
+        return -1;
+    }
+    float *bp = wt + g->groups * K * Mp; /* then the bias, Mp a group */
+    for (int64_t gi = 0; gi < g->groups; gi++)
+        for (int64_t m = 0; m < Mp; m++) {
+            for (int64_t k = 0; k < K; k++)
+                wt[(gi * K + k) * Mp + m] = m < M ? A[(gi * M + m) * K + k] : 0.0f;
+            bp[gi * Mp + m] = bias && m < M ? bias[gi * M + m] : 0.0f;
+        }
+    j.lg.wt = wt, j.lg.bias = bias ? bp : NULL, j.lg.out = out;
+    if (conv_lanes_run(&j, g, 0) < 0) {
+        tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's padded input");
+        return -1;
+    }
+    return 1;
+}
+
+/* dw = the weight gradient by the channel-lane kernel where it applies: 1 done, 0 not
+ * applicable, -1 out of memory (message set). */
+static int wgrad_lanes_f32(float *dw, const float *dout, const float *x, const tg_conv2d_geom *g)
+{
+    tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x, 0), .dout = dout };
+    if (!wgrad_lanes_ok_f32(g, &j.lg))
+        return 0;
+    if (conv_lanes_run(&j, g, 1) < 0) {
+        tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's weight-gradient sum");
+        return -1;
+    }
+    /* dw[g][m][k] = the participants' sums at [g][k][m] */
+    int64_t M = j.lg.M, Mp = j.lg.Mp, K = j.lg.C * g->KH * g->KW, parts = atomic_load(&j.nparts);
+    for (int64_t gi = 0; gi < g->groups; gi++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t k = 0; k < K; k++) {
+                float s = 0;
+                for (int64_t p = 0; p < parts; p++)
+                    s += j.part[p][(gi * K + k) * Mp + m];
+                dw[(gi * M + m) * K + k] = s;
+            }
+    return 1;
+}
+#else
+static int conv_lanes_kind_f32(const tg_conv2d_geom *g)
+{
+    (void)g;
+    return 0;
+}
+
+static int conv_lanes_f32(float *out, const float *x, const float *A, const float *bias,
+                          const tg_conv2d_geom *g, int kind)
+{
+    (void)out, (void)x, (void)A, (void)bias, (void)g, (void)kind;
+    return 0;
+}
+
+static int wgrad_lanes_f32(float *dw, const float *dout, const float *x, const tg_conv2d_geom *g)
+{
+    (void)dw, (void)dout, (void)x, (void)g;
+    return 0;
+}
+#endif
+
+/* f64 has no lanes path: the packed GEMM serves it (gradcheck, not speed). */
+static int wgrad_lanes_f64(double *dw, const double *dout, const double *x, const tg_conv2d_geom *g)
+{
+    (void)dw, (void)dout, (void)x, (void)g;
+    return 0;
+}
+
+/* out = conv(x, A) + bias as conv_implicit_f32 computes it, by the lane kernels where
+ * they apply, else by direct tiles where the geometry suits them (stride 1, few output
+ * channels, AVX-512 kernels selected; under AUTO that leaves 33-48 channels): returns 1
+ * when done, 0 when not applicable, -1 out of memory (message set). One core, 2 threads'
+ * cpu%: the notes' 16->32 5x5 at 14x14 64% by the tiles, 80% by the lanes; ResNet-20's
+ * 16->32 3x3 at stride 2 (no tiles) 25% packed, 72% by the lanes. */
 static int conv_direct_f32(float *out, const float *x, const float *A, const float *bias,
                            const tg_conv2d_geom *g)
 {
+    int lanes = conv_lanes_kind_f32(g);
+    if (lanes)
+        return conv_lanes_f32(out, x, A, bias, g, lanes);
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
     int64_t Cg = g->C / g->groups, M = g->OC / g->groups, K = Cg * g->KH * g->KW;
     if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) || strcmp(kr->name, "avx512") != 0 ||
@@ -195,8 +417,9 @@ static int conv_direct_f32(float *out, const float *x, const float *A, const flo
 #endif
 }
 
-/* Whether the weight gradient takes the direct tiles (the forward's conditions, 5x5 at
- * most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
+/* Whether the weight gradient takes the direct tiles where the lanes do not
+ * (wgrad_lanes_f32: the notes' 16->32 5x5 at 14x14 47% cpu by the GEMM, 78% by the
+ * lanes) (the forward's conditions, 5x5 at most; a 1x1 stride-1 conv reads x as the GEMM's operand and needs no im2col). AUTO
  * wants whole vectors of one output row (OW 16 or 32): a vector cut into runs loads
  * dout once a run for every kernel column block, and the tiles then lost to the GEMM
  * (64@8x8: 45 against 60 GFLOP/s; the notes' 16->32 5x5 at 14x14: 36 against 56), as

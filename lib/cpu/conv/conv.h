@@ -74,7 +74,9 @@ typedef enum {
     TG_CONV_GEMM,     /* 1x1 stride 1 no padding: the plain GEMM per image (AUTO's pick) */
     TG_CONV_COL,      /* chunks of im2col / col2im with the GEMM (backward data, stride > 1) */
     TG_CONV_DEPTHWISE,
-    TG_CONV_DIRECT,   /* stride 1, f32, AVX-512: tiles read from x, no im2col panel (AUTO's pick for few channels) */
+    TG_CONV_DIRECT,   /* stride 1, f32, AVX-512: tiles read from x, no im2col panel (AUTO's pick for 33-48 channels) */
+    TG_CONV_LANES,    /* f32, AVX-512, <= 64 output channels a group, stride 1 or 2 along a row: a padded copy, the
+                         channels (or for 1-3 input / < 16 output channels the row's columns) in the lanes (AUTO's pick) */
 } tg_conv_algo;
 void tg_cpu_conv_set_algo(tg_conv_algo a);
 

@@ -452,6 +452,9 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
 
 static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2d_geom *g)
 {
+    int lanes = FN(wgrad_lanes)(dw, dout, x, g);
+    if (lanes)
+        return lanes > 0 ? TG_OK : TG_ERR_NOMEM;
     FN(wgrad) w = { .g = g, .dw = dw, .dout = dout, .x = x, .Cg = g->C / g->groups,
                     .M = g->OC / g->groups };
     w.K = w.Cg * g->KH * g->KW;

@@ -55,4 +55,43 @@ void tg_conv_direct_avx512_f32(const tg_conv_direct_geom *g, int64_t q0, int nq)
 void tg_conv_wgrad_direct_avx512_f32(const tg_conv_direct_geom *g, const float *dout, float *dw, int64_t q0,
                                      int nq);
 
+/* The f32 conv with the output channels in the vector lanes (conv_lanes_avx512.c), for
+ * 16-64 output channels a group at stride 1 or 2: out (M x OH*OW an image) = conv of
+ * one group, read from a zero-padded copy of a unit's input rows (C x Hb x Wp floats,
+ * Hb = tg_conv_lanes_rows_in, Wp = tg_conv_lanes_wp), so no load is masked. */
+typedef struct {
+    const float *x;                 /* the group's first channel in image 0 */
+    int64_t img, C, H, W;           /* elements between images, channels (Cg), the image */
+    int64_t KH, KW, sh, sw, dh, dw, ph, pw; /* kernel, stride (sw 1 or 2), dilation, top/left padding */
+    int64_t OH, OW;
+    int64_t M, Mp;                  /* output channels of the group; the weight's row (16, 32 or 64 lanes >= M) */
+    const float *wt;                /* forward: the weight k-major, wt[k * Mp + m], zero past M; 64-byte aligned */
+    const float *bias;              /* forward: Mp values (zero past M), or NULL */
+    float *out;                     /* forward: the group's first output channel in image 0 */
+    int64_t out_img;                /* elements between images of out (forward) or of dout (weight gradient) */
+} tg_conv_lanes_geom;
+
+int64_t tg_conv_lanes_rows_in(const tg_conv_lanes_geom *g, int64_t rows);
+int64_t tg_conv_lanes_wp(const tg_conv_lanes_geom *g);
+/* Floats of scratch a unit of `rows` output rows needs (wgrad: also its dout, transposed). */
+int64_t tg_conv_lanes_buf(const tg_conv_lanes_geom *g, int64_t rows, int wgrad);
+
+/* Writes output rows [oh0, oh0 + rows) of image n, all M channels; buf: scratch of
+ * tg_conv_lanes_buf(g, rows, 0) floats, 64-byte aligned. */
+void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf);
+
+/* The same output by tiles of 16-48 columns of one output row in the lanes and 8 output
+ * channels (1 where M is 1) broadcast, for few channels; g->sw must be 1 and Mp a
+ * multiple of 8 (or 1 where M is 1); buf: tg_conv_lanes_buf(g, rows, 0) floats. */
+void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf);
+
+/* Whether the weight-gradient kernel has tiles for g (3- or 5-column kernels, no column
+ * dilation, KH <= 7). */
+int tg_conv_wgrad_lanes_ok(const tg_conv_lanes_geom *g);
+/* acc (K x Mp, k-major: acc[k * Mp + m], 64-byte aligned) += the weight gradient of
+ * output rows [oh0, oh0 + rows) of image n; dout is the group's first channel in image 0
+ * (g->out_img apart); buf: tg_conv_lanes_buf(g, rows, 1) floats, 64-byte aligned. */
+void tg_conv_wgrad_lanes_avx512_f32(const tg_conv_lanes_geom *g, const float *dout, int64_t n, int64_t oh0,
+                                    int64_t rows, float *buf, float *acc);
+
 #endif
