@@ -25,6 +25,9 @@
 #define TG_CONV_GRAIN_FLOPS (2.0 * 64 * 64 * 64)
 /* Columns of im2col / col a chunk of the col and wgrad paths takes (one GEMM's K or N). */
 #define TG_CONV_CHUNK 512
+/* Output positions a unit of the 1x1 path takes (fewer where the batch is small): enough
+ * work (2 * M * K * 512 flops) to pay for the unit's start, many units to balance. */
+#define TG_CONV_1X1_BAND 512
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -321,7 +324,9 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_depthwise_##S(0, out, x, w, bias, g);                                         \
             return TG_OK;                                                                      \
         }                                                                                      \
-        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
+        if (conv_1x1_ok_##S(g) && g_algo == TG_CONV_AUTO)                                      \
+            return conv_1x1_##S(0, out, x, w, bias, g);                                        \
+        if (tg_conv_is_1x1(g) && g_algo == TG_CONV_GEMM) {                                     \
             int64_t nb = g->N * g->groups;                                                     \
             int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
             if (!off)                                                                          \
@@ -356,10 +361,21 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_depthwise_##S(1, dx, dout, w, NULL, g);                                       \
             return TG_OK;                                                                      \
         }                                                                                      \
+        int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
+        if (conv_1x1_ok_##S(g) && g_algo == TG_CONV_AUTO) {                                    \
+            /* A = W_g^T (Cg x M) row-major */                                                 \
+            T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg) * sizeof(T));                      \
+            if (!wt)                                                                           \
+                return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight"); \
+            for (int64_t gi = 0; gi < g->groups; gi++)                                         \
+                for (int64_t c = 0; c < Cg; c++)                                               \
+                    for (int64_t oc = 0; oc < M; oc++)                                         \
+                        wt[(gi * Cg + c) * M + oc] = w[(gi * M + oc) * Cg + c];                \
+            return conv_1x1_##S(1, dx, dout, wt, NULL, g);                                     \
+        }                                                                                      \
         if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
             return conv_col_bwd_data_##S(dx, dout, w, g);                                      \
-        int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
-        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
+        if (tg_conv_is_1x1(g) && g_algo == TG_CONV_GEMM) {                                     \
             /* dx_n,g (Cg x P) = W_g^T (Cg x M) * dout_n,g (M x P) */                          \
             int64_t nb = g->N * g->groups, P = g->H * g->W;                                    \
             int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \

@@ -245,6 +245,205 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
     return TG_OK;
 }
 
+/* ---------------------------------------------------------------- 1x1 */
+
+/* A 1x1 conv without padding is a GEMM per image and group: C (M x P) = A (M x K) *
+ * B (K x P), B's rows the channel planes. Forward: A = W_g, B = x, C = out; backward
+ * data: A = W_g^T, B = dout, C = dx. One parallel region over (image, group, band of
+ * positions): A is packed once for the call, B is packed one nr-wide strip at a time
+ * (a short copy while the next strip is fetched into L2), and the strip meets every row
+ * panel of A before the next one, so B never leaves L1/L2 after one read from memory and
+ * the bias is added to a tile that is still in cache. At stride > 1 the band's input
+ * positions are first gathered into a compact block (forward), or its result scattered
+ * into dx with zeros between (backward), both in the worker's buffer. */
+typedef struct {
+    const tg_gemm_kernels *kr;
+    const T *ap;                  /* conv_pack_w's layout: groups x M x K, blocks of kc */
+    const T *b;                   /* forward x, backward dout: image 0, group 0 */
+    T *c;                         /* forward out, backward dx */
+    const T *bias;                /* groups * M, or NULL */
+    int64_t M, K, Mp, kc;
+    int64_t b_img, b_group, c_img, c_group; /* elements between images / groups' planes */
+    int64_t H, W, OH, OW, sh, sw; /* the input and output planes */
+    int strided;                  /* positions are not the input plane itself */
+    int backward;
+    int64_t band;                 /* positions a band (whole output rows when strided) */
+    int64_t nbands, groups, units;
+    atomic_llong next;
+    atomic_int oom;
+} FN(c1);
+
+/* dst (kcb x nr panel, columns past n zero) = rows [0, kcb) of b (row stride ldb),
+ * columns [0, n); the same columns of the next strip (at b + nr) are fetched into L2. */
+static void FN(c1_pack_strip)(const tg_gemm_kernels *kr, int64_t kcb, int64_t n, const T *b,
+                              int64_t ldb, int64_t next, T *dst)
+{
+    const int64_t nr = kr->S.nr;
+    for (int64_t k = 0; next > 0 && k < kcb; k++) {
+        __builtin_prefetch(b + k * ldb + nr, 0, 2);
+        __builtin_prefetch(b + k * ldb + nr + next - 1, 0, 2);
+    }
+    if (kr->S.pack_b_rowmajor) {
+        kr->S.pack_b_rowmajor(kcb, n, b, ldb, dst);
+        return;
+    }
+    for (int64_t k = 0; k < kcb; k++)
+        for (int64_t j = 0; j < nr; j++)
+            dst[k * nr + j] = j < n ? b[k * ldb + j] : (T)0;
+}
+
+/* C (M x nc, row stride ldc) (+ bias) = A * B for B (K x nc, row stride ldb). */
+static void FN(c1_gemm)(const FN(c1) *w, const T *ap, const T *b, int64_t ldb, T *c, int64_t ldc,
+                        int64_t nc, const T *bias, T *bs)
+{
+    const tg_gemm_kernels *kr = w->kr;
+    const int64_t mr = kr->S.mr, nr = kr->S.nr;
+    T tile[TG_GEMM_MAX_MR * TG_GEMM_MAX_NR] __attribute__((aligned(64)));
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int64_t n = nc - jr < nr ? nc - jr : nr, next = nc - jr - n < nr ? nc - jr - n : nr;
+        for (int64_t k0 = 0; k0 < w->K; k0 += w->kc) {
+            int64_t kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
+            FN(c1_pack_strip)(kr, kcb, n, b + k0 * ldb + jr, ldb, next, bs);
+            for (int64_t ir = 0; ir < w->M; ir += mr) {
+                int64_t m = w->M - ir < mr ? w->M - ir : mr, rows = mr;
+                const T *a = ap + k0 * w->Mp + ir * kcb;
+                UKR ukr = kr->S.ukr;
+                if (m <= 4 && kr->S.ukr4)
+                    ukr = kr->S.ukr4, rows = 4;
+                else if (m <= 8 && kr->S.ukr8)
+                    ukr = kr->S.ukr8, rows = 8;
+                T *ct = c + ir * ldc + jr;
+                if (m == rows && n == nr) {
+                    ukr(kcb, a, bs, ct, ldc, k0 > 0);
+                    continue;
+                }
+                ukr(kcb, a, bs, tile, nr, 0);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++)
+                        ct[i * ldc + j] = (k0 > 0 ? ct[i * ldc + j] : (T)0) + tile[i * nr + j];
+            }
+        }
+        for (int64_t i = 0; bias && i < w->M; i++)
+            for (int64_t j = 0; j < n; j++)
+                c[i * ldc + jr + j] += bias[i];
+    }
+}
+
+static void FN(c1_unit)(FN(c1) *w, int64_t u, T *bs, T *buf)
+{
+    int64_t band = u % w->nbands, gi = u / w->nbands % w->groups, n = u / (w->nbands * w->groups);
+    int64_t P = w->OH * w->OW, p0 = band * w->band, nc = P - p0 < w->band ? P - p0 : w->band;
+    const T *ap = w->ap + gi * w->Mp * w->K, *bias = w->bias ? w->bias + gi * w->M : NULL;
+    const T *b = w->b + n * w->b_img + gi * w->b_group;
+    T *c = w->c + n * w->c_img + gi * w->c_group;
+    if (!w->strided) {
+        FN(c1_gemm)(w, ap, b + p0, P, c + p0, P, nc, bias, bs);
+        return;
+    }
+    int64_t oh0 = p0 / w->OW, oh1 = (p0 + nc) / w->OW;
+    if (!w->backward) { /* buf (K x nc) = the band's input positions */
+        for (int64_t k = 0; k < w->K; k++)
+            for (int64_t oh = oh0; oh < oh1; oh++) {
+                const T *s = b + k * w->H * w->W + oh * w->sh * w->W;
+                T *d = buf + k * nc + (oh - oh0) * w->OW;
+                if (w->sw == 2)
+                    for (int64_t ow = 0; ow < w->OW; ow++)
+                        d[ow] = s[2 * ow];
+                else
+                    for (int64_t ow = 0; ow < w->OW; ow++)
+                        d[ow] = s[ow * w->sw];
+            }
+        FN(c1_gemm)(w, ap, buf, nc, c + p0, P, nc, bias, bs);
+        return;
+    }
+    /* buf (M x nc) = the band's gradient; dx rows [oh0 * sh, ...) take it, zeros between
+     * (the last band also owns the rows below the last output row) */
+    FN(c1_gemm)(w, ap, b + p0, P, buf, nc, nc, NULL, bs);
+    int64_t r0 = oh0 * w->sh, r1 = oh1 == w->OH ? w->H : oh1 * w->sh;
+    for (int64_t i = 0; i < w->M; i++) {
+        T *d = c + i * w->H * w->W;
+        memset(d + r0 * w->W, 0, (size_t)((r1 - r0) * w->W) * sizeof(T));
+        for (int64_t oh = oh0; oh < oh1; oh++) {
+            const T *s = buf + i * nc + (oh - oh0) * w->OW;
+            T *dr = d + oh * w->sh * w->W;
+            for (int64_t ow = 0; ow < w->OW; ow++)
+                dr[ow * w->sw] = s[ow];
+        }
+    }
+}
+
+static void FN(c1_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(c1) *w = ctx;
+    (void)begin, (void)end; /* every participant takes units until none are left */
+    T *bs = NULL, *buf = NULL;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (!bs) {
+            size_t strip = (size_t)(w->kc * w->kr->S.nr), rows = (size_t)(w->backward ? w->M : w->K);
+            size_t blk = w->strided ? (rows * (size_t)w->band + 15) / 16 * 16 : 0;
+            bs = tg_conv_scratch(0, (strip + blk) * sizeof(T));
+            if (!bs) {
+                atomic_store(&w->oom, 1);
+                atomic_store(&w->next, w->units);
+                break;
+            }
+            buf = bs + strip;
+        }
+        FN(c1_unit)(w, u, bs, buf);
+    }
+}
+
+/* Whether conv_1x1 computes g: a 1x1 kernel without padding whose output positions all
+ * read inside the input (the op layer's bottom/right padding can only drop some). */
+static int FN(conv_1x1_ok)(const tg_conv2d_geom *g)
+{
+    return g->KH == 1 && g->KW == 1 && g->pad[0] == 0 && g->pad[1] == 0 &&
+           g->OH <= (g->H - 1) / g->stride[0] + 1 && g->OW <= (g->W - 1) / g->stride[1] + 1;
+}
+
+/* Forward (backward == 0: c = out, b = x, A = W) or backward data (c = dx, b = dout,
+ * A = W^T) of a conv_1x1_ok geometry, where A (groups x M x K) is row-major. */
+static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const T *bias,
+                              const tg_conv2d_geom *g)
+{
+    const tg_gemm_kernels *kr = tg_gemm_kernels_current();
+    int64_t Cg = g->C / g->groups, OCg = g->OC / g->groups, P = g->OH * g->OW;
+    int64_t M = backward ? Cg : OCg, K = backward ? OCg : Cg;
+    int64_t Mp = (M + kr->S.mr - 1) / kr->S.mr * kr->S.mr;
+    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc, kc = (K + nkb - 1) / nkb;
+    T *ap = tg_conv_scratch(1, (size_t)(g->groups * Mp * K) * sizeof(T));
+    if (!ap)
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight");
+    FN(conv_pack_w)(kr, A, g->groups, M, K, kc, ap);
+    int64_t in = g->H * g->W;
+    FN(c1) w = { .kr = kr, .ap = ap, .b = b, .c = c, .bias = bias, .M = M, .K = K, .Mp = Mp, .kc = kc,
+                 .H = g->H, .W = g->W, .OH = g->OH, .OW = g->OW, .sh = g->stride[0],
+                 .sw = g->stride[1], .backward = backward, .groups = g->groups };
+    w.strided = !(g->stride[0] == 1 && g->stride[1] == 1 && g->OH == g->H && g->OW == g->W);
+    w.b_img = (backward ? g->OC * P : g->C * in), w.b_group = (backward ? OCg * P : Cg * in);
+    w.c_img = (backward ? g->C * in : g->OC * P), w.c_group = (backward ? Cg * in : OCg * P);
+    /* bands of TG_CONV_1X1_BAND positions, narrower where that gives too few units */
+    const int64_t nr = kr->S.nr;
+    int64_t want = 4 * tg_pool_num_threads(), per = g->N * g->groups;
+    int64_t nbands = (P + TG_CONV_1X1_BAND - 1) / TG_CONV_1X1_BAND;
+    if (nbands * per < want)
+        nbands = (want + per - 1) / per;
+    int64_t band = (P + nbands - 1) / nbands;
+    band = band < nr ? nr : (band + nr - 1) / nr * nr;
+    if (w.strided) /* whole output rows */
+        band = (g->OH + nbands - 1) / nbands * g->OW;
+    w.band = band < P ? band : P;
+    w.nbands = (P + w.band - 1) / w.band;
+    w.units = per * w.nbands;
+    tg_conv_run(2.0 * (double)(g->N * g->groups) * (double)(M * K) * (double)P, w.units, FN(c1_fn), &w);
+    if (atomic_load(&w.oom))
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
+    return TG_OK;
+}
+
 /* ---------------------------------------------------------------- im2col rows */
 
 /* col (K x rows*OW, row-major) = the im2col rows of group channels [0, Cg) of one image
