@@ -324,7 +324,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_depthwise_##S(0, out, x, w, bias, g);                                         \
             return TG_OK;                                                                      \
         }                                                                                      \
-        if (conv_1x1_ok_##S(g) && g_algo == TG_CONV_AUTO)                                      \
+        if (conv_1x1_ok_##S(0, g) && g_algo == TG_CONV_AUTO)                                   \
             return conv_1x1_##S(0, out, x, w, bias, g);                                        \
         if (tg_conv_is_1x1(g) && g_algo == TG_CONV_GEMM) {                                     \
             int64_t nb = g->N * g->groups;                                                     \
@@ -362,7 +362,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             return TG_OK;                                                                      \
         }                                                                                      \
         int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
-        if (conv_1x1_ok_##S(g) && g_algo == TG_CONV_AUTO) {                                    \
+        if (conv_1x1_ok_##S(1, g) && g_algo == TG_CONV_AUTO) {                                 \
             /* A = W_g^T (Cg x M) row-major */                                                 \
             T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg) * sizeof(T));                      \
             if (!wt)                                                                           \

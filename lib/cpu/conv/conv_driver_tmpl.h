@@ -250,12 +250,12 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
 /* A 1x1 conv without padding is a GEMM per image and group: C (M x P) = A (M x K) *
  * B (K x P), B's rows the channel planes. Forward: A = W_g, B = x, C = out; backward
  * data: A = W_g^T, B = dout, C = dx. One parallel region over (image, group, band of
- * positions): A is packed once for the call, B is packed one nr-wide strip at a time
- * (a short copy while the next strip is fetched into L2), and the strip meets every row
- * panel of A before the next one, so B never leaves L1/L2 after one read from memory and
- * the bias is added to a tile that is still in cache. At stride > 1 the band's input
- * positions are first gathered into a compact block (forward), or its result scattered
- * into dx with zeros between (backward), both in the worker's buffer. */
+ * positions): A is packed once for the call, B one nr-wide strip at a time, and the
+ * strip meets every row panel of A before the next one, so B is read from memory once
+ * into L1 and the bias is added to a tile that is still in cache. At stride > 1
+ * (forward) the band's input positions are first gathered into a compact block in the
+ * worker's buffer: a copy, where the im2col packer's gathers cost as much as the product.
+ * Backward data at stride > 1 stays with the col path (a scatter of the same cost). */
 typedef struct {
     const tg_gemm_kernels *kr;
     const T *ap;                  /* conv_pack_w's layout: groups x M x K, blocks of kc */
@@ -265,24 +265,19 @@ typedef struct {
     int64_t M, K, Mp, kc;
     int64_t b_img, b_group, c_img, c_group; /* elements between images / groups' planes */
     int64_t H, W, OH, OW, sh, sw; /* the input and output planes */
-    int strided;                  /* positions are not the input plane itself */
-    int backward;
-    int64_t band;                 /* positions a band (whole output rows when strided) */
+    int strided;                  /* forward only: positions are not the input plane itself */
+    int64_t band;                 /* positions a band */
     int64_t nbands, groups, units;
     atomic_llong next;
     atomic_int oom;
 } FN(c1);
 
 /* dst (kcb x nr panel, columns past n zero) = rows [0, kcb) of b (row stride ldb),
- * columns [0, n); the same columns of the next strip (at b + nr) are fetched into L2. */
+ * columns [0, n). */
 static void FN(c1_pack_strip)(const tg_gemm_kernels *kr, int64_t kcb, int64_t n, const T *b,
-                              int64_t ldb, int64_t next, T *dst)
+                              int64_t ldb, T *dst)
 {
     const int64_t nr = kr->S.nr;
-    for (int64_t k = 0; next > 0 && k < kcb; k++) {
-        __builtin_prefetch(b + k * ldb + nr, 0, 2);
-        __builtin_prefetch(b + k * ldb + nr + next - 1, 0, 2);
-    }
     if (kr->S.pack_b_rowmajor) {
         kr->S.pack_b_rowmajor(kcb, n, b, ldb, dst);
         return;
@@ -300,10 +295,10 @@ static void FN(c1_gemm)(const FN(c1) *w, const T *ap, const T *b, int64_t ldb, T
     const int64_t mr = kr->S.mr, nr = kr->S.nr;
     T tile[TG_GEMM_MAX_MR * TG_GEMM_MAX_NR] __attribute__((aligned(64)));
     for (int64_t jr = 0; jr < nc; jr += nr) {
-        int64_t n = nc - jr < nr ? nc - jr : nr, next = nc - jr - n < nr ? nc - jr - n : nr;
+        int64_t n = nc - jr < nr ? nc - jr : nr;
         for (int64_t k0 = 0; k0 < w->K; k0 += w->kc) {
             int64_t kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
-            FN(c1_pack_strip)(kr, kcb, n, b + k0 * ldb + jr, ldb, next, bs);
+            FN(c1_pack_strip)(kr, kcb, n, b + k0 * ldb + jr, ldb, bs);
             for (int64_t ir = 0; ir < w->M; ir += mr) {
                 int64_t m = w->M - ir < mr ? w->M - ir : mr, rows = mr;
                 const T *a = ap + k0 * w->Mp + ir * kcb;
@@ -340,36 +335,22 @@ static void FN(c1_unit)(FN(c1) *w, int64_t u, T *bs, T *buf)
         FN(c1_gemm)(w, ap, b + p0, P, c + p0, P, nc, bias, bs);
         return;
     }
-    int64_t oh0 = p0 / w->OW, oh1 = (p0 + nc) / w->OW;
-    if (!w->backward) { /* buf (K x nc) = the band's input positions */
-        for (int64_t k = 0; k < w->K; k++)
-            for (int64_t oh = oh0; oh < oh1; oh++) {
-                const T *s = b + k * w->H * w->W + oh * w->sh * w->W;
-                T *d = buf + k * nc + (oh - oh0) * w->OW;
-                if (w->sw == 2)
-                    for (int64_t ow = 0; ow < w->OW; ow++)
-                        d[ow] = s[2 * ow];
-                else
-                    for (int64_t ow = 0; ow < w->OW; ow++)
-                        d[ow] = s[ow * w->sw];
-            }
-        FN(c1_gemm)(w, ap, buf, nc, c + p0, P, nc, bias, bs);
-        return;
-    }
-    /* buf (M x nc) = the band's gradient; dx rows [oh0 * sh, ...) take it, zeros between
-     * (the last band also owns the rows below the last output row) */
-    FN(c1_gemm)(w, ap, b + p0, P, buf, nc, nc, NULL, bs);
-    int64_t r0 = oh0 * w->sh, r1 = oh1 == w->OH ? w->H : oh1 * w->sh;
-    for (int64_t i = 0; i < w->M; i++) {
-        T *d = c + i * w->H * w->W;
-        memset(d + r0 * w->W, 0, (size_t)((r1 - r0) * w->W) * sizeof(T));
-        for (int64_t oh = oh0; oh < oh1; oh++) {
-            const T *s = buf + i * nc + (oh - oh0) * w->OW;
-            T *dr = d + oh * w->sh * w->W;
-            for (int64_t ow = 0; ow < w->OW; ow++)
-                dr[ow * w->sw] = s[ow];
+    for (int64_t k = 0; k < w->K; k++) { /* buf (K x nc) = the band's input positions */
+        const T *s = b + k * w->H * w->W;
+        T *d = buf + k * nc;
+        for (int64_t p = p0; p < p0 + nc;) {
+            int64_t ow = p % w->OW, len = w->OW - ow < p0 + nc - p ? w->OW - ow : p0 + nc - p;
+            const T *r = s + p / w->OW * w->sh * w->W + ow * w->sw;
+            if (w->sw == 2) /* a constant stride vectorises */
+                for (int64_t j = 0; j < len; j++)
+                    d[j] = r[2 * j];
+            else
+                for (int64_t j = 0; j < len; j++)
+                    d[j] = r[j * w->sw];
+            d += len, p += len;
         }
     }
+    FN(c1_gemm)(w, ap, buf, nc, c + p0, P, nc, bias, bs);
 }
 
 static void FN(c1_fn)(void *ctx, int64_t begin, int64_t end)
@@ -382,8 +363,8 @@ static void FN(c1_fn)(void *ctx, int64_t begin, int64_t end)
         if (u >= w->units)
             break;
         if (!bs) {
-            size_t strip = (size_t)(w->kc * w->kr->S.nr), rows = (size_t)(w->backward ? w->M : w->K);
-            size_t blk = w->strided ? (rows * (size_t)w->band + 15) / 16 * 16 : 0;
+            size_t strip = (size_t)(w->kc * w->kr->S.nr);
+            size_t blk = w->strided ? (size_t)(w->K * w->band) : 0;
             bs = tg_conv_scratch(0, (strip + blk) * sizeof(T));
             if (!bs) {
                 atomic_store(&w->oom, 1);
@@ -397,15 +378,18 @@ static void FN(c1_fn)(void *ctx, int64_t begin, int64_t end)
 }
 
 /* Whether conv_1x1 computes g: a 1x1 kernel without padding whose output positions all
- * read inside the input (the op layer's bottom/right padding can only drop some). */
-static int FN(conv_1x1_ok)(const tg_conv2d_geom *g)
+ * read inside the input (the op layer's bottom/right padding can only drop some); backward
+ * data only where dx is the output's own plane (stride 1). */
+static int FN(conv_1x1_ok)(int backward, const tg_conv2d_geom *g)
 {
+    if (backward && (g->stride[0] != 1 || g->stride[1] != 1 || g->OH != g->H || g->OW != g->W))
+        return 0;
     return g->KH == 1 && g->KW == 1 && g->pad[0] == 0 && g->pad[1] == 0 &&
            g->OH <= (g->H - 1) / g->stride[0] + 1 && g->OW <= (g->W - 1) / g->stride[1] + 1;
 }
 
 /* Forward (backward == 0: c = out, b = x, A = W) or backward data (c = dx, b = dout,
- * A = W^T) of a conv_1x1_ok geometry, where A (groups x M x K) is row-major. */
+ * A = W^T) of a conv_1x1_ok(backward) geometry, where A (groups x M x K) is row-major. */
 static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const T *bias,
                               const tg_conv2d_geom *g)
 {
@@ -421,7 +405,7 @@ static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const 
     int64_t in = g->H * g->W;
     FN(c1) w = { .kr = kr, .ap = ap, .b = b, .c = c, .bias = bias, .M = M, .K = K, .Mp = Mp, .kc = kc,
                  .H = g->H, .W = g->W, .OH = g->OH, .OW = g->OW, .sh = g->stride[0],
-                 .sw = g->stride[1], .backward = backward, .groups = g->groups };
+                 .sw = g->stride[1], .groups = g->groups };
     w.strided = !(g->stride[0] == 1 && g->stride[1] == 1 && g->OH == g->H && g->OW == g->W);
     w.b_img = (backward ? g->OC * P : g->C * in), w.b_group = (backward ? OCg * P : Cg * in);
     w.c_img = (backward ? g->C * in : g->OC * P), w.c_group = (backward ? Cg * in : OCg * P);
@@ -433,8 +417,6 @@ static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const 
         nbands = (want + per - 1) / per;
     int64_t band = (P + nbands - 1) / nbands;
     band = band < nr ? nr : (band + nr - 1) / nr * nr;
-    if (w.strided) /* whole output rows */
-        band = (g->OH + nbands - 1) / nbands * g->OW;
     w.band = band < P ? band : P;
     w.nbands = (P + w.band - 1) / w.band;
     w.units = per * w.nbands;
