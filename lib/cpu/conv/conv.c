@@ -25,6 +25,8 @@
 #define TG_CONV_GRAIN_FLOPS (2.0 * 64 * 64 * 64)
 /* Columns of im2col / col a chunk of the col and wgrad paths takes (one GEMM's K or N). */
 #define TG_CONV_CHUNK 512
+/* What moving one weight value costs, in flops, for tg_conv_run's choice of threads. */
+#define TG_CONV_MOVE_FLOPS 32.0
 /* Output positions a unit of the 1x1 path takes (fewer where the batch is small): enough
  * work (2 * M * K * 512 flops) to pay for the unit's start, many units to balance. */
 #define TG_CONV_1X1_BAND 512
@@ -363,14 +365,10 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         }                                                                                      \
         int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
         if (conv_1x1_ok_##S(1, g) && g_algo == TG_CONV_AUTO) {                                 \
-            /* A = W_g^T (Cg x M) row-major */                                                 \
             T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg) * sizeof(T));                      \
             if (!wt)                                                                           \
                 return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight"); \
-            for (int64_t gi = 0; gi < g->groups; gi++)                                         \
-                for (int64_t c = 0; c < Cg; c++)                                               \
-                    for (int64_t oc = 0; oc < M; oc++)                                         \
-                        wt[(gi * Cg + c) * M + oc] = w[(gi * M + oc) * Cg + c];                \
+            conv_flip_w_##S(wt, w, g->groups, M, Cg, 1); /* A = W_g^T (Cg x M) */              \
             return conv_1x1_##S(1, dx, dout, wt, NULL, g);                                     \
         }                                                                                      \
         if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
@@ -394,15 +392,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \
         if (!wt)                                                                               \
             return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight");    \
-        /* wt[g][c][oc][kh][kw] = w[g*M + oc][c][KH-1-kh][KW-1-kw] */                          \
-        for (int64_t gi = 0; gi < g->groups; gi++)                                             \
-            for (int64_t oc = 0; oc < M; oc++)                                                 \
-                for (int64_t c = 0; c < Cg; c++) {                                             \
-                    const T *s = w + ((gi * M + oc) * Cg + c) * KK;                            \
-                    T *d = wt + ((gi * Cg + c) * M + oc) * KK;                                 \
-                    for (int64_t k = 0; k < KK; k++)                                           \
-                        d[k] = s[KK - 1 - k];                                                  \
-                }                                                                              \
+        conv_flip_w_##S(wt, w, g->groups, M, Cg, KK);                                          \
         tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
         return conv_implicit_##S(dx, dout, wt, NULL, &t);                                      \
     }                                                                                          \

@@ -45,26 +45,85 @@ static void FN(conv_pack_c)(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, 
     }
 }
 
+/* Rows [k0, k0 + kcb) of group g of W (groups x M x K, row-major) into mr-row
+ * micro-panels at dst + g*Mp*K + k0*Mp, panel i at i*mr*kcb, rows past M zero. */
+static void FN(conv_pack_w_block)(const tg_gemm_kernels *kr, const T *A, int64_t M, int64_t K,
+                                  int64_t g, int64_t k0, int64_t kcb, T *dst)
+{
+    const int64_t mr = kr->S.mr, Mp = (M + mr - 1) / mr * mr;
+    const T *a = A + g * M * K + k0;
+    T *d = dst + g * Mp * K + k0 * Mp;
+    if (kr->S.pack_a_rowmajor) {
+        kr->S.pack_a_rowmajor(M, kcb, a, K, d);
+        return;
+    }
+    for (int64_t ir = 0; ir < M; ir += mr, d += mr * kcb)
+        for (int64_t p = 0; p < kcb; p++)
+            for (int64_t i = 0; i < mr; i++)
+                d[p * mr + i] = ir + i < M ? a[(ir + i) * K + p] : (T)0;
+}
+
+/* The weight preparations, threaded: a large layer's weight (512 -> 512 3x3: 2.4 M
+ * values) takes as long to move as a batch-1 product takes to compute. */
+typedef struct {
+    const tg_gemm_kernels *kr;
+    const T *src;
+    T *dst;
+    int64_t M, K, kc, nkb;  /* pack: units are (group, K block) */
+    int64_t Cg, KK, ncb;    /* flip: units are (group, block of TG_CONV_FLIP_C channels) */
+    int64_t units;
+    atomic_llong next;
+} FN(wprep);
+
+#define TG_CONV_FLIP_C 16
+static void FN(wprep_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(wprep) *w = ctx;
+    (void)begin, (void)end; /* every participant takes units until none are left */
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (w->kr) {
+            int64_t g = u / w->nkb, k0 = u % w->nkb * w->kc;
+            FN(conv_pack_w_block)(w->kr, w->src, w->M, w->K, g, k0, w->K - k0 < w->kc ? w->K - k0 : w->kc,
+                                  w->dst);
+            continue;
+        }
+        /* dst[g][c][oc][k] = src[g*M + oc][c][KK-1-k]: TG_CONV_FLIP_C channels' rows written
+         * one oc at a time, reading one contiguous run of src per oc */
+        int64_t g = u / w->ncb, c0 = u % w->ncb * TG_CONV_FLIP_C;
+        int64_t cn = w->Cg - c0 < TG_CONV_FLIP_C ? w->Cg - c0 : TG_CONV_FLIP_C;
+        for (int64_t oc = 0; oc < w->M; oc++) {
+            const T *s = w->src + ((g * w->M + oc) * w->Cg + c0) * w->KK;
+            for (int64_t c = 0; c < cn; c++) {
+                T *d = w->dst + ((g * w->Cg + c0 + c) * w->M + oc) * w->KK;
+                for (int64_t k = 0; k < w->KK; k++)
+                    d[k] = s[c * w->KK + w->KK - 1 - k];
+            }
+        }
+    }
+}
+
 /* W (groups x M x K, row-major) into mr-row micro-panels: group g, K block b (of kc rows,
  * the last one shorter), panel i at dst + g*Mp*K + b*kc*Mp + i*mr*kcb, rows past M zero. */
 static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t groups, int64_t M,
                             int64_t K, int64_t kc, T *dst)
 {
-    const int64_t mr = kr->S.mr, Mp = (M + mr - 1) / mr * mr;
-    for (int64_t g = 0; g < groups; g++)
-        for (int64_t k0 = 0; k0 < K; k0 += kc) {
-            int64_t kcb = K - k0 < kc ? K - k0 : kc;
-            const T *a = A + g * M * K + k0;
-            T *d = dst + g * Mp * K + k0 * Mp;
-            if (kr->S.pack_a_rowmajor) {
-                kr->S.pack_a_rowmajor(M, kcb, a, K, d);
-                continue;
-            }
-            for (int64_t ir = 0; ir < M; ir += mr, d += mr * kcb)
-                for (int64_t p = 0; p < kcb; p++)
-                    for (int64_t i = 0; i < mr; i++)
-                        d[p * mr + i] = ir + i < M ? a[(ir + i) * K + p] : (T)0;
-        }
+    FN(wprep) w = { .kr = kr, .src = A, .dst = dst, .M = M, .K = K, .kc = kc,
+                    .nkb = (K + kc - 1) / kc };
+    w.units = groups * w.nkb;
+    tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * K), w.units, FN(wprep_fn), &w);
+}
+
+/* wt (groups x Cg x M x KK) = the weight w (groups*M x Cg x KK) of each group transposed,
+ * its kernel flipped: backward-data's weight as a forward one. */
+static void FN(conv_flip_w)(T *wt, const T *w, int64_t groups, int64_t M, int64_t Cg, int64_t KK)
+{
+    FN(wprep) j = { .src = w, .dst = wt, .M = M, .Cg = Cg, .KK = KK,
+                    .ncb = (Cg + TG_CONV_FLIP_C - 1) / TG_CONV_FLIP_C };
+    j.units = groups * j.ncb;
+    tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * Cg * KK), j.units, FN(wprep_fn), &j);
 }
 
 /* ---------------------------------------------------------------- implicit */
