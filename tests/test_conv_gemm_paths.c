@@ -5,7 +5,9 @@
  * this CPU runs, 1 and 2 threads. The grid: strides 1, 2, 3 and unequal ones, outputs
  * that stop short of the input's last rows and columns, groups, batch 1, M and positions
  * that leave partial micro-panels and strips, K over a packing block, and the bench's
- * layers at a smaller batch.
+ * layers at a smaller batch. Then 3x3 layers at batch 1 on small images, where the weight
+ * gradient's units are blocks of input channels and the weight's packing and flip for
+ * backward data are threaded.
  *
  * Tolerance as in test_conv_kernels.c: |got - ref| <= (R + 2) * eps * mag, R the length
  * of the sum, mag the sum over absolute values; a wrong term is off by about mag. Each
@@ -66,7 +68,7 @@ static problem prob_new(const tg_conv2d_geom *g, int f32, int bias)
 {
     problem p = { .g = *g };
     p.n[0] = g->N * g->C * g->H * g->W;
-    p.n[1] = g->OC * (g->C / g->groups);
+    p.n[1] = g->OC * (g->C / g->groups) * g->KH * g->KW;
     p.n[2] = g->N * g->OC * g->OH * g->OW;
     int64_t len[4] = { p.n[0], p.n[1], p.n[2], g->OC }, out[3] = { p.n[2], p.n[0], p.n[1] };
     double *abs[4];
@@ -134,8 +136,9 @@ static void report(int bad, const char *what, const problem *p, const char *ctx,
             tg_cpu_conv2d_backward_data_##S(o[1], v[2], v[1], g),                               \
             tg_cpu_conv2d_backward_weight_##S(o[2], v[2], v[0], g),                             \
         };                                                                                      \
-        double R[3] = { (double)(g->C / g->groups + 1), (double)(g->OC / g->groups),            \
-                        (double)(g->N * g->OH * g->OW) };                                       \
+        int64_t KK = g->KH * g->KW;                                                             \
+        double R[3] = { (double)(g->C / g->groups * KK + 1), (double)(g->OC / g->groups * KK),  \
+                        (double)(g->N * g->OH * g->OW) };                                        \
         static const char *const what[3] = { #S " forward", #S " backward_data",               \
                                              #S " backward_weight" };                           \
         for (int i = 0; i < 3; i++) {                                                           \
@@ -165,6 +168,15 @@ static tg_conv2d_geom geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O
     tg_conv2d_geom g = { N, C, H, W, OC, 1, 1, 0, 0, { sh, sw }, { 0, 0 }, { 1, 1 }, groups };
     g.OH = (H - 1 + extra) / sh + 1;
     g.OW = (W - 1 + extra) / sw + 1;
+    return g;
+}
+
+/* A KxK geometry, "same" padding, for the batch-1 work splits. */
+static tg_conv2d_geom geom_k(int64_t N, int64_t C, int64_t H, int64_t OC, int64_t K, int64_t s,
+                             int64_t groups)
+{
+    tg_conv2d_geom g = { N, C, H, H, OC, K, K, 0, 0, { s, s }, { K / 2, K / 2 }, { 1, 1 }, groups };
+    g.OH = g.OW = (H + 2 * (K / 2) - K) / s + 1;
     return g;
 }
 
@@ -220,6 +232,17 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof bench / sizeof bench[0]; i++)
         run_geom(&bench[i], 0);
+    /* batch 1 on small images: the weight gradient's units are blocks of channels, the
+     * weight's packing and flip run on the pool (large enough weights) */
+    const tg_conv2d_geom b1[] = {
+        geom_k(1, 96, 7, 80, 3, 1, 1),
+        geom_k(1, 37, 5, 20, 3, 1, 1),  /* channel blocks of unequal size */
+        geom_k(2, 24, 6, 18, 3, 1, 3),  /* groups, batch 2 */
+        geom_k(1, 64, 9, 70, 3, 2, 1),
+        geom_k(1, 300, 4, 40, 3, 1, 1), /* K over a packing block */
+    };
+    for (size_t i = 0; i < sizeof b1 / sizeof b1[0]; i++)
+        run_geom(&b1[i], 0);
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

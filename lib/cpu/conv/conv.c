@@ -25,6 +25,9 @@
 #define TG_CONV_GRAIN_FLOPS (2.0 * 64 * 64 * 64)
 /* Columns of im2col / col a chunk of the col and wgrad paths takes (one GEMM's K or N). */
 #define TG_CONV_CHUNK 512
+/* The fewest columns of dw (of the weight gradient's GEMM) a block of input channels
+ * may have when the weight gradient's units are such blocks. */
+#define TG_CONV_WGRAD_MIN_COLS 128
 /* What moving one weight value costs, in flops, for tg_conv_run's choice of threads. */
 #define TG_CONV_MOVE_FLOPS 32.0
 /* Output positions a unit of the 1x1 path takes (fewer where the batch is small): enough

@@ -631,6 +631,7 @@ typedef struct {
     int direct; /* 1x1, stride 1, no padding: im2col is x itself */
     int tiles;  /* the direct tiles (f32): units are (group, TG_CONV_WGRAD_TILE positions) */
     int64_t ntiles;
+    int64_t cb, ncb; /* ncb > 1: units are (group, block of cb channels) over all positions */
     T *part[TG_CONV_MAX_PARTS];
     atomic_int nparts;
     atomic_llong next;
@@ -649,7 +650,7 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
         if (u >= w->units)
             break;
         if (!acc) {
-            int part = atomic_fetch_add(&w->nparts, 1);
+            int part = w->ncb > 1 ? 0 : atomic_fetch_add(&w->nparts, 1);
             if (part == 0) {
                 acc = w->dw; /* zeroed by the caller */
             } else if (part >= TG_CONV_MAX_PARTS ||
@@ -662,7 +663,7 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
             }
             w->part[part] = acc;
             if (!w->direct && !w->tiles &&
-                !(col = tg_conv_scratch(0, (size_t)(w->K * w->rows * g->OW) * sizeof(T)))) {
+                !(col = tg_conv_scratch(0, (size_t)(w->cb * g->KH * g->KW * w->rows * g->OW) * sizeof(T)))) {
                 atomic_store(&w->oom, 1);
                 atomic_store(&w->next, w->units);
                 break;
@@ -674,19 +675,22 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
                              Q - q0 < TG_CONV_WGRAD_TILE ? Q - q0 : TG_CONV_WGRAD_TILE);
             continue;
         }
-        int64_t gi = u / (g->N * w->nchunks), n = u / w->nchunks % g->N;
-        int64_t oh0 = u % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
-        int64_t len = r * g->OW;
-        const T *xg = w->x + (n * g->C + gi * w->Cg) * g->H * g->W;
-        const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
-        const T *b = xg + oh0 * g->OW;
-        int64_t csb = g->H * g->W;
-        if (!w->direct) {
-            FN(conv_im2col)(col, xg, g, w->Cg, oh0, r);
-            b = col, csb = len;
+        int64_t gi = u / (g->N * w->nchunks * w->ncb), n = u / (w->nchunks * w->ncb) % g->N;
+        int64_t oh0 = u / w->ncb % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
+        int64_t c0 = u % w->ncb * w->cb, cn = w->Cg - c0 < w->cb ? w->Cg - c0 : w->cb;
+        int64_t len = r * g->OW, KK = g->KH * g->KW;
+        for (int64_t n1 = w->ncb > 1 ? g->N : n + 1; n < n1; n++) { /* all images when ncb > 1 */
+            const T *xg = w->x + (n * g->C + gi * w->Cg + c0) * g->H * g->W;
+            const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
+            const T *b = xg + oh0 * g->OW;
+            int64_t csb = g->H * g->W;
+            if (!w->direct) {
+                FN(conv_im2col)(col, xg, g, cn, oh0, r);
+                b = col, csb = len;
+            }
+            FN(tg_cpu_gemm_serial)(w->M, cn * KK, len, dg, P, 1, b, 1, csb, (T)1,
+                                   acc + gi * w->M * w->K + c0 * KK, w->K, 1);
         }
-        FN(tg_cpu_gemm_serial)(w->M, w->K, len, dg, P, 1, b, 1, csb, (T)1,
-                               acc + gi * w->M * w->K, w->K, 1);
     }
 }
 
@@ -705,6 +709,19 @@ static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2
         w.rows = (g->OH + 2 * tg_pool_num_threads() - 1) / (2 * tg_pool_num_threads());
     w.nchunks = (g->OH + w.rows - 1) / w.rows;
     w.units = g->groups * g->N * w.nchunks;
+    w.cb = w.Cg, w.ncb = 1;
+    int threads = tg_pool_num_threads();
+    /* too few (image, rows) chunks for the threads (batch 1, small images): units own
+     * blocks of dw's columns over all positions instead, so no copy of dw is needed; a
+     * block keeps TG_CONV_WGRAD_MIN_COLS columns (the GEMM's vectors run along them) */
+    int64_t ncb = (4 * threads + g->groups - 1) / g->groups, KK = g->KH * g->KW;
+    int64_t cb = (w.Cg + ncb - 1) / ncb, cmin = (TG_CONV_WGRAD_MIN_COLS + KK - 1) / KK;
+    cb = cb < cmin ? cmin : cb;
+    if (w.units < 2 * threads && (w.Cg + cb - 1) / cb > 1 && !FN(wgrad_direct_ok)(g)) {
+        w.cb = cb, w.ncb = (w.Cg + cb - 1) / cb;
+        w.rows = g->OH, w.nchunks = 1;
+        w.units = g->groups * w.ncb;
+    }
     if ((w.tiles = FN(wgrad_direct_ok)(g))) {
         w.ntiles = (g->N * g->OH * g->OW + TG_CONV_WGRAD_TILE - 1) / TG_CONV_WGRAD_TILE;
         w.units = g->groups * w.ntiles;
