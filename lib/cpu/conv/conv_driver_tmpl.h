@@ -138,7 +138,9 @@ typedef struct {
     T *out;
     int64_t out_img;      /* elements between output images */
     const T *bias;        /* groups * M, or NULL */
-    int64_t nb, nbands, mblk, nmb, units;
+    int64_t groups, nb, nbands, mblk, nmb, units;
+    T *bpre;              /* nmb > 1: every band's B packed once (iconv_pack_fn), or NULL */
+    int64_t nbp;          /* nb rounded up to nr: a packed band's width */
     atomic_llong next;
     atomic_int oom;
 } FN(iconv);
@@ -154,6 +156,36 @@ static void FN(conv_scatter)(const FN(iconv) *w, T *C, int64_t q, int64_t m, int
             c[i * w->P] = acc ? c[i * w->P] + tile[i * nr + j] : tile[i * nr + j];
         if (++p == w->P)
             p = 0, img++;
+    }
+}
+
+/* bp = the packed block of im2col rows [k0, k0 + kcb), columns [q0, q0 + nc) of group g. */
+static void FN(iconv_pack)(const FN(iconv) *w, int64_t g, int64_t k0, int64_t kcb, int64_t q0,
+                           int64_t nc, T *bp)
+{
+    tg_conv_pack_geom pg = w->pg;
+    pg.x = (const T *)w->pg.x + g * w->x_group;
+    pg.ih_off = w->pg.ih_off + k0, pg.iw_off = w->pg.iw_off + k0;
+    pg.c_off = w->pg.c_off + k0;
+    if (w->pack)
+        w->pack(&pg, kcb, q0, nc, bp);
+    else
+        FN(conv_pack_c)(&pg, kcb, q0, nc, bp, (int)w->kr->S.nr);
+}
+
+/* Packs bpre: units are (group, band, K block). */
+static void FN(iconv_pack_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(iconv) *w = ctx;
+    (void)begin, (void)end;
+    int64_t nkb = (w->K + w->kc - 1) / w->kc, units = w->groups * w->nbands * nkb;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= units)
+            break;
+        int64_t gb = u / nkb, k0 = u % nkb * w->kc, q0 = gb % w->nbands * w->nb;
+        FN(iconv_pack)(w, gb / w->nbands, k0, w->K - k0 < w->kc ? w->K - k0 : w->kc, q0,
+                       w->Q - q0 < w->nb ? w->Q - q0 : w->nb, w->bpre + gb * w->K * w->nbp + k0 * w->nbp);
     }
 }
 
@@ -178,16 +210,12 @@ static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp)
             left -= len, p = 0, img++;
         }
     }
-    tg_conv_pack_geom pg = w->pg;
-    pg.x = (const T *)w->pg.x + g * w->x_group;
     for (int64_t k0 = 0; k0 < w->K; k0 += w->kc) {
         int64_t kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
-        pg.ih_off = w->pg.ih_off + k0, pg.iw_off = w->pg.iw_off + k0;
-        pg.c_off = w->pg.c_off + k0;
-        if (w->pack)
-            w->pack(&pg, kcb, q0, nc, bp);
+        if (w->bpre)
+            bp = w->bpre + (g * w->nbands + q0 / w->nb) * w->K * w->nbp + k0 * w->nbp;
         else
-            FN(conv_pack_c)(&pg, kcb, q0, nc, bp, (int)nr);
+            FN(iconv_pack)(w, g, k0, kcb, q0, nc, bp);
         int acc = k0 > 0 || w->bias;
         for (int64_t ir = 0; ir < mc; ir += mr) {
             int64_t m = mc - ir < mr ? mc - ir : mr;
@@ -221,9 +249,8 @@ static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
         int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
         if (u >= w->units)
             break;
-        if (!bp) {
-            int64_t nbp = (w->nb + w->kr->S.nr - 1) / w->kr->S.nr * w->kr->S.nr;
-            bp = tg_conv_scratch(0, (size_t)(w->kc * nbp) * sizeof(T));
+        if (!bp && !w->bpre) {
+            bp = tg_conv_scratch(0, (size_t)(w->kc * w->nbp) * sizeof(T));
             if (!bp) {
                 atomic_store(&w->oom, 1);
                 atomic_store(&w->next, w->units);
@@ -254,28 +281,6 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
     int64_t Cg = g.C / g.groups, M = g.OC / g.groups, K = Cg * g.KH * g.KW;
     int64_t P = g.OH * g.OW, Q = g.N * P, Mp = (M + mr - 1) / mr * mr;
     int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc, kc = (K + nkb - 1) / nkb;
-    /* the caller's scratch: the row tables, then the packed weight */
-    size_t tab = (size_t)(3 * K + 8) * sizeof(int64_t);
-    tab = (tab + 63) & ~(size_t)63;
-    char *s1 = tg_conv_scratch(1, tab + (size_t)(g.groups * Mp * K) * sizeof(T));
-    if (!s1)
-        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight (%lld bytes)",
-                        (long long)(tab + (size_t)(g.groups * Mp * K) * sizeof(T)));
-    int64_t *ih_off = (int64_t *)s1, *iw_off = ih_off + K, *c_off = iw_off + K;
-    for (int64_t k = 0; k < K; k++) {
-        int64_t c = k / (g.KH * g.KW), kh = k / g.KW % g.KH, kw = k % g.KW;
-        ih_off[k] = kh * g.dilation[0] - g.pad[0];
-        iw_off[k] = kw * g.dilation[1] - g.pad[1];
-        c_off[k] = c * g.H * g.W;
-    }
-    T *ap = (T *)(s1 + tab);
-    FN(conv_pack_w)(kr, A, g.groups, M, K, kc, ap);
-
-    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W,
-                    .M = M, .K = K, .Q = Q, .P = P, .Mp = Mp, .kc = kc, .nkb = nkb, .ap = ap,
-                    .out = out, .out_img = g.OC * P, .bias = bias };
-    w.pg = (tg_conv_pack_geom){ x, g.C * g.H * g.W, g.H, g.W, g.OW, P, g.stride[0],
-                                g.stride[1], ih_off, iw_off, c_off };
     /* a band's kc x nb block of im2col stays in L2 while every row panel of W meets it */
     int64_t nb = (int64_t)(TG_CONV_B_BYTES / sizeof(T)) / kc / nr * nr;
     nb = nb < 4 * nr ? 4 * nr : nb > 2048 ? 2048 : nb;
@@ -295,8 +300,40 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
     }
     int64_t mblk = (panels + nmb - 1) / nmb * mr;
     nmb = (M + mblk - 1) / mblk;
-    w.nb = nb, w.nbands = nbands, w.mblk = mblk, w.nmb = nmb;
+    int64_t nbp = ((nb < Q ? nb : Q) + nr - 1) / nr * nr;
+    /* the caller's scratch: the row tables, the packed weight, and where each band would
+     * be packed by all nmb units that share it, every band packed once */
+    size_t tab = (size_t)(3 * K + 8) * sizeof(int64_t);
+    tab = (tab + 63) & ~(size_t)63;
+    size_t wbytes = ((size_t)(g.groups * Mp * K) * sizeof(T) + 63) & ~(size_t)63; /* B aligned */
+    size_t bbytes = nmb > 1 ? (size_t)(g.groups * nbands * K * nbp) * sizeof(T) : 0;
+    char *s1 = tg_conv_scratch(1, tab + wbytes + bbytes);
+    if (!s1)
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight (%lld bytes)",
+                        (long long)(tab + wbytes + bbytes));
+    int64_t *ih_off = (int64_t *)s1, *iw_off = ih_off + K, *c_off = iw_off + K;
+    for (int64_t k = 0; k < K; k++) {
+        int64_t c = k / (g.KH * g.KW), kh = k / g.KW % g.KH, kw = k % g.KW;
+        ih_off[k] = kh * g.dilation[0] - g.pad[0];
+        iw_off[k] = kw * g.dilation[1] - g.pad[1];
+        c_off[k] = c * g.H * g.W;
+    }
+    T *ap = (T *)(s1 + tab);
+    FN(conv_pack_w)(kr, A, g.groups, M, K, kc, ap);
+
+    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W,
+                    .M = M, .K = K, .Q = Q, .P = P, .Mp = Mp, .kc = kc, .nkb = nkb, .ap = ap,
+                    .out = out, .out_img = g.OC * P, .bias = bias, .groups = g.groups,
+                    .nb = nb, .nbands = nbands, .mblk = mblk, .nmb = nmb, .nbp = nbp };
+    w.pg = (tg_conv_pack_geom){ x, g.C * g.H * g.W, g.H, g.W, g.OW, P, g.stride[0],
+                                g.stride[1], ih_off, iw_off, c_off };
     w.units = g.groups * nbands * nmb;
+    if (bbytes) {
+        w.bpre = (T *)(s1 + tab + wbytes);
+        tg_conv_run(2.0 * (double)(g.groups * nbands * K * nbp) * TG_CONV_MOVE_FLOPS, w.units,
+                    FN(iconv_pack_fn), &w);
+        atomic_store(&w.next, 0);
+    }
     double flops = 2.0 * (double)M * (double)K * (double)Q * (double)g.groups;
     tg_conv_run(flops, w.units, FN(iconv_fn), &w);
     if (atomic_load(&w.oom))
