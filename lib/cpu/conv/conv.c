@@ -350,7 +350,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
                                     (T)(bias ? 1 : 0), out, off + 2 * nb, P, 1);                \
             return TG_OK;                                                                      \
         }                                                                                      \
-        return conv_implicit_##S(out, x, w, bias, g);                                          \
+        return conv_implicit_##S(out, x, w, 0, bias, g);                                       \
     }                                                                                          \
                                                                                                \
     tg_status tg_cpu_conv2d_backward_data_##S(T *dx, const T *dout, const T *w,                \
@@ -392,12 +392,14 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
                                     dx, off + 2 * nb, P, 1);                                   \
             return TG_OK;                                                                      \
         }                                                                                      \
+        tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
+        if (Cg > TG_CONV_DIRECT_MAX_M) /* never the direct tiles: packed straight from w */     \
+            return conv_implicit_##S(dx, dout, w, 1, NULL, &t);                                \
         T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \
         if (!wt)                                                                               \
             return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight");    \
         conv_flip_w_##S(wt, w, g->groups, M, Cg, KK);                                          \
-        tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
-        return conv_implicit_##S(dx, dout, wt, NULL, &t);                                      \
+        return conv_implicit_##S(dx, dout, wt, 0, NULL, &t);                                   \
     }                                                                                          \
                                                                                                \
     tg_status tg_cpu_conv2d_backward_weight_##S(T *dw, const T *dout, const T *x,              \

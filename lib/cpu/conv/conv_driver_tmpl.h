@@ -45,22 +45,32 @@ static void FN(conv_pack_c)(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, 
     }
 }
 
-/* Rows [k0, k0 + kcb) of group g of W (groups x M x K, row-major) into mr-row
- * micro-panels at dst + g*Mp*K + k0*Mp, panel i at i*mr*kcb, rows past M zero. */
-static void FN(conv_pack_w_block)(const tg_gemm_kernels *kr, const T *A, int64_t M, int64_t K,
-                                  int64_t g, int64_t k0, int64_t kcb, T *dst)
+/* Rows [r0, r0 + rows) and columns [k0, k0 + kcb) of group g's W (M x K) into mr-row
+ * micro-panels at d (panel i at i*mr*kcb, rows past the range zero). W is src (groups x
+ * M x K, row-major) or, flip_kk > 0, the flipped transpose of each group of the forward
+ * weight src (groups*KO x M x KK, KO = K / KK): W[c][(oc, kh, kw)] = src[g*KO + oc][c]
+ * [KH-1-kh][KW-1-kw], backward data's weight packed straight from the forward one. */
+static void FN(conv_pack_a)(const tg_gemm_kernels *kr, const T *src, int64_t flip_kk, int64_t M,
+                            int64_t K, int64_t g, int64_t r0, int64_t rows, int64_t k0, int64_t kcb,
+                            T *d)
 {
-    const int64_t mr = kr->S.mr, Mp = (M + mr - 1) / mr * mr;
-    const T *a = A + g * M * K + k0;
-    T *d = dst + g * Mp * K + k0 * Mp;
-    if (kr->S.pack_a_rowmajor) {
-        kr->S.pack_a_rowmajor(M, kcb, a, K, d);
+    const int64_t mr = kr->S.mr, KK = flip_kk, KO = KK ? K / KK : 0;
+    if (!KK && kr->S.pack_a_rowmajor) {
+        kr->S.pack_a_rowmajor(rows, kcb, src + (g * M + r0) * K + k0, K, d);
         return;
     }
-    for (int64_t ir = 0; ir < M; ir += mr, d += mr * kcb)
-        for (int64_t p = 0; p < kcb; p++)
-            for (int64_t i = 0; i < mr; i++)
-                d[p * mr + i] = ir + i < M ? a[(ir + i) * K + p] : (T)0;
+    for (int64_t ir = 0; ir < rows; ir += mr, d += mr * kcb) {
+        int64_t m = rows - ir < mr ? rows - ir : mr;
+        for (int64_t p = 0; p < kcb; p++) {
+            int64_t k = k0 + p, step = KK ? KK : K;
+            const T *s = KK ? src + ((g * KO + k / KK) * M + r0 + ir) * KK + KK - 1 - k % KK
+                            : src + (g * M + r0 + ir) * K + k;
+            for (int64_t i = 0; i < m; i++)
+                d[p * mr + i] = s[i * step];
+            for (int64_t i = m; i < mr; i++)
+                d[p * mr + i] = 0;
+        }
+    }
 }
 
 /* The weight preparations, threaded: a large layer's weight (512 -> 512 3x3: 2.4 M
@@ -70,6 +80,7 @@ typedef struct {
     const T *src;
     T *dst;
     int64_t M, K, kc, nkb;  /* pack: units are (group, K block) */
+    int64_t flip_kk;        /* pack: 0, or KK: src is w, packed as conv_pack_a says */
     int64_t Cg, KK, ncb;    /* flip: units are (group, block of TG_CONV_FLIP_C channels) */
     int64_t units;
     atomic_llong next;
@@ -85,9 +96,10 @@ static void FN(wprep_fn)(void *ctx, int64_t begin, int64_t end)
         if (u >= w->units)
             break;
         if (w->kr) {
-            int64_t g = u / w->nkb, k0 = u % w->nkb * w->kc;
-            FN(conv_pack_w_block)(w->kr, w->src, w->M, w->K, g, k0, w->K - k0 < w->kc ? w->K - k0 : w->kc,
-                                  w->dst);
+            int64_t g = u / w->nkb, k0 = u % w->nkb * w->kc, kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
+            int64_t Mp = (w->M + w->kr->S.mr - 1) / w->kr->S.mr * w->kr->S.mr;
+            FN(conv_pack_a)(w->kr, w->src, w->flip_kk, w->M, w->K, g, 0, w->M, k0, kcb,
+                            w->dst + g * Mp * w->K + k0 * Mp);
             continue;
         }
         /* dst[g][c][oc][k] = src[g*M + oc][c][KK-1-k]: TG_CONV_FLIP_C channels' rows written
@@ -105,13 +117,14 @@ static void FN(wprep_fn)(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-/* W (groups x M x K, row-major) into mr-row micro-panels: group g, K block b (of kc rows,
- * the last one shorter), panel i at dst + g*Mp*K + b*kc*Mp + i*mr*kcb, rows past M zero. */
-static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t groups, int64_t M,
-                            int64_t K, int64_t kc, T *dst)
+/* W (groups x M x K, row-major; or, flip_kk > 0, the forward weight whose flipped
+ * transpose W is) into mr-row micro-panels: group g, K block b (of kc rows, the last one
+ * shorter), panel i at dst + g*Mp*K + b*kc*Mp + i*mr*kcb, rows past M zero. */
+static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t flip_kk, int64_t groups,
+                            int64_t M, int64_t K, int64_t kc, T *dst)
 {
     FN(wprep) w = { .kr = kr, .src = A, .dst = dst, .M = M, .K = K, .kc = kc,
-                    .nkb = (K + kc - 1) / kc };
+                    .nkb = (K + kc - 1) / kc, .flip_kk = flip_kk };
     w.units = groups * w.nkb;
     tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * K), w.units, FN(wprep_fn), &w);
 }
@@ -134,7 +147,9 @@ typedef struct {
     tg_conv_pack_geom pg; /* group 0; tables for all K rows */
     int64_t x_group;      /* elements between groups' first channels */
     int64_t M, K, Q, P, Mp, kc, nkb;
-    const T *ap;          /* conv_pack_w's layout */
+    const T *ap;          /* conv_pack_w's layout, or NULL: each unit packs its panels */
+    const T *A;           /* the weight as conv_pack_a takes it, with flip_kk */
+    int64_t flip_kk;
     T *out;
     int64_t out_img;      /* elements between output images */
     const T *bias;        /* groups * M, or NULL */
@@ -189,7 +204,7 @@ static void FN(iconv_pack_fn)(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp)
+static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp, T *abuf)
 {
     const tg_gemm_kernels *kr = w->kr;
     const int64_t mr = kr->S.mr, nr = kr->S.nr;
@@ -219,7 +234,11 @@ static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp)
         int acc = k0 > 0 || w->bias;
         for (int64_t ir = 0; ir < mc; ir += mr) {
             int64_t m = mc - ir < mr ? mc - ir : mr;
-            const T *a = w->ap + g * w->Mp * w->K + k0 * w->Mp + (m0 + ir) * kcb;
+            const T *a = abuf;
+            if (w->ap)
+                a = w->ap + g * w->Mp * w->K + k0 * w->Mp + (m0 + ir) * kcb;
+            else
+                FN(conv_pack_a)(kr, w->A, w->flip_kk, w->M, w->K, g, m0 + ir, m, k0, kcb, abuf);
             UKR ukr = kr->S.ukr;
             int64_t rows = mr;
             if (m <= 4 && kr->S.ukr4)
@@ -244,29 +263,32 @@ static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
 {
     FN(iconv) *w = ctx;
     (void)begin, (void)end; /* every participant takes units until none are left */
-    T *bp = NULL;
+    T *bp = NULL, *abuf = NULL;
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
         if (u >= w->units)
             break;
-        if (!bp && !w->bpre) {
-            bp = tg_conv_scratch(0, (size_t)(w->kc * w->nbp) * sizeof(T));
+        if (!bp && !abuf && (!w->bpre || !w->ap)) {
+            size_t nbs = w->bpre ? 0 : (size_t)((w->kc * w->nbp + 15) / 16 * 16);
+            bp = tg_conv_scratch(0, (nbs + (w->ap ? 0 : (size_t)(w->kr->S.mr * w->kc))) * sizeof(T));
+            abuf = bp + nbs;
             if (!bp) {
                 atomic_store(&w->oom, 1);
                 atomic_store(&w->next, w->units);
                 break;
             }
         }
-        FN(iconv_unit)(w, u, bp);
+        FN(iconv_unit)(w, u, bp, abuf);
     }
 }
 
 /* out = conv(x, A) + bias for the geometry g, where A (groups x M x K row-major, M =
- * OC/groups, K = Cg*KH*KW) is the weight as a matrix. */
-static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias,
+ * OC/groups, K = Cg*KH*KW) is the weight as a matrix; or, flip, where A is the weight of
+ * the forward conv whose backward data g is (tg_conv_bwd_geom), never the direct tiles. */
+static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, const T *bias,
                                    const tg_conv2d_geom *g0)
 {
-    int direct = FN(conv_direct)(out, x, A, bias, g0);
+    int direct = flip ? 0 : FN(conv_direct)(out, x, A, bias, g0);
     if (direct)
         return direct > 0 ? TG_OK : TG_ERR_NOMEM;
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
@@ -301,11 +323,15 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
     int64_t mblk = (panels + nmb - 1) / nmb * mr;
     nmb = (M + mblk - 1) / mblk;
     int64_t nbp = ((nb < Q ? nb : Q) + nr - 1) / nr * nr;
+    /* one band (batch 1, small images): each unit packs its own panels of W as it needs
+     * them, since no other unit would use them: packing W whole and reading it back costs
+     * two trips through memory (a quarter of a 512 -> 512 3x3 at 7x7) */
+    int otf = nmb > 1 && nbands == 1;
     /* the caller's scratch: the row tables, the packed weight, and where each band would
      * be packed by all nmb units that share it, every band packed once */
     size_t tab = (size_t)(3 * K + 8) * sizeof(int64_t);
     tab = (tab + 63) & ~(size_t)63;
-    size_t wbytes = ((size_t)(g.groups * Mp * K) * sizeof(T) + 63) & ~(size_t)63; /* B aligned */
+    size_t wbytes = otf ? 0 : ((size_t)(g.groups * Mp * K) * sizeof(T) + 63) & ~(size_t)63; /* B aligned */
     size_t bbytes = nmb > 1 ? (size_t)(g.groups * nbands * K * nbp) * sizeof(T) : 0;
     char *s1 = tg_conv_scratch(1, tab + wbytes + bbytes);
     if (!s1)
@@ -318,11 +344,13 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
         iw_off[k] = kw * g.dilation[1] - g.pad[1];
         c_off[k] = c * g.H * g.W;
     }
-    T *ap = (T *)(s1 + tab);
-    FN(conv_pack_w)(kr, A, g.groups, M, K, kc, ap);
+    T *ap = otf ? NULL : (T *)(s1 + tab);
+    if (ap)
+        FN(conv_pack_w)(kr, A, flip ? g.KH * g.KW : 0, g.groups, M, K, kc, ap);
 
     FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W,
                     .M = M, .K = K, .Q = Q, .P = P, .Mp = Mp, .kc = kc, .nkb = nkb, .ap = ap,
+                    .A = A, .flip_kk = flip ? g.KH * g.KW : 0,
                     .out = out, .out_img = g.OC * P, .bias = bias, .groups = g.groups,
                     .nb = nb, .nbands = nbands, .mblk = mblk, .nmb = nmb, .nbp = nbp };
     w.pg = (tg_conv_pack_geom){ x, g.C * g.H * g.W, g.H, g.W, g.OW, P, g.stride[0],
@@ -497,7 +525,7 @@ static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const 
     T *ap = tg_conv_scratch(1, (size_t)(g->groups * Mp * K) * sizeof(T));
     if (!ap)
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight");
-    FN(conv_pack_w)(kr, A, g->groups, M, K, kc, ap);
+    FN(conv_pack_w)(kr, A, 0, g->groups, M, K, kc, ap);
     int64_t in = g->H * g->W;
     FN(c1) w = { .kr = kr, .ap = ap, .b = b, .c = c, .bias = bias, .M = M, .K = K, .Mp = Mp, .kc = kc,
                  .H = g->H, .W = g->W, .OH = g->OH, .OW = g->OW, .sh = g->stride[0],
