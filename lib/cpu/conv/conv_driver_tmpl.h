@@ -3,16 +3,20 @@
  * function that picks the ISA packer) defined. No include guard.
  *
  * implicit: out_g (M x Q) = W_g (M x K) * im2col_g (K x Q), Q = N*OH*OW over the whole
- *   batch. The GEMM's micro-kernels run on panels of W packed once per call and panels of
- *   im2col packed straight from the image (a kc x nb block per work unit, in L2), so no
- *   im2col matrix exists; tiles whose columns cross an output row of the image go
- *   through a tile buffer. Units (group, band of columns, block of rows) are handed out
- *   by an atomic counter, as in the GEMM. Forward, and backward-data at stride 1 (a
- *   forward conv of dout with the flipped, transposed weight).
+ *   batch. The GEMM's micro-kernels run on panels of W packed once per call (by each
+ *   unit, for its own rows, when there is one band) and panels of im2col packed straight
+ *   from the image (a kc x nb block per work unit, in L2; once per call when units share
+ *   a band), so no im2col matrix exists; tiles whose columns cross an output row of the
+ *   image go through a tile buffer. Units (group, band of columns, block of rows) are
+ *   handed out by an atomic counter, as in the GEMM. Forward, and backward-data at
+ *   stride 1 (a forward conv of dout with the flipped, transposed weight).
+ * 1x1: a 1x1 conv without padding as a GEMM per image and group, the input read in place
+ *   (gathered a band at a time at stride > 1); forward, and backward-data at stride 1.
  * col: backward-data at stride > 1: chunks of col = W_g^T * dout by the GEMM, scattered
  *   back (col2im) into dx; units own whole channels of one image, so no two write one dx.
  * wgrad: dw_g += dout_g (M x q) * im2col_g^T (q x K) over chunks of q, each participant
- *   summing its chunks into its own copy of dw, the copies added at the end. */
+ *   summing its chunks into its own copy of dw, the copies added at the end (or, with
+ *   few chunks, units own blocks of dw's columns over all of q, writing dw itself). */
 
 /* ---------------------------------------------------------------- packing */
 
@@ -282,6 +286,34 @@ static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
     }
 }
 
+/* w's bands and row blocks, from its Q, M, Mp, kc and groups: a band's kc x nb block of
+ * im2col stays in L2 while every row panel of W meets it; small images get narrower
+ * bands, then blocks of W's rows, so that the threads have units enough. */
+static void FN(iconv_cut)(FN(iconv) *w)
+{
+    const int64_t mr = w->kr->S.mr, nr = w->kr->S.nr, Q = w->Q, groups = w->groups;
+    int64_t nb = (int64_t)(TG_CONV_B_BYTES / sizeof(T)) / w->kc / nr * nr;
+    nb = nb < 4 * nr ? 4 * nr : nb > 2048 ? 2048 : nb;
+    int threads = tg_pool_num_threads();
+    int64_t nbands = (Q + nb - 1) / nb;
+    if (nbands * groups < 4 * threads && Q > nr) {
+        int64_t want = (4 * threads + groups - 1) / groups;
+        int64_t tiles = (Q + nr - 1) / nr;
+        nb = (tiles + want - 1) / want * nr;
+        nb = nb < 4 * nr ? 4 * nr : nb;
+        nbands = (Q + nb - 1) / nb;
+    }
+    int64_t panels = w->Mp / mr, nmb = 1;
+    if (nbands * groups < 4 * threads) {
+        nmb = (4 * threads + nbands * groups - 1) / (nbands * groups);
+        nmb = nmb > panels ? panels : nmb;
+    }
+    int64_t mblk = (panels + nmb - 1) / nmb * mr;
+    w->nb = nb, w->nbands = nbands, w->mblk = mblk, w->nmb = (w->M + mblk - 1) / mblk;
+    w->nbp = ((nb < Q ? nb : Q) + nr - 1) / nr * nr;
+    w->units = groups * nbands * w->nmb;
+}
+
 /* out = conv(x, A) + bias for the geometry g, where A (groups x M x K row-major, M =
  * OC/groups, K = Cg*KH*KW) is the weight as a matrix; or, flip, where A is the weight of
  * the forward conv whose backward data g is (tg_conv_bwd_geom), never the direct tiles. */
@@ -299,40 +331,22 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, con
         g.W = g.OW = g.H * g.W;
         g.H = g.OH = 1;
     }
-    const int64_t mr = kr->S.mr, nr = kr->S.nr;
-    int64_t Cg = g.C / g.groups, M = g.OC / g.groups, K = Cg * g.KH * g.KW;
-    int64_t P = g.OH * g.OW, Q = g.N * P, Mp = (M + mr - 1) / mr * mr;
-    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc, kc = (K + nkb - 1) / nkb;
-    /* a band's kc x nb block of im2col stays in L2 while every row panel of W meets it */
-    int64_t nb = (int64_t)(TG_CONV_B_BYTES / sizeof(T)) / kc / nr * nr;
-    nb = nb < 4 * nr ? 4 * nr : nb > 2048 ? 2048 : nb;
-    int threads = tg_pool_num_threads();
-    int64_t nbands = (Q + nb - 1) / nb;
-    if (nbands * g.groups < 4 * threads && Q > nr) { /* narrower bands for small images */
-        int64_t want = (4 * threads + g.groups - 1) / g.groups;
-        int64_t tiles = (Q + nr - 1) / nr;
-        nb = (tiles + want - 1) / want * nr;
-        nb = nb < 4 * nr ? 4 * nr : nb;
-        nbands = (Q + nb - 1) / nb;
-    }
-    int64_t panels = Mp / mr, nmb = 1;
-    if (nbands * g.groups < 4 * threads) {
-        nmb = (4 * threads + nbands * g.groups - 1) / (nbands * g.groups);
-        nmb = nmb > panels ? panels : nmb;
-    }
-    int64_t mblk = (panels + nmb - 1) / nmb * mr;
-    nmb = (M + mblk - 1) / mblk;
-    int64_t nbp = ((nb < Q ? nb : Q) + nr - 1) / nr * nr;
-    /* one band (batch 1, small images): each unit packs its own panels of W as it needs
-     * them, since no other unit would use them: packing W whole and reading it back costs
-     * two trips through memory (a quarter of a 512 -> 512 3x3 at 7x7) */
-    int otf = nmb > 1 && nbands == 1;
-    /* the caller's scratch: the row tables, the packed weight, and where each band would
-     * be packed by all nmb units that share it, every band packed once */
-    size_t tab = (size_t)(3 * K + 8) * sizeof(int64_t);
-    tab = (tab + 63) & ~(size_t)63;
-    size_t wbytes = otf ? 0 : ((size_t)(g.groups * Mp * K) * sizeof(T) + 63) & ~(size_t)63; /* B aligned */
-    size_t bbytes = nmb > 1 ? (size_t)(g.groups * nbands * K * nbp) * sizeof(T) : 0;
+    int64_t Cg = g.C / g.groups, M = g.OC / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
+    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc;
+    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W, .M = M, .K = K,
+                    .Q = g.N * P, .P = P, .Mp = (M + kr->S.mr - 1) / kr->S.mr * kr->S.mr,
+                    .kc = (K + nkb - 1) / nkb, .nkb = nkb, .A = A, .flip_kk = flip ? g.KH * g.KW : 0,
+                    .out = out, .out_img = g.OC * P, .bias = bias, .groups = g.groups };
+    FN(iconv_cut)(&w);
+    /* the caller's scratch: the row tables; the packed weight, unless there is one band
+     * (batch 1, small images), where each unit packs its own panels of W as it needs them
+     * (packing W whole and reading it back, for panels no other unit uses, cost a quarter
+     * of a 512 -> 512 3x3 at 7x7); and with row blocks, every band packed once for the
+     * units that share it */
+    int otf = w.nmb > 1 && w.nbands == 1;
+    size_t tab = ((size_t)(3 * K + 8) * sizeof(int64_t) + 63) & ~(size_t)63;
+    size_t wbytes = otf ? 0 : ((size_t)(g.groups * w.Mp * K) * sizeof(T) + 63) & ~(size_t)63;
+    size_t bbytes = w.nmb > 1 ? (size_t)(g.groups * w.nbands * K * w.nbp) * sizeof(T) : 0;
     char *s1 = tg_conv_scratch(1, tab + wbytes + bbytes);
     if (!s1)
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight (%lld bytes)",
@@ -344,26 +358,20 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, con
         iw_off[k] = kw * g.dilation[1] - g.pad[1];
         c_off[k] = c * g.H * g.W;
     }
-    T *ap = otf ? NULL : (T *)(s1 + tab);
-    if (ap)
-        FN(conv_pack_w)(kr, A, flip ? g.KH * g.KW : 0, g.groups, M, K, kc, ap);
-
-    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W,
-                    .M = M, .K = K, .Q = Q, .P = P, .Mp = Mp, .kc = kc, .nkb = nkb, .ap = ap,
-                    .A = A, .flip_kk = flip ? g.KH * g.KW : 0,
-                    .out = out, .out_img = g.OC * P, .bias = bias, .groups = g.groups,
-                    .nb = nb, .nbands = nbands, .mblk = mblk, .nmb = nmb, .nbp = nbp };
     w.pg = (tg_conv_pack_geom){ x, g.C * g.H * g.W, g.H, g.W, g.OW, P, g.stride[0],
                                 g.stride[1], ih_off, iw_off, c_off };
-    w.units = g.groups * nbands * nmb;
+    if (!otf) {
+        T *ap = (T *)(s1 + tab);
+        FN(conv_pack_w)(kr, A, w.flip_kk, g.groups, M, K, w.kc, ap);
+        w.ap = ap;
+    }
     if (bbytes) {
         w.bpre = (T *)(s1 + tab + wbytes);
-        tg_conv_run(2.0 * (double)(g.groups * nbands * K * nbp) * TG_CONV_MOVE_FLOPS, w.units,
+        tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(bbytes / sizeof(T)), g.groups * w.nbands * nkb,
                     FN(iconv_pack_fn), &w);
         atomic_store(&w.next, 0);
     }
-    double flops = 2.0 * (double)M * (double)K * (double)Q * (double)g.groups;
-    tg_conv_run(flops, w.units, FN(iconv_fn), &w);
+    tg_conv_run(2.0 * (double)M * (double)K * (double)w.Q * (double)g.groups, w.units, FN(iconv_fn), &w);
     if (atomic_load(&w.oom))
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
     return TG_OK;
