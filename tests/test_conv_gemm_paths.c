@@ -221,6 +221,8 @@ int main(void)
         geom(1, 6, 11, 10, 8, 1, 3, 0, 2),
         geom(2, 8, 6, 7, 5, 1, 1, -1, 1),     /* stride 1, output smaller than the input */
         geom(1, 20, 45, 47, 30, 2, 2, 0, 2),  /* stride 2, groups, several bands */
+        geom(2, 600, 3, 5, 300, 1, 1, 0, 1),  /* a weight over L2: the blocked GEMM */
+        geom(1, 600, 5, 6, 300, 2, 2, 0, 1),  /* ... and the im2col path at stride 2 */
     };
     for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
         run_geom(&small[i], 1);

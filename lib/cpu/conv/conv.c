@@ -33,6 +33,9 @@
 /* Output positions a unit of the 1x1 path takes (fewer where the batch is small): enough
  * work (2 * M * K * 512 flops) to pay for the unit's start, many units to balance. */
 #define TG_CONV_1X1_BAND 512
+/* The largest weight (one group's, in bytes) the 1x1 path takes: it stays in L2 (1 MB on
+ * Zen 4) beside a strip of the input and of the output. */
+#define TG_CONV_1X1_MAX_W_BYTES (512.0 * 1024)
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -331,7 +334,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         }                                                                                      \
         if (conv_1x1_ok_##S(0, g) && g_algo == TG_CONV_AUTO)                                   \
             return conv_1x1_##S(0, out, x, w, bias, g);                                        \
-        if (tg_conv_is_1x1(g) && g_algo == TG_CONV_GEMM) {                                     \
+        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
             int64_t nb = g->N * g->groups;                                                     \
             int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
             if (!off)                                                                          \
@@ -376,7 +379,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         }                                                                                      \
         if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
             return conv_col_bwd_data_##S(dx, dout, w, g);                                      \
-        if (tg_conv_is_1x1(g) && g_algo == TG_CONV_GEMM) {                                     \
+        if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
             /* dx_n,g (Cg x P) = W_g^T (Cg x M) * dout_n,g (M x P) */                          \
             int64_t nb = g->N * g->groups, P = g->H * g->W;                                    \
             int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \

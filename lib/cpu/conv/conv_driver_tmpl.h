@@ -158,7 +158,7 @@ typedef struct {
     int64_t out_img;      /* elements between output images */
     const T *bias;        /* groups * M, or NULL */
     int64_t groups, nb, nbands, mblk, nmb, units;
-    T *bpre;              /* nmb > 1: every band's B packed once (iconv_pack_fn), or NULL */
+    T *bpre;              /* one band in row blocks: it packed once (iconv_pack_fn), or NULL */
     int64_t nbp;          /* nb rounded up to nr: a packed band's width */
     atomic_llong next;
     atomic_int oom;
@@ -339,14 +339,15 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, con
                     .out = out, .out_img = g.OC * P, .bias = bias, .groups = g.groups };
     FN(iconv_cut)(&w);
     /* the caller's scratch: the row tables; the packed weight, unless there is one band
-     * (batch 1, small images), where each unit packs its own panels of W as it needs them
-     * (packing W whole and reading it back, for panels no other unit uses, cost a quarter
-     * of a 512 -> 512 3x3 at 7x7); and with row blocks, every band packed once for the
-     * units that share it */
+     * split into row blocks (batch 1, small images), where each unit packs its own panels
+     * of W as it needs them (packing W whole and reading it back, for panels no other unit
+     * uses, cost a quarter of a 512 -> 512 3x3 at 7x7), and the band is packed once for
+     * all the units (with several bands, the bands packed ahead no longer fit in L2 and
+     * the units' reads of them cost more than packing again: 128 -> 128 at 28x28) */
     int otf = w.nmb > 1 && w.nbands == 1;
     size_t tab = ((size_t)(3 * K + 8) * sizeof(int64_t) + 63) & ~(size_t)63;
     size_t wbytes = otf ? 0 : ((size_t)(g.groups * w.Mp * K) * sizeof(T) + 63) & ~(size_t)63;
-    size_t bbytes = w.nmb > 1 ? (size_t)(g.groups * w.nbands * K * w.nbp) * sizeof(T) : 0;
+    size_t bbytes = otf ? (size_t)(g.groups * K * w.nbp) * sizeof(T) : 0;
     char *s1 = tg_conv_scratch(1, tab + wbytes + bbytes);
     if (!s1)
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight (%lld bytes)",
@@ -510,13 +511,15 @@ static void FN(c1_fn)(void *ctx, int64_t begin, int64_t end)
 }
 
 /* Whether conv_1x1 computes g: a 1x1 kernel without padding whose output positions all
- * read inside the input (the op layer's bottom/right padding can only drop some); backward
- * data only where dx is the output's own plane (stride 1). */
+ * read inside the input (the op layer's bottom/right padding can only drop some), and a
+ * weight that stays in L2 while every strip meets all of it (larger ones take the blocked
+ * GEMM); backward data only where dx is the output's own plane (stride 1). */
 static int FN(conv_1x1_ok)(int backward, const tg_conv2d_geom *g)
 {
     if (backward && (g->stride[0] != 1 || g->stride[1] != 1 || g->OH != g->H || g->OW != g->W))
         return 0;
-    return g->KH == 1 && g->KW == 1 && g->pad[0] == 0 && g->pad[1] == 0 &&
+    double wbytes = (double)(g->OC / g->groups) * (double)(g->C / g->groups) * sizeof(T);
+    return wbytes <= TG_CONV_1X1_MAX_W_BYTES && g->KH == 1 && g->KW == 1 && g->pad[0] == 0 && g->pad[1] == 0 &&
            g->OH <= (g->H - 1) / g->stride[0] + 1 && g->OW <= (g->W - 1) / g->stride[1] + 1;
 }
 
@@ -725,7 +728,7 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
         if (!acc) {
             int part = w->ncb > 1 ? 0 : atomic_fetch_add(&w->nparts, 1);
             if (part == 0) {
-                acc = w->dw; /* zeroed by the caller */
+                acc = w->dw; /* zeroed by the caller, or written whole by channel blocks */
             } else if (part >= TG_CONV_MAX_PARTS ||
                        !(acc = tg_conv_scratch(2, (size_t)w->size * sizeof(T)))) {
                 atomic_store(&w->oom, 1);
@@ -761,7 +764,8 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
                 FN(conv_im2col)(col, xg, g, cn, oh0, r);
                 b = col, csb = len;
             }
-            FN(tg_cpu_gemm_serial)(w->M, cn * KK, len, dg, P, 1, b, 1, csb, (T)1,
+            T beta = w->ncb > 1 && n == 0 ? (T)0 : (T)1; /* a block's first image writes it */
+            FN(tg_cpu_gemm_serial)(w->M, cn * KK, len, dg, P, 1, b, 1, csb, beta,
                                    acc + gi * w->M * w->K + c0 * KK, w->K, 1);
         }
     }
@@ -799,7 +803,8 @@ static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2
         w.ntiles = (g->N * g->OH * g->OW + TG_CONV_WGRAD_TILE - 1) / TG_CONV_WGRAD_TILE;
         w.units = g->groups * w.ntiles;
     }
-    memset(dw, 0, (size_t)w.size * sizeof(T));
+    if (w.ncb == 1)
+        memset(dw, 0, (size_t)w.size * sizeof(T));
     double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
     tg_conv_run(flops, w.units, FN(wgrad_fn), &w);
     if (atomic_load(&w.oom))
