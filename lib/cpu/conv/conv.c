@@ -25,6 +25,17 @@
 #define TG_CONV_GRAIN_FLOPS (2.0 * 64 * 64 * 64)
 /* Columns of im2col / col a chunk of the col and wgrad paths takes (one GEMM's K or N). */
 #define TG_CONV_CHUNK 512
+/* The fewest columns of dw (of the weight gradient's GEMM) a block of input channels
+ * may have when the weight gradient's units are such blocks. */
+#define TG_CONV_WGRAD_MIN_COLS 128
+/* What moving one weight value costs, in flops, for tg_conv_run's choice of threads. */
+#define TG_CONV_MOVE_FLOPS 32.0
+/* Output positions a unit of the 1x1 path takes (fewer where the batch is small): enough
+ * work (2 * M * K * 512 flops) to pay for the unit's start, many units to balance. */
+#define TG_CONV_1X1_BAND 512
+/* The largest weight (one group's, in bytes) the 1x1 path takes: it stays in L2 (1 MB on
+ * Zen 4) beside a strip of the input and of the output. */
+#define TG_CONV_1X1_MAX_W_BYTES (512.0 * 1024)
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -544,6 +555,8 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_depthwise_##S(0, out, x, w, bias, g);                                         \
             return TG_OK;                                                                      \
         }                                                                                      \
+        if (conv_1x1_ok_##S(0, g) && g_algo == TG_CONV_AUTO)                                   \
+            return conv_1x1_##S(0, out, x, w, bias, g);                                        \
         if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
             int64_t nb = g->N * g->groups;                                                     \
             int64_t *off = tg_conv_scratch(1, (size_t)(3 * nb) * sizeof(int64_t));             \
@@ -563,7 +576,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
                                     (T)(bias ? 1 : 0), out, off + 2 * nb, P, 1);                \
             return TG_OK;                                                                      \
         }                                                                                      \
-        return conv_implicit_##S(out, x, w, bias, g);                                          \
+        return conv_implicit_##S(out, x, w, 0, bias, g);                                       \
     }                                                                                          \
                                                                                                \
     tg_status tg_cpu_conv2d_backward_data_##S(T *dx, const T *dout, const T *w,                \
@@ -579,9 +592,16 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_depthwise_##S(1, dx, dout, w, NULL, g);                                       \
             return TG_OK;                                                                      \
         }                                                                                      \
+        int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
+        if (conv_1x1_ok_##S(1, g) && g_algo == TG_CONV_AUTO) {                                 \
+            T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg) * sizeof(T));                      \
+            if (!wt)                                                                           \
+                return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight"); \
+            conv_flip_w_##S(wt, w, g->groups, M, Cg, 1); /* A = W_g^T (Cg x M) */              \
+            return conv_1x1_##S(1, dx, dout, wt, NULL, g);                                     \
+        }                                                                                      \
         if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
             return conv_col_bwd_data_##S(dx, dout, w, g);                                      \
-        int64_t Cg = g->C / g->groups, M = g->OC / g->groups, KK = g->KH * g->KW;             \
         if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
             /* dx_n,g (Cg x P) = W_g^T (Cg x M) * dout_n,g (M x P) */                          \
             int64_t nb = g->N * g->groups, P = g->H * g->W;                                    \
@@ -598,20 +618,14 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
                                     dx, off + 2 * nb, P, 1);                                   \
             return TG_OK;                                                                      \
         }                                                                                      \
+        tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
+        if (Cg > TG_CONV_DIRECT_MAX_M) /* never the direct tiles: packed straight from w */     \
+            return conv_implicit_##S(dx, dout, w, 1, NULL, &t);                                \
         T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \
         if (!wt)                                                                               \
             return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight");    \
-        /* wt[g][c][oc][kh][kw] = w[g*M + oc][c][KH-1-kh][KW-1-kw] */                          \
-        for (int64_t gi = 0; gi < g->groups; gi++)                                             \
-            for (int64_t oc = 0; oc < M; oc++)                                                 \
-                for (int64_t c = 0; c < Cg; c++) {                                             \
-                    const T *s = w + ((gi * M + oc) * Cg + c) * KK;                            \
-                    T *d = wt + ((gi * Cg + c) * M + oc) * KK;                                 \
-                    for (int64_t k = 0; k < KK; k++)                                           \
-                        d[k] = s[KK - 1 - k];                                                  \
-                }                                                                              \
-        tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
-        return conv_implicit_##S(dx, dout, wt, NULL, &t);                                      \
+        conv_flip_w_##S(wt, w, g->groups, M, Cg, KK);                                          \
+        return conv_implicit_##S(dx, dout, wt, 0, NULL, &t);                                   \
     }                                                                                          \
                                                                                                \
     tg_status tg_cpu_conv2d_backward_weight_##S(T *dw, const T *dout, const T *x,              \

@@ -71,7 +71,7 @@ void tg_cpu_conv2d_ref_backward_weight_f64(double *dw, const double *dout, const
 typedef enum {
     TG_CONV_AUTO = 0,
     TG_CONV_IMPLICIT, /* im2col packed straight into the GEMM's panels (never the direct tiles) */
-    TG_CONV_GEMM,     /* 1x1 stride 1 no padding: the plain GEMM per image (AUTO's pick) */
+    TG_CONV_GEMM,     /* 1x1 stride 1 no padding: the plain batched GEMM per image (AUTO's pick for weights over L2) */
     TG_CONV_COL,      /* chunks of im2col / col2im with the GEMM (backward data, stride > 1) */
     TG_CONV_DEPTHWISE,
     TG_CONV_DIRECT,   /* stride 1, f32, AVX-512: tiles read from x, no im2col panel (AUTO's pick for 33-48 channels) */

@@ -3,16 +3,20 @@
  * function that picks the ISA packer) defined. No include guard.
  *
  * implicit: out_g (M x Q) = W_g (M x K) * im2col_g (K x Q), Q = N*OH*OW over the whole
- *   batch. The GEMM's micro-kernels run on panels of W packed once per call and panels of
- *   im2col packed straight from the image (a kc x nb block per work unit, in L2), so no
- *   im2col matrix exists; tiles whose columns cross an output row of the image go
- *   through a tile buffer. Units (group, band of columns, block of rows) are handed out
- *   by an atomic counter, as in the GEMM. Forward, and backward-data at stride 1 (a
- *   forward conv of dout with the flipped, transposed weight).
+ *   batch. The GEMM's micro-kernels run on panels of W packed once per call (by each
+ *   unit, for its own rows, when there is one band) and panels of im2col packed straight
+ *   from the image (a kc x nb block per work unit, in L2; once per call when units share
+ *   a band), so no im2col matrix exists; tiles whose columns cross an output row of the
+ *   image go through a tile buffer. Units (group, band of columns, block of rows) are
+ *   handed out by an atomic counter, as in the GEMM. Forward, and backward-data at
+ *   stride 1 (a forward conv of dout with the flipped, transposed weight).
+ * 1x1: a 1x1 conv without padding as a GEMM per image and group, the input read in place
+ *   (gathered a band at a time at stride > 1); forward, and backward-data at stride 1.
  * col: backward-data at stride > 1: chunks of col = W_g^T * dout by the GEMM, scattered
  *   back (col2im) into dx; units own whole channels of one image, so no two write one dx.
  * wgrad: dw_g += dout_g (M x q) * im2col_g^T (q x K) over chunks of q, each participant
- *   summing its chunks into its own copy of dw, the copies added at the end. */
+ *   summing its chunks into its own copy of dw, the copies added at the end (or, with
+ *   few chunks, units own blocks of dw's columns over all of q, writing dw itself). */
 
 /* ---------------------------------------------------------------- packing */
 
@@ -45,26 +49,98 @@ static void FN(conv_pack_c)(const tg_conv_pack_geom *g, int64_t kc, int64_t q0, 
     }
 }
 
-/* W (groups x M x K, row-major) into mr-row micro-panels: group g, K block b (of kc rows,
- * the last one shorter), panel i at dst + g*Mp*K + b*kc*Mp + i*mr*kcb, rows past M zero. */
-static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t groups, int64_t M,
-                            int64_t K, int64_t kc, T *dst)
+/* Rows [r0, r0 + rows) and columns [k0, k0 + kcb) of group g's W (M x K) into mr-row
+ * micro-panels at d (panel i at i*mr*kcb, rows past the range zero). W is src (groups x
+ * M x K, row-major) or, flip_kk > 0, the flipped transpose of each group of the forward
+ * weight src (groups*KO x M x KK, KO = K / KK): W[c][(oc, kh, kw)] = src[g*KO + oc][c]
+ * [KH-1-kh][KW-1-kw], backward data's weight packed straight from the forward one. */
+static void FN(conv_pack_a)(const tg_gemm_kernels *kr, const T *src, int64_t flip_kk, int64_t M,
+                            int64_t K, int64_t g, int64_t r0, int64_t rows, int64_t k0, int64_t kcb,
+                            T *d)
 {
-    const int64_t mr = kr->S.mr, Mp = (M + mr - 1) / mr * mr;
-    for (int64_t g = 0; g < groups; g++)
-        for (int64_t k0 = 0; k0 < K; k0 += kc) {
-            int64_t kcb = K - k0 < kc ? K - k0 : kc;
-            const T *a = A + g * M * K + k0;
-            T *d = dst + g * Mp * K + k0 * Mp;
-            if (kr->S.pack_a_rowmajor) {
-                kr->S.pack_a_rowmajor(M, kcb, a, K, d);
-                continue;
-            }
-            for (int64_t ir = 0; ir < M; ir += mr, d += mr * kcb)
-                for (int64_t p = 0; p < kcb; p++)
-                    for (int64_t i = 0; i < mr; i++)
-                        d[p * mr + i] = ir + i < M ? a[(ir + i) * K + p] : (T)0;
+    const int64_t mr = kr->S.mr, KK = flip_kk, KO = KK ? K / KK : 0;
+    if (!KK && kr->S.pack_a_rowmajor) {
+        kr->S.pack_a_rowmajor(rows, kcb, src + (g * M + r0) * K + k0, K, d);
+        return;
+    }
+    for (int64_t ir = 0; ir < rows; ir += mr, d += mr * kcb) {
+        int64_t m = rows - ir < mr ? rows - ir : mr;
+        for (int64_t p = 0; p < kcb; p++) {
+            int64_t k = k0 + p, step = KK ? KK : K;
+            const T *s = KK ? src + ((g * KO + k / KK) * M + r0 + ir) * KK + KK - 1 - k % KK
+                            : src + (g * M + r0 + ir) * K + k;
+            for (int64_t i = 0; i < m; i++)
+                d[p * mr + i] = s[i * step];
+            for (int64_t i = m; i < mr; i++)
+                d[p * mr + i] = 0;
         }
+    }
+}
+
+/* The weight preparations, threaded: a large layer's weight (512 -> 512 3x3: 2.4 M
+ * values) takes as long to move as a batch-1 product takes to compute. */
+typedef struct {
+    const tg_gemm_kernels *kr;
+    const T *src;
+    T *dst;
+    int64_t M, K, kc, nkb;  /* pack: units are (group, K block) */
+    int64_t flip_kk;        /* pack: 0, or KK: src is w, packed as conv_pack_a says */
+    int64_t Cg, KK, ncb;    /* flip: units are (group, block of TG_CONV_FLIP_C channels) */
+    int64_t units;
+    atomic_llong next;
+} FN(wprep);
+
+#define TG_CONV_FLIP_C 16
+static void FN(wprep_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(wprep) *w = ctx;
+    (void)begin, (void)end; /* every participant takes units until none are left */
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (w->kr) {
+            int64_t g = u / w->nkb, k0 = u % w->nkb * w->kc, kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
+            int64_t Mp = (w->M + w->kr->S.mr - 1) / w->kr->S.mr * w->kr->S.mr;
+            FN(conv_pack_a)(w->kr, w->src, w->flip_kk, w->M, w->K, g, 0, w->M, k0, kcb,
+                            w->dst + g * Mp * w->K + k0 * Mp);
+            continue;
+        }
+        /* dst[g][c][oc][k] = src[g*M + oc][c][KK-1-k]: TG_CONV_FLIP_C channels' rows written
+         * one oc at a time, reading one contiguous run of src per oc */
+        int64_t g = u / w->ncb, c0 = u % w->ncb * TG_CONV_FLIP_C;
+        int64_t cn = w->Cg - c0 < TG_CONV_FLIP_C ? w->Cg - c0 : TG_CONV_FLIP_C;
+        for (int64_t oc = 0; oc < w->M; oc++) {
+            const T *s = w->src + ((g * w->M + oc) * w->Cg + c0) * w->KK;
+            for (int64_t c = 0; c < cn; c++) {
+                T *d = w->dst + ((g * w->Cg + c0 + c) * w->M + oc) * w->KK;
+                for (int64_t k = 0; k < w->KK; k++)
+                    d[k] = s[c * w->KK + w->KK - 1 - k];
+            }
+        }
+    }
+}
+
+/* W (groups x M x K, row-major; or, flip_kk > 0, the forward weight whose flipped
+ * transpose W is) into mr-row micro-panels: group g, K block b (of kc rows, the last one
+ * shorter), panel i at dst + g*Mp*K + b*kc*Mp + i*mr*kcb, rows past M zero. */
+static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t flip_kk, int64_t groups,
+                            int64_t M, int64_t K, int64_t kc, T *dst)
+{
+    FN(wprep) w = { .kr = kr, .src = A, .dst = dst, .M = M, .K = K, .kc = kc,
+                    .nkb = (K + kc - 1) / kc, .flip_kk = flip_kk };
+    w.units = groups * w.nkb;
+    tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * K), w.units, FN(wprep_fn), &w);
+}
+
+/* wt (groups x Cg x M x KK) = the weight w (groups*M x Cg x KK) of each group transposed,
+ * its kernel flipped: backward-data's weight as a forward one. */
+static void FN(conv_flip_w)(T *wt, const T *w, int64_t groups, int64_t M, int64_t Cg, int64_t KK)
+{
+    FN(wprep) j = { .src = w, .dst = wt, .M = M, .Cg = Cg, .KK = KK,
+                    .ncb = (Cg + TG_CONV_FLIP_C - 1) / TG_CONV_FLIP_C };
+    j.units = groups * j.ncb;
+    tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * Cg * KK), j.units, FN(wprep_fn), &j);
 }
 
 /* ---------------------------------------------------------------- implicit */
@@ -75,11 +151,15 @@ typedef struct {
     tg_conv_pack_geom pg; /* group 0; tables for all K rows */
     int64_t x_group;      /* elements between groups' first channels */
     int64_t M, K, Q, P, Mp, kc, nkb;
-    const T *ap;          /* conv_pack_w's layout */
+    const T *ap;          /* conv_pack_w's layout, or NULL: each unit packs its panels */
+    const T *A;           /* the weight as conv_pack_a takes it, with flip_kk */
+    int64_t flip_kk;
     T *out;
     int64_t out_img;      /* elements between output images */
     const T *bias;        /* groups * M, or NULL */
-    int64_t nb, nbands, mblk, nmb, units;
+    int64_t groups, nb, nbands, mblk, nmb, units;
+    T *bpre;              /* one band in row blocks: it packed once (iconv_pack_fn), or NULL */
+    int64_t nbp;          /* nb rounded up to nr: a packed band's width */
     atomic_llong next;
     atomic_int oom;
 } FN(iconv);
@@ -98,7 +178,37 @@ static void FN(conv_scatter)(const FN(iconv) *w, T *C, int64_t q, int64_t m, int
     }
 }
 
-static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp)
+/* bp = the packed block of im2col rows [k0, k0 + kcb), columns [q0, q0 + nc) of group g. */
+static void FN(iconv_pack)(const FN(iconv) *w, int64_t g, int64_t k0, int64_t kcb, int64_t q0,
+                           int64_t nc, T *bp)
+{
+    tg_conv_pack_geom pg = w->pg;
+    pg.x = (const T *)w->pg.x + g * w->x_group;
+    pg.ih_off = w->pg.ih_off + k0, pg.iw_off = w->pg.iw_off + k0;
+    pg.c_off = w->pg.c_off + k0;
+    if (w->pack)
+        w->pack(&pg, kcb, q0, nc, bp);
+    else
+        FN(conv_pack_c)(&pg, kcb, q0, nc, bp, (int)w->kr->S.nr);
+}
+
+/* Packs bpre: units are (group, band, K block). */
+static void FN(iconv_pack_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(iconv) *w = ctx;
+    (void)begin, (void)end;
+    int64_t nkb = (w->K + w->kc - 1) / w->kc, units = w->groups * w->nbands * nkb;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= units)
+            break;
+        int64_t gb = u / nkb, k0 = u % nkb * w->kc, q0 = gb % w->nbands * w->nb;
+        FN(iconv_pack)(w, gb / w->nbands, k0, w->K - k0 < w->kc ? w->K - k0 : w->kc, q0,
+                       w->Q - q0 < w->nb ? w->Q - q0 : w->nb, w->bpre + gb * w->K * w->nbp + k0 * w->nbp);
+    }
+}
+
+static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp, T *abuf)
 {
     const tg_gemm_kernels *kr = w->kr;
     const int64_t mr = kr->S.mr, nr = kr->S.nr;
@@ -119,20 +229,20 @@ static void FN(iconv_unit)(FN(iconv) *w, int64_t u, T *bp)
             left -= len, p = 0, img++;
         }
     }
-    tg_conv_pack_geom pg = w->pg;
-    pg.x = (const T *)w->pg.x + g * w->x_group;
     for (int64_t k0 = 0; k0 < w->K; k0 += w->kc) {
         int64_t kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
-        pg.ih_off = w->pg.ih_off + k0, pg.iw_off = w->pg.iw_off + k0;
-        pg.c_off = w->pg.c_off + k0;
-        if (w->pack)
-            w->pack(&pg, kcb, q0, nc, bp);
+        if (w->bpre)
+            bp = w->bpre + (g * w->nbands + q0 / w->nb) * w->K * w->nbp + k0 * w->nbp;
         else
-            FN(conv_pack_c)(&pg, kcb, q0, nc, bp, (int)nr);
+            FN(iconv_pack)(w, g, k0, kcb, q0, nc, bp);
         int acc = k0 > 0 || w->bias;
         for (int64_t ir = 0; ir < mc; ir += mr) {
             int64_t m = mc - ir < mr ? mc - ir : mr;
-            const T *a = w->ap + g * w->Mp * w->K + k0 * w->Mp + (m0 + ir) * kcb;
+            const T *a = abuf;
+            if (w->ap)
+                a = w->ap + g * w->Mp * w->K + k0 * w->Mp + (m0 + ir) * kcb;
+            else
+                FN(conv_pack_a)(kr, w->A, w->flip_kk, w->M, w->K, g, m0 + ir, m, k0, kcb, abuf);
             UKR ukr = kr->S.ukr;
             int64_t rows = mr;
             if (m <= 4 && kr->S.ukr4)
@@ -157,30 +267,60 @@ static void FN(iconv_fn)(void *ctx, int64_t begin, int64_t end)
 {
     FN(iconv) *w = ctx;
     (void)begin, (void)end; /* every participant takes units until none are left */
-    T *bp = NULL;
+    T *bp = NULL, *abuf = NULL;
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
         if (u >= w->units)
             break;
-        if (!bp) {
-            int64_t nbp = (w->nb + w->kr->S.nr - 1) / w->kr->S.nr * w->kr->S.nr;
-            bp = tg_conv_scratch(0, (size_t)(w->kc * nbp) * sizeof(T));
+        if (!bp && !abuf && (!w->bpre || !w->ap)) {
+            size_t nbs = w->bpre ? 0 : (size_t)((w->kc * w->nbp + 15) / 16 * 16);
+            bp = tg_conv_scratch(0, (nbs + (w->ap ? 0 : (size_t)(w->kr->S.mr * w->kc))) * sizeof(T));
+            abuf = bp + nbs;
             if (!bp) {
                 atomic_store(&w->oom, 1);
                 atomic_store(&w->next, w->units);
                 break;
             }
         }
-        FN(iconv_unit)(w, u, bp);
+        FN(iconv_unit)(w, u, bp, abuf);
     }
 }
 
+/* w's bands and row blocks, from its Q, M, Mp, kc and groups: a band's kc x nb block of
+ * im2col stays in L2 while every row panel of W meets it; small images get narrower
+ * bands, then blocks of W's rows, so that the threads have units enough. */
+static void FN(iconv_cut)(FN(iconv) *w)
+{
+    const int64_t mr = w->kr->S.mr, nr = w->kr->S.nr, Q = w->Q, groups = w->groups;
+    int64_t nb = (int64_t)(TG_CONV_B_BYTES / sizeof(T)) / w->kc / nr * nr;
+    nb = nb < 4 * nr ? 4 * nr : nb > 2048 ? 2048 : nb;
+    int threads = tg_pool_num_threads();
+    int64_t nbands = (Q + nb - 1) / nb;
+    if (nbands * groups < 4 * threads && Q > nr) {
+        int64_t want = (4 * threads + groups - 1) / groups;
+        int64_t tiles = (Q + nr - 1) / nr;
+        nb = (tiles + want - 1) / want * nr;
+        nb = nb < 4 * nr ? 4 * nr : nb;
+        nbands = (Q + nb - 1) / nb;
+    }
+    int64_t panels = w->Mp / mr, nmb = 1;
+    if (nbands * groups < 4 * threads) {
+        nmb = (4 * threads + nbands * groups - 1) / (nbands * groups);
+        nmb = nmb > panels ? panels : nmb;
+    }
+    int64_t mblk = (panels + nmb - 1) / nmb * mr;
+    w->nb = nb, w->nbands = nbands, w->mblk = mblk, w->nmb = (w->M + mblk - 1) / mblk;
+    w->nbp = ((nb < Q ? nb : Q) + nr - 1) / nr * nr;
+    w->units = groups * nbands * w->nmb;
+}
+
 /* out = conv(x, A) + bias for the geometry g, where A (groups x M x K row-major, M =
- * OC/groups, K = Cg*KH*KW) is the weight as a matrix. */
-static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias,
+ * OC/groups, K = Cg*KH*KW) is the weight as a matrix; or, flip, where A is the weight of
+ * the forward conv whose backward data g is (tg_conv_bwd_geom), never the direct tiles. */
+static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, const T *bias,
                                    const tg_conv2d_geom *g0)
 {
-    int direct = FN(conv_direct)(out, x, A, bias, g0);
+    int direct = flip ? 0 : FN(conv_direct)(out, x, A, bias, g0);
     if (direct)
         return direct > 0 ? TG_OK : TG_ERR_NOMEM;
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
@@ -191,17 +331,27 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
         g.W = g.OW = g.H * g.W;
         g.H = g.OH = 1;
     }
-    const int64_t mr = kr->S.mr, nr = kr->S.nr;
-    int64_t Cg = g.C / g.groups, M = g.OC / g.groups, K = Cg * g.KH * g.KW;
-    int64_t P = g.OH * g.OW, Q = g.N * P, Mp = (M + mr - 1) / mr * mr;
-    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc, kc = (K + nkb - 1) / nkb;
-    /* the caller's scratch: the row tables, then the packed weight */
-    size_t tab = (size_t)(3 * K + 8) * sizeof(int64_t);
-    tab = (tab + 63) & ~(size_t)63;
-    char *s1 = tg_conv_scratch(1, tab + (size_t)(g.groups * Mp * K) * sizeof(T));
+    int64_t Cg = g.C / g.groups, M = g.OC / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
+    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc;
+    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W, .M = M, .K = K,
+                    .Q = g.N * P, .P = P, .Mp = (M + kr->S.mr - 1) / kr->S.mr * kr->S.mr,
+                    .kc = (K + nkb - 1) / nkb, .nkb = nkb, .A = A, .flip_kk = flip ? g.KH * g.KW : 0,
+                    .out = out, .out_img = g.OC * P, .bias = bias, .groups = g.groups };
+    FN(iconv_cut)(&w);
+    /* the caller's scratch: the row tables; the packed weight, unless there is one band
+     * split into row blocks (batch 1, small images), where each unit packs its own panels
+     * of W as it needs them (packing W whole and reading it back, for panels no other unit
+     * uses, cost a quarter of a 512 -> 512 3x3 at 7x7), and the band is packed once for
+     * all the units (with several bands, the bands packed ahead no longer fit in L2 and
+     * the units' reads of them cost more than packing again: 128 -> 128 at 28x28) */
+    int otf = w.nmb > 1 && w.nbands == 1;
+    size_t tab = ((size_t)(3 * K + 8) * sizeof(int64_t) + 63) & ~(size_t)63;
+    size_t wbytes = otf ? 0 : ((size_t)(g.groups * w.Mp * K) * sizeof(T) + 63) & ~(size_t)63;
+    size_t bbytes = otf ? (size_t)(g.groups * K * w.nbp) * sizeof(T) : 0;
+    char *s1 = tg_conv_scratch(1, tab + wbytes + bbytes);
     if (!s1)
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight (%lld bytes)",
-                        (long long)(tab + (size_t)(g.groups * Mp * K) * sizeof(T)));
+                        (long long)(tab + wbytes + bbytes));
     int64_t *ih_off = (int64_t *)s1, *iw_off = ih_off + K, *c_off = iw_off + K;
     for (int64_t k = 0; k < K; k++) {
         int64_t c = k / (g.KH * g.KW), kh = k / g.KW % g.KH, kw = k % g.KW;
@@ -209,37 +359,203 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, const T *bias
         iw_off[k] = kw * g.dilation[1] - g.pad[1];
         c_off[k] = c * g.H * g.W;
     }
-    T *ap = (T *)(s1 + tab);
-    FN(conv_pack_w)(kr, A, g.groups, M, K, kc, ap);
-
-    FN(iconv) w = { .kr = kr, .pack = PACKER(kr), .x_group = Cg * g.H * g.W,
-                    .M = M, .K = K, .Q = Q, .P = P, .Mp = Mp, .kc = kc, .nkb = nkb, .ap = ap,
-                    .out = out, .out_img = g.OC * P, .bias = bias };
     w.pg = (tg_conv_pack_geom){ x, g.C * g.H * g.W, g.H, g.W, g.OW, P, g.stride[0],
                                 g.stride[1], ih_off, iw_off, c_off };
-    /* a band's kc x nb block of im2col stays in L2 while every row panel of W meets it */
-    int64_t nb = (int64_t)(TG_CONV_B_BYTES / sizeof(T)) / kc / nr * nr;
-    nb = nb < 4 * nr ? 4 * nr : nb > 2048 ? 2048 : nb;
-    int threads = tg_pool_num_threads();
-    int64_t nbands = (Q + nb - 1) / nb;
-    if (nbands * g.groups < 4 * threads && Q > nr) { /* narrower bands for small images */
-        int64_t want = (4 * threads + g.groups - 1) / g.groups;
-        int64_t tiles = (Q + nr - 1) / nr;
-        nb = (tiles + want - 1) / want * nr;
-        nb = nb < 4 * nr ? 4 * nr : nb;
-        nbands = (Q + nb - 1) / nb;
+    if (!otf) {
+        T *ap = (T *)(s1 + tab);
+        FN(conv_pack_w)(kr, A, w.flip_kk, g.groups, M, K, w.kc, ap);
+        w.ap = ap;
     }
-    int64_t panels = Mp / mr, nmb = 1;
-    if (nbands * g.groups < 4 * threads) {
-        nmb = (4 * threads + nbands * g.groups - 1) / (nbands * g.groups);
-        nmb = nmb > panels ? panels : nmb;
+    if (bbytes) {
+        w.bpre = (T *)(s1 + tab + wbytes);
+        tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(bbytes / sizeof(T)), g.groups * w.nbands * nkb,
+                    FN(iconv_pack_fn), &w);
+        atomic_store(&w.next, 0);
     }
-    int64_t mblk = (panels + nmb - 1) / nmb * mr;
-    nmb = (M + mblk - 1) / mblk;
-    w.nb = nb, w.nbands = nbands, w.mblk = mblk, w.nmb = nmb;
-    w.units = g.groups * nbands * nmb;
-    double flops = 2.0 * (double)M * (double)K * (double)Q * (double)g.groups;
-    tg_conv_run(flops, w.units, FN(iconv_fn), &w);
+    tg_conv_run(2.0 * (double)M * (double)K * (double)w.Q * (double)g.groups, w.units, FN(iconv_fn), &w);
+    if (atomic_load(&w.oom))
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
+    return TG_OK;
+}
+
+/* ---------------------------------------------------------------- 1x1 */
+
+/* A 1x1 conv without padding is a GEMM per image and group: C (M x P) = A (M x K) *
+ * B (K x P), B's rows the channel planes. Forward: A = W_g, B = x, C = out; backward
+ * data: A = W_g^T, B = dout, C = dx. One parallel region over (image, group, band of
+ * positions): A is packed once for the call, B one nr-wide strip at a time, and the
+ * strip meets every row panel of A before the next one, so B is read from memory once
+ * into L1 and the bias is added to a tile that is still in cache. At stride > 1
+ * (forward) the band's input positions are first gathered into a compact block in the
+ * worker's buffer: a copy, where the im2col packer's gathers cost as much as the product.
+ * Backward data at stride > 1 stays with the col path (a scatter of the same cost). */
+typedef struct {
+    const tg_gemm_kernels *kr;
+    const T *ap;                  /* conv_pack_w's layout: groups x M x K, blocks of kc */
+    const T *b;                   /* forward x, backward dout: image 0, group 0 */
+    T *c;                         /* forward out, backward dx */
+    const T *bias;                /* groups * M, or NULL */
+    int64_t M, K, Mp, kc;
+    int64_t b_img, b_group, c_img, c_group; /* elements between images / groups' planes */
+    int64_t H, W, OH, OW, sh, sw; /* the input and output planes */
+    int strided;                  /* forward only: positions are not the input plane itself */
+    int64_t band;                 /* positions a band */
+    int64_t nbands, groups, units;
+    atomic_llong next;
+    atomic_int oom;
+} FN(c1);
+
+/* dst (kcb x nr panel, columns past n zero) = rows [0, kcb) of b (row stride ldb),
+ * columns [0, n). */
+static void FN(c1_pack_strip)(const tg_gemm_kernels *kr, int64_t kcb, int64_t n, const T *b,
+                              int64_t ldb, T *dst)
+{
+    const int64_t nr = kr->S.nr;
+    if (kr->S.pack_b_rowmajor) {
+        kr->S.pack_b_rowmajor(kcb, n, b, ldb, dst);
+        return;
+    }
+    for (int64_t k = 0; k < kcb; k++)
+        for (int64_t j = 0; j < nr; j++)
+            dst[k * nr + j] = j < n ? b[k * ldb + j] : (T)0;
+}
+
+/* C (M x nc, row stride ldc) (+ bias) = A * B for B (K x nc, row stride ldb). */
+static void FN(c1_gemm)(const FN(c1) *w, const T *ap, const T *b, int64_t ldb, T *c, int64_t ldc,
+                        int64_t nc, const T *bias, T *bs)
+{
+    const tg_gemm_kernels *kr = w->kr;
+    const int64_t mr = kr->S.mr, nr = kr->S.nr;
+    T tile[TG_GEMM_MAX_MR * TG_GEMM_MAX_NR] __attribute__((aligned(64)));
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int64_t n = nc - jr < nr ? nc - jr : nr;
+        for (int64_t k0 = 0; k0 < w->K; k0 += w->kc) {
+            int64_t kcb = w->K - k0 < w->kc ? w->K - k0 : w->kc;
+            FN(c1_pack_strip)(kr, kcb, n, b + k0 * ldb + jr, ldb, bs);
+            for (int64_t ir = 0; ir < w->M; ir += mr) {
+                int64_t m = w->M - ir < mr ? w->M - ir : mr, rows = mr;
+                const T *a = ap + k0 * w->Mp + ir * kcb;
+                UKR ukr = kr->S.ukr;
+                if (m <= 4 && kr->S.ukr4)
+                    ukr = kr->S.ukr4, rows = 4;
+                else if (m <= 8 && kr->S.ukr8)
+                    ukr = kr->S.ukr8, rows = 8;
+                T *ct = c + ir * ldc + jr;
+                if (m == rows && n == nr) {
+                    ukr(kcb, a, bs, ct, ldc, k0 > 0);
+                    continue;
+                }
+                ukr(kcb, a, bs, tile, nr, 0);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++)
+                        ct[i * ldc + j] = (k0 > 0 ? ct[i * ldc + j] : (T)0) + tile[i * nr + j];
+            }
+        }
+        for (int64_t i = 0; bias && i < w->M; i++)
+            for (int64_t j = 0; j < n; j++)
+                c[i * ldc + jr + j] += bias[i];
+    }
+}
+
+static void FN(c1_unit)(FN(c1) *w, int64_t u, T *bs, T *buf)
+{
+    int64_t band = u % w->nbands, gi = u / w->nbands % w->groups, n = u / (w->nbands * w->groups);
+    int64_t P = w->OH * w->OW, p0 = band * w->band, nc = P - p0 < w->band ? P - p0 : w->band;
+    const T *ap = w->ap + gi * w->Mp * w->K, *bias = w->bias ? w->bias + gi * w->M : NULL;
+    const T *b = w->b + n * w->b_img + gi * w->b_group;
+    T *c = w->c + n * w->c_img + gi * w->c_group;
+    if (!w->strided) {
+        FN(c1_gemm)(w, ap, b + p0, P, c + p0, P, nc, bias, bs);
+        return;
+    }
+    for (int64_t k = 0; k < w->K; k++) { /* buf (K x nc) = the band's input positions */
+        const T *s = b + k * w->H * w->W;
+        T *d = buf + k * nc;
+        for (int64_t p = p0; p < p0 + nc;) {
+            int64_t ow = p % w->OW, len = w->OW - ow < p0 + nc - p ? w->OW - ow : p0 + nc - p;
+            const T *r = s + p / w->OW * w->sh * w->W + ow * w->sw;
+            if (w->sw == 2) /* a constant stride vectorises */
+                for (int64_t j = 0; j < len; j++)
+                    d[j] = r[2 * j];
+            else
+                for (int64_t j = 0; j < len; j++)
+                    d[j] = r[j * w->sw];
+            d += len, p += len;
+        }
+    }
+    FN(c1_gemm)(w, ap, buf, nc, c + p0, P, nc, bias, bs);
+}
+
+static void FN(c1_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    FN(c1) *w = ctx;
+    (void)begin, (void)end; /* every participant takes units until none are left */
+    T *bs = NULL, *buf = NULL;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (u >= w->units)
+            break;
+        if (!bs) {
+            size_t strip = (size_t)(w->kc * w->kr->S.nr);
+            size_t blk = w->strided ? (size_t)(w->K * w->band) : 0;
+            bs = tg_conv_scratch(0, (strip + blk) * sizeof(T));
+            if (!bs) {
+                atomic_store(&w->oom, 1);
+                atomic_store(&w->next, w->units);
+                break;
+            }
+            buf = bs + strip;
+        }
+        FN(c1_unit)(w, u, bs, buf);
+    }
+}
+
+/* Whether conv_1x1 computes g: a 1x1 kernel without padding whose output positions all
+ * read inside the input (the op layer's bottom/right padding can only drop some), and a
+ * weight that stays in L2 while every strip meets all of it (larger ones take the blocked
+ * GEMM); backward data only where dx is the output's own plane (stride 1). */
+static int FN(conv_1x1_ok)(int backward, const tg_conv2d_geom *g)
+{
+    if (backward && (g->stride[0] != 1 || g->stride[1] != 1 || g->OH != g->H || g->OW != g->W))
+        return 0;
+    double wbytes = (double)(g->OC / g->groups) * (double)(g->C / g->groups) * sizeof(T);
+    return wbytes <= TG_CONV_1X1_MAX_W_BYTES && g->KH == 1 && g->KW == 1 && g->pad[0] == 0 && g->pad[1] == 0 &&
+           g->OH <= (g->H - 1) / g->stride[0] + 1 && g->OW <= (g->W - 1) / g->stride[1] + 1;
+}
+
+/* Forward (backward == 0: c = out, b = x, A = W) or backward data (c = dx, b = dout,
+ * A = W^T) of a conv_1x1_ok(backward) geometry, where A (groups x M x K) is row-major. */
+static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const T *bias,
+                              const tg_conv2d_geom *g)
+{
+    const tg_gemm_kernels *kr = tg_gemm_kernels_current();
+    int64_t Cg = g->C / g->groups, OCg = g->OC / g->groups, P = g->OH * g->OW;
+    int64_t M = backward ? Cg : OCg, K = backward ? OCg : Cg;
+    int64_t Mp = (M + kr->S.mr - 1) / kr->S.mr * kr->S.mr;
+    int64_t nkb = (K + kr->S.kc - 1) / kr->S.kc, kc = (K + nkb - 1) / nkb;
+    T *ap = tg_conv_scratch(1, (size_t)(g->groups * Mp * K) * sizeof(T));
+    if (!ap)
+        return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for the packed weight");
+    FN(conv_pack_w)(kr, A, 0, g->groups, M, K, kc, ap);
+    int64_t in = g->H * g->W;
+    FN(c1) w = { .kr = kr, .ap = ap, .b = b, .c = c, .bias = bias, .M = M, .K = K, .Mp = Mp, .kc = kc,
+                 .H = g->H, .W = g->W, .OH = g->OH, .OW = g->OW, .sh = g->stride[0],
+                 .sw = g->stride[1], .groups = g->groups };
+    w.strided = !(g->stride[0] == 1 && g->stride[1] == 1 && g->OH == g->H && g->OW == g->W);
+    w.b_img = (backward ? g->OC * P : g->C * in), w.b_group = (backward ? OCg * P : Cg * in);
+    w.c_img = (backward ? g->C * in : g->OC * P), w.c_group = (backward ? Cg * in : OCg * P);
+    /* bands of TG_CONV_1X1_BAND positions, narrower where that gives too few units */
+    const int64_t nr = kr->S.nr;
+    int64_t want = 4 * tg_pool_num_threads(), per = g->N * g->groups;
+    int64_t nbands = (P + TG_CONV_1X1_BAND - 1) / TG_CONV_1X1_BAND;
+    if (nbands * per < want)
+        nbands = (want + per - 1) / per;
+    int64_t band = (P + nbands - 1) / nbands;
+    band = band < nr ? nr : (band + nr - 1) / nr * nr;
+    w.band = band < P ? band : P;
+    w.nbands = (P + w.band - 1) / w.band;
+    w.units = per * w.nbands;
+    tg_conv_run(2.0 * (double)(g->N * g->groups) * (double)(M * K) * (double)P, w.units, FN(c1_fn), &w);
     if (atomic_load(&w.oom))
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
     return TG_OK;
@@ -391,6 +707,7 @@ typedef struct {
     int direct; /* 1x1, stride 1, no padding: im2col is x itself */
     int tiles;  /* the direct tiles (f32): units are (group, TG_CONV_WGRAD_TILE positions) */
     int64_t ntiles;
+    int64_t cb, ncb; /* ncb > 1: units are (group, block of cb channels) over all positions */
     T *part[TG_CONV_MAX_PARTS];
     atomic_int nparts;
     atomic_llong next;
@@ -409,9 +726,9 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
         if (u >= w->units)
             break;
         if (!acc) {
-            int part = atomic_fetch_add(&w->nparts, 1);
+            int part = w->ncb > 1 ? 0 : atomic_fetch_add(&w->nparts, 1);
             if (part == 0) {
-                acc = w->dw; /* zeroed by the caller */
+                acc = w->dw; /* zeroed by the caller, or written whole by channel blocks */
             } else if (part >= TG_CONV_MAX_PARTS ||
                        !(acc = tg_conv_scratch(2, (size_t)w->size * sizeof(T)))) {
                 atomic_store(&w->oom, 1);
@@ -422,7 +739,7 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
             }
             w->part[part] = acc;
             if (!w->direct && !w->tiles &&
-                !(col = tg_conv_scratch(0, (size_t)(w->K * w->rows * g->OW) * sizeof(T)))) {
+                !(col = tg_conv_scratch(0, (size_t)(w->cb * g->KH * g->KW * w->rows * g->OW) * sizeof(T)))) {
                 atomic_store(&w->oom, 1);
                 atomic_store(&w->next, w->units);
                 break;
@@ -434,19 +751,23 @@ static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
                              Q - q0 < TG_CONV_WGRAD_TILE ? Q - q0 : TG_CONV_WGRAD_TILE);
             continue;
         }
-        int64_t gi = u / (g->N * w->nchunks), n = u / w->nchunks % g->N;
-        int64_t oh0 = u % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
-        int64_t len = r * g->OW;
-        const T *xg = w->x + (n * g->C + gi * w->Cg) * g->H * g->W;
-        const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
-        const T *b = xg + oh0 * g->OW;
-        int64_t csb = g->H * g->W;
-        if (!w->direct) {
-            FN(conv_im2col)(col, xg, g, w->Cg, oh0, r);
-            b = col, csb = len;
+        int64_t gi = u / (g->N * w->nchunks * w->ncb), n = u / (w->nchunks * w->ncb) % g->N;
+        int64_t oh0 = u / w->ncb % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
+        int64_t c0 = u % w->ncb * w->cb, cn = w->Cg - c0 < w->cb ? w->Cg - c0 : w->cb;
+        int64_t len = r * g->OW, KK = g->KH * g->KW;
+        for (int64_t n1 = w->ncb > 1 ? g->N : n + 1; n < n1; n++) { /* all images when ncb > 1 */
+            const T *xg = w->x + (n * g->C + gi * w->Cg + c0) * g->H * g->W;
+            const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
+            const T *b = xg + oh0 * g->OW;
+            int64_t csb = g->H * g->W;
+            if (!w->direct) {
+                FN(conv_im2col)(col, xg, g, cn, oh0, r);
+                b = col, csb = len;
+            }
+            T beta = w->ncb > 1 && n == 0 ? (T)0 : (T)1; /* a block's first image writes it */
+            FN(tg_cpu_gemm_serial)(w->M, cn * KK, len, dg, P, 1, b, 1, csb, beta,
+                                   acc + gi * w->M * w->K + c0 * KK, w->K, 1);
         }
-        FN(tg_cpu_gemm_serial)(w->M, w->K, len, dg, P, 1, b, 1, csb, (T)1,
-                               acc + gi * w->M * w->K, w->K, 1);
     }
 }
 
@@ -468,11 +789,25 @@ static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2
         w.rows = (g->OH + 2 * tg_pool_num_threads() - 1) / (2 * tg_pool_num_threads());
     w.nchunks = (g->OH + w.rows - 1) / w.rows;
     w.units = g->groups * g->N * w.nchunks;
+    w.cb = w.Cg, w.ncb = 1;
+    int threads = tg_pool_num_threads();
+    /* too few (image, rows) chunks for the threads (batch 1, small images): units own
+     * blocks of dw's columns over all positions instead, so no copy of dw is needed; a
+     * block keeps TG_CONV_WGRAD_MIN_COLS columns (the GEMM's vectors run along them) */
+    int64_t ncb = (4 * threads + g->groups - 1) / g->groups, KK = g->KH * g->KW;
+    int64_t cb = (w.Cg + ncb - 1) / ncb, cmin = (TG_CONV_WGRAD_MIN_COLS + KK - 1) / KK;
+    cb = cb < cmin ? cmin : cb;
+    if (w.units < 2 * threads && (w.Cg + cb - 1) / cb > 1 && !FN(wgrad_direct_ok)(g)) {
+        w.cb = cb, w.ncb = (w.Cg + cb - 1) / cb;
+        w.rows = g->OH, w.nchunks = 1;
+        w.units = g->groups * w.ncb;
+    }
     if ((w.tiles = FN(wgrad_direct_ok)(g))) {
         w.ntiles = (g->N * g->OH * g->OW + TG_CONV_WGRAD_TILE - 1) / TG_CONV_WGRAD_TILE;
         w.units = g->groups * w.ntiles;
     }
-    memset(dw, 0, (size_t)w.size * sizeof(T));
+    if (w.ncb == 1)
+        memset(dw, 0, (size_t)w.size * sizeof(T));
     double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
     tg_conv_run(flops, w.units, FN(wgrad_fn), &w);
     if (atomic_load(&w.oom))
