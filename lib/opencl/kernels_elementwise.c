@@ -1,6 +1,6 @@
 /* OpenCL elementwise launches: fill, copy/cast, unary, binary, where, arange, random.
- * Unary, binary, comparison and random kernels take the op (or kind) as their first
- * argument, so one kernel per dtype serves them all. Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
+ * Unary, binary and comparison kernels take the op as their first argument, so one
+ * kernel per dtype serves them all; random has a kernel per kind. Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
  * merging axes, so dense operands take the one-axis path. An empty output returns
  * before any kernel is looked up (so nothing is compiled for it). */
 #include <math.h>
@@ -235,8 +235,10 @@ tg_status tg_cl_arange(tg_tensor *out, double start, double step) {
 tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
     if (numel_of(out) == 0) return TG_OK;
-    cl_int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2; /* RNG_* of elementwise.cl */
-    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_RANDOM);
+    tg_cl_kernel_id id = kind == TG_RNG_UNIFORM  ? TG_K_RANDOM_UNIFORM
+                         : kind == TG_RNG_NORMAL ? TG_K_RANDOM_NORMAL
+                                                 : TG_K_RANDOM_BERNOULLI;
+    cl_kernel k = tg_cl_kernel(d, out->dtype, id);
     if (!k) return tg_last_status();
     /* Strides unmerged: element i is the i-th in out's row-major order whatever they are. */
     tg_cl_geom g;
@@ -252,7 +254,7 @@ tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t
     cl_uint threshold = t <= 0 ? 0 : t >= 16777216.0 ? 16777216u : (cl_uint)t;
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_random",
-                           TG_CL_ARGS(TG_CL_ARG(ck), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
                                       TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(cs),
                                       TG_CL_ARG(cc), wide(d, &s0, p0), wide(d, &s1, p1), TG_CL_ARG(threshold)),
                            n);

@@ -39,9 +39,11 @@ typedef enum { V_NONE, V_DT_OUT, V_IDX } variant_kind;
  * and ~0.5 s of LLVM start-up for the first) is paid once for the family: "moves" is
  * one program for every dtype (fill, copy, where, gather, casts, comparisons need no
  * arithmetic of theirs); "elementwise" holds a dtype's unary, binary, random, axpy,
- * reductions, log-softmax, scatter and GEMM kernels, what a training step needs. SOLO
- * kernels are built alone: templated sources that make one kernel a program (conv.cl,
- * pool.cl's backward), and kernels whose second dtype is not the group's default. */
+ * reductions, log-softmax, scatter and direct GEMM kernels, what a training step needs.
+ * SOLO kernels are built alone: templated sources that make one kernel a program
+ * (conv.cl, pool.cl's backward), the tiled GEMM (large products only: a driver that
+ * compiles every kernel of a program at its build, as GPU drivers do, compiles it only
+ * for a run that has one), and kernels whose second dtype is not the group's default. */
 typedef enum { SOLO, G_MOVE, G_EW, G_ARG, G_POOL, G_NORM, G_ROI, G_COUNT } group_id;
 _Static_assert(G_COUNT == TG_CL_NGROUPS, "opencl.h sizes the group table");
 
@@ -71,7 +73,7 @@ static const struct {
     { "tg_compare", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_where", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_arange", tg_cl_src_elementwise, V_NONE, G_EW },
-    { "tg_random", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_random_uniform", tg_cl_src_elementwise, V_NONE, G_EW },
     { "tg_sum_serial", tg_cl_src_reduce, V_DT_OUT, G_EW },
     { "tg_sum_wg", tg_cl_src_reduce, V_DT_OUT, G_EW },
     { "tg_sum_final", tg_cl_src_reduce, V_DT_OUT, G_EW },
@@ -85,7 +87,7 @@ static const struct {
     { "tg_gather", tg_cl_src_elementwise, V_IDX, G_MOVE },
     { "tg_scatter_lines", tg_cl_src_index, V_IDX, G_EW },
     { "tg_scatter_atomic", tg_cl_src_index, V_IDX, G_EW },
-    { "tg_gemm", tg_cl_src_gemm, V_NONE, G_EW },
+    { "tg_gemm", tg_cl_src_gemm, V_NONE, SOLO }, /* the tiled GEMM: large products only */
     { "tg_convert", tg_cl_src_copy, V_NONE, G_MOVE },
     { "tg_conv_fwd", tg_cl_src_conv, V_NONE, SOLO },
     { "tg_conv_bwd_data", tg_cl_src_conv, V_NONE, SOLO },
@@ -108,6 +110,9 @@ static const struct {
     { "tg_roi_align", tg_cl_src_roi, V_NONE, G_ROI },
     { "tg_roi_align_bwd", tg_cl_src_roi, V_NONE, G_ROI },
     { "tg_axpy", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_gemm_direct", tg_cl_src_gemm, V_NONE, G_EW },
+    { "tg_random_normal", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_random_bernoulli", tg_cl_src_elementwise, V_NONE, G_EW },
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == TG_K_COUNT, "one entry per tg_cl_kernel_id");
 _Static_assert(TG_CL_NVARIANTS >= TG_NUM_DTYPES, "a variant indexes dtypes");

@@ -1,9 +1,10 @@
 /* Elementwise kernels: unary, binary, arange, random fills and axpy, all of one dtype in
  * one program (each kernel under -DK_<name>, so program.c picks the set), and the
- * kernels common to every dtype (moves, comparisons: K_tg_moves). Unary, binary, comparison and random take their op or
- * kind as the first argument, a runtime code: one kernel serves every op (on a GPU the
- * switch is uniform across the launch, so it costs nothing), and a driver that compiles
- * each kernel separately (PoCL) compiles it once rather than once per op. One
+ * kernels common to every dtype (moves, comparisons: K_tg_moves). Unary, binary and
+ * comparison take their op as the first argument, a runtime code: one kernel serves
+ * every op (on a GPU the switch is uniform across the launch, so it costs nothing), and
+ * a driver that compiles each kernel separately (PoCL) compiles it once rather than
+ * once per op. One
  * work-item per output element; every operand is a buffer, an element offset and
  * element strides over a shared shape (the host merges axes first, so dense tensors
  * arrive as one axis). */
@@ -330,32 +331,47 @@ __kernel void tg_arange(long n, __global T *out, long oo, W start, W step, long 
 }
 #endif
 
-#ifdef K_tg_random
-/* Element i (row-major over out's shape) uses counter + i; out may have any strides.
- * The bit-to-number mappings are tg_cpu_random's; bernoulli compares the top 24 bits
- * with ceil(p * 2^24). kind: RNG_UNIFORM, RNG_NORMAL or RNG_BERNOULLI. */
-__kernel void tg_random(int kind, long n, int nd, long8 shape, __global T *out, long oo, long8 os, ulong seed,
-                        ulong counter, W p0, W p1, uint threshold) {
-    long i = get_global_id(0);
-    if (i >= n) return;
-    GEOM(sh, shape);
-    GEOM(so, os);
-    uint4 r = philox4x32(counter + (ulong)i, seed);
-    W v;
+#if defined(K_tg_random_uniform) || defined(K_tg_random_normal) || defined(K_tg_random_bernoulli)
+/* One kernel per kind, tg_random_uniform, tg_random_normal, tg_random_bernoulli: the kind
+ * is a constant in each, so a driver that compiles a kernel at its first launch (PoCL)
+ * compiles only the arithmetic of the kind drawn (a model's initialisation draws one
+ * kind; normal's log and cos cost the most). Element i (row-major over out's shape)
+ * uses counter + i; out may have any strides. The bit-to-number mappings are
+ * tg_cpu_random's; bernoulli compares the top 24 bits with ceil(p * 2^24). */
+inline W random_value(int kind, uint4 r, W p0, W p1, uint threshold) {
     if (kind == RNG_NORMAL) {
         W u1 = ((W)(r.z >> 8) + WC(1.0)) * WC(5.9604644775390625e-08); /* 2^-24: (0, 1] */
         W u2 = (W)(r.w >> 8) * WC(5.9604644775390625e-08);
-        v = p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
-    } else if (kind == RNG_UNIFORM) {
+        return p0 + p1 * (sqrt(WC(-2.0) * log(u1)) * cos(WC(6.283185307179586) * u2));
+    }
+    if (kind == RNG_UNIFORM) {
 #if TG_DT == 1
         W u = ((W)(r.x >> 5) * 67108864.0 + (W)(r.y >> 6)) * 1.1102230246251565e-16; /* 2^-53 */
 #else
         W u = (W)(r.x >> 8) * WC(5.9604644775390625e-08);
 #endif
-        v = p0 + (p1 - p0) * u;
-    } else {
-        v = (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
+        return p0 + (p1 - p0) * u;
     }
-    out[oo + off1(i, nd, sh, so)] = to_T(v);
+    return (r.x >> 8) < threshold ? WC(1.0) : WC(0.0);
 }
+
+#define RANDOM(NAME, KIND)                                                                                   \
+    __kernel void tg_random_##NAME(long n, int nd, long8 shape, __global T *out, long oo, long8 os,          \
+                                   ulong seed, ulong counter, W p0, W p1, uint threshold) {                  \
+        long i = get_global_id(0);                                                                           \
+        if (i >= n) return;                                                                                  \
+        GEOM(sh, shape);                                                                                     \
+        GEOM(so, os);                                                                                        \
+        uint4 r = philox4x32(counter + (ulong)i, seed);                                                      \
+        out[oo + off1(i, nd, sh, so)] = to_T(random_value(KIND, r, p0, p1, threshold));                      \
+    }
+#ifdef K_tg_random_uniform
+RANDOM(uniform, RNG_UNIFORM)
+#endif
+#ifdef K_tg_random_normal
+RANDOM(normal, RNG_NORMAL)
+#endif
+#ifdef K_tg_random_bernoulli
+RANDOM(bernoulli, RNG_BERNOULLI)
+#endif
 #endif
