@@ -28,7 +28,7 @@ typedef enum {
     TG_K_UNPOOL_WIN, TG_K_UNPOOL_OUT,
     TG_K_NORM_STATS, TG_K_NORM_APPLY, TG_K_NORM_BSUMS, TG_K_NORM_DWB, TG_K_NORM_DX,
     TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD, TG_K_AXPY, TG_K_GEMM_DIRECT,
-    TG_K_RANDOM_NORMAL, TG_K_RANDOM_BERNOULLI,
+    TG_K_RANDOM_NORMAL, TG_K_RANDOM_BERNOULLI, TG_K_UNARY_MATH, TG_K_BINARY_POW,
     TG_K_COUNT
 } tg_cl_kernel_id;
 #define TG_CL_NVARIANTS TG_NUM_DTYPES /* a variant is a second dtype, or 0 */
@@ -104,6 +104,11 @@ static inline cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtyp
     }
     return tg_cl_kernel(d, out, TG_K_CONVERT);
 }
+/* Starts a thread that builds the moves' and the f32 elementwise programs (program.c:
+ * "building ahead"); called once a device is made. */
+void tg_cl_build_ahead(tg_cl_device *d);
+/* No build ahead starts after this (at exit). */
+void tg_cl_build_ahead_stop(void);
 /* Releases every built program and kernel (the queue is drained first). */
 void tg_cl_release_programs(tg_cl_device *d);
 /* Waits for every queued command of every device that was made ready, for a build
@@ -230,6 +235,8 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 /* Rewrites the cache entry at path as a well-formed entry (same key, valid header and
  * payload hash) whose payload is the given bytes: one the driver must refuse. */
 tg_status tg_opencl_cache_forge_for_test(const char *path, const void *payload, size_t len);
+/* Returns once every thread building ahead (tg_cl_build_ahead) has finished. */
+void tg_opencl_build_ahead_wait_for_test(void);
 /* Pretends dev lacks (or has back) cl_khr_fp64; rebuilds programs on next use. */
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled);
 /* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel, 2 CLBlast, 3 the built-in

@@ -113,6 +113,8 @@ static const struct {
     { "tg_gemm_direct", tg_cl_src_gemm, V_NONE, G_EW },
     { "tg_random_normal", tg_cl_src_elementwise, V_NONE, G_EW },
     { "tg_random_bernoulli", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_unary_math", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_binary_pow", tg_cl_src_elementwise, V_NONE, G_EW },
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == TG_K_COUNT, "one entry per tg_cl_kernel_id");
 _Static_assert(TG_CL_NVARIANTS >= TG_NUM_DTYPES, "a variant indexes dtypes");
@@ -642,6 +644,18 @@ static cl_program program_for(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, i
     return *slot;
 }
 
+/* The name of kernel k (dt, v) in its program. In the moves' program a name says the
+ * element size (and index dtype) of a move, tg_gather_4_i32, or the dtype of a
+ * conversion's output or a comparison's operands, tg_convert_2. */
+static void kernel_name(tg_cl_kernel_id k, tg_dtype dt, int v, char *buf, size_t size) {
+    bool by_dtype = k == TG_K_CONVERT || k == TG_K_COMPARE;
+    if (kernels[k].group == G_MOVE && kernels[k].variant == V_IDX)
+        snprintf(buf, size, "%s_%zu_%s", kernels[k].name, tg_elsize(dt), tg_dtype_name((tg_dtype)v));
+    else if (kernels[k].group == G_MOVE && by_dtype) snprintf(buf, size, "%s_%d", kernels[k].name, (int)dt);
+    else if (kernels[k].group == G_MOVE) snprintf(buf, size, "%s_%zu", kernels[k].name, tg_elsize(dt));
+    else snprintf(buf, size, "%s", kernels[k].name);
+}
+
 cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v) {
     variant_kind vk = kernels[k].variant;
     bool v_dtype = vk != V_NONE;
@@ -653,16 +667,8 @@ cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v)
     pthread_mutex_lock(&d->lock);
     cl_kernel kern = d->kern[k][dt][v];
     if (kern) goto out;
-    /* In the moves' program a name says the element size (and index dtype) of a move,
-     * tg_gather_4_i32, or the dtype of a conversion's output or a comparison's operands,
-     * tg_convert_2. */
     char kname[48];
-    bool by_dtype = k == TG_K_CONVERT || k == TG_K_COMPARE;
-    if (kernels[k].group == G_MOVE && kernels[k].variant == V_IDX)
-        snprintf(kname, sizeof kname, "%s_%zu_%s", kernels[k].name, tg_elsize(dt), tg_dtype_name((tg_dtype)v));
-    else if (kernels[k].group == G_MOVE && by_dtype) snprintf(kname, sizeof kname, "%s_%d", kernels[k].name, (int)dt);
-    else if (kernels[k].group == G_MOVE) snprintf(kname, sizeof kname, "%s_%zu", kernels[k].name, tg_elsize(dt));
-    else snprintf(kname, sizeof kname, "%s", kernels[k].name);
+    kernel_name(k, dt, v, kname, sizeof kname);
     cl_program p = program_for(d, k, dt, v, kname);
     if (!p) goto out;
     cl_int e;
@@ -677,8 +683,62 @@ out:
     return kern;
 }
 
-void tg_cl_release_programs(tg_cl_device *d) {
-    pthread_mutex_lock(&d->lock);
+/* ---------------------------------------------------------------- building ahead */
+
+/* A cold first result waits for the programs nearly every run needs (the moves, the f32
+ * elementwise family), and a program's build is the driver's work alone (PoCL: ~0.5 s
+ * of LLVM start-up and ~0.3 s a family), while a run's start is the host's (reading
+ * and decompressing data): so a thread builds them once the device is made, on a
+ * second core where there is one, and a first use that comes meanwhile waits on the
+ * device lock for the build under way rather than building again. Exit stops it
+ * before its next build (tg_cl_drain_all). */
+static const struct {
+    tg_cl_kernel_id k;
+    tg_dtype dt;
+} ahead[] = { { TG_K_FILL, TG_F32 }, { TG_K_UNARY, TG_F32 } }; /* moves, elementwise f32 */
+
+static atomic_bool g_ahead_stop;
+static pthread_mutex_t g_ahead_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_ahead_done = PTHREAD_COND_INITIALIZER;
+static int g_ahead_running; /* threads building ahead */
+
+static void *ahead_main(void *arg) {
+    tg_cl_device *d = arg;
+    for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++) {
+        char kname[48];
+        kernel_name(ahead[i].k, ahead[i].dt, 0, kname, sizeof kname);
+        pthread_mutex_lock(&d->lock);
+        if (!atomic_load(&g_ahead_stop)) program_for(d, ahead[i].k, ahead[i].dt, 0, kname); /* a failure: the first use reports it */
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_lock(&g_ahead_lock);
+    if (--g_ahead_running == 0) pthread_cond_broadcast(&g_ahead_done);
+    pthread_mutex_unlock(&g_ahead_lock);
+    return NULL;
+}
+
+void tg_cl_build_ahead(tg_cl_device *d) {
+    pthread_t t;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return;
+    pthread_mutex_lock(&g_ahead_lock);
+    if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+        pthread_create(&t, &attr, ahead_main, d) == 0)
+        g_ahead_running++;
+    pthread_mutex_unlock(&g_ahead_lock);
+    pthread_attr_destroy(&attr);
+}
+
+void tg_cl_build_ahead_stop(void) { atomic_store(&g_ahead_stop, true); }
+
+void tg_opencl_build_ahead_wait_for_test(void) {
+    pthread_mutex_lock(&g_ahead_lock);
+    while (g_ahead_running) pthread_cond_wait(&g_ahead_done, &g_ahead_lock);
+    pthread_mutex_unlock(&g_ahead_lock);
+}
+
+/* Releases every program and kernel; d->lock held. */
+static void release_locked(tg_cl_device *d) {
     if (d->queue) clFinish(d->queue);
     for (int k = 0; k < TG_K_COUNT; k++)
         for (int t = 0; t < TG_NUM_DTYPES; t++)
@@ -693,6 +753,11 @@ void tg_cl_release_programs(tg_cl_device *d) {
     memset(d->kern, 0, sizeof d->kern);
     memset(d->prog, 0, sizeof d->prog);
     memset(d->gprog, 0, sizeof d->gprog);
+}
+
+void tg_cl_release_programs(tg_cl_device *d) {
+    pthread_mutex_lock(&d->lock);
+    release_locked(d);
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -785,11 +850,13 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled) {
     tg_cl_device *d = dev->impl;
     if (enabled && !d->fp64_hw) return tg_cl_no_fp64(d, "tg_opencl_set_fp64_for_test");
+    pthread_mutex_lock(&d->lock); /* no build (one ahead included) between the release and the switch */
     if (d->fp64 != enabled) {
-        tg_cl_release_programs(d);
+        release_locked(d);
         d->fp64 = enabled;
         dev->lacks_fp64 = !enabled;
     }
+    pthread_mutex_unlock(&d->lock);
     return TG_OK;
 }
 
