@@ -1,10 +1,12 @@
-/* The OpenCL cold start (lib/opencl/program.c): kernels that take their op, kind or
- * input dtype at run time agree with the CPU for every op they carry and every dtype;
- * the size-typed moves (fill, copy, where, gather) agree bit for bit for every dtype;
- * a family of kernels is one program, built on first use but for the two built ahead
- * (stats from a fresh process with a private XDG_CACHE_HOME); the background cache writer writes a settled run's entries
- * while it runs, writes at exit within its budget or probes and remembers a device whose
- * binaries cost more than its builds (what is written is sound), survives fork, and threads that compile at once get the right results.
+/* The OpenCL cold start (lib/opencl/program.c): kernels that take their op or input
+ * dtype at run time agree with the CPU for every op they carry and every dtype; the
+ * size-typed moves (fill, copy, where, gather) agree bit for bit for every dtype; the
+ * direct and tiled GEMM kernels agree with host loops; a family of kernels is one
+ * program, built on first use but for the two built ahead (stats from a fresh process
+ * with a private XDG_CACHE_HOME); the background cache writer writes a settled run's
+ * entries while it runs, writes at exit within its budget or probes and remembers a
+ * device whose binaries cost more than its builds (what is written is sound), survives
+ * fork, and threads that compile at once get the right results.
  * Exits 77 without an OpenCL device. */
 #include <dirent.h>
 #include <ftw.h>
@@ -536,7 +538,8 @@ static bool ready(void) {
 }
 
 TG_TEST_MAIN_WITH(ready, &tg_case_every_unary_op_every_dtype, &tg_case_every_binary_op_every_dtype,
-                  &tg_case_every_conversion, &tg_case_moves_every_dtype_bit_exact, &tg_case_gemm_kernels_agree_with_host_loops,
+                  &tg_case_every_conversion, &tg_case_moves_every_dtype_bit_exact,
+                  &tg_case_gemm_kernels_agree_with_host_loops,
                   &tg_case_a_family_is_one_program_built_on_first_use, &tg_case_exit_writes_sound_entries_within_its_budget,
                   &tg_case_a_settled_run_writes_in_the_background, &tg_case_a_forked_child_flushes_without_the_writer,
                   &tg_case_threads_building_at_once_agree)

@@ -707,8 +707,8 @@ static void *ahead_main(void *arg) {
     for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++) {
         char kname[48];
         kernel_name(ahead[i].k, ahead[i].dt, 0, kname, sizeof kname);
-        pthread_mutex_lock(&d->lock);
-        if (!atomic_load(&g_ahead_stop)) program_for(d, ahead[i].k, ahead[i].dt, 0, kname); /* a failure: the first use reports it */
+        pthread_mutex_lock(&d->lock); /* a failed build: the first use builds again and reports it */
+        if (!atomic_load(&g_ahead_stop)) program_for(d, ahead[i].k, ahead[i].dt, 0, kname);
         pthread_mutex_unlock(&d->lock);
     }
     pthread_mutex_lock(&g_ahead_lock);
