@@ -546,9 +546,13 @@ static cl_program load_cached(tg_cl_device *d, const char *path, uint64_t key, c
     return NULL;
 }
 
-/* Once a process: a cold compile can take seconds on some drivers, so say why. */
+static _Thread_local bool t_ahead; /* this thread builds ahead (see "building ahead") */
+
+/* Once a process: a cold compile can take seconds on some drivers, so say why; not for a
+ * build ahead, which no caller waits for unless it uses the program (a process that
+ * computes nothing says nothing). */
 static void tell_compiling(const tg_cl_device *d, bool cached) {
-    if (atomic_flag_test_and_set(&g_told)) return;
+    if (t_ahead || atomic_flag_test_and_set(&g_told)) return;
     fprintf(stderr, "tapegrad: compiling OpenCL kernels for %s (%s) on first use%s\n", d->id, d->name,
             cached ? " (cached for later runs)" : " (TG_CL_CACHE=0: not cached)");
 }
@@ -704,6 +708,7 @@ static int g_ahead_running; /* threads building ahead */
 
 static void *ahead_main(void *arg) {
     tg_cl_device *d = arg;
+    t_ahead = true;
     for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++) {
         char kname[48];
         kernel_name(ahead[i].k, ahead[i].dt, 0, kname, sizeof kname);
