@@ -1,10 +1,12 @@
-/* The OpenCL cold start (lib/opencl/program.c): kernels that take their op, kind or
- * input dtype at run time agree with the CPU for every op they carry and every dtype;
- * the size-typed moves (fill, copy, where, gather) agree bit for bit for every dtype;
- * a family of kernels is one program, built lazily (stats from a fresh process with a
- * private XDG_CACHE_HOME); the background cache writer writes a settled run's entries
- * while it runs, writes at exit within its budget or probes and remembers a device whose
- * binaries cost more than its builds (what is written is sound), survives fork, and threads that compile at once get the right results.
+/* The OpenCL cold start (lib/opencl/program.c): kernels that take their op or input
+ * dtype at run time agree with the CPU for every op they carry and every dtype; the
+ * size-typed moves (fill, copy, where, gather) agree bit for bit for every dtype; the
+ * direct and tiled GEMM kernels agree with host loops; a family of kernels is one
+ * program, built on first use but for the two built ahead (stats from a fresh process
+ * with a private XDG_CACHE_HOME); the background cache writer writes a settled run's
+ * entries while it runs, writes at exit within its budget or probes and remembers a
+ * device whose binaries cost more than its builds (what is written is sound), survives
+ * fork, and threads that compile at once get the right results.
  * Exits 77 without an OpenCL device. */
 #include <dirent.h>
 #include <ftw.h>
@@ -238,6 +240,83 @@ TEST(moves_every_dtype_bit_exact) {
     }
 }
 
+/* ------------------------------------------------------------------ GEMM kernels */
+
+/* An operand of logical shape (batch, r, c) of small integers: transposed, a view of a
+ * (batch, c, r) tensor (strides (1, r)); batch 0 means a matrix (r, c). *host gets the
+ * CPU tensor, the result the OpenCL one of the same values and layout. */
+static tg_tensor *gemm_operand(tg_dtype dt, int64_t batch, int64_t r, int64_t c, bool transposed, uint32_t seed,
+                               tg_tensor **host) {
+    int64_t rows = transposed ? c : r, cols = transposed ? r : c;
+    tg_tensor *h = host_ints(dt, (batch ? batch : 1) * rows, cols, -3, 3, seed);
+    h = batch ? tg_reshape(h, TG_SHAPE(batch, rows, cols)) : h;
+    int nd = batch ? 3 : 2;
+    tg_tensor *d = tg_to(h, g_cl);
+    *host = transposed ? tg_transpose(h, nd - 2, nd - 1) : h;
+    return transposed ? tg_transpose(d, nd - 2, nd - 1) : d;
+}
+
+/* out (batch, M, N) of the OpenCL matmul against host loops in f64 over a (batch or 1,
+ * M, K) and b (batch or 1, K, N): exact, integer inputs make every sum exact. */
+static bool gemm_matches_loops(tg_tensor *out, tg_tensor *ha, tg_tensor *hb, int64_t batch, int64_t M, int64_t K,
+                               int64_t N, bool b_batched, const char *what) {
+    double *o = out ? tg_test_values(tg_to(out, g_cpu)) : NULL;
+    double *a = tg_test_values(tg_contiguous(ha)), *b = tg_test_values(tg_contiguous(hb));
+    int64_t bad = 0;
+    for (int64_t q = 0; o && a && b && q < (batch ? batch : 1); q++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double r = 0;
+                for (int64_t k = 0; k < K; k++) r += a[(q * M + m) * K + k] * b[((b_batched ? q : 0) * K + k) * N + n];
+                double v = o[(q * M + m) * N + n];
+                if (v != r && bad++ == 0)
+                    fprintf(stderr, "  %s: [%lld,%lld,%lld] = %g, expected %g\n", what, (long long)q, (long long)m,
+                            (long long)n, v, r);
+            }
+    bool ok = o && a && b && bad == 0;
+    if (!o) fprintf(stderr, "  %s: no result (%s)\n", what, tg_last_error());
+    free(o), free(a), free(b);
+    return ok;
+}
+
+/* The direct kernel (forced), the tiled one (forced) and the choice by size, on shapes
+ * with edges in every direction (1, below, at and above a 4 x 4 block and a 64-wide
+ * tile), the MLP's shapes, transposed operands, batches with a shared b, and one
+ * product above the direct kernel's limit (512^3) so that the choice takes the tiled. */
+TEST(gemm_kernels_agree_with_host_loops) {
+    static const struct {
+        int64_t batch, M, K, N;
+        bool ta, tb, b_batched;
+    } cs[] = {
+        { 0, 1, 1, 1, false, false, false },    { 0, 5, 7, 3, false, false, false },
+        { 0, 4, 16, 4, true, false, false },    { 0, 33, 65, 17, true, false, false },
+        { 0, 17, 9, 130, false, true, false },  { 0, 130, 70, 65, true, true, false },
+        { 0, 64, 784, 10, false, true, false }, { 0, 10, 64, 256, true, false, false },
+        { 3, 13, 31, 6, false, false, true },   { 2, 9, 5, 67, true, false, false },
+        { 0, 512, 512, 513, false, false, false },
+    };
+    const int modes[] = { 3, 1, 0 }; /* direct, tiled, chosen by size */
+    for (int f = 0; f < (has_fp64() ? 2 : 1); f++)
+        for (int mi = 0; mi < 3; mi++) {
+            tg_opencl_force_paths_for_test(modes[mi], 0, 0);
+            for (size_t q = 0; q < sizeof cs / sizeof cs[0]; q++) {
+                if (cs[q].M * cs[q].N * cs[q].K > (1 << 27) && (f || mi < 2)) continue; /* the choice, f32 */
+                tg_scope_begin();
+                tg_dtype dt = f ? TG_F64 : TG_F32;
+                tg_tensor *ha, *hb;
+                tg_tensor *a = gemm_operand(dt, cs[q].batch, cs[q].M, cs[q].K, cs[q].ta, 11 + (uint32_t)q, &ha);
+                tg_tensor *b = gemm_operand(dt, cs[q].b_batched ? cs[q].batch : 0, cs[q].K, cs[q].N, cs[q].tb,
+                                            31 + (uint32_t)q, &hb);
+                char what[96];
+                snprintf(what, sizeof what, "gemm mode %d %s case %zu", modes[mi], tg_dtype_name(dt), q);
+                CHECK(gemm_matches_loops(tg_matmul(a, b), ha, hb, cs[q].batch, cs[q].M, cs[q].K, cs[q].N,
+                                         cs[q].b_batched, what));
+                tg_scope_end();
+            }
+        }
+    tg_opencl_force_paths_for_test(0, 0, 0);
+}
+
 /* ------------------------------------------------------------------ processes */
 
 /* Counts the entries (*.bin) under dir/tapegrad and whether a slow-binaries marker is there. */
@@ -287,6 +366,10 @@ static int child(const char *mode) {
     tg_device *dev = tg_device_get("opencl");
     if (!dev) return 3;
     if (!strcmp(mode, "families")) { /* programs built after each family's first use */
+        tg_opencl_build_ahead_wait_for_test(); /* the moves and f32 built ahead, no other */
+        tg_cl_cache_stats ahead;
+        tg_opencl_cache_stats(&ahead);
+        printf("%d ", ahead.built);
         float f[4] = { 1, 2, 3, 4 };
         tg_tensor *x = tg_from_f32(f, TG_SHAPE(4), dev);
         tg_cl_cache_stats st[4];
@@ -375,10 +458,10 @@ TEST(a_family_is_one_program_built_on_first_use) {
     char dir[64], out[256];
     CHECK(fresh_dir(dir, sizeof dir));
     CHECK(run_child("families", dir, out, sizeof out) == 0);
-    int b[4] = { -1, -1, -1, -1 };
-    CHECK(sscanf(out, "%d %d %d %d", &b[0], &b[1], &b[2], &b[3]) == 4);
-    if (b[0] != 1 || b[1] != 1 || b[2] != 2 || b[3] != 3)
-        FAIL_("programs built after each step: %d %d %d %d, expected 1 1 2 3", b[0], b[1], b[2], b[3]);
+    int a = -1, b[4] = { -1, -1, -1, -1 };
+    CHECK(sscanf(out, "%d %d %d %d %d", &a, &b[0], &b[1], &b[2], &b[3]) == 5);
+    if (a != 2 || b[0] != 2 || b[1] != 2 || b[2] != 2 || b[3] != 3)
+        FAIL_("programs built ahead %d, after each step: %d %d %d %d, expected 2, 2 2 2 3", a, b[0], b[1], b[2], b[3]);
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -456,6 +539,7 @@ static bool ready(void) {
 
 TG_TEST_MAIN_WITH(ready, &tg_case_every_unary_op_every_dtype, &tg_case_every_binary_op_every_dtype,
                   &tg_case_every_conversion, &tg_case_moves_every_dtype_bit_exact,
+                  &tg_case_gemm_kernels_agree_with_host_loops,
                   &tg_case_a_family_is_one_program_built_on_first_use, &tg_case_exit_writes_sound_entries_within_its_budget,
                   &tg_case_a_settled_run_writes_in_the_background, &tg_case_a_forked_child_flushes_without_the_writer,
                   &tg_case_threads_building_at_once_agree)

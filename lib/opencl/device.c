@@ -158,7 +158,8 @@ done:
  * Exit handlers run in reverse order of registration, so tg_cl_register_drain adds
  * this one again after every build and after a sync that followed one, which puts it
  * ahead of whatever the driver registered meanwhile. The device lock also waits for a
- * build another thread has under way, and the cache writer's queue is written first.
+ * build another thread has under way (no build ahead starts after this), and the cache
+ * writer's queue is written first.
  * Buffers, programs and queues stay: tensors that scopes release at exit still name them. */
 static atomic_int g_drain_due;
 
@@ -168,6 +169,7 @@ void tg_cl_register_drain(bool now) {
 }
 
 void tg_cl_drain_all(void) {
+    tg_cl_build_ahead_stop();
     tg_cl_cache_flush(true); /* the driver compiles for the entries it writes */
     for (int i = 0; i < g_ndev; i++) {
         tg_cl_device *d = &g_devs[i];
@@ -194,6 +196,9 @@ static tg_status make_ready(tg_cl_device *d) {
     d->bad = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, sizeof(cl_int), NULL, &e);
     if (!d->bad) goto fail;
     d->ready = true;
+    pthread_mutex_unlock(&d->lock);
+    tg_cl_build_ahead(d);
+    return TG_OK;
 out:
     pthread_mutex_unlock(&d->lock);
     return TG_OK;

@@ -1,6 +1,7 @@
 /* OpenCL elementwise launches: fill, copy/cast, unary, binary, where, arange, random.
- * Unary, binary, comparison and random kernels take the op (or kind) as their first
- * argument, so one kernel per dtype serves them all. Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
+ * Unary, binary and comparison kernels take the op as their first argument, so one
+ * kernel per dtype serves many (unary: two, the transcendental ops apart); random has a
+ * kernel per kind. Geometry goes to the kernels as (nd, shape, per-operand offset and strides), after
  * merging axes, so dense operands take the one-axis path. An empty output returns
  * before any kernel is looked up (so nothing is compiled for it). */
 #include <math.h>
@@ -134,7 +135,9 @@ tg_status tg_cl_copy(tg_tensor *out, const tg_tensor *x) {
 tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
     if (numel_of(out) == 0) return TG_OK;
-    cl_kernel k = tg_cl_kernel(d, x->dtype, TG_K_UNARY);
+    bool math = op == TG_UN_EXP || op == TG_UN_LOG || op == TG_UN_SIGMOID || op == TG_UN_TANH || op == TG_UN_SIN ||
+                op == TG_UN_COS || op == TG_UN_POW_SCALAR; /* unary_math of elementwise.cl */
+    cl_kernel k = tg_cl_kernel(d, x->dtype, math ? TG_K_UNARY_MATH : TG_K_UNARY);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 2, (const tg_tensor *[]){ out, x });
@@ -154,7 +157,7 @@ tg_status tg_cl_unary(tg_unary_op op, tg_tensor *out, const tg_tensor *x, double
     }
     scalar s0, s1;
     cl_int code = (cl_int)op;
-    return tg_cl_launch_1d(d, k, "tg_unary",
+    return tg_cl_launch_1d(d, k, math ? "tg_unary_math" : "tg_unary",
                            TG_CL_ARGS(TG_CL_ARG(code), as_float(&s0, p0, dbl), as_float(&s1, p1, dbl), TG_CL_ARG(lp0), TG_CL_ARG(lp1),
                                       TG_CL_ARG(exact), TG_CL_ARG(n),
                                       TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om), TG_CL_ARG(oo),
@@ -166,14 +169,14 @@ tg_status tg_cl_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, cons
     tg_cl_device *d = tg_cl_of(out);
     bool cmp = op >= TG_BIN_FIRST_CMP;
     if (numel_of(out) == 0) return TG_OK;
-    cl_kernel k = tg_cl_kernel(d, a->dtype, cmp ? TG_K_COMPARE : TG_K_BINARY);
+    cl_kernel k = tg_cl_kernel(d, a->dtype, cmp ? TG_K_COMPARE : op == TG_BIN_POW ? TG_K_BINARY_POW : TG_K_BINARY);
     if (!k) return tg_last_status();
     tg_cl_geom g;
     tg_cl_geom_init(&g, out->ndim, out->shape, 3, (const tg_tensor *[]){ out, a, b });
     cl_mem om = tg_cl_mem(out), am = tg_cl_mem(a), bm = tg_cl_mem(b);
     cl_long oo = out->offset, ao = a->offset, bo = b->offset, n = g.numel;
     cl_int code = (cl_int)op;
-    return tg_cl_launch_1d(d, k, cmp ? "tg_compare" : "tg_binary",
+    return tg_cl_launch_1d(d, k, cmp ? "tg_compare" : op == TG_BIN_POW ? "tg_binary_pow" : "tg_binary",
                            TG_CL_ARGS(TG_CL_ARG(code), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape),
                                       TG_CL_ARG(om), TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(am),
                                       TG_CL_ARG(ao), TG_CL_ARG(g.st[1]), TG_CL_ARG(bm), TG_CL_ARG(bo),
@@ -235,8 +238,10 @@ tg_status tg_cl_arange(tg_tensor *out, double start, double step) {
 tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t counter, double p0, double p1) {
     tg_cl_device *d = tg_cl_of(out);
     if (numel_of(out) == 0) return TG_OK;
-    cl_int ck = kind == TG_RNG_UNIFORM ? 0 : kind == TG_RNG_NORMAL ? 1 : 2; /* RNG_* of elementwise.cl */
-    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_RANDOM);
+    tg_cl_kernel_id id = kind == TG_RNG_UNIFORM  ? TG_K_RANDOM_UNIFORM
+                         : kind == TG_RNG_NORMAL ? TG_K_RANDOM_NORMAL
+                                                 : TG_K_RANDOM_BERNOULLI;
+    cl_kernel k = tg_cl_kernel(d, out->dtype, id);
     if (!k) return tg_last_status();
     /* Strides unmerged: element i is the i-th in out's row-major order whatever they are. */
     tg_cl_geom g;
@@ -252,7 +257,7 @@ tg_status tg_cl_random(tg_rng_kind kind, tg_tensor *out, uint64_t seed, uint64_t
     cl_uint threshold = t <= 0 ? 0 : t >= 16777216.0 ? 16777216u : (cl_uint)t;
     scalar s0, s1;
     return tg_cl_launch_1d(d, k, "tg_random",
-                           TG_CL_ARGS(TG_CL_ARG(ck), TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
+                           TG_CL_ARGS(TG_CL_ARG(n), TG_CL_ARG(g.nd), TG_CL_ARG(g.shape), TG_CL_ARG(om),
                                       TG_CL_ARG(oo), TG_CL_ARG(g.st[0]), TG_CL_ARG(cs),
                                       TG_CL_ARG(cc), wide(d, &s0, p0), wide(d, &s1, p1), TG_CL_ARG(threshold)),
                            n);

@@ -50,11 +50,15 @@ static void red_geom_init(red_geom *g, const tg_tensor *x, uint32_t mask) {
 
 typedef enum { SERIAL, GROUPS } red_plan;
 
-/* One work-item per output, or groups: the first when outputs are many or short. */
+/* One work-item per output, or groups: the first when outputs are many or short, and
+ * on a CPU device for one output of a line too short to split, where a group runs on
+ * one core as the item does (so the serial kernels, which a run compiles anyway for its
+ * short lines, serve it rather than compiling the group kernels at a first result). */
 static bool serial_fits(const tg_cl_device *d, int64_t nout, int64_t len) {
     if (tg_cl_force_reduce) return tg_cl_force_reduce == 1;
     return len <= SERIAL_MAX_LEN || nout >= SERIAL_MIN_OUT ||
-           (!d->is_gpu && nout >= SERIAL_MIN_OUT_CPU * (int64_t)d->compute_units);
+           (!d->is_gpu && (nout >= SERIAL_MIN_OUT_CPU * (int64_t)d->compute_units ||
+                           (nout == 1 && len < CHUNK_MIN_LEN)));
 }
 
 static red_plan plan(const tg_cl_device *d, const red_geom *g, cl_long *nchunk) {

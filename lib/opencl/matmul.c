@@ -4,10 +4,10 @@
  * one uniform stride (0 included); otherwise it is first copied to a dense temporary.
  * Batches of one use Xgemm, larger ones XgemmStridedBatched. Without CLBlast, on a
  * device that is not a GPU (PoCL on the host, where CLBlast first compiles its GEMM
- * for tens of seconds, while the tiled kernel compiles in under one and runs at a
- * third to half its speed), or when TG_CL_GEMM=tiled or a test forces it, the tiled
- * kernel of kernels/gemm.cl takes any strides directly. TG_CL_GEMM=clblast makes every
- * device use CLBlast. */
+ * for tens of seconds, while the built-in kernels compile in under one and run at a
+ * third to half its speed), or when TG_CL_GEMM=tiled or a test forces it, the kernels
+ * of kernels/gemm.cl take any strides directly: the direct kernel for products up to
+ * 512^3, the tiled one above. TG_CL_GEMM=clblast makes every device use CLBlast. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,19 +48,28 @@ static tg_status dense_in_scratch(tg_cl_device *d, const tg_tensor *t, void *mem
     return tg_cl_copy(view, t);
 }
 
+/* The direct kernel up to this many multiply-adds per matrix (512^3), the tiled one
+ * above: on PoCL the two run alike up to here, and the direct one compiles in ~0.07 s
+ * where the tiled takes ~0.3 s (measured on 2 cores), which a first result waits for. */
+#define DIRECT_MAX_MACS ((int64_t)1 << 27)
+
 static tg_status own_gemm(tg_cl_device *d, tg_tensor *out, const tg_tensor *a, int64_t abs, const tg_tensor *b,
                           int64_t bbs, int64_t batch) {
     int nd = out->ndim;
-    cl_kernel k = tg_cl_kernel(d, out->dtype, TG_K_GEMM);
-    if (!k) return tg_last_status();
     cl_long M = out->shape[nd - 2], N = out->shape[nd - 1], K = a->shape[nd - 1];
+    bool tiled = tg_cl_force_gemm == 1 || (tg_cl_force_gemm != 3 && M * N > DIRECT_MAX_MACS / K);
+    cl_kernel k = tg_cl_kernel(d, out->dtype, tiled ? TG_K_GEMM : TG_K_GEMM_DIRECT);
+    if (!k) return tg_last_status();
     cl_long sam = a->strides[nd - 2], sak = a->strides[nd - 1], sbk = b->strides[nd - 2], sbn = b->strides[nd - 1];
     cl_long scm = out->strides[nd - 2], scn = out->strides[nd - 1], cbs = M * N, ab = abs, bb = bbs;
     cl_mem am = tg_cl_mem(a), bm = tg_cl_mem(b), cm = tg_cl_mem(out);
     cl_long ao = a->offset, bo = b->offset, co = out->offset;
-    size_t ts = (size_t)d->gemm_l * 4, local[3] = { (size_t)d->gemm_l, (size_t)d->gemm_l, 1 };
-    size_t global[3] = { ((size_t)N + ts - 1) / ts * local[0], ((size_t)M + ts - 1) / ts * local[1], (size_t)batch };
-    return tg_cl_launch(d, k, "tg_gemm",
+    /* Each item computes 4 x 4 outputs; a tiled group covers ts x ts, a direct one
+     * gemm_l x 4 gemm_l (its columns are strided by the grid's width). */
+    size_t l = (size_t)d->gemm_l, local[3] = { l, l, 1 };
+    size_t tn = tiled ? 4 * l : l, cols = tiled ? (size_t)N : ((size_t)N + 3) / 4;
+    size_t global[3] = { (cols + tn - 1) / tn * l, ((size_t)M + 4 * l - 1) / (4 * l) * l, (size_t)batch };
+    return tg_cl_launch(d, k, tiled ? "tg_gemm" : "tg_gemm_direct",
                         TG_CL_ARGS(TG_CL_ARG(M), TG_CL_ARG(N), TG_CL_ARG(K), TG_CL_ARG(am), TG_CL_ARG(ao),
                                    TG_CL_ARG(sam), TG_CL_ARG(sak), TG_CL_ARG(ab), TG_CL_ARG(bm), TG_CL_ARG(bo),
                                    TG_CL_ARG(sbk), TG_CL_ARG(sbn), TG_CL_ARG(bb), TG_CL_ARG(cm), TG_CL_ARG(co),
@@ -165,7 +174,7 @@ tg_status tg_cl_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b) {
     tg_storage stor[2];
     int64_t bs[2];
     const char *env = getenv("TG_CL_GEMM");
-    bool blas = tg_cl_force_gemm ? tg_cl_force_gemm != 1
+    bool blas = tg_cl_force_gemm ? tg_cl_force_gemm == 2
                 : env && strcmp(env, "tiled") == 0 ? false
                 : env && strcmp(env, "clblast") == 0 ? true
                 : d->is_gpu;

@@ -20,14 +20,15 @@
  * one program: see the table in program.c, which follows this order. */
 typedef enum {
     TG_K_FILL, TG_K_COPY, TG_K_UNARY, TG_K_BINARY, TG_K_COMPARE, TG_K_WHERE, TG_K_ARANGE,
-    TG_K_RANDOM, TG_K_SUM_SERIAL, TG_K_SUM_WG, TG_K_SUM_FINAL, TG_K_MM_SERIAL, TG_K_MM_WG,
+    TG_K_RANDOM_UNIFORM, TG_K_SUM_SERIAL, TG_K_SUM_WG, TG_K_SUM_FINAL, TG_K_MM_SERIAL, TG_K_MM_WG,
     TG_K_MM_FINAL, TG_K_ARG_SERIAL, TG_K_ARG_WG, TG_K_LSM_SERIAL, TG_K_LSM_WG, TG_K_GATHER,
     TG_K_SCATTER_LINES, TG_K_SCATTER_ATOMIC, TG_K_GEMM, TG_K_CONVERT,
     TG_K_CONV_FWD, TG_K_CONV_BWD_DATA, TG_K_CONV_BWD_WEIGHT, TG_K_CONV_SUM_SPLITS,
     TG_K_POOL_MAX, TG_K_POOL_AVG, TG_K_POOL_BWD_MAX, TG_K_POOL_BWD_MAX_PLANES, TG_K_POOL_BWD_AVG,
     TG_K_UNPOOL_WIN, TG_K_UNPOOL_OUT,
     TG_K_NORM_STATS, TG_K_NORM_APPLY, TG_K_NORM_BSUMS, TG_K_NORM_DWB, TG_K_NORM_DX,
-    TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD, TG_K_AXPY,
+    TG_K_ROI_POOL, TG_K_ROI_POOL_BWD, TG_K_ROI_ALIGN, TG_K_ROI_ALIGN_BWD, TG_K_AXPY, TG_K_GEMM_DIRECT,
+    TG_K_RANDOM_NORMAL, TG_K_RANDOM_BERNOULLI, TG_K_UNARY_MATH, TG_K_BINARY_POW,
     TG_K_COUNT
 } tg_cl_kernel_id;
 #define TG_CL_NVARIANTS TG_NUM_DTYPES /* a variant is a second dtype, or 0 */
@@ -103,6 +104,11 @@ static inline cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtyp
     }
     return tg_cl_kernel(d, out, TG_K_CONVERT);
 }
+/* Starts a thread that builds the moves' and the f32 elementwise programs (program.c:
+ * "building ahead"); called once a device is made. */
+void tg_cl_build_ahead(tg_cl_device *d);
+/* No build ahead starts after this (at exit). */
+void tg_cl_build_ahead_stop(void);
 /* Releases every built program and kernel (the queue is drained first). */
 void tg_cl_release_programs(tg_cl_device *d);
 /* Waits for every queued command of every device that was made ready, for a build
@@ -229,9 +235,12 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 /* Rewrites the cache entry at path as a well-formed entry (same key, valid header and
  * payload hash) whose payload is the given bytes: one the driver must refuse. */
 tg_status tg_opencl_cache_forge_for_test(const char *path, const void *payload, size_t len);
+/* Returns once every thread building ahead (tg_cl_build_ahead) has finished. */
+void tg_opencl_build_ahead_wait_for_test(void);
 /* Pretends dev lacks (or has back) cl_khr_fp64; rebuilds programs on next use. */
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled);
-/* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel, 2 CLBlast; scatter 0 auto,
+/* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel, 2 CLBlast, 3 the built-in
+ * direct kernel; scatter 0 auto,
  * 1 lines (deterministic), 2 atomics; reduce 0 auto, 1 serial, 2 work-groups, 3 chunked. */
 void tg_opencl_force_paths_for_test(int gemm, int scatter, int reduce);
 extern int tg_cl_force_gemm, tg_cl_force_scatter, tg_cl_force_reduce;

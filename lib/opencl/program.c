@@ -39,9 +39,11 @@ typedef enum { V_NONE, V_DT_OUT, V_IDX } variant_kind;
  * and ~0.5 s of LLVM start-up for the first) is paid once for the family: "moves" is
  * one program for every dtype (fill, copy, where, gather, casts, comparisons need no
  * arithmetic of theirs); "elementwise" holds a dtype's unary, binary, random, axpy,
- * reductions, log-softmax, scatter and GEMM kernels, what a training step needs. SOLO
- * kernels are built alone: templated sources that make one kernel a program (conv.cl,
- * pool.cl's backward), and kernels whose second dtype is not the group's default. */
+ * reductions, log-softmax, scatter and direct GEMM kernels, what a training step needs.
+ * SOLO kernels are built alone: templated sources that make one kernel a program
+ * (conv.cl, pool.cl's backward), the tiled GEMM (large products only: a driver that
+ * compiles every kernel of a program at its build, as GPU drivers do, compiles it only
+ * for a run that has one), and kernels whose second dtype is not the group's default. */
 typedef enum { SOLO, G_MOVE, G_EW, G_ARG, G_POOL, G_NORM, G_ROI, G_COUNT } group_id;
 _Static_assert(G_COUNT == TG_CL_NGROUPS, "opencl.h sizes the group table");
 
@@ -71,7 +73,7 @@ static const struct {
     { "tg_compare", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_where", tg_cl_src_elementwise, V_NONE, G_MOVE },
     { "tg_arange", tg_cl_src_elementwise, V_NONE, G_EW },
-    { "tg_random", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_random_uniform", tg_cl_src_elementwise, V_NONE, G_EW },
     { "tg_sum_serial", tg_cl_src_reduce, V_DT_OUT, G_EW },
     { "tg_sum_wg", tg_cl_src_reduce, V_DT_OUT, G_EW },
     { "tg_sum_final", tg_cl_src_reduce, V_DT_OUT, G_EW },
@@ -85,7 +87,7 @@ static const struct {
     { "tg_gather", tg_cl_src_elementwise, V_IDX, G_MOVE },
     { "tg_scatter_lines", tg_cl_src_index, V_IDX, G_EW },
     { "tg_scatter_atomic", tg_cl_src_index, V_IDX, G_EW },
-    { "tg_gemm", tg_cl_src_gemm, V_NONE, G_EW },
+    { "tg_gemm", tg_cl_src_gemm, V_NONE, SOLO }, /* the tiled GEMM: large products only */
     { "tg_convert", tg_cl_src_copy, V_NONE, G_MOVE },
     { "tg_conv_fwd", tg_cl_src_conv, V_NONE, SOLO },
     { "tg_conv_bwd_data", tg_cl_src_conv, V_NONE, SOLO },
@@ -108,6 +110,11 @@ static const struct {
     { "tg_roi_align", tg_cl_src_roi, V_NONE, G_ROI },
     { "tg_roi_align_bwd", tg_cl_src_roi, V_NONE, G_ROI },
     { "tg_axpy", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_gemm_direct", tg_cl_src_gemm, V_NONE, G_EW },
+    { "tg_random_normal", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_random_bernoulli", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_unary_math", tg_cl_src_elementwise, V_NONE, G_EW },
+    { "tg_binary_pow", tg_cl_src_elementwise, V_NONE, G_EW },
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == TG_K_COUNT, "one entry per tg_cl_kernel_id");
 _Static_assert(TG_CL_NVARIANTS >= TG_NUM_DTYPES, "a variant indexes dtypes");
@@ -539,9 +546,13 @@ static cl_program load_cached(tg_cl_device *d, const char *path, uint64_t key, c
     return NULL;
 }
 
-/* Once a process: a cold compile can take seconds on some drivers, so say why. */
+static _Thread_local bool t_ahead; /* this thread builds ahead (see "building ahead") */
+
+/* Once a process: a cold compile can take seconds on some drivers, so say why; not for a
+ * build ahead, which no caller waits for unless it uses the program (a process that
+ * computes nothing says nothing). */
 static void tell_compiling(const tg_cl_device *d, bool cached) {
-    if (atomic_flag_test_and_set(&g_told)) return;
+    if (t_ahead || atomic_flag_test_and_set(&g_told)) return;
     fprintf(stderr, "tapegrad: compiling OpenCL kernels for %s (%s) on first use%s\n", d->id, d->name,
             cached ? " (cached for later runs)" : " (TG_CL_CACHE=0: not cached)");
 }
@@ -637,6 +648,18 @@ static cl_program program_for(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, i
     return *slot;
 }
 
+/* The name of kernel k (dt, v) in its program. In the moves' program a name says the
+ * element size (and index dtype) of a move, tg_gather_4_i32, or the dtype of a
+ * conversion's output or a comparison's operands, tg_convert_2. */
+static void kernel_name(tg_cl_kernel_id k, tg_dtype dt, int v, char *buf, size_t size) {
+    bool by_dtype = k == TG_K_CONVERT || k == TG_K_COMPARE;
+    if (kernels[k].group == G_MOVE && kernels[k].variant == V_IDX)
+        snprintf(buf, size, "%s_%zu_%s", kernels[k].name, tg_elsize(dt), tg_dtype_name((tg_dtype)v));
+    else if (kernels[k].group == G_MOVE && by_dtype) snprintf(buf, size, "%s_%d", kernels[k].name, (int)dt);
+    else if (kernels[k].group == G_MOVE) snprintf(buf, size, "%s_%zu", kernels[k].name, tg_elsize(dt));
+    else snprintf(buf, size, "%s", kernels[k].name);
+}
+
 cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v) {
     variant_kind vk = kernels[k].variant;
     bool v_dtype = vk != V_NONE;
@@ -648,16 +671,8 @@ cl_kernel tg_cl_kernel_v(tg_cl_device *d, tg_cl_kernel_id k, tg_dtype dt, int v)
     pthread_mutex_lock(&d->lock);
     cl_kernel kern = d->kern[k][dt][v];
     if (kern) goto out;
-    /* In the moves' program a name says the element size (and index dtype) of a move,
-     * tg_gather_4_i32, or the dtype of a conversion's output or a comparison's operands,
-     * tg_convert_2. */
     char kname[48];
-    bool by_dtype = k == TG_K_CONVERT || k == TG_K_COMPARE;
-    if (kernels[k].group == G_MOVE && kernels[k].variant == V_IDX)
-        snprintf(kname, sizeof kname, "%s_%zu_%s", kernels[k].name, tg_elsize(dt), tg_dtype_name((tg_dtype)v));
-    else if (kernels[k].group == G_MOVE && by_dtype) snprintf(kname, sizeof kname, "%s_%d", kernels[k].name, (int)dt);
-    else if (kernels[k].group == G_MOVE) snprintf(kname, sizeof kname, "%s_%zu", kernels[k].name, tg_elsize(dt));
-    else snprintf(kname, sizeof kname, "%s", kernels[k].name);
+    kernel_name(k, dt, v, kname, sizeof kname);
     cl_program p = program_for(d, k, dt, v, kname);
     if (!p) goto out;
     cl_int e;
@@ -672,8 +687,63 @@ out:
     return kern;
 }
 
-void tg_cl_release_programs(tg_cl_device *d) {
-    pthread_mutex_lock(&d->lock);
+/* ---------------------------------------------------------------- building ahead */
+
+/* A cold first result waits for the programs nearly every run needs (the moves, the f32
+ * elementwise family), and a program's build is the driver's work alone (PoCL: ~0.5 s
+ * of LLVM start-up and ~0.3 s a family), while a run's start is the host's (reading
+ * and decompressing data): so a thread builds them once the device is made, on a
+ * second core where there is one, and a first use that comes meanwhile waits on the
+ * device lock for the build under way rather than building again. Exit stops it
+ * before its next build (tg_cl_drain_all). */
+static const struct {
+    tg_cl_kernel_id k;
+    tg_dtype dt;
+} ahead[] = { { TG_K_FILL, TG_F32 }, { TG_K_UNARY, TG_F32 } }; /* moves, elementwise f32 */
+
+static atomic_bool g_ahead_stop;
+static pthread_mutex_t g_ahead_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_ahead_done = PTHREAD_COND_INITIALIZER;
+static int g_ahead_running; /* threads building ahead */
+
+static void *ahead_main(void *arg) {
+    tg_cl_device *d = arg;
+    t_ahead = true;
+    for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++) {
+        char kname[48];
+        kernel_name(ahead[i].k, ahead[i].dt, 0, kname, sizeof kname);
+        pthread_mutex_lock(&d->lock); /* a failed build: the first use builds again and reports it */
+        if (!atomic_load(&g_ahead_stop)) program_for(d, ahead[i].k, ahead[i].dt, 0, kname);
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_lock(&g_ahead_lock);
+    if (--g_ahead_running == 0) pthread_cond_broadcast(&g_ahead_done);
+    pthread_mutex_unlock(&g_ahead_lock);
+    return NULL;
+}
+
+void tg_cl_build_ahead(tg_cl_device *d) {
+    pthread_t t;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return;
+    pthread_mutex_lock(&g_ahead_lock);
+    if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+        pthread_create(&t, &attr, ahead_main, d) == 0)
+        g_ahead_running++;
+    pthread_mutex_unlock(&g_ahead_lock);
+    pthread_attr_destroy(&attr);
+}
+
+void tg_cl_build_ahead_stop(void) { atomic_store(&g_ahead_stop, true); }
+
+void tg_opencl_build_ahead_wait_for_test(void) {
+    pthread_mutex_lock(&g_ahead_lock);
+    while (g_ahead_running) pthread_cond_wait(&g_ahead_done, &g_ahead_lock);
+    pthread_mutex_unlock(&g_ahead_lock);
+}
+
+/* Releases every program and kernel; d->lock held. */
+static void release_locked(tg_cl_device *d) {
     if (d->queue) clFinish(d->queue);
     for (int k = 0; k < TG_K_COUNT; k++)
         for (int t = 0; t < TG_NUM_DTYPES; t++)
@@ -688,6 +758,11 @@ void tg_cl_release_programs(tg_cl_device *d) {
     memset(d->kern, 0, sizeof d->kern);
     memset(d->prog, 0, sizeof d->prog);
     memset(d->gprog, 0, sizeof d->gprog);
+}
+
+void tg_cl_release_programs(tg_cl_device *d) {
+    pthread_mutex_lock(&d->lock);
+    release_locked(d);
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -780,11 +855,13 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled) {
     tg_cl_device *d = dev->impl;
     if (enabled && !d->fp64_hw) return tg_cl_no_fp64(d, "tg_opencl_set_fp64_for_test");
+    pthread_mutex_lock(&d->lock); /* no build (one ahead included) between the release and the switch */
     if (d->fp64 != enabled) {
-        tg_cl_release_programs(d);
+        release_locked(d);
         d->fp64 = enabled;
         dev->lacks_fp64 = !enabled;
     }
+    pthread_mutex_unlock(&d->lock);
     return TG_OK;
 }
 
