@@ -1,54 +1,126 @@
 /* The fast normalisation kernels for one dtype T (float or double), included by norm.c
- * with T and SFX defined. Sums run in double over 8 independent lanes (which the
- * compiler vectorises without reassociating); elementwise passes run in T. */
+ * with T and SFX defined. The hot loops work on 64-byte vectors of T (GCC's vector
+ * extension: one AVX-512 register, two AVX2 ones, four SSE2 ones; each lane's operations
+ * are the same in every target clone, so every clone gives the same bits). Sums run in
+ * runs of NORM_RUN vectors in T, and each run's lane sums are added in double: f32
+ * converts to double once per 64 elements instead of once per element, and a run's f32
+ * rounding (three additions a lane) stays near f32's own precision. */
 
-/* s1 += sum(x - K), s2 += sum((x - K)^2) over n elements: shifting by a sample of the
- * data keeps the one-pass variance accurate. */
-TG_NORM_CLONES static void SFX(shifted_sums)(const T *x, int64_t n, double K, double *s1, double *s2) {
-    double a[8] = { 0 }, b[8] = { 0 }, s = 0, q = 0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            double d = (double)x[i + j] - K;
-            a[j] += d;
-            b[j] += d * d;
-        }
-    for (; i < n; i++) {
-        double d = (double)x[i] - K;
-        s += d;
-        q += d * d;
-    }
-    for (int j = 0; j < 8; j++) {
-        s += a[j];
-        q += b[j];
-    }
-    *s1 += s;
-    *s2 += q;
+typedef T SFX(vec) __attribute__((vector_size(64)));
+#define VL ((int64_t)(64 / sizeof(T)))
+
+/* *v = x[0..n) with n < VL, the other lanes from pad (so that they add nothing). */
+NORM_INLINE void SFX(load_part)(SFX(vec) *v, const T *x, int64_t n, const SFX(vec) *pad) {
+    *v = *pad;
+    memcpy(v, x, (size_t)n * sizeof(T));
 }
 
-/* sg += sum(g), sgx += sum(g * (x - m)) over n elements. */
-TG_NORM_CLONES static void SFX(grad_sums)(const T *g, const T *x, int64_t n, double m, double *sg, double *sgx) {
-    double a[8] = { 0 }, b[8] = { 0 }, s = 0, q = 0;
+NORM_INLINE void SFX(load)(SFX(vec) *v, const T *x, int64_t n, const SFX(vec) *pad) {
+    if (n >= VL) memcpy(v, x, sizeof *v);
+    else SFX(load_part)(v, x, n, pad);
+}
+
+NORM_INLINE void SFX(store)(T *y, int64_t n, const SFX(vec) *v) { memcpy(y, v, (size_t)(n < VL ? n : VL) * sizeof(T)); }
+
+/* acc (8 doubles) += the lanes of v, f32's 16 lanes pairwise. */
+NORM_INLINE void SFX(widen_add)(tg_v8d *acc, const SFX(vec) *v) {
+    tg_v8d lo, hi;
+    SFX(widen)(v, &lo, &hi);
+    *acc += VL == 16 ? lo + hi : lo;
+}
+
+/* p[0..n) += the first n lanes of v, in double. */
+NORM_INLINE void SFX(widen_add_to)(double *p, const SFX(vec) *v, int64_t n) {
+    tg_v8d w[2], q[2];
+    SFX(widen)(v, &w[0], &w[1]);
+    if (n >= VL) {
+        memcpy(q, p, (size_t)VL * sizeof(double));
+        q[0] += w[0];
+        if (VL == 16) q[1] += w[1];
+        memcpy(p, q, (size_t)VL * sizeof(double));
+    } else
+        for (int64_t i = 0; i < n; i++) p[i] += w[i / 8][i % 8];
+}
+
+/* One run of up to NORM_RUN vectors of lane_sums; the last may be partial. */
+#define LANE_SUMS_RUN(END)                        \
+    do {                                          \
+        SFX(vec) a = { 0 }, b = { 0 }, v;         \
+        for (int64_t e_ = (END); i < e_; i += VL) { \
+            SFX(load)(&v, x + i, n - i, &k);      \
+            v -= k;                               \
+            a += v;                               \
+            b += v * v;                           \
+        }                                         \
+        SFX(widen_add)(s1, &a);                   \
+        SFX(widen_add)(s2, &b);                   \
+    } while (0)
+
+/* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0..n), in 8 lanes: shifting by a value
+ * near the mean keeps the one-pass variance accurate. */
+NORM_INLINE void SFX(lane_sums)(const T *x, int64_t n, T K, tg_v8d *s1, tg_v8d *s2) {
+    SFX(vec) k = K - (SFX(vec)){ 0 };
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            a[j] += (double)g[i + j];
-            b[j] += (double)g[i + j] * ((double)x[i + j] - m);
-        }
-    for (; i < n; i++) {
-        s += (double)g[i];
-        q += (double)g[i] * ((double)x[i] - m);
-    }
-    for (int j = 0; j < 8; j++) {
-        s += a[j];
-        q += b[j];
-    }
-    *sg += s;
-    *sgx += q;
+    while (i + NORM_RUN * VL <= n) LANE_SUMS_RUN(i + NORM_RUN * VL);
+    if (i < n) LANE_SUMS_RUN(n);
+}
+#undef LANE_SUMS_RUN
+
+#define LANE_GRAD_RUN(END)                        \
+    do {                                          \
+        SFX(vec) a = { 0 }, b = { 0 }, gv, xv;    \
+        for (int64_t e_ = (END); i < e_; i += VL) { \
+            SFX(load)(&gv, g + i, n - i, &zero);  \
+            SFX(load)(&xv, x + i, n - i, &mv);    \
+            a += gv;                              \
+            b += gv * (xv - mv);                  \
+        }                                         \
+        SFX(widen_add)(sg, &a);                   \
+        SFX(widen_add)(sgx, &b);                  \
+    } while (0)
+
+/* sg += sum(g), sgx += sum(g * (x - m)) over n elements, in 8 lanes. */
+NORM_INLINE void SFX(lane_grad_sums)(const T *g, const T *x, int64_t n, T m, tg_v8d *sg, tg_v8d *sgx) {
+    SFX(vec) mv = m - (SFX(vec)){ 0 }, zero = { 0 };
+    int64_t i = 0;
+    while (i + NORM_RUN * VL <= n) LANE_GRAD_RUN(i + NORM_RUN * VL);
+    if (i < n) LANE_GRAD_RUN(n);
+}
+#undef LANE_GRAD_RUN
+
+NORM_INLINE double SFX(hsum)(const tg_v8d *v) {
+    double s = 0;
+    for (int j = 0; j < 8; j++) s += (*v)[j];
+    return s;
+}
+
+/* s1 += sum(x - K), s2 += sum((x - K)^2) over n elements (group and layer norm). */
+TG_NORM_CLONES static void SFX(shifted_sums)(const T *x, int64_t n, T K, double *s1, double *s2) {
+    tg_v8d a = { 0 }, b = { 0 };
+    SFX(lane_sums)(x, n, K, &a, &b);
+    *s1 += SFX(hsum)(&a);
+    *s2 += SFX(hsum)(&b);
+}
+
+/* sg += sum(g), sgx += sum(g * (x - m)) over n elements (group norm). */
+TG_NORM_CLONES static void SFX(grad_sums)(const T *g, const T *x, int64_t n, T m, double *sg, double *sgx) {
+    tg_v8d a = { 0 }, b = { 0 };
+    SFX(lane_grad_sums)(g, x, n, m, &a, &b);
+    *sg += SFX(hsum)(&a);
+    *sgx += SFX(hsum)(&b);
+}
+
+/* A shift for the one-pass variance of n values x[i * stride]: the mean of the first
+ * up to 16, so that the shifted mean is small beside the spread. */
+static T SFX(shift_of)(const T *x, int64_t n, int64_t S, int64_t stride) {
+    int64_t k = n < 16 ? n : 16;
+    double s = 0;
+    for (int64_t i = 0; i < k; i++) s += (double)x[i / S * stride + i % S];
+    return k ? (T)(s / (double)k) : 0;
 }
 
 /* Mean and biased variance from shifted sums of cnt elements. */
-static inline void SFX(moments)(double K, double s1, double s2, double cnt, double *mean, double *var) {
+NORM_INLINE void SFX(moments)(double K, double s1, double s2, double cnt, double *mean, double *var) {
     double m = s1 / cnt, v = s2 / cnt - m * m;
     *mean = K + m;
     *var = v > 0 ? v : 0;
@@ -57,215 +129,279 @@ static inline void SFX(moments)(double K, double s1, double s2, double cnt, doub
 /* ------------------------------------------------------------------ batch norm */
 
 typedef struct {
-    const T *x, *g;      /* x, and dout for the backward sums */
+    const T *x, *g;  /* x; dout (backward) */
+    T *y;            /* y, or dx (NULL: backward without dx) */
+    const tg_norm_params *p;
     int64_t N, C, S;
-    const double *mean;  /* backward: the channel means; row mode: expanded per position */
-    double *s1, *s2;     /* channel mode: per channel; row mode: NORM_BLOCKS x (CS, CS) partials */
-    const double *kpos;  /* row mode forward: each position's shift (its channel's first value) */
-    int64_t nb;          /* row mode: blocks */
-} SFX(bn_sums_ctx);
+    int64_t units;   /* channel mode: blocks of planes a channel splits into; row mode: blocks of rows */
+    bool fused;      /* channel mode, one block a channel: sums, coefficients and apply in one task */
+    bool bwd;
+    const T *K;      /* per channel: the shift (forward) or the saved mean (backward) */
+    const T *kpos;   /* row mode: K expanded per position (C * S) */
+    double *part;    /* channel mode: 2 per (channel, block); row mode: 2 * C * S per block */
+    T *coef;         /* BN_NCOEF * C; row mode: then each expanded per position */
+    /* forward */
+    tg_tensor *rm, *rv, *save_mean, *save_invstd;
+    const tg_tensor *weight, *bias;
+    /* backward */
+    const tg_tensor *mean_in, *invstd_in;
+    tg_tensor *dweight, *dbias;
+} SFX(bn_ctx);
 
-/* Channel mode: channel c's planes; forward statistics or backward sums. */
-static void SFX(bn_chan_task)(void *vc, int64_t c0, int64_t c1) {
-    SFX(bn_sums_ctx) *k = vc;
-    for (int64_t c = c0; c < c1; c++) {
-        double a = 0, b = 0, K = k->g ? k->mean[c] : k->N && k->S ? (double)k->x[c * k->S] : 0;
-        for (int64_t n = 0; n < k->N; n++) {
-            int64_t off = (n * k->C + c) * k->S;
-            if (k->g) SFX(grad_sums)(k->g + off, k->x + off, k->S, K, &a, &b);
-            else SFX(shifted_sums)(k->x + off, k->S, K, &a, &b);
-        }
-        k->s1[c] = a;
-        k->s2[c] = b;
+/* The sums of planes [n0, n1) of channel c into part[0], part[1]. */
+NORM_INLINE void SFX(bn_plane_sums)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1, double *part) {
+    tg_v8d a = { 0 }, b = { 0 };
+    for (int64_t n = n0; n < n1; n++) {
+        int64_t off = (n * k->C + c) * k->S;
+        if (k->bwd) SFX(lane_grad_sums)(k->g + off, k->x + off, k->S, k->K[c], &a, &b);
+        else SFX(lane_sums)(k->x + off, k->S, k->K[c], &a, &b);
     }
+    part[0] = SFX(hsum)(&a);
+    part[1] = SFX(hsum)(&b);
 }
 
-/* Row mode: block b's rows into its partials, position by position. */
-TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
-    SFX(bn_sums_ctx) *k = vc;
-    int64_t CS = k->C * k->S;
-    for (int64_t b = b0; b < b1; b++) {
-        double *p1 = k->s1 + b * 2 * CS, *p2 = p1 + CS;
-        const double *sh = k->g ? k->mean : k->kpos;
-        memset(p1, 0, (size_t)(2 * CS) * sizeof *p1);
-        for (int64_t r = b * k->N / k->nb; r < (b + 1) * k->N / k->nb; r++) {
-            const T *x = k->x + r * CS, *g = k->g ? k->g + r * CS : NULL;
-            if (g)
-                for (int64_t j = 0; j < CS; j++) {
-                    p1[j] += (double)g[j];
-                    p2[j] += (double)g[j] * ((double)x[j] - sh[j]);
-                }
-            else
-                for (int64_t j = 0; j < CS; j++) {
-                    double d = (double)x[j] - sh[j];
-                    p1[j] += d;
-                    p2[j] += d * d;
-                }
+/* Channel c's coefficients from its sums (s1, s2): forward also the saved statistics
+ * and the running update, backward also dweight and dbias. */
+static void SFX(bn_coef)(const SFX(bn_ctx) *k, int64_t c, double s1, double s2) {
+    const tg_norm_params *p = k->p;
+    double M = (double)(p->N * p->S);
+    T *cf = k->coef;
+    int64_t C = k->C;
+    if (!k->bwd) {
+        double mean, var;
+        if (p->training) {
+            SFX(moments)((double)k->K[c], s1, s2, M, &mean, &var);
+            if (k->rm) vset(k->rm, c, (1 - p->momentum) * vget(k->rm, c, 0) + p->momentum * mean);
+            if (k->rv) vset(k->rv, c, (1 - p->momentum) * vget(k->rv, c, 0) + p->momentum * var * M / (M - 1));
+        } else {
+            mean = vget(k->rm, c, 0);
+            var = vget(k->rv, c, 1);
         }
-    }
-}
-
-/* Per-channel sums (a, b) of either kind, by channels or by row blocks. part: scratch
- * of 2 * NORM_BLOCKS * CS doubles for row mode. */
-static void SFX(bn_sums)(SFX(bn_sums_ctx) *k, double *part, double *a, double *b) {
-    int64_t CS = k->C * k->S, M = k->N * k->S;
-    if (k->S >= ROW_MODE_S || k->N == 0) {
-        k->s1 = a;
-        k->s2 = b;
-        tg_pool_parallel_for(k->C, grain_for(M), SFX(bn_chan_task), k);
+        double invstd = 1 / sqrt(var + p->eps);
+        vset(k->save_mean, c, mean);
+        vset(k->save_invstd, c, invstd);
+        cf[BN_M * C + c] = (T)mean;
+        cf[BN_L * C + c] = (T)(mean - (double)(T)mean);
+        cf[BN_S * C + c] = (T)(invstd * vget(k->weight, c, 1));
+        cf[BN_T * C + c] = (T)vget(k->bias, c, 0);
+        cf[BN_U * C + c] = 0;
         return;
     }
-    k->nb = k->N < NORM_BLOCKS ? k->N : NORM_BLOCKS;
-    k->s1 = part;
-    tg_pool_parallel_for(k->nb, grain_for(k->N / k->nb * CS), SFX(bn_row_task), k);
-    for (int64_t c = 0; c < k->C; c++) {
-        double s = 0, q = 0;
-        for (int64_t blk = 0; blk < k->nb; blk++)
-            for (int64_t i = 0; i < k->S; i++) {
-                s += part[blk * 2 * CS + c * k->S + i];
-                q += part[blk * 2 * CS + CS + c * k->S + i];
-            }
-        a[c] = s;
-        b[c] = q;
+    double invstd = vget(k->invstd_in, c, 1), s = vget(k->weight, c, 1) * invstd;
+    vset(k->dweight, c, s2 * invstd);
+    vset(k->dbias, c, s1);
+    cf[BN_M * C + c] = k->K[c];
+    cf[BN_L * C + c] = 0;
+    cf[BN_S * C + c] = (T)s;
+    cf[BN_T * C + c] = (T)(p->training ? s * s2 * invstd * invstd / M : 0);
+    cf[BN_U * C + c] = (T)(p->training ? -s * s1 / M : 0);
+}
+
+/* y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, over x[0..n); the
+ * coefficients per channel (m, l, s, t, u scalars) or per position (arrays, cs the
+ * distance between them, 0 for scalars). */
+#define BN_APPLY_LOOP(COND, LOADC)                                                 \
+    for (; COND; i += VL) {                                                        \
+        SFX(vec) xv, gv, r;                                                        \
+        LOADC;                                                                     \
+        SFX(load)(&xv, x + i, n - i, &zero);                                       \
+        if (bwd) {                                                                 \
+            SFX(load)(&gv, g + i, n - i, &zero);                                   \
+            r = s * gv - t * (xv - m) + u;                                         \
+        } else                                                                     \
+            r = ((xv - m) - l) * s + t;                                            \
+        SFX(store)(y + i, n - i, &r);                                              \
+    }
+
+/* Channel mode: n elements of one channel, its coefficients cf[a * C]. */
+NORM_INLINE void SFX(bn_apply_plane)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *cf, int64_t C) {
+    SFX(vec) zero = { 0 }, m = cf[BN_M * C] + zero, l = cf[BN_L * C] + zero, s = cf[BN_S * C] + zero;
+    SFX(vec) t = cf[BN_T * C] + zero, u = cf[BN_U * C] + zero;
+    int64_t i = 0;
+    if (bwd) {
+        BN_APPLY_LOOP(i + VL <= n, (void)0)
+    } else {
+        BN_APPLY_LOOP(i + VL <= n, (void)0)
+    }
+    BN_APPLY_LOOP(i < n, (void)0)
+}
+
+/* Row mode: one row of n = C * S, the coefficients expanded per position (e[a * n + j]). */
+NORM_INLINE void SFX(bn_apply_row)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *e) {
+    SFX(vec) zero = { 0 }, m, l, s, t, u;
+#define BN_ROW_COEF                                                                \
+    SFX(load)(&m, e + BN_M * n + i, n - i, &zero), SFX(load)(&l, e + BN_L * n + i, n - i, &zero), \
+    SFX(load)(&s, e + BN_S * n + i, n - i, &zero), SFX(load)(&t, e + BN_T * n + i, n - i, &zero), \
+    SFX(load)(&u, e + BN_U * n + i, n - i, &zero)
+    int64_t i = 0;
+    BN_APPLY_LOOP(i < n, BN_ROW_COEF)
+#undef BN_ROW_COEF
+}
+#undef BN_APPLY_LOOP
+
+/* Channel c's N planes through the apply pass. */
+NORM_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+        int64_t off = (n * k->C + c) * k->S;
+        SFX(bn_apply_plane)(k->bwd, k->x + off, k->g ? k->g + off : NULL, k->y + off, k->S, k->coef + c, k->C);
     }
 }
 
-/* y = (x - m) * s + t, or dx = s * g - t * (x - m) + u: coefficients per channel
- * (S >= ROW_MODE_S, by plane) or expanded per position (row mode, by row). */
-typedef struct {
-    const T *x, *g;
-    T *y;
-    int64_t C, S;
-    const T *m, *s, *t, *u;
-    bool rows;
-} SFX(bn_apply_ctx);
+/* Channel mode, unit u = (channel, block of planes): its sums; fused: whole channels,
+ * their coefficients and their apply pass while the planes are still in L2. */
+TG_NORM_CLONES static void SFX(bn_chan_task)(void *vc, int64_t u0, int64_t u1) {
+    SFX(bn_ctx) *k = vc;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t c = u / k->units, b = u % k->units;
+        double *part = k->part + 2 * u;
+        SFX(bn_plane_sums)(k, c, b * k->N / k->units, (b + 1) * k->N / k->units, part);
+        if (!k->fused) continue;
+        SFX(bn_coef)(k, c, part[0], part[1]);
+        if (k->y) SFX(bn_apply_channel)(k, c, 0, k->N);
+    }
+}
 
-TG_NORM_CLONES static void SFX(bn_apply_task)(void *vc, int64_t i0, int64_t i1) {
-    SFX(bn_apply_ctx) *k = vc;
-    int64_t len = k->rows ? k->C * k->S : k->S;
-    for (int64_t i = i0; i < i1; i++) {
-        const T *x = k->x + i * len, *g = k->g ? k->g + i * len : NULL;
-        T *y = k->y + i * len;
-        if (k->rows) {
-            if (g)
-                for (int64_t j = 0; j < len; j++) y[j] = k->s[j] * g[j] - k->t[j] * (x[j] - k->m[j]) + k->u[j];
-            else
-                for (int64_t j = 0; j < len; j++) y[j] = (x[j] - k->m[j]) * k->s[j] + k->t[j];
-        } else {
-            int64_t c = i % k->C;
-            T m = k->m[c], s = k->s[c], t = k->t[c];
-            if (g) {
-                T u = k->u[c];
-                for (int64_t j = 0; j < len; j++) y[j] = s * g[j] - t * (x[j] - m) + u;
-            } else
-                for (int64_t j = 0; j < len; j++) y[j] = (x[j] - m) * s + t;
+/* Channel mode apply pass over planes (n, c) = i. */
+TG_NORM_CLONES static void SFX(bn_plane_task)(void *vc, int64_t i0, int64_t i1) {
+    SFX(bn_ctx) *k = vc;
+    for (int64_t i = i0; i < i1; i++) SFX(bn_apply_channel)(k, i % k->C, i / k->C, i / k->C + 1);
+}
+
+/* Row mode, block b of rows: per-position partial sums, NORM_RUN rows at a time in T. */
+TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
+    SFX(bn_ctx) *k = vc;
+    int64_t CS = k->C * k->S;
+    SFX(vec) zero = { 0 };
+    for (int64_t b = b0; b < b1; b++) {
+        double *p1 = k->part + b * 2 * CS, *p2 = p1 + CS;
+        int64_t r1 = (b + 1) * k->N / k->units;
+        memset(p1, 0, (size_t)(2 * CS) * sizeof *p1);
+        for (int64_t r0 = b * k->N / k->units; r0 < r1; r0 += NORM_RUN)
+            for (int64_t j = 0; j < CS; j += VL) {
+                SFX(vec) a = { 0 }, q = { 0 }, kv, xv, gv;
+                SFX(load)(&kv, k->kpos + j, CS - j, &zero);
+                for (int64_t r = r0; r < r0 + NORM_RUN && r < r1; r++) {
+                    SFX(load)(&xv, k->x + r * CS + j, CS - j, &kv);
+                    if (k->bwd) {
+                        SFX(load)(&gv, k->g + r * CS + j, CS - j, &zero);
+                        a += gv;
+                        q += gv * (xv - kv);
+                    } else {
+                        xv -= kv;
+                        a += xv;
+                        q += xv * xv;
+                    }
+                }
+                SFX(widen_add_to)(p1 + j, &a, CS - j);
+                SFX(widen_add_to)(p2 + j, &q, CS - j);
+            }
+    }
+}
+
+/* Row mode apply pass over rows. */
+TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t r0, int64_t r1) {
+    SFX(bn_ctx) *k = vc;
+    int64_t CS = k->C * k->S;
+    for (int64_t r = r0; r < r1; r++)
+        SFX(bn_apply_row)(k->bwd, k->x + r * CS, k->g ? k->g + r * CS : NULL, k->y + r * CS, CS,
+                          k->coef + BN_NCOEF * k->C);
+}
+
+/* Planes (S >= ROW_MODE_S) by channel, split into blocks of planes where there are
+ * fewer channels than NORM_UNITS; fewer elements per plane by blocks of rows. Both
+ * splits follow the shape alone. */
+static void SFX(bn_split)(SFX(bn_ctx) *k) {
+    if (k->S >= ROW_MODE_S) {
+        k->units = k->C >= NORM_UNITS ? 1 : (NORM_UNITS + k->C - 1) / k->C;
+        if (k->units > k->N) k->units = k->N > 0 ? k->N : 1;
+        /* the fused pass rereads a channel from L2: worth it where one fits */
+        k->fused = k->units == 1 && (double)(k->N * k->S) * sizeof(T) * (k->bwd ? 2 : 1) <= NORM_L2_BYTES;
+    } else
+        k->units = k->N < NORM_BLOCKS ? (k->N > 0 ? k->N : 1) : NORM_BLOCKS;
+}
+
+/* Scratch in doubles: the partials, then K (and its expansion) and the coefficients
+ * (expanded in row mode) as T's. */
+static int64_t SFX(bn_scratch_len)(const SFX(bn_ctx) *k) {
+    int64_t C = k->C, CS = C * k->S, rows = k->S < ROW_MODE_S;
+    int64_t parts = rows ? 2 * k->units * CS : 2 * C * k->units;
+    int64_t ts = C + (rows ? CS : 0) + BN_NCOEF * (C + (rows ? CS : 0));
+    return parts + (ts * (int64_t)sizeof(T) + 7) / 8 + 1;
+}
+
+/* Both directions: the sums (unless eval forward, or eval backward without dweight and
+ * dbias), the coefficients and the apply pass, split by bn_split. */
+static tg_status SFX(bn_run)(SFX(bn_ctx) *k, const tg_tensor *x, bool sums) {
+    int64_t C = k->C, S = k->S, CS = C * S, N = k->N;
+    bool rows = S < ROW_MODE_S;
+    double *buf;
+    SFX(bn_split)(k);
+    tg_status st = scratch_d(x, SFX(bn_scratch_len)(k), &buf);
+    if (st != TG_OK) return st;
+    k->part = buf;
+    T *K = (T *)(buf + (rows ? 2 * k->units * CS : 2 * C * k->units)), *kpos = K + C;
+    k->coef = kpos + (rows ? CS : 0);
+    k->K = K;
+    k->kpos = kpos;
+    for (int64_t c = 0; c < C; c++)
+        K[c] = k->bwd ? (T)vget(k->mean_in, c, 0) : SFX(shift_of)(k->x + c * S, N * S, S, CS);
+    if (!sums) {
+        for (int64_t c = 0; c < C; c++) SFX(bn_coef)(k, c, 0, 0);
+    } else if (!rows) {
+        norm_parallel(C * k->units, N * S / k->units * (k->fused ? 2 : 1), SFX(bn_chan_task), k);
+        if (k->fused) return TG_OK;
+        for (int64_t c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            for (int64_t b = 0; b < k->units; b++) {
+                s1 += k->part[2 * (c * k->units + b)];
+                s2 += k->part[2 * (c * k->units + b) + 1];
+            }
+            SFX(bn_coef)(k, c, s1, s2);
+        }
+    } else {
+        for (int64_t j = 0; j < CS; j++) kpos[j] = K[j / S];
+        norm_parallel(k->units, N / k->units * CS, SFX(bn_row_task), k);
+        for (int64_t c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            for (int64_t b = 0; b < k->units; b++)
+                for (int64_t i = 0; i < S; i++) {
+                    s1 += k->part[b * 2 * CS + c * S + i];
+                    s2 += k->part[b * 2 * CS + CS + c * S + i];
+                }
+            SFX(bn_coef)(k, c, s1, s2);
         }
     }
-}
-
-/* Runs the apply pass; coefficients are in coef (4 arrays of C T's, per channel) and
- * are expanded per position into coef + 4 * C for row mode. */
-static void SFX(bn_apply)(SFX(bn_apply_ctx) *k, int64_t N, T *coef) {
-    int64_t C = k->C, S = k->S, CS = C * S;
-    k->rows = S < ROW_MODE_S;
-    k->m = coef;
-    k->s = coef + C;
-    k->t = coef + 2 * C;
-    k->u = coef + 3 * C;
-    if (k->rows) {
-        T *e = coef + 4 * C;
-        for (int a = 0; a < 4; a++)
-            for (int64_t j = 0; j < CS; j++) e[a * CS + j] = coef[a * C + j / S];
-        k->m = e;
-        k->s = e + CS;
-        k->t = e + 2 * CS;
-        k->u = e + 3 * CS;
-        tg_pool_parallel_for(N, grain_for(CS), SFX(bn_apply_task), k);
+    if (!k->y) return TG_OK;
+    if (rows) {
+        T *e = k->coef + BN_NCOEF * C;
+        for (int a = 0; a < BN_NCOEF; a++)
+            for (int64_t j = 0; j < CS; j++) e[a * CS + j] = k->coef[a * C + j / S];
+        norm_parallel(N, CS, SFX(bn_rows_apply_task), k);
     } else
-        tg_pool_parallel_for(N * C, grain_for(S), SFX(bn_apply_task), k);
-}
-
-/* Scratch: 2C sums, CS shifts or means, the row partials, and the coefficients. */
-static int64_t SFX(bn_scratch_len)(const tg_norm_params *p) {
-    int64_t CS = p->C * p->S;
-    return 2 * p->C + CS + 2 * NORM_BLOCKS * CS + (4 * p->C + 4 * CS) * (int64_t)sizeof(T) / 8 + 8;
+        norm_parallel(N * C, S, SFX(bn_plane_task), k);
+    return TG_OK;
 }
 
 static tg_status SFX(bn_fwd)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, tg_tensor *rm,
                              tg_tensor *rv, const tg_tensor *x, const tg_tensor *weight, const tg_tensor *bias,
                              const tg_norm_params *p) {
-    int64_t C = p->C, S = p->S, CS = C * S;
-    double M = (double)(p->N * S), *a, *buf;
-    tg_status st = scratch_d(x, SFX(bn_scratch_len)(p), &buf);
-    if (st != TG_OK) return st;
-    a = buf;
-    double *b = a + C, *kpos = b + C, *part = kpos + CS;
-    T *coef = (T *)(part + 2 * NORM_BLOCKS * CS);
-    const T *xp = (const T *)tg_cpu_ptr(x);
-    if (p->training) {
-        for (int64_t j = 0; j < CS && p->N > 0; j++) kpos[j] = (double)xp[(j / S) * S];
-        SFX(bn_sums_ctx) k = { .x = xp, .N = p->N, .C = C, .S = S, .kpos = kpos };
-        SFX(bn_sums)(&k, part, a, b);
-    }
-    for (int64_t c = 0; c < C; c++) {
-        double mean, var;
-        if (p->training) {
-            SFX(moments)(p->N && S ? (double)xp[c * S] : 0, a[c], b[c], M, &mean, &var);
-            if (rm) vset(rm, c, (1 - p->momentum) * vget(rm, c, 0) + p->momentum * mean);
-            if (rv) vset(rv, c, (1 - p->momentum) * vget(rv, c, 0) + p->momentum * var * M / (M - 1));
-        } else {
-            mean = vget(rm, c, 0);
-            var = vget(rv, c, 1);
-        }
-        double invstd = 1 / sqrt(var + p->eps);
-        vset(save_mean, c, mean);
-        vset(save_invstd, c, invstd);
-        coef[c] = (T)mean;
-        coef[C + c] = (T)(invstd * vget(weight, c, 1));
-        coef[2 * C + c] = (T)vget(bias, c, 0);
-        coef[3 * C + c] = 0;
-    }
-    SFX(bn_apply_ctx) k = { .x = xp, .y = (T *)tg_cpu_ptr(out), .C = C, .S = S };
-    SFX(bn_apply)(&k, p->N, coef);
-    return TG_OK;
+    SFX(bn_ctx) k = { .x = (const T *)tg_cpu_ptr(x), .y = (T *)tg_cpu_ptr(out), .p = p, .N = p->N, .C = p->C,
+                      .S = p->S, .rm = rm, .rv = rv, .save_mean = save_mean, .save_invstd = save_invstd,
+                      .weight = weight, .bias = bias };
+    return SFX(bn_run)(&k, x, p->training);
 }
 
 static tg_status SFX(bn_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
                              const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
                              const tg_tensor *save_invstd, const tg_norm_params *p) {
-    int64_t C = p->C, S = p->S, CS = C * S;
-    double M = (double)(p->N * S), *buf;
-    tg_status st = scratch_d(x, SFX(bn_scratch_len)(p), &buf);
-    if (st != TG_OK) return st;
-    double *sg = buf, *sgx = sg + C, *mpos = sgx + C, *part = mpos + CS;
-    T *coef = (T *)(part + 2 * NORM_BLOCKS * CS);
-    const T *xp = (const T *)tg_cpu_ptr(x), *gp = (const T *)tg_cpu_ptr(dout);
-    bool sums = p->training || dweight || dbias;
-    if (sums) {
-        double *cm = S >= ROW_MODE_S ? mpos : part; /* channel means, expanded per position in row mode */
-        for (int64_t c = 0; c < C; c++) cm[c] = vget(save_mean, c, 0);
-        if (S < ROW_MODE_S) {
-            for (int64_t j = CS - 1; j >= 0; j--) mpos[j] = part[j / S];
-        }
-        SFX(bn_sums_ctx) k = { .x = xp, .g = gp, .N = p->N, .C = C, .S = S, .mean = mpos };
-        SFX(bn_sums)(&k, part, sg, sgx);
-    }
-    for (int64_t c = 0; c < C; c++) {
-        double invstd = vget(save_invstd, c, 1), s = vget(weight, c, 1) * invstd;
-        if (sums) {
-            vset(dweight, c, sgx[c] * invstd);
-            vset(dbias, c, sg[c]);
-        }
-        coef[c] = (T)vget(save_mean, c, 0);
-        coef[C + c] = (T)s;
-        coef[2 * C + c] = (T)(p->training ? s * sgx[c] * invstd * invstd / M : 0);
-        coef[3 * C + c] = (T)(p->training ? -s * sg[c] / M : 0);
-    }
-    if (!dx) return TG_OK;
-    SFX(bn_apply_ctx) k = { .x = xp, .g = gp, .y = (T *)tg_cpu_ptr(dx), .C = C, .S = S };
-    SFX(bn_apply)(&k, p->N, coef);
-    return TG_OK;
+    SFX(bn_ctx) k = { .x = (const T *)tg_cpu_ptr(x), .g = (const T *)tg_cpu_ptr(dout),
+                      .y = dx ? (T *)tg_cpu_ptr(dx) : NULL, .p = p, .N = p->N, .C = p->C, .S = p->S, .bwd = true,
+                      .weight = weight, .mean_in = save_mean, .invstd_in = save_invstd, .dweight = dweight,
+                      .dbias = dbias };
+    return SFX(bn_run)(&k, x, p->training || dweight || dbias);
 }
+
+#undef VL
 
 /* ------------------------------------------------------------------ group and layer norm */
 
@@ -290,8 +426,9 @@ static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
         const T *x = k->x + q * len;
         T *y = k->y + q * len;
         double s1 = 0, s2 = 0, mean, var;
-        SFX(shifted_sums)(x, len, len ? (double)x[0] : 0, &s1, &s2);
-        SFX(moments)(len ? (double)x[0] : 0, s1, s2, (double)len, &mean, &var);
+        T K = SFX(shift_of)(x, len, len, 0);
+        SFX(shifted_sums)(x, len, K, &s1, &s2);
+        SFX(moments)((double)K, s1, s2, (double)len, &mean, &var);
         double is = 1 / sqrt(var + k->eps);
         k->mean[q] = (T)mean;
         k->invstd[q] = (T)is;
@@ -313,7 +450,7 @@ static void SFX(gn_bwd_task)(void *vc, int64_t q0, int64_t q1) {
         int64_t c0 = (q % k->G) * Cg, n = q / k->G;
         for (int64_t c = 0; c < Cg; c++) {
             double a = 0, b = 0, w = vget(k->weight, c0 + c, 1);
-            SFX(grad_sums)(g + c * k->S, x + c * k->S, k->S, mean, &a, &b);
+            SFX(grad_sums)(g + c * k->S, x + c * k->S, k->S, k->mean[q], &a, &b);
             k->db[n * k->C + c0 + c] = a;
             k->ds[n * k->C + c0 + c] = b;
             sgw += w * a;
@@ -334,7 +471,7 @@ static tg_status SFX(gn_fwd)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *sa
     SFX(gn_ctx) k = { .x = (const T *)tg_cpu_ptr(x), .y = (T *)tg_cpu_ptr(out), .weight = weight, .bias = bias,
                       .mean = (T *)tg_cpu_ptr(save_mean), .invstd = (T *)tg_cpu_ptr(save_invstd), .eps = p->eps,
                       .C = p->C, .S = p->S, .G = p->groups };
-    tg_pool_parallel_for(p->N * p->groups, grain_for(p->C / p->groups * p->S), SFX(gn_fwd_task), &k);
+    norm_parallel(p->N * p->groups, p->C / p->groups * p->S, SFX(gn_fwd_task), &k);
     return TG_OK;
 }
 
@@ -349,7 +486,7 @@ static tg_status SFX(gn_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
                       .y = dx ? (T *)tg_cpu_ptr(dx) : NULL, .weight = weight, .mean = (T *)tg_cpu_ptr(save_mean),
                       .invstd = (T *)tg_cpu_ptr(save_invstd), .C = C, .S = p->S, .G = G, .ds = buf,
                       .db = buf + N * C };
-    tg_pool_parallel_for(N * G, grain_for(C / G * p->S), SFX(gn_bwd_task), &k);
+    norm_parallel(N * G, C / G * p->S, SFX(gn_bwd_task), &k);
     for (int64_t c = 0; c < C && (dweight || dbias); c++) {
         double w = 0, b = 0;
         for (int64_t n = 0; n < N; n++) {
@@ -370,8 +507,9 @@ static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
         const T *x = k->x + r * D;
         T *y = k->y + r * D;
         double s1 = 0, s2 = 0, mean, var;
-        SFX(shifted_sums)(x, D, D ? (double)x[0] : 0, &s1, &s2);
-        SFX(moments)(D ? (double)x[0] : 0, s1, s2, (double)D, &mean, &var);
+        T K = SFX(shift_of)(x, D, D, 0);
+        SFX(shifted_sums)(x, D, K, &s1, &s2);
+        SFX(moments)((double)K, s1, s2, (double)D, &mean, &var);
         double is = 1 / sqrt(var + k->eps);
         k->mean[r] = (T)mean;
         k->invstd[r] = (T)is;
@@ -437,7 +575,7 @@ static tg_status SFX(ln_fwd)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *sa
                       .w = weight ? (const T *)tg_cpu_ptr(weight) : NULL, .b = bias ? (const T *)tg_cpu_ptr(bias) : NULL,
                       .mean = (T *)tg_cpu_ptr(save_mean), .invstd = (T *)tg_cpu_ptr(save_invstd), .eps = p->eps,
                       .C = p->C };
-    tg_pool_parallel_for(p->N, grain_for(p->C), SFX(ln_fwd_task), &k);
+    norm_parallel(p->N, p->C, SFX(ln_fwd_task), &k);
     return TG_OK;
 }
 
@@ -454,7 +592,7 @@ static tg_status SFX(ln_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
         tg_status st = scratch_d(x, 2 * NORM_BLOCKS * D, &k.part);
         if (st != TG_OK) return st;
     }
-    if (k.nb > 0) tg_pool_parallel_for(k.nb, grain_for(N / k.nb * D), SFX(ln_bwd_task), &k);
+    if (k.nb > 0) norm_parallel(k.nb, N / k.nb * D, SFX(ln_bwd_task), &k);
     for (int64_t j = 0; j < D && sums; j++) {
         double w = 0, b = 0;
         for (int64_t blk = 0; blk < k.nb; blk++) {
