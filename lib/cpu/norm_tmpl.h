@@ -9,18 +9,10 @@
 typedef T SFX(vec) __attribute__((vector_size(64)));
 #define VL ((int64_t)(64 / sizeof(T)))
 
-/* *v = x[0..n) with n < VL, the other lanes from pad (so that they add nothing). */
-NORM_INLINE void SFX(load_part)(SFX(vec) *v, const T *x, int64_t n, const SFX(vec) *pad) {
-    *v = *pad;
-    memcpy(v, x, (size_t)n * sizeof(T));
-}
-
-NORM_INLINE void SFX(load)(SFX(vec) *v, const T *x, int64_t n, const SFX(vec) *pad) {
-    if (n >= VL) memcpy(v, x, sizeof *v);
-    else SFX(load_part)(v, x, n, pad);
-}
-
-NORM_INLINE void SFX(store)(T *y, int64_t n, const SFX(vec) *v) { memcpy(y, v, (size_t)(n < VL ? n : VL) * sizeof(T)); }
+/* Unaligned whole-vector load and store; the last n % VL elements of a loop go lane by
+ * lane with the same operations, so a tail changes nothing but the speed. */
+NORM_INLINE void SFX(load)(SFX(vec) *v, const T *x) { memcpy(v, x, sizeof *v); }
+NORM_INLINE void SFX(store)(T *y, const SFX(vec) *v) { memcpy(y, v, sizeof *v); }
 
 /* acc (8 doubles) += the lanes of v, f32's 16 lanes pairwise. */
 NORM_INLINE void SFX(widen_add)(tg_v8d *acc, const SFX(vec) *v) {
@@ -29,64 +21,57 @@ NORM_INLINE void SFX(widen_add)(tg_v8d *acc, const SFX(vec) *v) {
     *acc += VL == 16 ? lo + hi : lo;
 }
 
-/* p[0..n) += the first n lanes of v, in double. */
-NORM_INLINE void SFX(widen_add_to)(double *p, const SFX(vec) *v, int64_t n) {
+/* p[0..VL) += the lanes of v, in double. */
+NORM_INLINE void SFX(widen_add_to)(double *p, const SFX(vec) *v) {
     tg_v8d w[2], q[2];
     SFX(widen)(v, &w[0], &w[1]);
-    if (n >= VL) {
-        memcpy(q, p, (size_t)VL * sizeof(double));
-        q[0] += w[0];
-        if (VL == 16) q[1] += w[1];
-        memcpy(p, q, (size_t)VL * sizeof(double));
-    } else
-        for (int64_t i = 0; i < n; i++) p[i] += w[i / 8][i % 8];
+    memcpy(q, p, (size_t)VL * sizeof(double));
+    q[0] += w[0];
+    if (VL == 16) q[1] += w[1];
+    memcpy(p, q, (size_t)VL * sizeof(double));
 }
-
-/* One run of up to NORM_RUN vectors of lane_sums; the last may be partial. */
-#define LANE_SUMS_RUN(END)                        \
-    do {                                          \
-        SFX(vec) a = { 0 }, b = { 0 }, v;         \
-        for (int64_t e_ = (END); i < e_; i += VL) { \
-            SFX(load)(&v, x + i, n - i, &k);      \
-            v -= k;                               \
-            a += v;                               \
-            b += v * v;                           \
-        }                                         \
-        SFX(widen_add)(s1, &a);                   \
-        SFX(widen_add)(s2, &b);                   \
-    } while (0)
 
 /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0..n), in 8 lanes: shifting by a value
  * near the mean keeps the one-pass variance accurate. */
 NORM_INLINE void SFX(lane_sums)(const T *x, int64_t n, T K, tg_v8d *s1, tg_v8d *s2) {
-    SFX(vec) k = K - (SFX(vec)){ 0 };
-    int64_t i = 0;
-    while (i + NORM_RUN * VL <= n) LANE_SUMS_RUN(i + NORM_RUN * VL);
-    if (i < n) LANE_SUMS_RUN(n);
+    for (int64_t i = 0; i < n;) {
+        SFX(vec) a = { 0 }, b = { 0 }, v;
+        int64_t end = n - i > NORM_RUN * VL ? i + NORM_RUN * VL : n;
+        for (; i + VL <= end; i += VL) {
+            SFX(load)(&v, x + i);
+            v -= K;
+            a += v;
+            b += v * v;
+        }
+        for (int64_t j = 0; i < end; i++, j++) {
+            T d = x[i] - K;
+            a[j] += d;
+            b[j] += d * d;
+        }
+        SFX(widen_add)(s1, &a);
+        SFX(widen_add)(s2, &b);
+    }
 }
-#undef LANE_SUMS_RUN
-
-#define LANE_GRAD_RUN(END)                        \
-    do {                                          \
-        SFX(vec) a = { 0 }, b = { 0 }, gv, xv;    \
-        for (int64_t e_ = (END); i < e_; i += VL) { \
-            SFX(load)(&gv, g + i, n - i, &zero);  \
-            SFX(load)(&xv, x + i, n - i, &mv);    \
-            a += gv;                              \
-            b += gv * (xv - mv);                  \
-        }                                         \
-        SFX(widen_add)(sg, &a);                   \
-        SFX(widen_add)(sgx, &b);                  \
-    } while (0)
 
 /* sg += sum(g), sgx += sum(g * (x - m)) over n elements, in 8 lanes. */
 NORM_INLINE void SFX(lane_grad_sums)(const T *g, const T *x, int64_t n, T m, tg_v8d *sg, tg_v8d *sgx) {
-    SFX(vec) mv = m - (SFX(vec)){ 0 }, zero = { 0 };
-    int64_t i = 0;
-    while (i + NORM_RUN * VL <= n) LANE_GRAD_RUN(i + NORM_RUN * VL);
-    if (i < n) LANE_GRAD_RUN(n);
+    for (int64_t i = 0; i < n;) {
+        SFX(vec) a = { 0 }, b = { 0 }, gv, xv;
+        int64_t end = n - i > NORM_RUN * VL ? i + NORM_RUN * VL : n;
+        for (; i + VL <= end; i += VL) {
+            SFX(load)(&gv, g + i);
+            SFX(load)(&xv, x + i);
+            a += gv;
+            b += gv * (xv - m);
+        }
+        for (int64_t j = 0; i < end; i++, j++) {
+            a[j] += g[i];
+            b[j] += g[i] * (x[i] - m);
+        }
+        SFX(widen_add)(sg, &a);
+        SFX(widen_add)(sgx, &b);
+    }
 }
-#undef LANE_GRAD_RUN
 
 NORM_INLINE double SFX(hsum)(const tg_v8d *v) {
     double s = 0;
@@ -133,6 +118,7 @@ typedef struct {
     T *y;            /* y, or dx (NULL: backward without dx) */
     const tg_norm_params *p;
     int64_t N, C, S;
+    bool rows;       /* row mode (bn_split): by blocks of rows, position by position */
     int64_t units;   /* channel mode: blocks of planes a channel splits into; row mode: blocks of rows */
     bool fused;      /* channel mode, one block a channel: sums, coefficients and apply in one task */
     bool bwd;
@@ -197,47 +183,49 @@ static void SFX(bn_coef)(const SFX(bn_ctx) *k, int64_t c, double s1, double s2) 
     cf[BN_U * C + c] = (T)(p->training ? -s * s1 / M : 0);
 }
 
-/* y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, over x[0..n); the
- * coefficients per channel (m, l, s, t, u scalars) or per position (arrays, cs the
- * distance between them, 0 for scalars). */
-#define BN_APPLY_LOOP(COND, LOADC)                                                 \
-    for (; COND; i += VL) {                                                        \
+/* y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, for x[0..n): the
+ * coefficients M, L, S_, T_, U are scalars (channel mode) or vectors (row mode, LOADC
+ * loads them at i) and MS, LS, ... their scalar forms at i for the tail. */
+#define BN_APPLY_LOOPS(LOADC, MS, LS, SS, TS, US)                                  \
+    do {                                                                           \
+        int64_t i = 0;                                                             \
         SFX(vec) xv, gv, r;                                                        \
-        LOADC;                                                                     \
-        SFX(load)(&xv, x + i, n - i, &zero);                                       \
         if (bwd) {                                                                 \
-            SFX(load)(&gv, g + i, n - i, &zero);                                   \
-            r = s * gv - t * (xv - m) + u;                                         \
-        } else                                                                     \
-            r = ((xv - m) - l) * s + t;                                            \
-        SFX(store)(y + i, n - i, &r);                                              \
-    }
+            for (; i + VL <= n; i += VL) {                                         \
+                LOADC;                                                             \
+                SFX(load)(&xv, x + i);                                             \
+                SFX(load)(&gv, g + i);                                             \
+                r = S_ * gv - T_ * (xv - M) + U;                                   \
+                SFX(store)(y + i, &r);                                             \
+            }                                                                      \
+            for (; i < n; i++) y[i] = SS * g[i] - TS * (x[i] - MS) + US;           \
+        } else {                                                                   \
+            for (; i + VL <= n; i += VL) {                                         \
+                LOADC;                                                             \
+                SFX(load)(&xv, x + i);                                             \
+                r = ((xv - M) - L) * S_ + T_;                                      \
+                SFX(store)(y + i, &r);                                             \
+            }                                                                      \
+            for (; i < n; i++) y[i] = ((x[i] - MS) - LS) * SS + TS;                \
+        }                                                                          \
+    } while (0)
 
 /* Channel mode: n elements of one channel, its coefficients cf[a * C]. */
 NORM_INLINE void SFX(bn_apply_plane)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *cf, int64_t C) {
-    SFX(vec) zero = { 0 }, m = cf[BN_M * C] + zero, l = cf[BN_L * C] + zero, s = cf[BN_S * C] + zero;
-    SFX(vec) t = cf[BN_T * C] + zero, u = cf[BN_U * C] + zero;
-    int64_t i = 0;
-    if (bwd) {
-        BN_APPLY_LOOP(i + VL <= n, (void)0)
-    } else {
-        BN_APPLY_LOOP(i + VL <= n, (void)0)
-    }
-    BN_APPLY_LOOP(i < n, (void)0)
+    T M = cf[BN_M * C], L = cf[BN_L * C], S_ = cf[BN_S * C], T_ = cf[BN_T * C], U = cf[BN_U * C];
+    BN_APPLY_LOOPS((void)0, M, L, S_, T_, U);
 }
 
 /* Row mode: one row of n = C * S, the coefficients expanded per position (e[a * n + j]). */
 NORM_INLINE void SFX(bn_apply_row)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *e) {
-    SFX(vec) zero = { 0 }, m, l, s, t, u;
-#define BN_ROW_COEF                                                                \
-    SFX(load)(&m, e + BN_M * n + i, n - i, &zero), SFX(load)(&l, e + BN_L * n + i, n - i, &zero), \
-    SFX(load)(&s, e + BN_S * n + i, n - i, &zero), SFX(load)(&t, e + BN_T * n + i, n - i, &zero), \
-    SFX(load)(&u, e + BN_U * n + i, n - i, &zero)
-    int64_t i = 0;
-    BN_APPLY_LOOP(i < n, BN_ROW_COEF)
+    const T *em = e + BN_M * n, *el = e + BN_L * n, *es = e + BN_S * n, *et = e + BN_T * n, *eu = e + BN_U * n;
+    SFX(vec) M, L, S_, T_, U;
+#define BN_ROW_COEF \
+    (SFX(load)(&M, em + i), SFX(load)(&L, el + i), SFX(load)(&S_, es + i), SFX(load)(&T_, et + i), SFX(load)(&U, eu + i))
+    BN_APPLY_LOOPS(BN_ROW_COEF, em[i], el[i], es[i], et[i], eu[i]);
 #undef BN_ROW_COEF
 }
-#undef BN_APPLY_LOOP
+#undef BN_APPLY_LOOPS
 
 /* Channel c's N planes through the apply pass. */
 NORM_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1) {
@@ -271,19 +259,20 @@ TG_NORM_CLONES static void SFX(bn_plane_task)(void *vc, int64_t i0, int64_t i1) 
 TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
     SFX(bn_ctx) *k = vc;
     int64_t CS = k->C * k->S;
-    SFX(vec) zero = { 0 };
+    const T *kp = k->kpos;
     for (int64_t b = b0; b < b1; b++) {
         double *p1 = k->part + b * 2 * CS, *p2 = p1 + CS;
         int64_t r1 = (b + 1) * k->N / k->units;
         memset(p1, 0, (size_t)(2 * CS) * sizeof *p1);
-        for (int64_t r0 = b * k->N / k->units; r0 < r1; r0 += NORM_RUN)
-            for (int64_t j = 0; j < CS; j += VL) {
+        for (int64_t r0 = b * k->N / k->units; r0 < r1; r0 += NORM_RUN) {
+            int64_t re = r1 - r0 < NORM_RUN ? r1 : r0 + NORM_RUN, j = 0;
+            for (; j + VL <= CS; j += VL) {
                 SFX(vec) a = { 0 }, q = { 0 }, kv, xv, gv;
-                SFX(load)(&kv, k->kpos + j, CS - j, &zero);
-                for (int64_t r = r0; r < r0 + NORM_RUN && r < r1; r++) {
-                    SFX(load)(&xv, k->x + r * CS + j, CS - j, &kv);
+                SFX(load)(&kv, kp + j);
+                for (int64_t r = r0; r < re; r++) {
+                    SFX(load)(&xv, k->x + r * CS + j);
                     if (k->bwd) {
-                        SFX(load)(&gv, k->g + r * CS + j, CS - j, &zero);
+                        SFX(load)(&gv, k->g + r * CS + j);
                         a += gv;
                         q += gv * (xv - kv);
                     } else {
@@ -292,9 +281,25 @@ TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
                         q += xv * xv;
                     }
                 }
-                SFX(widen_add_to)(p1 + j, &a, CS - j);
-                SFX(widen_add_to)(p2 + j, &q, CS - j);
+                SFX(widen_add_to)(p1 + j, &a);
+                SFX(widen_add_to)(p2 + j, &q);
             }
+            for (; j < CS; j++) {
+                T a = 0, q = 0;
+                for (int64_t r = r0; r < re; r++) {
+                    T xs = k->x[r * CS + j], d = xs - kp[j];
+                    if (k->bwd) {
+                        a += k->g[r * CS + j];
+                        q += k->g[r * CS + j] * d;
+                    } else {
+                        a += d;
+                        q += d * d;
+                    }
+                }
+                p1[j] += (double)a;
+                p2[j] += (double)q;
+            }
+        }
     }
 }
 
@@ -308,38 +313,42 @@ TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t r0, int64_t
 }
 
 /* Planes (S >= ROW_MODE_S) by channel, split into blocks of planes where there are
- * fewer channels than NORM_UNITS; fewer elements per plane by blocks of rows. Both
- * splits follow the shape alone. */
+ * fewer channels than NORM_UNITS; fewer elements per plane by blocks of rows, position by
+ * position. Both splits follow the shape alone. */
 static void SFX(bn_split)(SFX(bn_ctx) *k) {
-    if (k->S >= ROW_MODE_S) {
-        k->units = k->C >= NORM_UNITS ? 1 : (NORM_UNITS + k->C - 1) / k->C;
-        if (k->units > k->N) k->units = k->N > 0 ? k->N : 1;
-        /* the fused pass rereads a channel from L2: worth it where one fits */
-        k->fused = k->units == 1 && (double)(k->N * k->S) * sizeof(T) * (k->bwd ? 2 : 1) <= NORM_L2_BYTES;
-    } else
+    if (k->S < ROW_MODE_S) {
+        k->rows = true;
         k->units = k->N < NORM_BLOCKS ? (k->N > 0 ? k->N : 1) : NORM_BLOCKS;
+        return;
+    }
+    k->units = k->C >= NORM_UNITS ? 1 : (NORM_UNITS + k->C - 1) / k->C;
+    if (k->units > k->N) k->units = k->N > 0 ? k->N : 1;
+    /* the fused pass rereads a channel from L2: worth it where one fits */
+    k->fused = k->units == 1 && (double)(k->N * k->S) * sizeof(T) * (k->bwd ? 2 : 1) <= NORM_L2_BYTES;
 }
+
+/* Doubles of partial sums: 2 per unit, row mode 2 per position and block. */
+static int64_t SFX(bn_parts_len)(const SFX(bn_ctx) *k) { return 2 * k->units * k->C * (k->rows ? k->S : 1); }
 
 /* Scratch in doubles: the partials, then K (and its expansion) and the coefficients
  * (expanded in row mode) as T's. */
 static int64_t SFX(bn_scratch_len)(const SFX(bn_ctx) *k) {
-    int64_t C = k->C, CS = C * k->S, rows = k->S < ROW_MODE_S;
-    int64_t parts = rows ? 2 * k->units * CS : 2 * C * k->units;
+    int64_t C = k->C, CS = C * k->S, rows = k->rows;
     int64_t ts = C + (rows ? CS : 0) + BN_NCOEF * (C + (rows ? CS : 0));
-    return parts + (ts * (int64_t)sizeof(T) + 7) / 8 + 1;
+    return SFX(bn_parts_len)(k) + (ts * (int64_t)sizeof(T) + 7) / 8 + 1;
 }
 
 /* Both directions: the sums (unless eval forward, or eval backward without dweight and
  * dbias), the coefficients and the apply pass, split by bn_split. */
 static tg_status SFX(bn_run)(SFX(bn_ctx) *k, const tg_tensor *x, bool sums) {
     int64_t C = k->C, S = k->S, CS = C * S, N = k->N;
-    bool rows = S < ROW_MODE_S;
     double *buf;
     SFX(bn_split)(k);
+    bool rows = k->rows;
     tg_status st = scratch_d(x, SFX(bn_scratch_len)(k), &buf);
     if (st != TG_OK) return st;
     k->part = buf;
-    T *K = (T *)(buf + (rows ? 2 * k->units * CS : 2 * C * k->units)), *kpos = K + C;
+    T *K = (T *)(buf + SFX(bn_parts_len)(k)), *kpos = K + C;
     k->coef = kpos + (rows ? CS : 0);
     k->K = K;
     k->kpos = kpos;
