@@ -443,8 +443,8 @@ static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
         k->invstd[q] = (T)is;
         for (int64_t c = 0; c < Cg; c++) {
             int64_t ch = (q % k->G) * Cg + c;
-            T m = (T)mean, s = (T)(is * vget(k->weight, ch, 1)), t = (T)vget(k->bias, ch, 0);
-            for (int64_t j = c * k->S; j < (c + 1) * k->S; j++) y[j] = (x[j] - m) * s + t;
+            T m = (T)mean, l = (T)(mean - (double)m), s = (T)(is * vget(k->weight, ch, 1)), t = (T)vget(k->bias, ch, 0);
+            for (int64_t j = c * k->S; j < (c + 1) * k->S; j++) y[j] = ((x[j] - m) - l) * s + t;
         }
     }
 }
@@ -522,15 +522,15 @@ static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
         double is = 1 / sqrt(var + k->eps);
         k->mean[r] = (T)mean;
         k->invstd[r] = (T)is;
-        T m = (T)mean, s = (T)is;
+        T m = (T)mean, l = (T)(mean - (double)m), s = (T)is; /* m + l: x - mean exact for large means */
         if (k->w && k->b)
-            for (int64_t j = 0; j < D; j++) y[j] = (x[j] - m) * s * k->w[j] + k->b[j];
+            for (int64_t j = 0; j < D; j++) y[j] = ((x[j] - m) - l) * s * k->w[j] + k->b[j];
         else if (k->w)
-            for (int64_t j = 0; j < D; j++) y[j] = (x[j] - m) * s * k->w[j];
+            for (int64_t j = 0; j < D; j++) y[j] = ((x[j] - m) - l) * s * k->w[j];
         else if (k->b)
-            for (int64_t j = 0; j < D; j++) y[j] = (x[j] - m) * s + k->b[j];
+            for (int64_t j = 0; j < D; j++) y[j] = ((x[j] - m) - l) * s + k->b[j];
         else
-            for (int64_t j = 0; j < D; j++) y[j] = (x[j] - m) * s;
+            for (int64_t j = 0; j < D; j++) y[j] = ((x[j] - m) - l) * s;
     }
 }
 
