@@ -410,7 +410,6 @@ static tg_status SFX(bn_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
     return SFX(bn_run)(&k, x, p->training || dweight || dbias);
 }
 
-#undef VL
 
 /* ------------------------------------------------------------------ group and layer norm */
 
@@ -425,10 +424,11 @@ typedef struct {
     int64_t C, S, G;
     double *ds, *db;     /* group norm backward: per (n, c) sums */
     double *part;        /* layer norm backward: NORM_BLOCKS x (dweight, dbias) partials */
+    T *run;              /* layer norm backward: the same over the current NORM_RUN rows, in T */
     int64_t N, nb;
 } SFX(gn_ctx);
 
-static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
+TG_NORM_CLONES static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
     SFX(gn_ctx) *k = vc;
     int64_t Cg = k->C / k->G, len = Cg * k->S;
     for (int64_t q = q0; q < q1; q++) {
@@ -449,7 +449,7 @@ static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
     }
 }
 
-static void SFX(gn_bwd_task)(void *vc, int64_t q0, int64_t q1) {
+TG_NORM_CLONES static void SFX(gn_bwd_task)(void *vc, int64_t q0, int64_t q1) {
     SFX(gn_ctx) *k = vc;
     int64_t Cg = k->C / k->G, len = Cg * k->S;
     double M = (double)len;
@@ -509,7 +509,7 @@ static tg_status SFX(gn_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
 }
 
 /* Layer norm forward: group norm with one group per row and a per-element affine. */
-static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
+TG_NORM_CLONES static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
     SFX(gn_ctx) *k = vc;
     int64_t D = k->C;
     for (int64_t r = r0; r < r1; r++) {
@@ -534,42 +534,67 @@ static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
     }
 }
 
-/* Layer norm backward, block by block of rows: dx row by row, and the block's
- * dweight and dbias partials (the column sums of g * xhat and g). */
-static void SFX(ln_bwd_task)(void *vc, int64_t b0, int64_t b1) {
+/* sgw += sum(g * w), sgwx += sum(g * w * (x - m)) over a row of n, in 8 lanes (w NULL:
+ * ones). */
+NORM_INLINE void SFX(lane_wgrad_sums)(const T *g, const T *x, const T *w, int64_t n, T m, tg_v8d *sgw,
+                                      tg_v8d *sgwx) {
+    if (!w) {
+        SFX(lane_grad_sums)(g, x, n, m, sgw, sgwx);
+        return;
+    }
+    for (int64_t i = 0; i < n;) {
+        SFX(vec) a = { 0 }, b = { 0 }, gv, xv, wv;
+        int64_t end = n - i > NORM_RUN * VL ? i + NORM_RUN * VL : n;
+        for (; i + VL <= end; i += VL) {
+            SFX(load)(&gv, g + i);
+            SFX(load)(&wv, w + i);
+            SFX(load)(&xv, x + i);
+            gv *= wv;
+            a += gv;
+            b += gv * (xv - m);
+        }
+        for (int64_t j = 0; i < end; i++, j++) {
+            T gw = g[i] * w[i];
+            a[j] += gw;
+            b[j] += gw * (x[i] - m);
+        }
+        SFX(widen_add)(sgw, &a);
+        SFX(widen_add)(sgwx, &b);
+    }
+}
+
+/* Layer norm backward, block by block of rows: dx row by row, and the block's dweight
+ * and dbias partials (the column sums of g * xhat and g), NORM_RUN rows at a time in T
+ * (run) before they add into double (part). */
+TG_NORM_CLONES static void SFX(ln_bwd_task)(void *vc, int64_t b0, int64_t b1) {
     SFX(gn_ctx) *k = vc;
     int64_t D = k->C;
     for (int64_t blk = b0; blk < b1; blk++) {
         double *pw = k->part ? k->part + blk * 2 * D : NULL, *pb = pw ? pw + D : NULL;
+        T *rw = k->run ? k->run + blk * 2 * D : NULL, *rb = rw ? rw + D : NULL;
         if (pw) memset(pw, 0, (size_t)(2 * D) * sizeof *pw);
-        for (int64_t r = blk * k->N / k->nb; r < (blk + 1) * k->N / k->nb; r++) {
+        int64_t r0 = blk * k->N / k->nb, r1 = (blk + 1) * k->N / k->nb;
+        for (int64_t r = r0; r < r1; r++) {
             const T *x = k->x + r * D, *g = k->g + r * D;
-            double mean = (double)k->mean[r], is = (double)k->invstd[r];
-            double a[8] = { 0 }, b[8] = { 0 }, sgw = 0, sgwx = 0; /* sum(g w), sum(g w (x - mean)) */
-            int64_t i = 0;
-            for (; i + 8 <= D; i += 8)
-                for (int j = 0; j < 8; j++) {
-                    double gw = (double)g[i + j] * (k->w ? (double)k->w[i + j] : 1.0);
-                    a[j] += gw;
-                    b[j] += gw * ((double)x[i + j] - mean);
-                }
-            for (; i < D; i++) {
-                double gw = (double)g[i] * (k->w ? (double)k->w[i] : 1.0);
-                sgw += gw;
-                sgwx += gw * ((double)x[i] - mean);
-            }
-            for (int j = 0; j < 8; j++) {
-                sgw += a[j];
-                sgwx += b[j];
-            }
-            if (pw)
+            T m = k->mean[r], s = k->invstd[r];
+            double is = (double)s;
+            tg_v8d a = { 0 }, b = { 0 };
+            SFX(lane_wgrad_sums)(g, x, k->w, D, m, &a, &b);
+            double sgw = SFX(hsum)(&a), sgwx = SFX(hsum)(&b);
+            if (rw) {
+                if ((r - r0) % NORM_RUN == 0) memset(rw, 0, (size_t)(2 * D) * sizeof *rw);
                 for (int64_t j = 0; j < D; j++) {
-                    pw[j] += (double)g[j] * ((double)x[j] - mean) * is;
-                    pb[j] += (double)g[j];
+                    rw[j] += g[j] * ((x[j] - m) * s);
+                    rb[j] += g[j];
                 }
+                if ((r - r0) % NORM_RUN == NORM_RUN - 1 || r == r1 - 1)
+                    for (int64_t j = 0; j < D; j++) {
+                        pw[j] += (double)rw[j];
+                        pb[j] += (double)rb[j];
+                    }
+            }
             if (!k->y) continue;
-            T *dx = k->y + r * D, m = (T)mean, s = (T)is, t = (T)(is * is * is * sgwx / (double)D),
-              u = (T)(-is * sgw / (double)D);
+            T *dx = k->y + r * D, t = (T)(is * is * is * sgwx / (double)D), u = (T)(-is * sgw / (double)D);
             if (k->w)
                 for (int64_t j = 0; j < D; j++) dx[j] = s * k->w[j] * g[j] - t * (x[j] - m) + u;
             else
@@ -598,8 +623,9 @@ static tg_status SFX(ln_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
     bool sums = dweight || dbias;
     k.nb = sums ? (N < NORM_BLOCKS ? N : NORM_BLOCKS) : N; /* without sums, every row is a block */
     if (sums) {
-        tg_status st = scratch_d(x, 2 * NORM_BLOCKS * D, &k.part);
+        tg_status st = scratch_d(x, 2 * NORM_BLOCKS * D + (2 * NORM_BLOCKS * D * (int64_t)sizeof(T) + 7) / 8, &k.part);
         if (st != TG_OK) return st;
+        k.run = (T *)(k.part + 2 * NORM_BLOCKS * D);
     }
     if (k.nb > 0) norm_parallel(k.nb, N / k.nb * D, SFX(ln_bwd_task), &k);
     for (int64_t j = 0; j < D && sums; j++) {
@@ -613,3 +639,5 @@ static tg_status SFX(ln_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
     }
     return TG_OK;
 }
+
+#undef VL
