@@ -1,10 +1,12 @@
 /* CPU batch, layer and group norm, forward and backward. The references below are the
  * formulas written out (one thread, two passes, every sum in double) and are the oracle;
  * the fast kernels (norm_tmpl.h, once for f32 and once for f64) run on the thread pool
- * at memory bandwidth: one-pass shifted sums in double for the statistics, then one
- * pass that normalises (forward) or forms dx (backward). Work splits on fixed
- * boundaries (channels, rows, groups, or 16 row blocks whose partial sums add in
- * order), never on the thread count, so results do not depend on it. */
+ * at memory bandwidth: one-pass shifted sums (short runs in T added in double) for the
+ * statistics, then one pass that normalises (forward) or forms dx (backward), right
+ * after its channel's sums where the channel fits in L2. Work splits on fixed
+ * boundaries (channels or blocks of their planes, rows, groups, or 16 row blocks whose
+ * partial sums add in order), never on the thread count, so results do not depend on
+ * it. */
 #include <math.h>
 #include <string.h>
 

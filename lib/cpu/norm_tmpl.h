@@ -3,8 +3,8 @@
  * extension: one AVX-512 register, two AVX2 ones, four SSE2 ones; each lane's operations
  * are the same in every target clone, so every clone gives the same bits). Sums run in
  * runs of NORM_RUN vectors in T, and each run's lane sums are added in double: f32
- * converts to double once per 64 elements instead of once per element, and a run's f32
- * rounding (three additions a lane) stays near f32's own precision. */
+ * converts to double once per NORM_RUN vectors instead of once per element, and a run's
+ * f32 rounding (NORM_RUN - 1 additions a lane) stays near f32's own precision. */
 
 typedef T SFX(vec) __attribute__((vector_size(64)));
 #define VL ((int64_t)(64 / sizeof(T)))
@@ -95,8 +95,9 @@ TG_NORM_CLONES static void SFX(grad_sums)(const T *g, const T *x, int64_t n, T m
     *sgx += SFX(hsum)(&b);
 }
 
-/* A shift for the one-pass variance of n values x[i * stride]: the mean of the first
- * up to 16, so that the shifted mean is small beside the spread. */
+/* A shift for the one-pass variance of n values in planes of S, stride apart (value i
+ * at x[i / S * stride + i % S]): the mean of the first up to 16, so that the shifted
+ * mean is small beside the spread. */
 static T SFX(shift_of)(const T *x, int64_t n, int64_t S, int64_t stride) {
     int64_t k = n < 16 ? n : 16;
     double s = 0;
