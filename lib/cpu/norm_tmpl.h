@@ -184,49 +184,29 @@ static void SFX(bn_coef)(const SFX(bn_ctx) *k, int64_t c, double s1, double s2) 
     cf[BN_U * C + c] = (T)(p->training ? -s * s1 / M : 0);
 }
 
-/* y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, for x[0..n): the
- * coefficients M, L, S_, T_, U are scalars (channel mode) or vectors (row mode, LOADC
- * loads them at i) and MS, LS, ... their scalar forms at i for the tail. */
-#define BN_APPLY_LOOPS(LOADC, MS, LS, SS, TS, US)                                  \
-    do {                                                                           \
-        int64_t i = 0;                                                             \
-        SFX(vec) xv, gv, r;                                                        \
-        if (bwd) {                                                                 \
-            for (; i + VL <= n; i += VL) {                                         \
-                LOADC;                                                             \
-                SFX(load)(&xv, x + i);                                             \
-                SFX(load)(&gv, g + i);                                             \
-                r = S_ * gv - T_ * (xv - M) + U;                                   \
-                SFX(store)(y + i, &r);                                             \
-            }                                                                      \
-            for (; i < n; i++) y[i] = SS * g[i] - TS * (x[i] - MS) + US;           \
-        } else {                                                                   \
-            for (; i + VL <= n; i += VL) {                                         \
-                LOADC;                                                             \
-                SFX(load)(&xv, x + i);                                             \
-                r = ((xv - M) - L) * S_ + T_;                                      \
-                SFX(store)(y + i, &r);                                             \
-            }                                                                      \
-            for (; i < n; i++) y[i] = ((x[i] - MS) - LS) * SS + TS;                \
-        }                                                                          \
-    } while (0)
-
-/* Channel mode: n elements of one channel, its coefficients cf[a * C]. */
+/* Channel mode: y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, for
+ * x[0..n) of one channel, its coefficients cf[a * C]. */
 NORM_INLINE void SFX(bn_apply_plane)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *cf, int64_t C) {
-    T M = cf[BN_M * C], L = cf[BN_L * C], S_ = cf[BN_S * C], T_ = cf[BN_T * C], U = cf[BN_U * C];
-    BN_APPLY_LOOPS((void)0, M, L, S_, T_, U);
+    T m = cf[BN_M * C], l = cf[BN_L * C], s = cf[BN_S * C], t = cf[BN_T * C], u = cf[BN_U * C];
+    SFX(vec) xv, gv, r;
+    int64_t i = 0;
+    if (bwd) {
+        for (; i + VL <= n; i += VL) {
+            SFX(load)(&xv, x + i);
+            SFX(load)(&gv, g + i);
+            r = s * gv - t * (xv - m) + u;
+            SFX(store)(y + i, &r);
+        }
+        for (; i < n; i++) y[i] = s * g[i] - t * (x[i] - m) + u;
+    } else {
+        for (; i + VL <= n; i += VL) {
+            SFX(load)(&xv, x + i);
+            r = ((xv - m) - l) * s + t;
+            SFX(store)(y + i, &r);
+        }
+        for (; i < n; i++) y[i] = ((x[i] - m) - l) * s + t;
+    }
 }
-
-/* Row mode: one row of n = C * S, the coefficients expanded per position (e[a * n + j]). */
-NORM_INLINE void SFX(bn_apply_row)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *e) {
-    const T *em = e + BN_M * n, *el = e + BN_L * n, *es = e + BN_S * n, *et = e + BN_T * n, *eu = e + BN_U * n;
-    SFX(vec) M, L, S_, T_, U;
-#define BN_ROW_COEF \
-    (SFX(load)(&M, em + i), SFX(load)(&L, el + i), SFX(load)(&S_, es + i), SFX(load)(&T_, et + i), SFX(load)(&U, eu + i))
-    BN_APPLY_LOOPS(BN_ROW_COEF, em[i], el[i], es[i], et[i], eu[i]);
-#undef BN_ROW_COEF
-}
-#undef BN_APPLY_LOOPS
 
 /* Channel c's N planes through the apply pass. */
 NORM_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1) {
@@ -304,13 +284,42 @@ TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
     }
 }
 
-/* Row mode apply pass over rows. */
-TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t r0, int64_t r1) {
+/* Row mode apply pass over blocks of NORM_RUN rows: each vector of coefficients (per
+ * position, e[a * CS + j]) loads once for the block's rows. */
+TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t q1) {
     SFX(bn_ctx) *k = vc;
     int64_t CS = k->C * k->S;
-    for (int64_t r = r0; r < r1; r++)
-        SFX(bn_apply_row)(k->bwd, k->x + r * CS, k->g ? k->g + r * CS : NULL, k->y + r * CS, CS,
-                          k->coef + BN_NCOEF * k->C);
+    const T *e = k->coef + BN_NCOEF * k->C, *em = e + BN_M * CS, *el = e + BN_L * CS, *ec = e + BN_S * CS;
+    const T *et = e + BN_T * CS, *eu = e + BN_U * CS;
+    for (int64_t q = q0; q < q1; q++) {
+        int64_t r0 = q * NORM_RUN, r1 = k->N - r0 < NORM_RUN ? k->N : r0 + NORM_RUN, j = 0;
+        for (; j + VL <= CS; j += VL) {
+            SFX(vec) m, l, s, t, u, xv, gv, r;
+            SFX(load)(&m, em + j), SFX(load)(&s, ec + j), SFX(load)(&t, et + j);
+            if (k->bwd) {
+                SFX(load)(&u, eu + j);
+                for (int64_t off = r0 * CS + j; off < r1 * CS; off += CS) {
+                    SFX(load)(&xv, k->x + off);
+                    SFX(load)(&gv, k->g + off);
+                    r = s * gv - t * (xv - m) + u;
+                    SFX(store)(k->y + off, &r);
+                }
+            } else {
+                SFX(load)(&l, el + j);
+                for (int64_t off = r0 * CS + j; off < r1 * CS; off += CS) {
+                    SFX(load)(&xv, k->x + off);
+                    r = ((xv - m) - l) * s + t;
+                    SFX(store)(k->y + off, &r);
+                }
+            }
+        }
+        for (; j < CS; j++)
+            for (int64_t row = r0; row < r1; row++) {
+                int64_t off = row * CS + j;
+                k->y[off] = k->bwd ? ec[j] * k->g[off] - et[j] * (k->x[off] - em[j]) + eu[j]
+                                   : ((k->x[off] - em[j]) - el[j]) * ec[j] + et[j];
+            }
+    }
 }
 
 /* Planes (S >= ROW_MODE_S) by channel, split into blocks of planes where there are
@@ -386,7 +395,7 @@ static tg_status SFX(bn_run)(SFX(bn_ctx) *k, const tg_tensor *x, bool sums) {
         T *e = k->coef + BN_NCOEF * C;
         for (int a = 0; a < BN_NCOEF; a++)
             for (int64_t j = 0; j < CS; j++) e[a * CS + j] = k->coef[a * C + j / S];
-        norm_parallel(N, CS, SFX(bn_rows_apply_task), k);
+        norm_parallel((N + NORM_RUN - 1) / NORM_RUN, NORM_RUN * CS, SFX(bn_rows_apply_task), k);
     } else
         norm_parallel(N * C, S, SFX(bn_plane_task), k);
     return TG_OK;
