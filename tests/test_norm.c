@@ -2,12 +2,13 @@
  * statistics against f64 loops written here (training and eval, with and without
  * affine parameters and running statistics, momentum 0, the cumulative average), the
  * CPU fast kernels against their references (row and channel modes, f32 and f64, 1 and
- * 2 threads), gradcheck in f64 for every op, gradgradcheck for batch norm (training and
+ * 2 threads bitwise, inputs of mean 1e4 against the f64 references), gradcheck in f64 for every op, gradgradcheck for batch norm (training and
  * eval), layer and group norm, the fused backward against the composed one, version
  * bumps of the running statistics, every error message, and, where python3 has torch,
  * agreement with torch.nn.functional. */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -345,14 +346,17 @@ static void fast_vs_ref(int *tg_failed_, kernel_kind kind, tg_norm_params p, tg_
 }
 
 TEST(fast_kernels_match_reference) {
-    static const int64_t bn[][3] = { { 2, 3, 1 }, { 7, 5, 1 }, { 16, 3, 7 }, { 33, 4, 5 }, { 4, 3, 64 }, { 1, 2, 17 },
-                                     { 8, 16, 1024 }, { 700, 64, 1 } };
+    /* row mode (S < 16), channels split into blocks of planes (C < 16), whole channels
+     * fused with their apply pass, planes with a partial last vector */
+    static const int64_t bn[][3] = { { 2, 3, 1 },  { 7, 5, 1 },    { 16, 3, 7 },   { 33, 4, 5 },  { 4, 3, 64 },
+                                     { 1, 2, 17 }, { 8, 16, 1024 }, { 700, 64, 1 }, { 5, 3, 196 }, { 3, 17, 49 },
+                                     { 2, 5, 300 }, { 40, 9, 15 } };
     static const int64_t ln[][2] = { { 1, 1 }, { 3, 5 }, { 7, 33 }, { 40, 100 }, { 300, 257 }, { 17, 3 } };
     static const int64_t gn[][4] = { { 2, 6, 5, 3 }, { 3, 4, 1, 1 }, { 2, 8, 9, 8 }, { 4, 32, 300, 8 } };
     for (int dt = 0; dt < 2; dt++)
         for (int affine = 0; affine < 2; affine++) {
             tg_dtype d = dt ? TG_F32 : TG_F64;
-            for (int i = 0; i < 8; i++)
+            for (int i = 0; i < (int)(sizeof bn / sizeof bn[0]); i++)
                 for (int tr = 0; tr < 2; tr++) {
                     WHAT("batch norm %lld,%lld,%lld training %d affine %d %s", (long long)bn[i][0], (long long)bn[i][1],
                          (long long)bn[i][2], tr, affine, tg_dtype_name(d));
@@ -373,6 +377,59 @@ TEST(fast_kernels_match_reference) {
                             d, affine);
             }
         }
+}
+
+/* The f32 fast kernels on x = 1e4 + U[-1, 1) against the references in f64 on the same
+ * values: a one-pass f32 variance, E[x^2] - E[x]^2, loses all of it here (1e8 in f32
+ * carries an error of ~4, the variance is 1/3). The backward gets the forward's saved
+ * statistics on both sides, so it compares the kernels alone. */
+static void large_mean_case(int *tg_failed_, kernel_kind kind, tg_norm_params p) {
+    int64_t n = p.N * p.C * p.S, nstat = kind == K_BN ? p.C : kind == K_LN ? p.N : p.N * p.groups;
+    tg_dtype dts[2] = { TG_F32, TG_F64 };
+    double *xv = rnd_vals(n, 1e4, 1), *gv = rnd_vals(n, 0, 1), *wv = rnd_vals(p.C, 1, 0.5), *bv = rnd_vals(p.C, 0, 1);
+    tg_tensor *y[2], *m[2], *is[2], *rm[2], *rv[2], *dx[2], *dw[2], *db[2];
+    for (int r = 0; r < 2; r++) { /* r = 0: the f32 kernel; r = 1: the f64 reference */
+        tg_dtype dt = dts[r];
+        tg_tensor *x = tensor_of(xv, TG_SHAPE(n), TG_F32, tg_device_get("cpu")), *w, *b, *g;
+        x = tg_cast(x, dt); /* the f32 values, exactly, on both sides */
+        w = tg_cast(tensor_of(wv, TG_SHAPE(p.C), TG_F32, tg_device_get("cpu")), dt);
+        b = tg_cast(tensor_of(bv, TG_SHAPE(p.C), TG_F32, tg_device_get("cpu")), dt);
+        g = tg_cast(tensor_of(gv, TG_SHAPE(n), TG_F32, tg_device_get("cpu")), dt);
+        y[r] = cpu_empty(n, dt), m[r] = cpu_empty(nstat, dt), is[r] = cpu_empty(nstat, dt);
+        rm[r] = tg_zeros(dt, TG_SHAPE(p.C), tg_device_get("cpu")), rv[r] = tg_ones(dt, TG_SHAPE(p.C), tg_device_get("cpu"));
+        dx[r] = cpu_empty(n, dt), dw[r] = cpu_empty(p.C, dt), db[r] = cpu_empty(p.C, dt);
+        tg_status st = kind == K_BN ? (r ? tg_cpu_batch_norm_ref : tg_cpu_batch_norm)(y[r], m[r], is[r], rm[r], rv[r], x, w, b, &p)
+                     : kind == K_LN ? (r ? tg_cpu_layer_norm_ref : tg_cpu_layer_norm)(y[r], m[r], is[r], x, w, b, &p)
+                                    : (r ? tg_cpu_group_norm_ref : tg_cpu_group_norm)(y[r], m[r], is[r], x, w, b, &p);
+        CHECK(st == TG_OK);
+        TG_CPU_NORM_BW_DECL((*bw)) = kind == K_BN ? (r ? tg_cpu_batch_norm_backward_ref : tg_cpu_batch_norm_backward)
+                                   : kind == K_LN ? (r ? tg_cpu_layer_norm_backward_ref : tg_cpu_layer_norm_backward)
+                                                  : (r ? tg_cpu_group_norm_backward_ref : tg_cpu_group_norm_backward);
+        tg_tensor *sm = tg_cast(m[0], dt), *si = tg_cast(is[0], dt);
+        CHECK(bw(dx[r], dw[r], db[r], g, x, w, sm, si, &p) == TG_OK);
+    }
+    SAME(y[0], y[1], 1e-5);
+    SAME(m[0], m[1], 1e-7);
+    SAME(is[0], is[1], 1e-5);
+    SAME(rm[0], rm[1], 1e-7);
+    SAME(rv[0], rv[1], 1e-5);
+    SAME(dx[0], dx[1], 1e-4);
+    SAME(dw[0], dw[1], 1e-4);
+    SAME(db[0], db[1], 1e-5);
+    free(xv), free(gv), free(wv), free(bv);
+}
+
+TEST(fast_kernels_large_mean) {
+    static const int64_t bn[][3] = { { 64, 16, 256 }, { 16, 3, 196 }, { 32, 8, 1024 }, { 2000, 7, 1 }, { 300, 5, 3 } };
+    for (int i = 0; i < (int)(sizeof bn / sizeof bn[0]); i++) {
+        WHAT("batch norm %lld,%lld,%lld", (long long)bn[i][0], (long long)bn[i][1], (long long)bn[i][2]);
+        large_mean_case(tg_failed_, K_BN, (tg_norm_params){ .N = bn[i][0], .C = bn[i][1], .S = bn[i][2],
+                                                           .momentum = 0.25, .eps = 1e-5, .training = true });
+    }
+    WHAT("layer norm 64,1000");
+    large_mean_case(tg_failed_, K_LN, (tg_norm_params){ .N = 64, .C = 1000, .S = 1, .eps = 1e-5 });
+    WHAT("group norm 8,16,100/4");
+    large_mean_case(tg_failed_, K_GN, (tg_norm_params){ .N = 8, .C = 16, .S = 100, .groups = 4, .eps = 1e-5 });
 }
 
 /* Results do not depend on the thread count (work splits on fixed boundaries). */
@@ -405,6 +462,64 @@ TEST(fast_kernels_thread_independent) {
     CHECK_VALUES(out[0][2], out[1][2], 16, 0);
     for (int r = 0; r < 2; r++)
         for (int k = 0; k < 3; k++) free(out[r][k]);
+}
+
+/* The same at the sizes where the pool splits work even when its workers sleep (a
+ * million elements and more): batch norm with channels split into blocks of planes,
+ * whole channels fused, planes with a partial last vector, row mode; layer and group
+ * norm. Forward values, running statistics and every gradient, bitwise, in f32 and in
+ * f64 (f32 results, rounded from sums in double, hide most changes of summation order;
+ * f64 ones show them). */
+typedef enum { TI_BN, TI_LN, TI_GN } ti_kind;
+
+static double *ti_run(ti_kind kind, tg_shape s, tg_dtype dt, int threads, int64_t *count) {
+    tg_device *cpu = tg_device_get("cpu");
+    int64_t n = 1, C = s.dims[1];
+    for (int d = 0; d < s.ndim; d++) n *= s.dims[d];
+    tg_set_num_threads(threads);
+    g_rng = 777;
+    tg_tensor *x = tg_param(tg_reshape(cpu_rand(n, dt, 3, 2), s)), *up = tg_reshape(cpu_rand(n, dt, 0, 1), s);
+    tg_tensor *w = tg_param(cpu_rand(C, dt, 1, 0.5)), *b = tg_param(cpu_rand(C, dt, 0, 1));
+    tg_tensor *rm = tg_zeros(dt, TG_SHAPE(C), cpu), *rv = tg_ones(dt, TG_SHAPE(C), cpu), *y;
+    if (kind == TI_BN) y = tg_batch_norm(x, rm, rv, w, b, &(tg_batch_norm_opts){ .training = true });
+    else if (kind == TI_LN) y = tg_layer_norm(x, TG_SHAPE(C), w, b, 1e-5);
+    else y = tg_group_norm(x, 8, w, b, 1e-5);
+    if (!y || tg_backward(tg_sum(tg_mul(y, up), TG_ALL, false)) != TG_OK) return NULL;
+    tg_tensor *parts[] = { y, tg_grad(x), tg_grad(w), tg_grad(b), rm, rv };
+    *count = 0;
+    double *all = malloc(sizeof(double) * (size_t)(2 * n + 4 * C));
+    for (int k = 0; k < 6; k++) {
+        double *v = tg_test_values(parts[k]);
+        if (!v) { free(all); return NULL; }
+        memcpy(all + *count, v, sizeof(double) * (size_t)tg_numel(parts[k]));
+        *count += tg_numel(parts[k]);
+        free(v);
+    }
+    return all;
+}
+
+TEST(fast_kernels_thread_independent_large) {
+    static const struct { ti_kind kind; int ndim; int64_t d[4]; } cases[] = {
+        { TI_BN, 4, { 32, 3, 112, 112 } }, { TI_BN, 4, { 64, 16, 32, 32 } }, { TI_BN, 4, { 192, 32, 14, 14 } },
+        { TI_BN, 2, { 65536, 16 } },       { TI_LN, 2, { 8192, 128 } },      { TI_GN, 4, { 32, 32, 32, 32 } },
+    };
+    int prev = tg_get_num_threads();
+    for (int i = 0; i < 2 * (int)(sizeof cases / sizeof cases[0]); i++) {
+        int c = i / 2;
+        tg_dtype dt = i % 2 ? TG_F64 : TG_F32;
+        tg_shape s = { .ndim = cases[c].ndim };
+        for (int d = 0; d < s.ndim; d++) s.dims[d] = cases[c].d[d];
+        WHAT("case %d (%s) %s", c, cases[c].kind == TI_BN ? "batch norm" : cases[c].kind == TI_LN ? "layer norm" : "group norm",
+             tg_dtype_name(dt));
+        tg_scope_begin();
+        int64_t n1 = 0, n2 = 0;
+        double *one = ti_run(cases[c].kind, s, dt, 1, &n1), *two = ti_run(cases[c].kind, s, dt, 2, &n2);
+        CHECK(one && two && n1 == n2);
+        if (one && two && n1 == n2) CHECK_VALUES(two, one, n1, 0);
+        free(one), free(two);
+        tg_scope_end();
+    }
+    tg_set_num_threads(prev);
 }
 
 /* ================================================================== gradients */
@@ -743,7 +858,9 @@ TEST(agrees_with_torch) {
 
 TG_TEST_MAIN(&tg_case_batch_norm_forward, &tg_case_batch_norm_momentum, &tg_case_batch_norm_version,
              &tg_case_layer_norm_forward, &tg_case_group_norm_forward, &tg_case_local_response_norm_forward,
-             &tg_case_fast_kernels_match_reference, &tg_case_fast_kernels_thread_independent,
+             &tg_case_fast_kernels_match_reference, &tg_case_fast_kernels_large_mean,
+             &tg_case_fast_kernels_thread_independent,
+             &tg_case_fast_kernels_thread_independent_large,
              &tg_case_batch_norm_gradcheck, &tg_case_layer_norm_gradcheck, &tg_case_group_norm_gradcheck,
              &tg_case_local_response_norm_gradcheck, &tg_case_fused_backward_matches_composed, &tg_case_errors,
              &tg_case_agrees_with_torch)

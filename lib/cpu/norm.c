@@ -1,10 +1,12 @@
 /* CPU batch, layer and group norm, forward and backward. The references below are the
  * formulas written out (one thread, two passes, every sum in double) and are the oracle;
  * the fast kernels (norm_tmpl.h, once for f32 and once for f64) run on the thread pool
- * at memory bandwidth: one-pass shifted sums in double for the statistics, then one
- * pass that normalises (forward) or forms dx (backward). Work splits on fixed
- * boundaries (channels, rows, groups, or 16 row blocks whose partial sums add in
- * order), never on the thread count, so results do not depend on it. */
+ * at memory bandwidth: one-pass shifted sums (short runs in T added in double) for the
+ * statistics, then one pass that normalises (forward) or forms dx (backward), right
+ * after its channel's sums where the channel fits in L2. Work splits on fixed
+ * boundaries (channels or blocks of their planes, rows, groups, or 16 row blocks whose
+ * partial sums add in order), never on the thread count, so results do not depend on
+ * it. */
 #include <math.h>
 #include <string.h>
 
@@ -182,9 +184,34 @@ TG_CPU_NORM_BW_DECL(tg_cpu_group_norm_backward_ref) {
 
 #define NORM_GRAIN TG_GRAIN_ELEMENTWISE /* elements worth a thread */
 #define NORM_BLOCKS 16                  /* row blocks of the partial sums (fixed: results never depend on threads) */
+#define NORM_UNITS 16                   /* batch norm: channels split into blocks of planes up to this many units */
 #define ROW_MODE_S 16                   /* batch norm with fewer elements per plane works row by row */
+#define NORM_RUN 8                      /* vectors a lane sums in T before adding into double */
+/* A channel that fits (x, and dout in backward) is normalised right after its sums,
+ * while it is in L2 (Zen 4: 1 MB a core; Sapphire Rapids 2 MB): half, for the writes. */
+#define NORM_L2_BYTES (512.0 * 1024)
 
-static inline int64_t grain_for(int64_t per_unit) { return per_unit >= NORM_GRAIN ? 1 : NORM_GRAIN / (per_unit ? per_unit : 1); }
+/* Runs fn over units [0, units), each about `work` elements, telling the pool the work
+ * in elements: its grain and its rule for waking sleeping workers then weigh a norm as
+ * they weigh an elementwise op of that size (with whole channels as units, 16 of them
+ * looked like too little work to wake a worker for, and a 4 MB batch norm ran on one
+ * thread). fn sees unit ranges: unit u goes to the chunk holding element u * work. */
+typedef struct {
+    tg_pool_fn fn;
+    void *ctx;
+    int64_t work;
+} norm_job;
+
+static void norm_job_task(void *vc, int64_t b, int64_t e) {
+    const norm_job *j = vc;
+    int64_t u0 = (b + j->work - 1) / j->work, u1 = (e + j->work - 1) / j->work;
+    if (u0 < u1) j->fn(j->ctx, u0, u1);
+}
+
+static void norm_parallel(int64_t units, int64_t work, tg_pool_fn fn, void *ctx) {
+    norm_job j = { fn, ctx, work > 0 ? work : 1 };
+    tg_pool_parallel_for(units * j.work, NORM_GRAIN, norm_job_task, &j);
+}
 
 /* Scratch for a kernel: doubles, from the device's per-thread buffer. */
 static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
@@ -194,9 +221,8 @@ static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
     return st;
 }
 
-/* The batch-norm passes over memory built for AVX-512 and AVX2 beside the baseline and
- * picked at load time (GCC's target_clones): the baseline's SSE2 spent more time
- * converting and summing than the memory took. Every lane sums what it did before and
+/* The passes over memory built for AVX-512 and AVX2 beside the baseline and picked at
+ * load time (GCC's target_clones). Every lane does the same operations in each clone and
  * -std=c11 contracts nothing into FMAs, so each clone gives the same bits. */
 /* Not under ThreadSanitizer: the clones' resolvers run while the dynamic loader relocates
  * the program, before the TSan runtime is up, and instrumented code crashes there. */
@@ -206,6 +232,34 @@ static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
 #else
 #define TG_NORM_CLONES
 #endif
+
+/* The helpers of the hot loops are inlined into each target clone (a plain static
+ * inline one may stay a call to its baseline SSE2 copy). */
+#define NORM_INLINE static inline __attribute__((always_inline))
+
+/* Eight double lanes: where every sum of the fast kernels collects; 16 float lanes, and
+ * their halves. */
+typedef double tg_v8d __attribute__((vector_size(64)));
+typedef float tg_v16f __attribute__((vector_size(64)));
+typedef float tg_v8f __attribute__((vector_size(32)));
+
+/* lo, hi = the lanes of v in double (f32: its two halves; f64: v and zero). */
+NORM_INLINE void widen_f32(const tg_v16f *v, tg_v8d *lo, tg_v8d *hi) {
+    tg_v8f a, b;
+    memcpy(&a, v, sizeof a);
+    memcpy(&b, (const char *)v + sizeof a, sizeof b);
+    *lo = __builtin_convertvector(a, tg_v8d);
+    *hi = __builtin_convertvector(b, tg_v8d);
+}
+NORM_INLINE void widen_f64(const tg_v8d *v, tg_v8d *lo, tg_v8d *hi) {
+    *lo = *v;
+    *hi = (tg_v8d){ 0 };
+}
+
+/* Batch norm's coefficients per channel c, after the sums: forward
+ * y = ((x - m) - l) * s + t, the mean split in two T's (m + l) so that x - m stays exact
+ * for large means; backward dx = s * g - t * (x - m) + u. */
+enum { BN_M, BN_L, BN_S, BN_T, BN_U, BN_NCOEF };
 
 #define T float
 #define SFX(name) name##_f32
