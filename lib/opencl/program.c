@@ -695,7 +695,7 @@ out:
  * and decompressing data): so a thread builds them once the device is made, on a
  * second core where there is one, and a first use that comes meanwhile waits on the
  * device lock for the build under way rather than building again. Exit stops it
- * before its next build (tg_cl_drain_all). */
+ * and waits for the build under way (tg_cl_drain_all). */
 static const struct {
     tg_cl_kernel_id k;
     tg_dtype dt;
@@ -726,6 +726,7 @@ void tg_cl_build_ahead(tg_cl_device *d) {
     pthread_t t;
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0) return;
+    tg_cl_register_drain(true); /* an exit while it builds waits for it (tg_cl_drain_all) */
     pthread_mutex_lock(&g_ahead_lock);
     if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
         pthread_create(&t, &attr, ahead_main, d) == 0)
@@ -734,7 +735,14 @@ void tg_cl_build_ahead(tg_cl_device *d) {
     pthread_attr_destroy(&attr);
 }
 
-void tg_cl_build_ahead_stop(void) { atomic_store(&g_ahead_stop, true); }
+/* Stops the threads before their next build and waits for the build under way: exit's
+ * teardown of the driver must not meet a compile in flight. */
+void tg_cl_build_ahead_stop(void) {
+    atomic_store(&g_ahead_stop, true);
+    pthread_mutex_lock(&g_ahead_lock);
+    while (g_ahead_running) pthread_cond_wait(&g_ahead_done, &g_ahead_lock);
+    pthread_mutex_unlock(&g_ahead_lock);
+}
 
 void tg_opencl_build_ahead_wait_for_test(void) {
     pthread_mutex_lock(&g_ahead_lock);
