@@ -197,7 +197,8 @@ static tg_status make_ready(tg_cl_device *d) {
     if (!d->bad) goto fail;
     d->ready = true;
     pthread_mutex_unlock(&d->lock);
-    tg_cl_build_ahead(d);
+    /* tg_cl_build_ahead(d) is switched off: an exit during its compile still crashed
+     * PoCL's teardown now and then (test_opencl_cache's exit_with_work_queued). */
     return TG_OK;
 out:
     pthread_mutex_unlock(&d->lock);
