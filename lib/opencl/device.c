@@ -158,8 +158,7 @@ done:
  * Exit handlers run in reverse order of registration, so tg_cl_register_drain adds
  * this one again after every build and after a sync that followed one, which puts it
  * ahead of whatever the driver registered meanwhile. The device lock also waits for a
- * build another thread has under way (no build ahead starts after this), and the cache
- * writer's queue is written first.
+ * build another thread has under way, and the cache writer's queue is written first.
  * Buffers, programs and queues stay: tensors that scopes release at exit still name them. */
 static atomic_int g_drain_due;
 
@@ -169,7 +168,6 @@ void tg_cl_register_drain(bool now) {
 }
 
 void tg_cl_drain_all(void) {
-    tg_cl_build_ahead_stop();
     tg_cl_cache_flush(true); /* the driver compiles for the entries it writes */
     for (int i = 0; i < g_ndev; i++) {
         tg_cl_device *d = &g_devs[i];
@@ -197,8 +195,6 @@ static tg_status make_ready(tg_cl_device *d) {
     if (!d->bad) goto fail;
     d->ready = true;
     pthread_mutex_unlock(&d->lock);
-    /* tg_cl_build_ahead(d) is switched off: an exit during its compile still crashed
-     * PoCL's teardown now and then (test_opencl_cache's exit_with_work_queued). */
     return TG_OK;
 out:
     pthread_mutex_unlock(&d->lock);

@@ -104,11 +104,6 @@ static inline cl_kernel tg_cl_copy_kernel(tg_cl_device *d, tg_dtype out, tg_dtyp
     }
     return tg_cl_kernel(d, out, TG_K_CONVERT);
 }
-/* Starts a thread that builds the moves' and the f32 elementwise programs (program.c:
- * "building ahead"); called once a device is made. */
-void tg_cl_build_ahead(tg_cl_device *d);
-/* No build ahead starts after this (at exit). */
-void tg_cl_build_ahead_stop(void);
 /* Releases every built program and kernel (the queue is drained first). */
 void tg_cl_release_programs(tg_cl_device *d);
 /* Waits for every queued command of every device that was made ready, for a build
@@ -235,8 +230,6 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 /* Rewrites the cache entry at path as a well-formed entry (same key, valid header and
  * payload hash) whose payload is the given bytes: one the driver must refuse. */
 tg_status tg_opencl_cache_forge_for_test(const char *path, const void *payload, size_t len);
-/* Returns once every thread building ahead (tg_cl_build_ahead) has finished. */
-void tg_opencl_build_ahead_wait_for_test(void);
 /* Pretends dev lacks (or has back) cl_khr_fp64; rebuilds programs on next use. */
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled);
 /* Forces kernel choices: gemm 0 auto, 1 the built-in tiled kernel, 2 CLBlast, 3 the built-in

@@ -546,13 +546,9 @@ static cl_program load_cached(tg_cl_device *d, const char *path, uint64_t key, c
     return NULL;
 }
 
-static _Thread_local bool t_ahead; /* this thread builds ahead (see "building ahead") */
-
-/* Once a process: a cold compile can take seconds on some drivers, so say why; not for a
- * build ahead, which no caller waits for unless it uses the program (a process that
- * computes nothing says nothing). */
+/* Once a process: a cold compile can take seconds on some drivers, so say why. */
 static void tell_compiling(const tg_cl_device *d, bool cached) {
-    if (t_ahead || atomic_flag_test_and_set(&g_told)) return;
+    if (atomic_flag_test_and_set(&g_told)) return;
     fprintf(stderr, "tapegrad: compiling OpenCL kernels for %s (%s) on first use%s\n", d->id, d->name,
             cached ? " (cached for later runs)" : " (TG_CL_CACHE=0: not cached)");
 }
@@ -687,69 +683,6 @@ out:
     return kern;
 }
 
-/* ---------------------------------------------------------------- building ahead */
-
-/* A cold first result waits for the programs nearly every run needs (the moves, the f32
- * elementwise family), and a program's build is the driver's work alone (PoCL: ~0.5 s
- * of LLVM start-up and ~0.3 s a family), while a run's start is the host's (reading
- * and decompressing data): so a thread builds them once the device is made, on a
- * second core where there is one, and a first use that comes meanwhile waits on the
- * device lock for the build under way rather than building again. Exit stops it
- * and waits for the build under way (tg_cl_drain_all). */
-static const struct {
-    tg_cl_kernel_id k;
-    tg_dtype dt;
-} ahead[] = { { TG_K_FILL, TG_F32 }, { TG_K_UNARY, TG_F32 } }; /* moves, elementwise f32 */
-
-static atomic_bool g_ahead_stop;
-static pthread_mutex_t g_ahead_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_ahead_done = PTHREAD_COND_INITIALIZER;
-static int g_ahead_running; /* threads building ahead */
-
-static void *ahead_main(void *arg) {
-    tg_cl_device *d = arg;
-    t_ahead = true;
-    for (size_t i = 0; i < sizeof ahead / sizeof ahead[0]; i++) {
-        char kname[48];
-        kernel_name(ahead[i].k, ahead[i].dt, 0, kname, sizeof kname);
-        pthread_mutex_lock(&d->lock); /* a failed build: the first use builds again and reports it */
-        if (!atomic_load(&g_ahead_stop)) program_for(d, ahead[i].k, ahead[i].dt, 0, kname);
-        pthread_mutex_unlock(&d->lock);
-    }
-    pthread_mutex_lock(&g_ahead_lock);
-    if (--g_ahead_running == 0) pthread_cond_broadcast(&g_ahead_done);
-    pthread_mutex_unlock(&g_ahead_lock);
-    return NULL;
-}
-
-void tg_cl_build_ahead(tg_cl_device *d) {
-    pthread_t t;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) return;
-    tg_cl_register_drain(true); /* an exit while it builds waits for it (tg_cl_drain_all) */
-    pthread_mutex_lock(&g_ahead_lock);
-    if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-        pthread_create(&t, &attr, ahead_main, d) == 0)
-        g_ahead_running++;
-    pthread_mutex_unlock(&g_ahead_lock);
-    pthread_attr_destroy(&attr);
-}
-
-/* Stops the threads before their next build and waits for the build under way: exit's
- * teardown of the driver must not meet a compile in flight. */
-void tg_cl_build_ahead_stop(void) {
-    atomic_store(&g_ahead_stop, true);
-    pthread_mutex_lock(&g_ahead_lock);
-    while (g_ahead_running) pthread_cond_wait(&g_ahead_done, &g_ahead_lock);
-    pthread_mutex_unlock(&g_ahead_lock);
-}
-
-void tg_opencl_build_ahead_wait_for_test(void) {
-    pthread_mutex_lock(&g_ahead_lock);
-    while (g_ahead_running) pthread_cond_wait(&g_ahead_done, &g_ahead_lock);
-    pthread_mutex_unlock(&g_ahead_lock);
-}
-
 /* Releases every program and kernel; d->lock held. */
 static void release_locked(tg_cl_device *d) {
     if (d->queue) clFinish(d->queue);
@@ -863,7 +796,7 @@ tg_status tg_opencl_build_for_test(tg_device *dev, const char *src, const char *
 tg_status tg_opencl_set_fp64_for_test(tg_device *dev, bool enabled) {
     tg_cl_device *d = dev->impl;
     if (enabled && !d->fp64_hw) return tg_cl_no_fp64(d, "tg_opencl_set_fp64_for_test");
-    pthread_mutex_lock(&d->lock); /* no build (one ahead included) between the release and the switch */
+    pthread_mutex_lock(&d->lock); /* no build between the release and the switch */
     if (d->fp64 != enabled) {
         release_locked(d);
         d->fp64 = enabled;
