@@ -33,8 +33,11 @@
 #define TG_POOL_MAX_THREADS 256
 /* How long a worker spins for the next job before it sleeps, and how long the caller
  * spins for the workers to finish before it yields. Back-to-back ops (a training step)
- * land inside the spin window; an idle pool sleeps after it. */
-#define TG_POOL_SPIN_NS 20000
+ * land inside the spin window; an idle pool sleeps after it. 100 us covers the host
+ * work between an LSTM's step GEMMs (the cell, the tape): at 20 us the workers slept
+ * between steps and each GEMM paid a 40-70 us wake (bench_rnn forward 6.2-6.8 ms at 20 us,
+ * 4.7-5.4 ms at 100 us; forward+backward 19.2-19.8 against 15.8-17.1 ms). */
+#define TG_POOL_SPIN_NS 100000
 #define TG_POOL_POKED_SPIN_NS 200000
 #define TG_POOL_WAIT_SPIN_NS 200000
 /* A job that finds the workers asleep waits 40-70 us for them (measured on a 2-vCPU
