@@ -28,15 +28,18 @@ typedef struct {
     int64_t N, C, H, OC, K, stride, pad, groups;
 } wshape;
 
-/* What each reaches under AUTO with the AVX-512 kernels (a CPU without them takes the
- * packed GEMM for all but depthwise; still a sum whose order must be fixed). */
+/* What each reaches under AUTO with the AVX-512 kernels (the slots: 2, or 4 where each
+ * is worth 4 * 16 384 flops a value of dw); a CPU without them takes the
+ * packed GEMM for all but depthwise, still a sum whose order must be fixed. */
 static const wshape k_shapes[] = {
     { "chunks in slots (M 80)", 16, 8, 20, 80, 3, 1, 1, 1 },
+    { "chunks in 4 slots", 32, 4, 34, 80, 3, 1, 1, 1 },
     { "chunks, stride 2", 8, 16, 21, 72, 3, 2, 1, 1 },
     { "1x1 stride 2 (im2col)", 4, 24, 14, 96, 1, 2, 0, 1 },
     { "channel blocks (batch 1)", 1, 64, 14, 80, 3, 1, 1, 1 },
     { "lanes 16>32", 4, 16, 16, 32, 3, 1, 1, 1 },
     { "lanes 32>64 stride 2", 4, 32, 16, 64, 3, 2, 1, 1 },
+    { "lanes in 4 slots", 32, 8, 34, 32, 3, 1, 1, 1 },
     { "lanes 5x5 16>32 (the notes)", 8, 16, 14, 32, 5, 1, 2, 1 },
     { "lanes batch 1 rows", 1, 16, 40, 64, 3, 1, 1, 1 },
     { "direct tiles (M 40)", 8, 8, 16, 40, 3, 1, 1, 1 },

@@ -106,18 +106,21 @@ static void tg_conv_run(double flops, int64_t units, tg_pool_fn fn, void *ctx)
  * units [s*U/S, (s+1)*U/S) in order, the slots go to threads as they come free, and the
  * slots are added in order at the end. */
 #define TG_CONV_WGRAD_THREADS 2
-/* At most this many slots (a power of two, so that 2, 4, 8 and 16 threads share them out
- * evenly), all of them together at most TG_CONV_WGRAD_SLOT_BYTES, and each worth at least
- * TG_CONV_WGRAD_SLOT_FLOPS flops a value of dw (zeroing and adding a slot costs a pass over
- * it: ResNet-20's 64 -> 64 3x3 at 8x8 has 8 192 flops a value). */
+/* Two slots where there are two units or more (the work of two threads, as the pool's
+ * default here), more (a power of two, so that 4, 8 and 16 threads share them out evenly)
+ * up to TG_CONV_WGRAD_SLOTS only where each is worth TG_CONV_WGRAD_SLOT_FLOPS flops a
+ * value of dw, all of them together at most TG_CONV_WGRAD_SLOT_BYTES: every slot is
+ * zeroed, filled and added, whatever the threads (one core: ResNet-20's 64 -> 64 3x3 at
+ * 8x8, 8 192 flops a value, lost a few % a doubling from 2 slots to 8; the 3x3 64 -> 64
+ * at 56x56 b32, 200 000 a value, takes 8). */
 #define TG_CONV_WGRAD_SLOTS 16
 #define TG_CONV_WGRAD_SLOT_BYTES (64.0 * 1024 * 1024)
-#define TG_CONV_WGRAD_SLOT_FLOPS 1024.0
+#define TG_CONV_WGRAD_SLOT_FLOPS 16384.0
 
 /* The slots for `units` units adding into a dw of `size` values of `esize` bytes. */
 static int64_t tg_conv_wgrad_slots(int64_t units, int64_t size, size_t esize, double flops)
 {
-    int64_t s = 1;
+    int64_t s = units >= 2 ? 2 : 1;
     while (2 * s <= units && 2 * s <= TG_CONV_WGRAD_SLOTS &&
            (double)(2 * s) * (double)size * (double)esize <= TG_CONV_WGRAD_SLOT_BYTES &&
            flops >= (double)(2 * s) * (double)size * TG_CONV_WGRAD_SLOT_FLOPS)
