@@ -95,6 +95,39 @@ static void tg_conv_run(double flops, int64_t units, tg_pool_fn fn, void *ctx)
         fn(ctx, 0, 1);
 }
 
+/* ---------------------------------------------------------------- weight-gradient order */
+
+/* The weight gradient sums over positions in an order fixed by the problem alone, never
+ * by the threads, so that a training run's gradients are bitwise the same run to run and
+ * for any TG_NUM_THREADS (two threads summing in timing order moved the segmentation
+ * example's IoU between 0.67 and 0.82): units are cut as for TG_CONV_WGRAD_THREADS
+ * threads whatever the pool has, and where units add into one dw, they are summed into
+ * partial sums (slots) whose number comes from the problem's size: slot s takes the
+ * units [s*U/S, (s+1)*U/S) in order, the slots go to threads as they come free, and the
+ * slots are added in order at the end. */
+#define TG_CONV_WGRAD_THREADS 2
+/* Two slots where there are two units or more (the work of two threads, as the pool's
+ * default here), more (a power of two, so that 4, 8 and 16 threads share them out evenly)
+ * up to TG_CONV_WGRAD_SLOTS only where each is worth TG_CONV_WGRAD_SLOT_FLOPS flops a
+ * value of dw, all of them together at most TG_CONV_WGRAD_SLOT_BYTES: every slot is
+ * zeroed, filled and added, whatever the threads (one core: ResNet-20's 64 -> 64 3x3 at
+ * 8x8, 8 192 flops a value, lost a few % a doubling from 2 slots to 8; the 3x3 64 -> 64
+ * at 56x56 b32, 200 000 a value, takes 8). */
+#define TG_CONV_WGRAD_SLOTS 16
+#define TG_CONV_WGRAD_SLOT_BYTES (64.0 * 1024 * 1024)
+#define TG_CONV_WGRAD_SLOT_FLOPS 16384.0
+
+/* The slots for `units` units adding into a dw of `size` values of `esize` bytes. */
+static int64_t tg_conv_wgrad_slots(int64_t units, int64_t size, size_t esize, double flops)
+{
+    int64_t s = units >= 2 ? 2 : 1;
+    while (2 * s <= units && 2 * s <= TG_CONV_WGRAD_SLOTS &&
+           (double)(2 * s) * (double)size * (double)esize <= TG_CONV_WGRAD_SLOT_BYTES &&
+           flops >= (double)(2 * s) * (double)size * TG_CONV_WGRAD_SLOT_FLOPS)
+        s *= 2;
+    return s;
+}
+
 /* ---------------------------------------------------------------- kernels */
 
 static tg_conv_algo g_algo = TG_CONV_AUTO;
@@ -173,7 +206,6 @@ static void tg_conv_direct_fn(void *ctx, int64_t begin, int64_t end)
 /* A unit's padded input (and for the weight gradient its transposed dout) is kept to
  * about this many bytes, to stay in L2 beside the weight. */
 #define TG_CONV_LANES_BYTES (192.0 * 1024)
-#define TG_CONV_LANES_MAX_PARTS 256
 
 /* Which of the lane kernels takes the forward conv g (f32, AVX-512 kernels selected,
  * at most 64 output channels a group): 2 the positions in lanes, for fewer than 16
@@ -215,10 +247,13 @@ static tg_conv_lanes_geom conv_lanes_geom(const tg_conv2d_geom *g, const float *
 }
 
 /* Output rows a unit takes: a whole image where the batch gives the threads enough units,
- * fewer rows where it does not or where the unit's scratch would outgrow L2. */
+ * fewer rows where it does not or where the unit's scratch would outgrow L2. The weight
+ * gradient's cut plans for TG_CONV_WGRAD_THREADS threads: a unit's rows are summed in
+ * registers, so its rows fix the order of the sum. */
 static int64_t conv_lanes_rows(const tg_conv2d_geom *g, const tg_conv_lanes_geom *lg, int wgrad)
 {
-    int64_t per = g->N * g->groups, want = 4 * tg_pool_num_threads(), rows = g->OH;
+    int threads = wgrad ? TG_CONV_WGRAD_THREADS : tg_pool_num_threads();
+    int64_t per = g->N * g->groups, want = 4 * threads, rows = g->OH;
     if (per < want)
         rows = (g->OH * per + want - 1) / want;
     while (rows > 1 && (double)tg_conv_lanes_buf(lg, rows, wgrad) * sizeof(float) > TG_CONV_LANES_BYTES)
@@ -231,58 +266,51 @@ typedef struct {
     const float *dout;      /* weight gradient: dout's group 0 */
     int rows_kernel;        /* forward: the positions in lanes */
     int64_t x_group, out_group, wt_group, N, rows, nrb, units, buf;
-    float *part[TG_CONV_LANES_MAX_PARTS]; /* weight gradient: each participant's sum, k-major */
+    int64_t nslots;         /* forward: units; weight gradient: tg_conv_wgrad_slots */
+    float *sums;            /* weight gradient: the slots' sums, k-major, part_size apart */
     int64_t part_size;
-    atomic_int nparts;
-    atomic_llong next;
+    atomic_llong next;      /* the next slot */
     atomic_int oom;
 } tg_conv_lanes_job;
 
-/* This participant's scratch for the job (and its zeroed sum when `sum`), or NULL after
- * flagging the job out of memory. */
-static float *conv_lanes_bufs(tg_conv_lanes_job *j, float **sum)
+static void conv_lanes_unit(const tg_conv_lanes_job *j, int64_t u, float *buf, float *sum)
 {
-    float *buf = tg_conv_scratch(0, (size_t)j->buf * sizeof(float));
-    if (buf && sum) {
-        int part = atomic_fetch_add(&j->nparts, 1);
-        *sum = part < TG_CONV_LANES_MAX_PARTS ? tg_conv_scratch(2, (size_t)j->part_size * sizeof(float)) : NULL;
-        if (*sum) {
-            memset(*sum, 0, (size_t)j->part_size * sizeof(float));
-            j->part[part] = *sum;
-        }
+    int64_t gi = u / (j->N * j->nrb), n = u / j->nrb % j->N, oh0 = u % j->nrb * j->rows;
+    int64_t rows = j->lg.OH - oh0 < j->rows ? j->lg.OH - oh0 : j->rows;
+    tg_conv_lanes_geom lg = j->lg;
+    lg.x += gi * j->x_group;
+    if (j->dout) {
+        tg_conv_wgrad_lanes_avx512_f32(&lg, j->dout + gi * j->out_group, n, oh0, rows, buf,
+                                       sum + gi * j->wt_group);
+        return;
     }
-    if (!buf || (sum && !*sum)) {
-        atomic_store(&j->oom, 1);
-        atomic_store(&j->next, j->units);
-        return NULL;
-    }
-    return buf;
+    lg.wt += gi * j->wt_group, lg.out += gi * j->out_group;
+    lg.bias = lg.bias ? lg.bias + gi * lg.Mp : NULL;
+    if (j->rows_kernel)
+        tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf);
+    else
+        tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf);
 }
 
 static void conv_lanes_fn(void *ctx, int64_t begin, int64_t end)
 {
     tg_conv_lanes_job *j = ctx;
-    (void)begin, (void)end; /* every participant takes units until none are left */
-    float *buf = NULL, *sum = NULL;
+    (void)begin, (void)end; /* every participant takes slots until none are left */
+    float *buf = NULL;
     for (;;) {
-        int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (u >= j->units || (!buf && !(buf = conv_lanes_bufs(j, j->dout ? &sum : NULL))))
+        int64_t s = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (s >= j->nslots)
             break;
-        int64_t gi = u / (j->N * j->nrb), n = u / j->nrb % j->N, oh0 = u % j->nrb * j->rows;
-        int64_t rows = j->lg.OH - oh0 < j->rows ? j->lg.OH - oh0 : j->rows;
-        tg_conv_lanes_geom lg = j->lg;
-        lg.x += gi * j->x_group;
-        if (j->dout) {
-            tg_conv_wgrad_lanes_avx512_f32(&lg, j->dout + gi * j->out_group, n, oh0, rows, buf,
-                                           sum + gi * j->wt_group);
-            continue;
+        if (!buf && !(buf = tg_conv_scratch(0, (size_t)j->buf * sizeof(float)))) {
+            atomic_store(&j->oom, 1);
+            atomic_store(&j->next, j->nslots);
+            break;
         }
-        lg.wt += gi * j->wt_group, lg.out += gi * j->out_group;
-        lg.bias = lg.bias ? lg.bias + gi * lg.Mp : NULL;
-        if (j->rows_kernel)
-            tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf);
-        else
-            tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf);
+        float *sum = j->dout ? j->sums + s * j->part_size : NULL;
+        if (sum)
+            memset(sum, 0, (size_t)j->part_size * sizeof(float));
+        for (int64_t u = s * j->units / j->nslots; u < (s + 1) * j->units / j->nslots; u++)
+            conv_lanes_unit(j, u, buf, sum);
     }
 }
 
@@ -297,11 +325,44 @@ static int conv_lanes_run(tg_conv_lanes_job *j, const tg_conv2d_geom *g, int wgr
     j->units = g->groups * g->N * j->nrb;
     j->buf = tg_conv_lanes_buf(&j->lg, j->rows, wgrad);
     j->part_size = g->groups * j->wt_group;
-    atomic_init(&j->nparts, 0);
+    double flops = 2.0 * (double)(g->OC * K) * (double)(g->N * g->OH * g->OW);
+    j->nslots = j->units;
+    if (wgrad) {
+        j->nslots = tg_conv_wgrad_slots(j->units, j->part_size, sizeof(float), flops);
+        j->sums = tg_conv_scratch(2, (size_t)(j->nslots * j->part_size) * sizeof(float));
+        if (!j->sums)
+            return -1;
+    }
     atomic_init(&j->next, 0);
     atomic_init(&j->oom, 0);
-    tg_conv_run(2.0 * (double)(g->OC * K) * (double)(g->N * g->OH * g->OW), j->units, conv_lanes_fn, j);
+    tg_conv_run(flops, j->nslots, conv_lanes_fn, j);
     return atomic_load(&j->oom) ? -1 : 1;
+}
+
+typedef struct {
+    const tg_conv_lanes_job *j;
+    float *dw;
+    int64_t M, K;
+} tg_conv_lanes_sum;
+
+/* dw[g][m][k] = the slots' sums at [g][k][m], added in slot order; units are rows (g, k). */
+static void conv_lanes_sum_fn(void *ctx, int64_t begin, int64_t end)
+{
+    const tg_conv_lanes_sum *r = ctx;
+    const tg_conv_lanes_job *j = r->j;
+    const int64_t Mp = j->lg.Mp;
+    float t[64] __attribute__((aligned(64)));
+    for (int64_t gk = begin; gk < end; gk++) {
+        const float *s = j->sums + gk * Mp;
+        for (int64_t m = 0; m < Mp; m++)
+            t[m] = s[m];
+        for (int64_t p = 1; p < j->nslots; p++)
+            for (int64_t m = 0; m < Mp; m++)
+                t[m] += s[p * j->part_size + m];
+        int64_t gi = gk / r->K, k = gk % r->K;
+        for (int64_t m = 0; m < r->M; m++)
+            r->dw[(gi * r->M + m) * r->K + k] = t[m];
+    }
 }
 
 /* out = conv(x, A) + bias by the channel-lane kernel: 1 done, -1 out of memory (message
@@ -339,19 +400,16 @@ static int wgrad_lanes_f32(float *dw, const float *dout, const float *x, const t
     if (!wgrad_lanes_ok_f32(g, &j.lg))
         return 0;
     if (conv_lanes_run(&j, g, 1) < 0) {
-        tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's weight-gradient sum");
+        tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight-gradient sums");
         return -1;
     }
-    /* dw[g][m][k] = the participants' sums at [g][k][m] */
-    int64_t M = j.lg.M, Mp = j.lg.Mp, K = j.lg.C * g->KH * g->KW, parts = atomic_load(&j.nparts);
-    for (int64_t gi = 0; gi < g->groups; gi++)
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t k = 0; k < K; k++) {
-                float s = 0;
-                for (int64_t p = 0; p < parts; p++)
-                    s += j.part[p][(gi * K + k) * Mp + m];
-                dw[(gi * M + m) * K + k] = s;
-            }
+    tg_conv_lanes_sum r = { &j, dw, j.lg.M, j.lg.C * g->KH * g->KW };
+    int64_t rows = g->groups * r.K;
+    double moved = (double)(rows * j.lg.Mp) * (double)j.nslots;
+    if (tg_pool_num_threads() > 1 && moved * TG_CONV_MOVE_FLOPS > 4 * TG_CONV_GRAIN_FLOPS)
+        tg_pool_parallel_for(rows, 64, conv_lanes_sum_fn, &r);
+    else
+        conv_lanes_sum_fn(&r, 0, rows);
     return 1;
 }
 #else

@@ -14,9 +14,10 @@
  *   (gathered a band at a time at stride > 1); forward, and backward-data at stride 1.
  * col: backward-data at stride > 1: chunks of col = W_g^T * dout by the GEMM, scattered
  *   back (col2im) into dx; units own whole channels of one image, so no two write one dx.
- * wgrad: dw_g += dout_g (M x q) * im2col_g^T (q x K) over chunks of q, each participant
- *   summing its chunks into its own copy of dw, the copies added at the end (or, with
- *   few chunks, units own blocks of dw's columns over all of q, writing dw itself). */
+ * wgrad: dw_g += dout_g (M x q) * im2col_g^T (q x K) over chunks of q, fixed runs of
+ *   chunks summed into a fixed number of partial sums, added in order at the end (or, with
+ *   few chunks, units own blocks of dw's columns over all of q, writing dw itself): the
+ *   order of every sum depends on the problem only (conv.c, weight-gradient order). */
 
 /* ---------------------------------------------------------------- packing */
 
@@ -698,7 +699,6 @@ static tg_status FN(conv_col_bwd_data)(T *dx, const T *dout, const T *wt, const 
 
 /* ---------------------------------------------------------------- wgrad */
 
-#define TG_CONV_MAX_PARTS 256
 typedef struct {
     const tg_conv2d_geom *g;
     T *dw;
@@ -708,66 +708,110 @@ typedef struct {
     int tiles;  /* the direct tiles (f32): units are (group, TG_CONV_WGRAD_TILE positions) */
     int64_t ntiles;
     int64_t cb, ncb; /* ncb > 1: units are (group, block of cb channels) over all positions */
-    T *part[TG_CONV_MAX_PARTS];
-    atomic_int nparts;
-    atomic_llong next;
+    int64_t nslots;  /* ncb == 1: the slots (slot 0 dw itself); ncb > 1: units */
+    T *parts;        /* slots 1.. (size values apart) */
+    atomic_llong next; /* the next slot */
     atomic_int oom;
 } FN(wgrad);
+
+/* acc (+)= unit u's part of the weight gradient; col: the unit's im2col scratch. */
+static void FN(wgrad_unit)(const FN(wgrad) *w, int64_t u, T *acc, T *col)
+{
+    const tg_conv2d_geom *g = w->g;
+    int64_t P = g->OH * g->OW;
+    if (w->tiles) {
+        int64_t gi = u / w->ntiles, q0 = u % w->ntiles * TG_CONV_WGRAD_TILE, Q = g->N * P;
+        FN(wgrad_direct)(g, w->dout, w->x, acc + gi * w->M * w->K, gi, q0,
+                         Q - q0 < TG_CONV_WGRAD_TILE ? Q - q0 : TG_CONV_WGRAD_TILE);
+        return;
+    }
+    int64_t gi = u / (g->N * w->nchunks * w->ncb), n = u / (w->nchunks * w->ncb) % g->N;
+    int64_t oh0 = u / w->ncb % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
+    int64_t c0 = u % w->ncb * w->cb, cn = w->Cg - c0 < w->cb ? w->Cg - c0 : w->cb;
+    int64_t len = r * g->OW, KK = g->KH * g->KW;
+    for (int64_t n1 = w->ncb > 1 ? g->N : n + 1; n < n1; n++) { /* all images when ncb > 1 */
+        const T *xg = w->x + (n * g->C + gi * w->Cg + c0) * g->H * g->W;
+        const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
+        const T *b = xg + oh0 * g->OW;
+        int64_t csb = g->H * g->W;
+        if (!w->direct) {
+            FN(conv_im2col)(col, xg, g, cn, oh0, r);
+            b = col, csb = len;
+        }
+        T beta = w->ncb > 1 && n == 0 ? (T)0 : (T)1; /* a block's first image writes it */
+        FN(tg_cpu_gemm_serial)(w->M, cn * KK, len, dg, P, 1, b, 1, csb, beta,
+                               acc + gi * w->M * w->K + c0 * KK, w->K, 1);
+    }
+}
 
 static void FN(wgrad_fn)(void *ctx, int64_t begin, int64_t end)
 {
     FN(wgrad) *w = ctx;
     const tg_conv2d_geom *g = w->g;
-    (void)begin, (void)end;
-    int64_t P = g->OH * g->OW;
-    T *acc = NULL, *col = NULL;
+    (void)begin, (void)end; /* every participant takes slots until none are left */
+    T *col = NULL;
     for (;;) {
-        int64_t u = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
-        if (u >= w->units)
+        int64_t s = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (s >= w->nslots)
             break;
-        if (!acc) {
-            int part = w->ncb > 1 ? 0 : atomic_fetch_add(&w->nparts, 1);
-            if (part == 0) {
-                acc = w->dw; /* zeroed by the caller, or written whole by channel blocks */
-            } else if (part >= TG_CONV_MAX_PARTS ||
-                       !(acc = tg_conv_scratch(2, (size_t)w->size * sizeof(T)))) {
-                atomic_store(&w->oom, 1);
-                atomic_store(&w->next, w->units);
-                break;
-            } else {
-                memset(acc, 0, (size_t)w->size * sizeof(T));
-            }
-            w->part[part] = acc;
-            if (!w->direct && !w->tiles &&
-                !(col = tg_conv_scratch(0, (size_t)(w->cb * g->KH * g->KW * w->rows * g->OW) * sizeof(T)))) {
-                atomic_store(&w->oom, 1);
-                atomic_store(&w->next, w->units);
-                break;
-            }
+        if (!w->direct && !w->tiles && !col &&
+            !(col = tg_conv_scratch(0, (size_t)(w->cb * g->KH * g->KW * w->rows * g->OW) * sizeof(T)))) {
+            atomic_store(&w->oom, 1);
+            atomic_store(&w->next, w->nslots);
+            break;
         }
-        if (w->tiles) {
-            int64_t gi = u / w->ntiles, q0 = u % w->ntiles * TG_CONV_WGRAD_TILE, Q = g->N * P;
-            FN(wgrad_direct)(g, w->dout, w->x, acc + gi * w->M * w->K, gi, q0,
-                             Q - q0 < TG_CONV_WGRAD_TILE ? Q - q0 : TG_CONV_WGRAD_TILE);
+        if (w->ncb > 1) { /* the unit writes its own columns of dw */
+            FN(wgrad_unit)(w, s, w->dw, col);
             continue;
         }
-        int64_t gi = u / (g->N * w->nchunks * w->ncb), n = u / (w->nchunks * w->ncb) % g->N;
-        int64_t oh0 = u / w->ncb % w->nchunks * w->rows, r = g->OH - oh0 < w->rows ? g->OH - oh0 : w->rows;
-        int64_t c0 = u % w->ncb * w->cb, cn = w->Cg - c0 < w->cb ? w->Cg - c0 : w->cb;
-        int64_t len = r * g->OW, KK = g->KH * g->KW;
-        for (int64_t n1 = w->ncb > 1 ? g->N : n + 1; n < n1; n++) { /* all images when ncb > 1 */
-            const T *xg = w->x + (n * g->C + gi * w->Cg + c0) * g->H * g->W;
-            const T *dg = w->dout + (n * g->OC + gi * w->M) * P + oh0 * g->OW;
-            const T *b = xg + oh0 * g->OW;
-            int64_t csb = g->H * g->W;
-            if (!w->direct) {
-                FN(conv_im2col)(col, xg, g, cn, oh0, r);
-                b = col, csb = len;
-            }
-            T beta = w->ncb > 1 && n == 0 ? (T)0 : (T)1; /* a block's first image writes it */
-            FN(tg_cpu_gemm_serial)(w->M, cn * KK, len, dg, P, 1, b, 1, csb, beta,
-                                   acc + gi * w->M * w->K + c0 * KK, w->K, 1);
-        }
+        T *acc = s == 0 ? w->dw : w->parts + (s - 1) * w->size; /* dw zeroed by the caller */
+        if (s > 0)
+            memset(acc, 0, (size_t)w->size * sizeof(T));
+        for (int64_t u = s * w->units / w->nslots; u < (s + 1) * w->units / w->nslots; u++)
+            FN(wgrad_unit)(w, u, acc, col);
+    }
+}
+
+/* dw[i] += the slots 1.. at i, in slot order; units are values of dw. */
+static void FN(wgrad_sum_fn)(void *ctx, int64_t begin, int64_t end)
+{
+    const FN(wgrad) *w = ctx;
+    for (int64_t p = 1; p < w->nslots; p++) {
+        const T *s = w->parts + (p - 1) * w->size;
+        for (int64_t i = begin; i < end; i++)
+            w->dw[i] += s[i];
+    }
+}
+
+/* The cut, from the problem alone (TG_CONV_WGRAD_THREADS): chunks of (group, image,
+ * rows), or the direct tiles, summed into slots; or, with few chunks, blocks of dw's
+ * columns. */
+static void FN(wgrad_cut)(FN(wgrad) *w)
+{
+    const tg_conv2d_geom *g = w->g;
+    const int threads = TG_CONV_WGRAD_THREADS;
+    w->rows = FN(conv_chunk_rows)(g);
+    if (w->direct)
+        w->rows = g->OH; /* x rows are contiguous: one chunk an image... */
+    if (w->direct && g->N < 2 * threads)
+        w->rows = (g->OH + 2 * threads - 1) / (2 * threads);
+    w->nchunks = (g->OH + w->rows - 1) / w->rows;
+    w->units = g->groups * g->N * w->nchunks;
+    w->cb = w->Cg, w->ncb = 1;
+    /* too few (image, rows) chunks for the threads (batch 1, small images): units own
+     * blocks of dw's columns over all positions instead, so no copy of dw is needed; a
+     * block keeps TG_CONV_WGRAD_MIN_COLS columns (the GEMM's vectors run along them) */
+    int64_t ncb = (4 * threads + g->groups - 1) / g->groups, KK = g->KH * g->KW;
+    int64_t cb = (w->Cg + ncb - 1) / ncb, cmin = (TG_CONV_WGRAD_MIN_COLS + KK - 1) / KK;
+    cb = cb < cmin ? cmin : cb;
+    if (w->units < 2 * threads && (w->Cg + cb - 1) / cb > 1 && !FN(wgrad_direct_ok)(g)) {
+        w->cb = cb, w->ncb = (w->Cg + cb - 1) / cb;
+        w->rows = g->OH, w->nchunks = 1;
+        w->units = g->groups * w->ncb;
+    }
+    if ((w->tiles = FN(wgrad_direct_ok)(g))) {
+        w->ntiles = (g->N * g->OH * g->OW + TG_CONV_WGRAD_TILE - 1) / TG_CONV_WGRAD_TILE;
+        w->units = g->groups * w->ntiles;
     }
 }
 
@@ -782,40 +826,24 @@ static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2
     w.size = g->OC * w.K;
     w.direct = g->KH == 1 && g->KW == 1 && g->stride[0] == 1 && g->stride[1] == 1 &&
                g->pad[0] == 0 && g->pad[1] == 0 && g->OH == g->H && g->OW == g->W;
-    w.rows = FN(conv_chunk_rows)(g);
-    if (w.direct)
-        w.rows = g->OH; /* x rows are contiguous: one chunk an image... */
-    if (w.direct && g->N < 2 * tg_pool_num_threads())
-        w.rows = (g->OH + 2 * tg_pool_num_threads() - 1) / (2 * tg_pool_num_threads());
-    w.nchunks = (g->OH + w.rows - 1) / w.rows;
-    w.units = g->groups * g->N * w.nchunks;
-    w.cb = w.Cg, w.ncb = 1;
-    int threads = tg_pool_num_threads();
-    /* too few (image, rows) chunks for the threads (batch 1, small images): units own
-     * blocks of dw's columns over all positions instead, so no copy of dw is needed; a
-     * block keeps TG_CONV_WGRAD_MIN_COLS columns (the GEMM's vectors run along them) */
-    int64_t ncb = (4 * threads + g->groups - 1) / g->groups, KK = g->KH * g->KW;
-    int64_t cb = (w.Cg + ncb - 1) / ncb, cmin = (TG_CONV_WGRAD_MIN_COLS + KK - 1) / KK;
-    cb = cb < cmin ? cmin : cb;
-    if (w.units < 2 * threads && (w.Cg + cb - 1) / cb > 1 && !FN(wgrad_direct_ok)(g)) {
-        w.cb = cb, w.ncb = (w.Cg + cb - 1) / cb;
-        w.rows = g->OH, w.nchunks = 1;
-        w.units = g->groups * w.ncb;
-    }
-    if ((w.tiles = FN(wgrad_direct_ok)(g))) {
-        w.ntiles = (g->N * g->OH * g->OW + TG_CONV_WGRAD_TILE - 1) / TG_CONV_WGRAD_TILE;
-        w.units = g->groups * w.ntiles;
-    }
+    FN(wgrad_cut)(&w);
+    double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
+    w.nslots = w.ncb > 1 ? w.units : tg_conv_wgrad_slots(w.units, w.size, sizeof(T), flops);
+    if (w.ncb == 1 && w.nslots > 1 &&
+        !(w.parts = tg_conv_scratch(2, (size_t)((w.nslots - 1) * w.size) * sizeof(T))))
+        return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight-gradient sums");
     if (w.ncb == 1)
         memset(dw, 0, (size_t)w.size * sizeof(T));
-    double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
-    tg_conv_run(flops, w.units, FN(wgrad_fn), &w);
+    tg_conv_run(flops, w.nslots, FN(wgrad_fn), &w);
     if (atomic_load(&w.oom))
-        return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's dw copy");
-    int parts = atomic_load(&w.nparts);
-    for (int p = 1; p < parts; p++)
-        for (int64_t i = 0; i < w.size; i++)
-            dw[i] += w.part[p][i];
+        return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's im2col rows");
+    if (w.nslots > 1 && w.ncb == 1) {
+        double moved = (double)w.size * (double)(w.nslots - 1);
+        if (tg_pool_num_threads() > 1 && moved * TG_CONV_MOVE_FLOPS > 4 * TG_CONV_GRAIN_FLOPS)
+            tg_pool_parallel_for(w.size, 4096, FN(wgrad_sum_fn), &w);
+        else
+            FN(wgrad_sum_fn)(&w, 0, w.size);
+    }
     return TG_OK;
 }
 
