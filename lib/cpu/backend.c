@@ -45,6 +45,7 @@ static const tg_backend cpu_backend = {
     .random = tg_cpu_random,
     .arange = tg_cpu_arange,
     .axpy = tg_cpu_axpy,
+    .threshold_backward = tg_cpu_threshold_backward,
     /* convolution (conv/) */
     .conv2d = tg_cpu_conv2d_forward,
     .conv2d_backward_data = tg_cpu_conv2d_backward_data,

@@ -47,6 +47,8 @@ static tg_status p_where(tg_tensor *o, const tg_tensor *c, const tg_tensor *a, c
 static tg_status p_reduce(tg_reduce_op op, tg_tensor *o, const tg_tensor *x, uint32_t m) { TIMED(K_REDUCE, reduce(op, o, x, m)); }
 static tg_status p_matmul(tg_tensor *o, const tg_tensor *a, const tg_tensor *b) { TIMED(K_MATMUL, matmul(o, a, b)); }
 static tg_status p_axpy(tg_tensor *d, double al, const tg_tensor *x) { TIMED(K_AXPY, axpy(d, al, x)); }
+/* relu's fused backward counts as the binary kernel (dout * step(x)) it replaces */
+static tg_status p_thr_bw(tg_tensor *dx, const tg_tensor *d, const tg_tensor *x, double th) { TIMED(K_BINARY, threshold_backward(dx, d, x, th)); }
 static tg_status p_conv(tg_tensor *o, const tg_tensor *x, const tg_tensor *w, const tg_tensor *b, const tg_conv2d_geom *g) { TIMED(K_CONV, conv2d(o, x, w, b, g)); }
 static tg_status p_conv_bd(tg_tensor *dx, const tg_tensor *d, const tg_tensor *w, const tg_conv2d_geom *g) { TIMED(K_CONV_BD, conv2d_backward_data(dx, d, w, g)); }
 static tg_status p_conv_bw(tg_tensor *dw, const tg_tensor *d, const tg_tensor *x, const tg_conv2d_geom *g) { TIMED(K_CONV_BW, conv2d_backward_weight(dw, d, x, g)); }
@@ -80,6 +82,7 @@ const tg_backend *tg_cpu_profiled(const tg_backend *plain)
     g_plain = t = *plain;
     t.fill = p_fill, t.copy = p_copy, t.unary = p_unary, t.binary = p_binary, t.where = p_where;
     t.reduce = p_reduce, t.matmul = p_matmul, t.axpy = plain->axpy ? p_axpy : NULL;
+    t.threshold_backward = plain->threshold_backward ? p_thr_bw : NULL;
     t.conv2d = p_conv, t.conv2d_backward_data = p_conv_bd, t.conv2d_backward_weight = p_conv_bw;
     t.pool2d = p_pool, t.pool2d_backward = p_pool_bw, t.batch_norm = p_bn, t.batch_norm_backward = p_bn_bw;
     atexit(report);

@@ -149,6 +149,10 @@ typedef struct tg_backend {
     /* Optional (NULL: the op composes it): dst += alpha * x, x already expanded to dst's
      * shape, same float dtype. The SGD step without a temporary. */
     tg_status (*axpy)(tg_tensor *dst, double alpha, const tg_tensor *x);
+    /* Optional (NULL: the rule composes dout * step(x)): dx = x > threshold ? dout : 0,
+     * PyTorch's threshold_backward, one pass where the composition takes two and a
+     * temporary. dx, dout and x have one shape and one float dtype (any strides). */
+    tg_status (*threshold_backward)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *x, double threshold);
 
     /* The big ops, outputs first, mirrored forward and backward (llm.c's way). All
      * optional; dense NCHW tensors of one float dtype. conv2d: out = x (*) w + bias
