@@ -55,6 +55,7 @@ static tg_status p_conv_bw(tg_tensor *dw, const tg_tensor *d, const tg_tensor *x
 static tg_status p_pool(tg_pool_kind k, tg_tensor *o, tg_tensor *i, const tg_tensor *x, const tg_pool2d_geom *g) { TIMED(K_POOL, pool2d(k, o, i, x, g)); }
 static tg_status p_pool_bw(tg_pool_kind k, tg_tensor *dx, const tg_tensor *d, const tg_tensor *i, const tg_pool2d_geom *g) { TIMED(K_POOL_BW, pool2d_backward(k, dx, d, i, g)); }
 static TG_CPU_NORM_DECL(p_bn) { TIMED(K_BN, batch_norm(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p)); }
+static TG_CPU_NORM_DECL(p_bn_relu) { TIMED(K_BN, batch_norm_relu(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p)); }
 static TG_CPU_NORM_BW_DECL(p_bn_bw) { TIMED(K_BN_BW, batch_norm_backward(dx, dweight, dbias, dout, x, weight, save_mean, save_invstd, p)); }
 
 static void report(void)
@@ -85,6 +86,7 @@ const tg_backend *tg_cpu_profiled(const tg_backend *plain)
     t.threshold_backward = plain->threshold_backward ? p_thr_bw : NULL;
     t.conv2d = p_conv, t.conv2d_backward_data = p_conv_bd, t.conv2d_backward_weight = p_conv_bw;
     t.pool2d = p_pool, t.pool2d_backward = p_pool_bw, t.batch_norm = p_bn, t.batch_norm_backward = p_bn_bw;
+    t.batch_norm_relu = plain->batch_norm_relu ? p_bn_relu : NULL;
     atexit(report);
     return &t;
 }
