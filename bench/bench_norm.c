@@ -4,7 +4,11 @@
  * tg_add on the same size (an elementwise op runs at about the machine's triad
  * bandwidth). Shapes: the activations of ResNet-20 on CIFAR and of the notes' CNN at
  * batch 64, and 2-D (N, C) inputs. Measures, never asserts.
- * Usage: bench_norm [--quick] [--rounds R] */
+ * --cold cycles through enough copies of the inputs (64 MB and more) that each call finds
+ * its x and dout out of the caches, as a training step does (there the activations of a
+ * whole forward sit between a batch norm's forward and its backward); by default the
+ * same inputs are timed again and again, from L2 or L3.
+ * Usage: bench_norm [--quick] [--rounds R] [--cold] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +63,9 @@ static const norm_case gn_cases[] = {
     { "group_norm bwd", c_bwd, c_gn, 5 },
 };
 
+#define MAX_COPIES 64
+static int g_copies = 1; /* sets of inputs cycled through (--cold) */
+
 /* Times each case on x of shape s (C = s.dims[1] channels) and prints one line each. */
 static int run_shape(tg_shape s, const norm_case *cases, int ncases, int64_t groups, int rounds) {
     tg_device *dev = tg_device_get("cpu");
@@ -69,17 +76,22 @@ static int run_shape(tg_shape s, const norm_case *cases, int ncases, int64_t gro
     for (int d = 0; d < s.ndim; d++) at += snprintf(sh + at, sizeof sh - (size_t)at, d ? ",%lld" : "%lld", (long long)s.dims[d]);
     snprintf(sh + at, sizeof sh - (size_t)at, "]");
     tg_scope_begin();
-    norm_in in = { .x = tg_param(tg_randn(TG_F32, s, dev)), .x2 = tg_randn(TG_F32, s, dev),
-                   .w = tg_param(tg_randn(TG_F32, TG_SHAPE(C), dev)), .b = tg_param(tg_randn(TG_F32, TG_SHAPE(C), dev)),
-                   .rm = tg_zeros(TG_F32, TG_SHAPE(C), dev), .rv = tg_ones(TG_F32, TG_SHAPE(C), dev),
-                   .gy = tg_randn(TG_F32, s, dev), .groups = groups };
+    /* --cold: copies enough that the set (x, x2 and dout) spans 64 MB or more */
+    int copies = g_copies > 1 ? (int)(64.0 * 1024 * 1024 / (12.0 * (double)n)) + 1 : 1;
+    if (copies > MAX_COPIES) copies = MAX_COPIES;
+    norm_in in[MAX_COPIES];
+    for (int c = 0; c < copies; c++)
+        in[c] = (norm_in){ .x = tg_param(tg_randn(TG_F32, s, dev)), .x2 = tg_randn(TG_F32, s, dev),
+                           .w = tg_param(tg_randn(TG_F32, TG_SHAPE(C), dev)),
+                           .b = tg_param(tg_randn(TG_F32, TG_SHAPE(C), dev)), .rm = tg_zeros(TG_F32, TG_SHAPE(C), dev),
+                           .rv = tg_ones(TG_F32, TG_SHAPE(C), dev), .gy = tg_randn(TG_F32, s, dev), .groups = groups };
     double *t = malloc(sizeof *t * (size_t)rounds);
     for (int k = 0; k < ncases; k++) {
-        in.y = cases[k].record ? cases[k].record(&in) : NULL;
+        for (int c = 0; c < copies; c++) in[c].y = cases[k].record ? cases[k].record(&in[c]) : NULL;
         for (int r = 0; r < rounds + 2; r++) {
             tg_scope_begin();
             double t0 = bench_now();
-            tg_tensor *y = cases[k].fn(&in);
+            tg_tensor *y = cases[k].fn(&in[r % copies]);
             double t1 = bench_now();
             if (!y) {
                 fprintf(stderr, "%s %s: %s\n", cases[k].name, sh, tg_last_error());
@@ -103,13 +115,14 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) rounds = 7;
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cold")) g_copies = 2;
     }
     if (rounds < 1) rounds = 1;
     tg_manual_seed(1);
     static const int64_t bn4[][4] = { { 64, 16, 32, 32 }, { 64, 32, 16, 16 }, { 64, 64, 8, 8 },
                                       { 64, 16, 28, 28 }, { 64, 32, 14, 14 } };
-    printf("normalisation, f32, %d threads, median of %d rounds [25th 75th percentile]\n", tg_get_num_threads(),
-           rounds);
+    printf("normalisation, f32, %d threads, median of %d rounds [25th 75th percentile], inputs %s\n",
+           tg_get_num_threads(), rounds, g_copies > 1 ? "cold (cycled through 64 MB)" : "hot (the same each round)");
     printf("%-18s %-24s %8s  %15s %8s\n", "x", "case", "ms", "", "GB/s");
     int fail = 0;
     for (int i = 0; i < 5; i++)

@@ -586,6 +586,8 @@ typedef struct {
                                factor 1 / num_batches_tracked (momentum is then ignored) */
     int64_t num_batches_tracked; /* with cumulative: batches seen, this one included (>= 1) */
     tg_opt_f64 eps;         /* default 1e-5 */
+    bool relu;              /* the result is tg_relu(tg_batch_norm(...)), in the same pass
+                               where the device has the fused kernel (the CPU) */
 } tg_batch_norm_opts;
 /* x (N, C), (N, C, L), (N, C, H, W) or more axes; statistics per channel over every
  * other axis. running_mean/running_var (C) are read in eval (required there) and, in

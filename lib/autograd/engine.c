@@ -186,6 +186,16 @@ static tg_tensor **grad_slot(walk *w, tg_node *n, int output_nr) {
     return &w->grads[w->first[i] + output_nr];
 }
 
+/* Whether the sum may be written into s: unrecorded, and s is a dense temporary that
+ * nothing but its slot holds (no view, no saved copy, no other slot, not a leaf's .grad)
+ * and of g's shape and dtype. A residual network's skip connections make one such sum
+ * per block; in place it needs no fresh buffer the size of the activation. */
+static bool may_add_into(const tg_tensor *s, const tg_tensor *g) {
+    return !tg_is_grad_enabled() && atomic_load(&s->refcount) == 1 && atomic_load(&s->storage->refcount) == 1 &&
+           !s->grad_fn && !s->requires_grad && tg_tensor_is_dense(s) && s->dtype == g->dtype &&
+           s->storage->dev == g->storage->dev && tg_shape_equal(s->ndim, s->shape, g->ndim, g->shape);
+}
+
 /* *slot += g, holding an owned ref in *slot. */
 static tg_status accumulate(tg_tensor **slot, tg_tensor *g) {
     if (!*slot) {
@@ -193,6 +203,7 @@ static tg_status accumulate(tg_tensor **slot, tg_tensor *g) {
         *slot = g;
         return TG_OK;
     }
+    if (may_add_into(*slot, g)) return tg_add_(*slot, g);
     tg_tensor *sum = tg_add(*slot, g);
     if (!sum) return tg_last_status();
     tg_tensor_incref(sum);

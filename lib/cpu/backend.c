@@ -45,6 +45,7 @@ static const tg_backend cpu_backend = {
     .random = tg_cpu_random,
     .arange = tg_cpu_arange,
     .axpy = tg_cpu_axpy,
+    .threshold_backward = tg_cpu_threshold_backward,
     /* convolution (conv/) */
     .conv2d = tg_cpu_conv2d_forward,
     .conv2d_backward_data = tg_cpu_conv2d_backward_data,
@@ -58,6 +59,7 @@ static const tg_backend cpu_backend = {
     /* normalisation (norm.c) */
     .batch_norm = tg_cpu_batch_norm,
     .batch_norm_backward = tg_cpu_batch_norm_backward,
+    .batch_norm_relu = tg_cpu_batch_norm_relu,
     .layer_norm = tg_cpu_layer_norm,
     .layer_norm_backward = tg_cpu_layer_norm_backward,
     .group_norm = tg_cpu_group_norm,

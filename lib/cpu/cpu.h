@@ -41,6 +41,7 @@ tg_status tg_cpu_binary(tg_binary_op op, tg_tensor *out, const tg_tensor *a, con
 tg_status tg_cpu_where(tg_tensor *out, const tg_tensor *c, const tg_tensor *a, const tg_tensor *b);
 tg_status tg_cpu_arange(tg_tensor *out, double start, double step);
 tg_status tg_cpu_axpy(tg_tensor *dst, double alpha, const tg_tensor *x);
+tg_status tg_cpu_threshold_backward(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *x, double threshold);
 tg_status tg_cpu_reduce(tg_reduce_op op, tg_tensor *out, const tg_tensor *x, uint32_t mask);
 tg_status tg_cpu_log_softmax(tg_tensor *out, const tg_tensor *x, int axis);
 tg_status tg_cpu_matmul(tg_tensor *out, const tg_tensor *a, const tg_tensor *b);

@@ -77,6 +77,16 @@ TG_CPU_NORM_DECL(tg_cpu_batch_norm_ref) {
     return TG_OK;
 }
 
+TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu_ref) {
+    tg_status st = tg_cpu_batch_norm_ref(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p);
+    int64_t n = p->N * p->C * p->S;
+    for (int64_t k = 0; st == TG_OK && k < n; k++) {
+        double v = dget(out, k);
+        dset(out, k, v < 0 ? 0.0 : v);
+    }
+    return st;
+}
+
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward_ref) {
     double M = (double)(p->N * p->S);
     for (int64_t c = 0; c < p->C; c++) {
@@ -262,14 +272,18 @@ NORM_INLINE void widen_f64(const tg_v8d *v, tg_v8d *lo, tg_v8d *hi) {
 enum { BN_M, BN_L, BN_S, BN_T, BN_U, BN_NCOEF };
 
 #define T float
+#define TI int32_t
 #define SFX(name) name##_f32
 #include "lib/cpu/norm_tmpl.h"
 #undef T
+#undef TI
 #undef SFX
 #define T double
+#define TI int64_t
 #define SFX(name) name##_f64
 #include "lib/cpu/norm_tmpl.h"
 #undef T
+#undef TI
 #undef SFX
 
 #define DISPATCH(fn, ...) (x->dtype == TG_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
@@ -287,4 +301,12 @@ TG_CPU_NORM_BW_DECL(tg_cpu_layer_norm_backward) {
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_group_norm) { return DISPATCH(gn_fwd, out, save_mean, save_invstd, x, weight, bias, p); }
 TG_CPU_NORM_BW_DECL(tg_cpu_group_norm_backward) {
     return DISPATCH(gn_bwd, dx, dweight, dbias, dout, x, weight, save_mean, save_invstd, p);
+}
+
+/* relu(batch_norm(x)) in the normalising pass (p->relu set by the op layer): the
+ * activation costs no pass of its own. */
+TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu) {
+    tg_norm_params q = *p;
+    q.relu = true;
+    return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, &q);
 }

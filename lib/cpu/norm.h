@@ -19,6 +19,7 @@
                    const tg_tensor *save_invstd, const tg_norm_params *p)
 
 TG_CPU_NORM_DECL(tg_cpu_batch_norm);
+TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu); /* relu(batch_norm(x)) */
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward);
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_layer_norm);
 TG_CPU_NORM_BW_DECL(tg_cpu_layer_norm_backward);
@@ -27,6 +28,7 @@ TG_CPU_NORM_BW_DECL(tg_cpu_group_norm_backward);
 
 /* The references (the oracle of tests/test_norm.c). */
 TG_CPU_NORM_DECL(tg_cpu_batch_norm_ref);
+TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu_ref);
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward_ref);
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_layer_norm_ref);
 TG_CPU_NORM_BW_DECL(tg_cpu_layer_norm_backward_ref);

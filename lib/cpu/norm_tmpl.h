@@ -14,6 +14,16 @@ typedef T SFX(vec) __attribute__((vector_size(64)));
 NORM_INLINE void SFX(load)(SFX(vec) *v, const T *x) { memcpy(v, x, sizeof *v); }
 NORM_INLINE void SFX(store)(T *y, const SFX(vec) *v) { memcpy(y, v, sizeof *v); }
 
+/* relu of each lane as the relu kernel computes it (v < 0 ? 0 : v: -0 and NaN stay), by
+ * clearing the lanes' bits where v < 0 (C has no vector ?:). */
+typedef TI SFX(ivec) __attribute__((vector_size(64)));
+NORM_INLINE void SFX(relu_v)(SFX(vec) *v) { /* by pointer: a 64-byte vector is no baseline-ABI value */
+    SFX(ivec) neg = *v < 0, bits;
+    memcpy(&bits, v, sizeof bits);
+    bits &= ~neg;
+    memcpy(v, &bits, sizeof *v);
+}
+
 /* acc (8 doubles) += the lanes of v, f32's 16 lanes pairwise. */
 NORM_INLINE void SFX(widen_add)(tg_v8d *acc, const SFX(vec) *v) {
     tg_v8d lo, hi;
@@ -123,6 +133,7 @@ typedef struct {
     int64_t units;   /* channel mode: blocks of planes a channel splits into; row mode: blocks of rows */
     bool fused;      /* channel mode, one block a channel: sums, coefficients and apply in one task */
     bool bwd;
+    bool relu;       /* forward: y = relu(batch_norm(x)) */
     const T *K;      /* per channel: the shift (forward) or the saved mean (backward) */
     const T *kpos;   /* row mode: K expanded per position (C * S) */
     double *part;    /* channel mode: 2 per (channel, block); row mode: 2 * C * S per block */
@@ -186,7 +197,8 @@ static void SFX(bn_coef)(const SFX(bn_ctx) *k, int64_t c, double s1, double s2) 
 
 /* Channel mode: y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, for
  * x[0..n) of one channel, its coefficients cf[a * C]. */
-NORM_INLINE void SFX(bn_apply_plane)(bool bwd, const T *x, const T *g, T *y, int64_t n, const T *cf, int64_t C) {
+NORM_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T *g, T *y, int64_t n, const T *cf,
+                                     int64_t C) {
     T m = cf[BN_M * C], l = cf[BN_L * C], s = cf[BN_S * C], t = cf[BN_T * C], u = cf[BN_U * C];
     SFX(vec) xv, gv, r;
     int64_t i = 0;
@@ -198,6 +210,17 @@ NORM_INLINE void SFX(bn_apply_plane)(bool bwd, const T *x, const T *g, T *y, int
             SFX(store)(y + i, &r);
         }
         for (; i < n; i++) y[i] = s * g[i] - t * (x[i] - m) + u;
+    } else if (relu) {
+        for (; i + VL <= n; i += VL) {
+            SFX(load)(&xv, x + i);
+            r = ((xv - m) - l) * s + t;
+            SFX(relu_v)(&r);
+            SFX(store)(y + i, &r);
+        }
+        for (; i < n; i++) {
+            T v = ((x[i] - m) - l) * s + t;
+            y[i] = v < 0 ? 0 : v;
+        }
     } else {
         for (; i + VL <= n; i += VL) {
             SFX(load)(&xv, x + i);
@@ -212,7 +235,8 @@ NORM_INLINE void SFX(bn_apply_plane)(bool bwd, const T *x, const T *g, T *y, int
 NORM_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
         int64_t off = (n * k->C + c) * k->S;
-        SFX(bn_apply_plane)(k->bwd, k->x + off, k->g ? k->g + off : NULL, k->y + off, k->S, k->coef + c, k->C);
+        SFX(bn_apply_plane)(k->bwd, k->relu, k->x + off, k->g ? k->g + off : NULL, k->y + off, k->S, k->coef + c,
+                            k->C);
     }
 }
 
@@ -309,6 +333,7 @@ TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t
                 for (int64_t off = r0 * CS + j; off < r1 * CS; off += CS) {
                     SFX(load)(&xv, k->x + off);
                     r = ((xv - m) - l) * s + t;
+                    if (k->relu) SFX(relu_v)(&r);
                     SFX(store)(k->y + off, &r);
                 }
             }
@@ -316,8 +341,9 @@ TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t
         for (; j < CS; j++)
             for (int64_t row = r0; row < r1; row++) {
                 int64_t off = row * CS + j;
-                k->y[off] = k->bwd ? ec[j] * k->g[off] - et[j] * (k->x[off] - em[j]) + eu[j]
-                                   : ((k->x[off] - em[j]) - el[j]) * ec[j] + et[j];
+                T v = k->bwd ? ec[j] * k->g[off] - et[j] * (k->x[off] - em[j]) + eu[j]
+                             : ((k->x[off] - em[j]) - el[j]) * ec[j] + et[j];
+                k->y[off] = k->relu && v < 0 ? 0 : v;
             }
     }
 }
@@ -405,8 +431,8 @@ static tg_status SFX(bn_fwd)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *sa
                              tg_tensor *rv, const tg_tensor *x, const tg_tensor *weight, const tg_tensor *bias,
                              const tg_norm_params *p) {
     SFX(bn_ctx) k = { .x = (const T *)tg_cpu_ptr(x), .y = (T *)tg_cpu_ptr(out), .p = p, .N = p->N, .C = p->C,
-                      .S = p->S, .rm = rm, .rv = rv, .save_mean = save_mean, .save_invstd = save_invstd,
-                      .weight = weight, .bias = bias };
+                      .S = p->S, .relu = p->relu, .rm = rm, .rv = rv, .save_mean = save_mean,
+                      .save_invstd = save_invstd, .weight = weight, .bias = bias };
     return SFX(bn_run)(&k, x, p->training);
 }
 

@@ -47,12 +47,15 @@ static tg_status p_where(tg_tensor *o, const tg_tensor *c, const tg_tensor *a, c
 static tg_status p_reduce(tg_reduce_op op, tg_tensor *o, const tg_tensor *x, uint32_t m) { TIMED(K_REDUCE, reduce(op, o, x, m)); }
 static tg_status p_matmul(tg_tensor *o, const tg_tensor *a, const tg_tensor *b) { TIMED(K_MATMUL, matmul(o, a, b)); }
 static tg_status p_axpy(tg_tensor *d, double al, const tg_tensor *x) { TIMED(K_AXPY, axpy(d, al, x)); }
+/* relu's fused backward counts as the binary kernel (dout * step(x)) it replaces */
+static tg_status p_thr_bw(tg_tensor *dx, const tg_tensor *d, const tg_tensor *x, double th) { TIMED(K_BINARY, threshold_backward(dx, d, x, th)); }
 static tg_status p_conv(tg_tensor *o, const tg_tensor *x, const tg_tensor *w, const tg_tensor *b, const tg_conv2d_geom *g) { TIMED(K_CONV, conv2d(o, x, w, b, g)); }
 static tg_status p_conv_bd(tg_tensor *dx, const tg_tensor *d, const tg_tensor *w, const tg_conv2d_geom *g) { TIMED(K_CONV_BD, conv2d_backward_data(dx, d, w, g)); }
 static tg_status p_conv_bw(tg_tensor *dw, const tg_tensor *d, const tg_tensor *x, const tg_conv2d_geom *g) { TIMED(K_CONV_BW, conv2d_backward_weight(dw, d, x, g)); }
 static tg_status p_pool(tg_pool_kind k, tg_tensor *o, tg_tensor *i, const tg_tensor *x, const tg_pool2d_geom *g) { TIMED(K_POOL, pool2d(k, o, i, x, g)); }
 static tg_status p_pool_bw(tg_pool_kind k, tg_tensor *dx, const tg_tensor *d, const tg_tensor *i, const tg_pool2d_geom *g) { TIMED(K_POOL_BW, pool2d_backward(k, dx, d, i, g)); }
 static TG_CPU_NORM_DECL(p_bn) { TIMED(K_BN, batch_norm(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p)); }
+static TG_CPU_NORM_DECL(p_bn_relu) { TIMED(K_BN, batch_norm_relu(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p)); }
 static TG_CPU_NORM_BW_DECL(p_bn_bw) { TIMED(K_BN_BW, batch_norm_backward(dx, dweight, dbias, dout, x, weight, save_mean, save_invstd, p)); }
 
 static void report(void)
@@ -80,8 +83,10 @@ const tg_backend *tg_cpu_profiled(const tg_backend *plain)
     g_plain = t = *plain;
     t.fill = p_fill, t.copy = p_copy, t.unary = p_unary, t.binary = p_binary, t.where = p_where;
     t.reduce = p_reduce, t.matmul = p_matmul, t.axpy = plain->axpy ? p_axpy : NULL;
+    t.threshold_backward = plain->threshold_backward ? p_thr_bw : NULL;
     t.conv2d = p_conv, t.conv2d_backward_data = p_conv_bd, t.conv2d_backward_weight = p_conv_bw;
     t.pool2d = p_pool, t.pool2d_backward = p_pool_bw, t.batch_norm = p_bn, t.batch_norm_backward = p_bn_bw;
+    t.batch_norm_relu = plain->batch_norm_relu ? p_bn_relu : NULL;
     atexit(report);
     return &t;
 }

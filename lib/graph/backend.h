@@ -84,6 +84,7 @@ typedef struct {
                           (the cumulative average's 1 / num_batches_tracked already applied) */
     double eps;
     bool training;     /* batch norm: batch statistics (and the running update) vs running stats */
+    bool relu;         /* batch norm: the op is relu(batch_norm(x)), run by batch_norm_relu */
 } tg_norm_params;
 
 /* Region-of-interest pooling over (N, C, H, W) (ops/detection.c), torchvision's
@@ -149,6 +150,10 @@ typedef struct tg_backend {
     /* Optional (NULL: the op composes it): dst += alpha * x, x already expanded to dst's
      * shape, same float dtype. The SGD step without a temporary. */
     tg_status (*axpy)(tg_tensor *dst, double alpha, const tg_tensor *x);
+    /* Optional (NULL: the rule composes dout * step(x)): dx = x > threshold ? dout : 0,
+     * PyTorch's threshold_backward, one pass where the composition takes two and a
+     * temporary. dx, dout and x have one shape and one float dtype (any strides). */
+    tg_status (*threshold_backward)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *x, double threshold);
 
     /* The big ops, outputs first, mirrored forward and backward (llm.c's way). All
      * optional; dense NCHW tensors of one float dtype. conv2d: out = x (*) w + bias
@@ -177,6 +182,11 @@ typedef struct tg_backend {
     tg_status (*batch_norm_backward)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
                                      const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
                                      const tg_tensor *save_invstd, const tg_norm_params *p);
+    /* Optional (NULL: the op runs batch_norm, then relu): batch_norm with out = relu of
+     * its result (relu's own bits: -0 and NaN stay), the same statistics. */
+    tg_status (*batch_norm_relu)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd,
+                                 tg_tensor *running_mean, tg_tensor *running_var, const tg_tensor *x,
+                                 const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
     /* The generic convolution path: cols (N, C/groups*KH*KW per group..., OH*OW). */
     tg_status (*im2col)(tg_tensor *cols, const tg_tensor *x, const tg_conv2d_geom *g);
     tg_status (*col2im)(tg_tensor *dx, const tg_tensor *cols, const tg_conv2d_geom *g);

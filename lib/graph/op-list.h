@@ -18,7 +18,7 @@
     X(RSQRT, rsqrt, TG_OPF_FLOAT | TG_OPF_SAVE_OUT)     \
     X(ABS, abs, TG_OPF_SAVE_IN)                         \
     X(SIGN, sign, TG_OPF_NOGRAD)                        \
-    X(RELU, relu, TG_OPF_SAVE_IN)                       \
+    X(RELU, relu, TG_OPF_SAVE_OUT)                      \
     X(SIGMOID, sigmoid, TG_OPF_FLOAT | TG_OPF_SAVE_OUT) \
     X(TANH, tanh, TG_OPF_FLOAT | TG_OPF_SAVE_OUT)       \
     X(SIN, sin, TG_OPF_FLOAT | TG_OPF_SAVE_IN)          \

@@ -25,9 +25,10 @@ typedef struct {
 /* x (N, in, H, W) -> (N, planes * expansion, H / stride, W / stride). */
 static tg_tensor *resblock_forward(tg_module *self, tg_tensor *x) {
     resblock *r = tg_module_data(self);
-    tg_tensor *y = tg_relu(tg_module_forward(r->bn1, tg_module_forward(r->conv1, x)));
-    y = tg_module_forward(r->bn2, tg_module_forward(r->conv2, y));
-    if (r->conv3) y = tg_module_forward(r->bn3, tg_module_forward(r->conv3, tg_relu(y)));
+    tg_tensor *y = tg_nn_bn_relu(r->bn1, NULL, tg_module_forward(r->conv1, x));
+    y = tg_module_forward(r->conv2, y);
+    y = r->conv3 ? tg_nn_bn_relu(r->bn2, NULL, y) : tg_module_forward(r->bn2, y);
+    if (r->conv3) y = tg_module_forward(r->bn3, tg_module_forward(r->conv3, y));
     if (!y) return NULL; /* before the shortcut, whose failure would hide the first message */
     tg_tensor *shortcut = r->downsample ? tg_module_forward(r->downsample, x) : x;
     return shortcut ? tg_relu(tg_add(y, shortcut)) : NULL;
@@ -97,7 +98,7 @@ typedef struct {
 
 static tg_tensor *basic_conv_forward(tg_module *self, tg_tensor *x) { /* relu(bn(conv(x))) */
     basic_conv *b = tg_module_data(self);
-    return tg_relu(tg_module_forward(b->bn, tg_module_forward(b->conv, x)));
+    return tg_nn_bn_relu(b->bn, NULL, tg_module_forward(b->conv, x));
 }
 
 static const tg_module_type basic_conv_type = { "BasicConv2d", sizeof(basic_conv), basic_conv_forward, NULL, NULL, NULL };

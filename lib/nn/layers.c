@@ -264,6 +264,7 @@ static const tg_module_type identity_type = { "Identity", sizeof(simple), identi
 static const tg_module_type flatten_type = { "Flatten", sizeof(simple), flatten_forward, NULL, NULL, describe_flatten };
 static const tg_module_type unflatten_type = { "Unflatten", sizeof(simple), unflatten_forward, NULL, NULL, describe_dim };
 static const tg_module_type relu_type = { "ReLU", sizeof(simple), relu_forward, NULL, NULL, NULL };
+bool tg_nn_is_relu(const tg_module *m) { return tg_module_is(m, &relu_type); }
 static const tg_module_type leaky_type = { "LeakyReLU", sizeof(simple), leaky_forward, NULL, NULL, describe_slope };
 static const tg_module_type tanh_type = { "Tanh", sizeof(simple), tanh_forward, NULL, NULL, NULL };
 static const tg_module_type sigmoid_type = { "Sigmoid", sizeof(simple), sigmoid_forward, NULL, NULL, NULL };
@@ -295,8 +296,17 @@ tg_module *tg_log_softmax_new(int dim) { return simple_new(&log_softmax_type, (s
 
 /* ------------------------------------------------------------- Sequential */
 
+/* A BatchNorm followed by a ReLU runs as one fused op (tg_nn_bn_relu). */
 static tg_tensor *sequential_forward(tg_module *self, tg_tensor *x) {
-    for (int i = 0; i < self->children.n && x; i++) x = tg_module_forward(self->children.v[i].m, x);
+    for (int i = 0; i < self->children.n && x; i++) {
+        tg_module *m = self->children.v[i].m, *next = i + 1 < self->children.n ? self->children.v[i + 1].m : NULL;
+        if (next && tg_nn_is_batchnorm(m) && tg_nn_is_relu(next)) {
+            x = tg_nn_bn_relu(m, next, x);
+            i++;
+            continue;
+        }
+        x = tg_module_forward(m, x);
+    }
     return x;
 }
 

@@ -60,6 +60,13 @@ char *tg_nn_strdup(const char *s);
  * fill kernels do not build for i64 on PoCL 3.1). */
 tg_tensor *tg_nn_scalar(tg_dtype dtype, double v, tg_device *dev);
 
+/* relu(bn(x)) for a BatchNorm bn, then relu (a ReLU module, or NULL for tg_relu): one
+ * fused batch norm op (tg_batch_norm_opts.relu) where neither module has hooks, else the
+ * two forwards (norm_layers.c). Any other bn runs as tg_module_forward, then the relu. */
+tg_tensor *tg_nn_bn_relu(tg_module *bn, tg_module *relu, tg_tensor *x);
+bool tg_nn_is_relu(const tg_module *m);      /* a ReLU module (layers.c) */
+bool tg_nn_is_batchnorm(const tg_module *m); /* a BatchNorm1d or 2d (norm_layers.c) */
+
 /* What tg_nn_collect lists: parameters (each tied one once), trainable ones, buffers,
  * modules, or the state (parameters then buffers per module, tied ones under every name). */
 typedef enum { TG_NN_PARAMS, TG_NN_TRAINABLE, TG_NN_BUFFERS, TG_NN_MODULES, TG_NN_STATE } tg_nn_want;

@@ -45,8 +45,15 @@ static double count_batch(batchnorm *b) {
     return st == TG_OK && !isnan(n) ? n : -1;
 }
 
+/* Set by tg_nn_bn_relu for the one forward it runs: the next batchnorm_forward on this
+ * thread asks for relu(batch norm) and clears it (a flag, so that the call still goes
+ * through tg_module_forward's checks and error messages). */
+static _Thread_local bool g_fuse_relu;
+
 /* BatchNorm1d: x (N, C) or (N, C, L); BatchNorm2d: x (N, C, H, W). Same shape out. */
 static tg_tensor *batchnorm_forward(tg_module *self, tg_tensor *x) {
+    bool relu = g_fuse_relu;
+    g_fuse_relu = false;
     batchnorm *b = tg_module_data(self);
     char s[128];
     int nd = tg_ndim(x);
@@ -64,7 +71,8 @@ static tg_tensor *batchnorm_forward(tg_module *self, tg_tensor *x) {
     return tg_batch_norm(x, b->running_mean, b->running_var, b->weight, b->bias,
                          &(tg_batch_norm_opts){ .training = training || !track, .momentum = TG_SOME(b->momentum),
                                                 .cumulative = b->cumulative && training && track,
-                                                .num_batches_tracked = (int64_t)count, .eps = TG_SOME(b->eps) });
+                                                .num_batches_tracked = (int64_t)count, .eps = TG_SOME(b->eps),
+                                                .relu = relu });
 }
 
 static int batchnorm_describe(const tg_module *self, char *buf, size_t size) {
@@ -102,6 +110,22 @@ static tg_module *batchnorm_make(const tg_module_type *type, const char *api, in
         tg_module_buffer(self, "num_batches_tracked", &b->num_batches_tracked, tg_nn_scalar(TG_I64, 0, dev));
     }
     return tg_module_done(self);
+}
+
+bool tg_nn_is_batchnorm(const tg_module *m) {
+    return tg_module_is(m, &batchnorm1d_type) || tg_module_is(m, &batchnorm2d_type);
+}
+
+tg_tensor *tg_nn_bn_relu(tg_module *bn, tg_module *relu, tg_tensor *x) {
+    bool fuse = tg_nn_is_batchnorm(bn) && bn->hooks.n == 0 && (!relu || (tg_nn_is_relu(relu) && relu->hooks.n == 0));
+    if (!fuse) {
+        tg_tensor *y = tg_module_forward(bn, x);
+        return relu ? tg_module_forward(relu, y) : tg_relu(y);
+    }
+    g_fuse_relu = true;
+    tg_tensor *y = tg_module_forward(bn, x);
+    g_fuse_relu = false; /* when the forward failed before reading it */
+    return y;
 }
 
 tg_module *tg_batchnorm1d_new(int64_t num_features, const tg_batchnorm_opts *opts, tg_device *dev) {

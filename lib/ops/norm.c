@@ -208,18 +208,27 @@ bool tg_batch_norm_shape(tg_op_call *c) {
 }
 
 /* The kernel updates the running statistics in place; their versions are bumped here
- * as dispatch does for an op's in-place input, so a node that saved them notices. */
+ * as dispatch does for an op's in-place input, so a node that saved them notices. With
+ * relu the output is saved last (a detached alias, as relu saves its own), for the
+ * mask of the backward. */
 tg_status tg_batch_norm_launch(tg_op_call *c) {
-    tg_tensor *rm = c->args.norm.running_mean, *rv = c->args.norm.running_var;
+    tg_tensor *rm = c->args.norm.running_mean, *rv = c->args.norm.running_var, *y = c->out[0];
     const tg_norm_params *p = &c->args.norm.p;
+    const tg_backend *be = tg_dev(c->in[0])->be;
     tg_tensor *mean, *invstd;
     if (!new_stats(c, p->C, &mean, &invstd)) return tg_last_status();
-    tg_status st = tg_dev(c->in[0])->be->batch_norm(c->out[0], mean, invstd, rm, rv, c->in[0],
-                                                    opt_in(c, c->args.norm.weight), opt_in(c, c->args.norm.bias), p);
+    tg_status st = (p->relu ? be->batch_norm_relu : be->batch_norm)(y, mean, invstd, rm, rv, c->in[0],
+                                                                   opt_in(c, c->args.norm.weight),
+                                                                   opt_in(c, c->args.norm.bias), p);
     if (st != TG_OK) return st;
     if (p->training && rm) atomic_fetch_add(&rm->storage->version, 1);
     if (p->training && rv) atomic_fetch_add(&rv->storage->version, 1);
     save_weight(c);
+    if (p->relu) {
+        tg_tensor *alias = tg_tensor_alias_unscoped(y, y->ndim, y->shape, y->strides, y->offset);
+        if (!alias) return tg_last_status();
+        c->extra_save[c->n_extra++] = alias;
+    }
     return TG_OK;
 }
 
@@ -236,6 +245,10 @@ tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *runni
     if (o.cumulative && o.training && o.num_batches_tracked < 1)
         return tg_error_null(TG_ERR_INVALID, "%s: the cumulative average needs num_batches_tracked >= 1, got %lld",
                              op, (long long)o.num_batches_tracked);
+    if (o.relu && !tg_dev(x)->be->batch_norm_relu) { /* composed where the device has no fused kernel */
+        o.relu = false;
+        return tg_relu(tg_batch_norm(x, running_mean, running_var, weight, bias, &o));
+    }
     tg_tensor *in[3] = { dense(x) };
     int n = 1;
     tg_op_call c = { .op = TG_OP_BATCH_NORM, .in = in };
@@ -245,6 +258,7 @@ tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *runni
     c.args.norm.running_var = running_var;
     c.n_in = n;
     c.args.norm.p.training = o.training;
+    c.args.norm.p.relu = o.relu;
     c.args.norm.p.momentum = o.cumulative ? 1.0 / (double)(o.num_batches_tracked > 0 ? o.num_batches_tracked : 1)
                            : o.momentum.set ? o.momentum.value
                                             : 0.1;
@@ -259,6 +273,12 @@ static tg_tensor *bn_set_mean(tg_tensor *t, const tg_node *n) {
 tg_status tg_bw_batch_norm(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     const tg_norm_params *p = &n->args.norm.p;
     tg_device *dev = n->inputs[0].dev;
+    tg_tensor *g_bn[1] = { gout[0] };
+    if (p->relu) { /* through relu first: its output is saved after the weight */
+        tg_tensor *y = tg_node_saved(n, 3 + (n->args.norm.weight >= 0));
+        if (!y || !(g_bn[0] = tg_ops_relu_grad(gout[0], y))) return tg_last_status();
+        gout = g_bn;
+    }
     if (!tg_is_grad_enabled() && tg_device_supports(dev, TG_KERNEL_BATCH_NORM_BACKWARD, n->inputs[0].dtype))
         return fused_backward(dev->be->batch_norm_backward, n, gout, gin);
     tg_tensor *x = tg_node_saved(n, 0), *mean = tg_node_saved(n, 1), *invstd = tg_node_saved(n, 2);

@@ -46,6 +46,7 @@ tg_tensor *tg_ops_sum_to(tg_tensor *g, int ndim, const int64_t *shape);
 /* Internal ops shared between files. */
 tg_tensor *tg_ops_unary(int op, tg_tensor *x, double p0, double p1);
 tg_tensor *tg_ops_step(tg_tensor *x, double threshold); /* x > threshold ? 1 : 0, no grad */
+tg_tensor *tg_ops_relu_grad(tg_tensor *g, tg_tensor *y); /* g where relu's output y > 0 (unary.c) */
 tg_tensor *tg_ops_embed(tg_tensor *x, int ndim, const int64_t *shape, const int64_t *start,
                         const int64_t *step, double fill); /* x placed in a filled tensor */
 tg_tensor *tg_ops_reduce_keep(int op, tg_tensor *x, uint32_t mask); /* keepdim result */

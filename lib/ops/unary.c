@@ -23,6 +23,21 @@ tg_tensor *tg_ops_unary(int op, tg_tensor *x, double p0, double p1) {
 
 tg_tensor *tg_ops_step(tg_tensor *x, double threshold) { return tg_ops_unary(TG_OP_STEP, x, threshold, 0); }
 
+/* relu's gradient, g where y > 0 (relu saves its output: y > 0 exactly where x > 0, and
+ * x, often a batch norm's output, can then be freed in the forward). Unrecorded, the
+ * device's threshold_backward does it in one pass; recorded (create_graph), the
+ * composition, whose step has no gradient, differentiates again. */
+tg_tensor *tg_ops_relu_grad(tg_tensor *g, tg_tensor *y) {
+    tg_device *dev = tg_dev(y);
+    if (tg_is_grad_enabled() || !dev->be->threshold_backward || tg_dev(g) != dev || g->dtype != y->dtype ||
+        !tg_is_float(y->dtype) || !tg_shape_equal(g->ndim, g->shape, y->ndim, y->shape))
+        return tg_mul(g, tg_ops_step(y, 0));
+    tg_tensor *dx = tg_empty(y->dtype, tg_shape_of(y), dev);
+    if (!dx) return NULL;
+    tg_status st = dev->be->threshold_backward(dx, g, y, 0);
+    return st == TG_OK ? dx : NULL;
+}
+
 tg_status tg_bw_unary(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     tg_tensor *g = gout[0];
     tg_unary_op k = (tg_unary_op)tg_ops[n->op].kind;
@@ -38,7 +53,7 @@ tg_status tg_bw_unary(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     case TG_UN_SQRT: r = tg_div(tg_mul_scalar(g, 0.5), s); break;
     case TG_UN_RSQRT: r = tg_mul(g, tg_mul_scalar(tg_mul(s, tg_square(s)), -0.5)); break;
     case TG_UN_ABS: r = tg_mul(g, tg_sign(s)); break;
-    case TG_UN_RELU: r = tg_mul(g, tg_ops_step(s, 0)); break;
+    case TG_UN_RELU: r = tg_ops_relu_grad(g, s); break;
     case TG_UN_SIGMOID: r = tg_mul(g, tg_mul(s, tg_add_scalar(tg_neg(s), 1))); break;
     case TG_UN_TANH: r = tg_mul(g, tg_add_scalar(tg_neg(tg_square(s)), 1)); break;
     case TG_UN_SIN: r = tg_mul(g, tg_cos(s)); break;

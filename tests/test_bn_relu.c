@@ -1,0 +1,166 @@
+/* Batch norm with relu fused (tg_batch_norm_opts.relu, which the nn layers use for a
+ * BatchNorm followed by a ReLU): forward bitwise equal to tg_relu(tg_batch_norm(...))
+ * (channel and row modes, training and eval, f32 and f64, running statistics too), the
+ * gradients of x, weight and bias bitwise equal to the composition's, gradcheck and
+ * gradgradcheck in f64, the CPU kernel against its reference, a write into the output
+ * before backward reported, and Sequential(BatchNorm2d, ReLU) and a BasicBlock against
+ * the unfused modules (a hook on the ReLU turns the fusion off and still sees its input). */
+#include <math.h>
+#include <string.h>
+
+#include "harness.h"
+#include "lib/cpu/norm.h"
+
+static tg_device *dev(void) { return tg_test_device(); }
+
+static char g_what[160];
+#define WHAT(...) snprintf(g_what, sizeof g_what, __VA_ARGS__)
+
+/* max |a - b| over every element (0 for bitwise-equal tensors, NaN-free inputs). */
+static double max_diff(tg_tensor *a, tg_tensor *b) {
+    if (!a || !b) return INFINITY;
+    return tg_item(tg_max(tg_abs(tg_sub(tg_cast(a, TG_F64), tg_cast(b, TG_F64))), TG_ALL, false));
+}
+
+#define CHECK_SAME(a, b)                                                                    \
+    do {                                                                                    \
+        double d_ = max_diff((a), (b));                                                     \
+        if (d_ != 0) FAIL_("[%s] %s and %s differ by %g", g_what, #a, #b, d_);              \
+    } while (0)
+
+static tg_tensor *bn(tg_tensor *x, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b, bool training, bool relu) {
+    tg_batch_norm_opts o = { .training = training, .momentum = TG_SOME(0.2), .relu = relu };
+    return tg_batch_norm(x, rm, rv, w, b, &o);
+}
+
+TEST(forward_and_backward_match_composition) {
+    static const int64_t shapes[][4] = { { 8, 3, 5, 5 }, { 6, 4, 2, 3 }, { 64, 16, 0, 0 }, { 5, 7, 33, 0 } };
+    for (int dt = 0; dt < 2; dt++)
+        for (int si = 0; si < 4; si++)
+            for (int training = 0; training < 2; training++) {
+                tg_dtype d = dt ? TG_F64 : TG_F32;
+                tg_shape s = { .ndim = shapes[si][2] ? shapes[si][3] ? 4 : 3 : 2 };
+                for (int k = 0; k < s.ndim; k++) s.dims[k] = shapes[si][k];
+                int64_t C = s.dims[1];
+                WHAT("%s shape %d training %d", tg_dtype_name(d), si, training);
+                tg_manual_seed(7 + si);
+                tg_tensor *x0 = tg_randn(d, s, dev()), *w0 = tg_randn(d, TG_SHAPE(C), dev());
+                tg_tensor *b0 = tg_randn(d, TG_SHAPE(C), dev()), *gy = tg_randn(d, s, dev());
+                tg_tensor *y[2], *gx[2], *gw[2], *gb[2], *rm[2], *rv[2];
+                for (int f = 0; f < 2; f++) {
+                    tg_tensor *x = tg_param(tg_clone(x0)), *w = tg_param(tg_clone(w0)), *b = tg_param(tg_clone(b0));
+                    rm[f] = tg_zeros(d, TG_SHAPE(C), dev());
+                    rv[f] = tg_full(d, TG_SHAPE(C), 1.5, dev());
+                    y[f] = f ? bn(x, rm[f], rv[f], w, b, training, true) : tg_relu(bn(x, rm[f], rv[f], w, b, training, false));
+                    tg_tensor *wrt[3] = { x, w, b }, *g[3] = { NULL, NULL, NULL };
+                    CHECK(y[f] && tg_autograd_grad(1, &y[f], &gy, 3, wrt, g, NULL) == TG_OK);
+                    gx[f] = g[0], gw[f] = g[1], gb[f] = g[2];
+                }
+                CHECK_SAME(y[0], y[1]);
+                CHECK_SAME(rm[0], rm[1]);
+                CHECK_SAME(rv[0], rv[1]);
+                CHECK_SAME(gx[0], gx[1]);
+                CHECK_SAME(gw[0], gw[1]);
+                CHECK_SAME(gb[0], gb[1]);
+                double zeros = tg_item(tg_sum(tg_eq(y[1], tg_scalar(d, 0, dev())), TG_ALL, false));
+                CHECK(zeros > 0); /* the relu did cut */
+            }
+}
+
+typedef struct {
+    bool training;
+} bnr_ctx;
+
+static tg_tensor *f_bnr(tg_tensor *const *in, void *ctx) {
+    const bnr_ctx *c = ctx;
+    tg_tensor *rm = c->training ? NULL : tg_full(TG_F64, TG_SHAPE(3), 0.1, dev());
+    tg_tensor *rv = c->training ? NULL : tg_full(TG_F64, TG_SHAPE(3), 0.8, dev());
+    return bn(in[0], rm, rv, in[1], in[2], c->training, true);
+}
+
+#define CHECK_GRAD_(checker, fn, ctx, ...)                                                                  \
+    do {                                                                                                    \
+        tg_tensor *in_[] = { __VA_ARGS__ };                                                                 \
+        tg_gradcheck_report rep_;                                                                           \
+        tg_status st_ = checker(fn, ctx, (int)(sizeof in_ / sizeof in_[0]), in_, NULL, &rep_);              \
+        if (st_ != TG_OK) FAIL_("[%s] %s failed: %s (%s)", g_what, #checker, rep_.message, tg_last_error()); \
+    } while (0)
+
+TEST(gradcheck_f64) {
+    for (int training = 0; training < 2; training++) {
+        bnr_ctx c = { .training = training };
+        WHAT("training %d", training);
+        tg_manual_seed(21);
+        /* values well away from relu's kink: the bias shifts the normalised values */
+        tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(4, 3, 2, 2), dev());
+        double wv[3] = { 0.8, -1.1, 1.3 }, bv[3] = { 0.05, 0.1, -0.07 };
+        tg_tensor *w = tg_from_f64(wv, TG_SHAPE(3), dev()), *b = tg_from_f64(bv, TG_SHAPE(3), dev());
+        CHECK_GRAD_(tg_gradcheck, f_bnr, &c, x, w, b);
+        CHECK_GRAD_(tg_gradgradcheck, f_bnr, &c, x, w, b);
+    }
+}
+
+TEST(cpu_kernel_matches_reference) {
+    tg_device *cpu = tg_device_get("cpu"); /* the CPU's kernels, whatever the device under test */
+    static const int64_t shapes[][3] = { { 64, 16, 1024 }, { 16, 5, 3 }, { 3, 40, 64 } };
+    for (int si = 0; si < 3; si++) {
+        int64_t N = shapes[si][0], C = shapes[si][1], S = shapes[si][2];
+        tg_norm_params p = { .N = N, .C = C, .S = S, .eps = 1e-5, .momentum = 0.1, .training = true };
+        tg_manual_seed(5);
+        tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(N, C, S), cpu), *w = tg_randn(TG_F64, TG_SHAPE(C), cpu);
+        tg_tensor *b = tg_randn(TG_F64, TG_SHAPE(C), cpu), *y[2], *m[2], *is[2];
+        for (int r = 0; r < 2; r++) {
+            y[r] = tg_empty(TG_F64, TG_SHAPE(N, C, S), cpu);
+            m[r] = tg_empty(TG_F64, TG_SHAPE(C), cpu);
+            is[r] = tg_empty(TG_F64, TG_SHAPE(C), cpu);
+            CHECK((r ? tg_cpu_batch_norm_relu_ref : tg_cpu_batch_norm_relu)(y[r], m[r], is[r], NULL, NULL, x, w, b, &p) ==
+                  TG_OK);
+        }
+        WHAT("shape %d", si);
+        CHECK(max_diff(y[0], y[1]) < 1e-12);
+        CHECK(tg_item(tg_min(y[0], TG_ALL, false)) == 0);
+        CHECK(max_diff(m[0], m[1]) < 1e-12);
+    }
+}
+
+TEST(output_written_in_place_is_reported) {
+    tg_tensor *x = tg_param(tg_randn(TG_F32, TG_SHAPE(4, 2, 3), dev()));
+    tg_tensor *y = bn(x, NULL, NULL, NULL, NULL, true, true);
+    tg_tensor *loss = tg_sum(tg_square(tg_add_scalar(y, 0)), TG_ALL, false);
+    tg_set_grad_enabled(false);
+    CHECK(tg_add_(y, tg_ones_like(y)) == TG_OK);
+    tg_set_grad_enabled(true);
+    CHECK(tg_backward(loss) != TG_OK);
+    CHECK(strstr(tg_last_error(), "tg_batch_norm") != NULL);
+}
+
+/* A ReLU's forward hook: counts calls and returns the output unchanged. */
+static int g_hook_calls;
+static tg_tensor *count_hook(tg_module *m, int n, tg_tensor *const *in, tg_tensor *out, void *ctx) {
+    (void)m, (void)n, (void)in, (void)ctx;
+    g_hook_calls++;
+    return out;
+}
+
+TEST(modules_match_unfused) {
+    tg_manual_seed(9);
+    tg_tensor *x = tg_randn(TG_F32, TG_SHAPE(4, 6, 5, 5), dev());
+    tg_module *seq = tg_sequential(tg_batchnorm2d_new(6, NULL, dev()), tg_relu_new());
+    tg_module *bn_only = tg_batchnorm2d_new(6, NULL, dev());
+    CHECK(seq && bn_only);
+    if (!seq || !bn_only) return;
+    tg_module_train(seq, true), tg_module_train(bn_only, true);
+    WHAT("Sequential(BatchNorm2d, ReLU)");
+    CHECK_SAME(tg_module_forward(seq, x), tg_relu(tg_module_forward(bn_only, x)));
+    g_hook_calls = 0;
+    tg_module *relu = tg_module_child(seq, 1);
+    CHECK(relu && tg_module_register_forward_hook(relu, count_hook, NULL) > 0);
+    WHAT("with a hook on the ReLU");
+    CHECK_SAME(tg_module_forward(seq, x), tg_relu(tg_module_forward(bn_only, x)));
+    CHECK(g_hook_calls == 1);
+    tg_module_free(seq), tg_module_free(bn_only);
+}
+
+TG_TEST_MAIN(&tg_case_forward_and_backward_match_composition, &tg_case_gradcheck_f64,
+             &tg_case_cpu_kernel_matches_reference, &tg_case_output_written_in_place_is_reported,
+             &tg_case_modules_match_unfused)
