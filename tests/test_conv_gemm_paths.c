@@ -243,6 +243,8 @@ int main(void)
         geom_k(2, 24, 6, 18, 3, 1, 3),  /* groups, batch 2 */
         geom_k(1, 64, 9, 70, 3, 2, 1),
         geom_k(1, 300, 4, 40, 3, 1, 1), /* K over a packing block */
+        geom_k(1, 80, 20, 72, 3, 1, 1), /* several bands, each packed ahead for 2 row blocks */
+        geom_k(1, 48, 19, 160, 3, 2, 1), /* the same at stride 2, a last band of one column */
     };
     for (size_t i = 0; i < sizeof b1 / sizeof b1[0]; i++)
         run_geom(&b1[i], 1);
