@@ -54,6 +54,22 @@ static inline unsigned tg_conv_lanes(int64_t iw, int64_t sw, int64_t W, int len)
     return (unsigned)(((1ull << hi) - 1) & ~((1ull << lo) - 1));
 }
 
+/* Stride 2 (f32): lanes lm (a contiguous range) of x[2t], t < 16, from two masked loads
+ * of the 31 floats they span and one two-source permute; a 16-lane gather costs several
+ * times as much on Zen 4 (ResNet-50's 3x3 stride-2 layers at batch 1 spend most of
+ * their packing in it). */
+static inline __m512 tg_conv_load_s2_f32(const float *src, unsigned lm)
+{
+    if (!lm)
+        return _mm512_setzero_ps();
+    unsigned lo = (unsigned)__builtin_ctz(lm), hi = 32u - (unsigned)__builtin_clz(lm);
+    uint32_t m = ((1u << (2 * hi - 1)) - 1) & ~((1u << (2 * lo)) - 1);
+    __m512 a = _mm512_maskz_loadu_ps((__mmask16)m, src);
+    __m512 b = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), src + 16);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(a, even, b);
+}
+
 /* The input lines row k of a group of runs reads, fetched ahead: the misses on x are
  * what the packer waits for otherwise (a new channel plane every few rows). */
 #define TG_CONV_PREFETCH 6
@@ -83,7 +99,7 @@ static inline void tg_conv_prefetch(const tg_conv_pack_geom *g, const tg_conv_ru
  * stretch of one input row per run, in address order, instead of jumping a channel
  * plane (another page) per row of one panel, which the prefetchers cannot follow. */
 #define TG_CONV_GROUP 8
-#define TG_CONV_PACK(T, S, NR, VL, V, MASK, ZERO, LOADZ, STORE, GATHER, IDX)                  \
+#define TG_CONV_PACK(T, S, NR, VL, V, MASK, ZERO, LOADZ, STORE, GATHER, LOAD_S2, IDX)             \
     void tg_conv_pack_avx512_##S(const tg_conv_pack_geom *g, int64_t kc, int64_t q0,         \
                                  int64_t nc, void *dstv)                                      \
     {                                                                                         \
@@ -123,6 +139,8 @@ static inline void tg_conv_prefetch(const tg_conv_pack_geom *g, const tg_conv_ru
                             const T *src = xc + ru->base + ih * g->W + iw;                    \
                             if (g->sw == 1)                                                   \
                                 v = LOADZ(lm, src);                                           \
+                            else if (g->sw == 2)                                              \
+                                v = LOAD_S2(lm, src);                                         \
                             else if (lm)                                                      \
                                 v = GATHER(lm, src);                                          \
                         }                                                                     \
@@ -136,11 +154,13 @@ static inline void tg_conv_prefetch(const tg_conv_pack_geom *g, const tg_conv_ru
 #define IDX32 __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, \
                               10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int)g->sw))
 #define GATHER32(m, p) _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, p, 4)
+#define LOAD_S2_32(m, p) tg_conv_load_s2_f32(p, m)
 TG_CONV_PACK(float, f32, 32, 16, __m512, __mmask16, _mm512_setzero_ps(), _mm512_maskz_loadu_ps,
-             _mm512_mask_storeu_ps, GATHER32, IDX32)
+             _mm512_mask_storeu_ps, GATHER32, LOAD_S2_32, IDX32)
 
 #define IDX64 __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), \
                               _mm256_set1_epi32((int)g->sw))
 #define GATHER64(m, p) _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m, idx, p, 8)
+#define LOAD_S2_64(m, p) ((m) ? GATHER64(m, p) : _mm512_setzero_pd()) /* f64 serves gradcheck */
 TG_CONV_PACK(double, f64, 16, 8, __m512d, __mmask8, _mm512_setzero_pd(), _mm512_maskz_loadu_pd,
-             _mm512_mask_storeu_pd, GATHER64, IDX64)
+             _mm512_mask_storeu_pd, GATHER64, LOAD_S2_64, IDX64)
