@@ -2,6 +2,7 @@
  * SE-ResNet (a squeeze-and-excitation block in every bottleneck) and the CIFAR ResNets of
  * He et al. 2015 section 4.2 (6n + 2 layers, option A or B shortcuts). */
 #include "lib/models/zoo.h"
+#include "lib/nn/module-impl.h" /* tg_nn_bn_relu: a BatchNorm and its ReLU as one fused op */
 
 /* ------------------------------------------------------------- the network */
 
@@ -12,7 +13,7 @@ typedef struct {
 /* x (N, 3, H, W) -> (N, num_classes). */
 static tg_tensor *resnet_forward(tg_module *self, tg_tensor *x) {
     resnet *r = tg_module_data(self);
-    x = tg_module_forward(r->relu, tg_module_forward(r->bn1, tg_module_forward(r->conv1, x)));
+    x = tg_nn_bn_relu(r->bn1, r->relu, tg_module_forward(r->conv1, x));
     if (r->maxpool) x = tg_module_forward(r->maxpool, x);
     for (int i = 0; i < 4 && r->layer[i]; i++) x = tg_module_forward(r->layer[i], x);
     x = tg_module_forward(r->avgpool, x);
@@ -107,8 +108,8 @@ typedef struct {
 /* x (N, in, H, W) -> (N, 4 planes, H / stride, W / stride): relu(se(bn3(...)) + shortcut). */
 static tg_tensor *se_bottleneck_forward(tg_module *self, tg_tensor *x) {
     block *b = tg_module_data(self);
-    tg_tensor *y = tg_relu(tg_module_forward(b->bn1, tg_module_forward(b->conv1, x)));
-    y = tg_relu(tg_module_forward(b->bn2, tg_module_forward(b->conv2, y)));
+    tg_tensor *y = tg_nn_bn_relu(b->bn1, NULL, tg_module_forward(b->conv1, x));
+    y = tg_nn_bn_relu(b->bn2, NULL, tg_module_forward(b->conv2, y));
     y = tg_module_forward(b->se, tg_module_forward(b->bn3, tg_module_forward(b->conv3, y)));
     if (!y) return NULL; /* before the shortcut, whose failure would hide the first message */
     tg_tensor *shortcut = b->downsample ? tg_module_forward(b->downsample, x) : x;
@@ -141,7 +142,7 @@ static tg_module *se_bottleneck(int64_t in, int64_t planes, int64_t stride, tg_d
  * x[:, :, ::stride, ::stride] with planes - in zero channels after x's. */
 static tg_tensor *block_a_forward(tg_module *self, tg_tensor *x) {
     block *b = tg_module_data(self);
-    tg_tensor *y = tg_relu(tg_module_forward(b->bn1, tg_module_forward(b->conv1, x)));
+    tg_tensor *y = tg_nn_bn_relu(b->bn1, NULL, tg_module_forward(b->conv1, x));
     y = tg_module_forward(b->bn2, tg_module_forward(b->conv2, y));
     if (!y) return NULL;
     tg_tensor *shortcut = x;
