@@ -117,10 +117,18 @@ static tg_conv2d_geom strided_sub_geom(const tg_conv2d_geom *g, const strided_ax
     return t;
 }
 
-int tg_conv_strided_bwd_ok(const tg_conv2d_geom *g)
+int tg_conv_strided_bwd_ok(const tg_conv2d_geom *g, int any)
 {
-    return (g->stride[0] > 1 || g->stride[1] > 1) && g->N > 0 && g->C > 0 && g->H > 0 && g->W > 0 &&
-           g->OC > 0 && g->OH > 0 && g->OW > 0;
+    int64_t Cg = g->C / g->groups;
+    if (!((g->stride[0] > 1 || g->stride[1] > 1) && g->N > 0 && g->C > 0 && g->H > 0 && g->W > 0 &&
+          g->OC > 0 && g->OH > 0 && g->OW > 0))
+        return 0;
+    /* Where the classes beat col2im (2 threads, bench_conv's bwd_data %pk): ResNet-20's
+     * 16 -> 32 3x3 s2 29 -> 34%; they lost on 32 -> 64 s2 (42-48 -> 40-42), 64 -> 128 s2
+     * (52 -> 34-40 at b1), the 7x7 3-channel first layer (31-41 -> 25) and 1x1 s2 (48 ->
+     * 15): each class then is a small sub-conv that pays a padded copy of dout and a
+     * scatter of its own. */
+    return any || (Cg >= 8 && Cg <= 16 && !(g->KH == 1 && g->KW == 1));
 }
 
 /* Elements a thread's share of a scatter is worth at least (a few microseconds). */

@@ -7,8 +7,9 @@
 #include "lib/cpu/conv/conv.h"
 
 /* Whether the decomposition takes g: a stride above 1 along some axis and a batch,
- * channels and image that are not empty (the dispatch answers those cases itself). */
-int tg_conv_strided_bwd_ok(const tg_conv2d_geom *g);
+ * channels and image that are not empty (the dispatch answers those cases itself); with
+ * any == 0 (AUTO) also only where it was measured faster than col2im. */
+int tg_conv_strided_bwd_ok(const tg_conv2d_geom *g, int any);
 
 /* dx (N, C, H, W) = backward-data of g (tg_conv_strided_bwd_ok(g)), given dout (N, OC,
  * OH, OW) and the weight w (OC, C/groups, KH, KW); dx is overwritten, every position
