@@ -12,6 +12,7 @@
 
 #include "lib/cpu/conv/conv.h"
 #include "lib/cpu/conv/conv_impl.h"
+#include "lib/cpu/conv/conv_strided_bwd.h"
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/gemm/gemm.h"
 #include "lib/cpu/gemm/gemm_kernels.h"
@@ -658,6 +659,8 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
             conv_flip_w_##S(wt, w, g->groups, M, Cg, 1); /* A = W_g^T (Cg x M) */              \
             return conv_1x1_##S(1, dx, dout, wt, NULL, g);                                     \
         }                                                                                      \
+        if (g_algo != TG_CONV_COL && tg_conv_strided_bwd_ok(g, g_algo != TG_CONV_AUTO))       \
+            return tg_conv_strided_bwd_data_##S(dx, dout, w, g);                               \
         if (g->stride[0] != 1 || g->stride[1] != 1 || g_algo == TG_CONV_COL)                   \
             return conv_col_bwd_data_##S(dx, dout, w, g);                                      \
         if (tg_conv_is_1x1(g) && (g_algo == TG_CONV_GEMM || g_algo == TG_CONV_AUTO)) {        \
