@@ -1,8 +1,10 @@
 /* Checks conv2d's backward-data at stride > 1 (the sub-pixel classes of
  * conv_strided_bwd.c) against a plain f64 loop written here from the definition, on a
  * grid of strides, kernels, paddings, dilations, groups, odd sizes and channel counts,
- * in f32 and f64; dx positions no output reads must be exactly 0; and 1, 2 and 7
- * threads must give bitwise the same dx (backward-data sums nothing across threads). */
+ * in f32 and f64, under AUTO and with the classes forced on every shape (LANES); dx
+ * positions no output reads must be exactly 0; and where AUTO takes the classes (more
+ * than one input channel a group), 1, 2 and 7 threads must give bitwise the same dx
+ * (backward-data sums nothing across threads). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

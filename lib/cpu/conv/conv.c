@@ -40,7 +40,7 @@
 
 /* ---------------------------------------------------------------- scratch */
 
-#define TG_CONV_SLOTS 3
+#define TG_CONV_SLOTS 4 /* 0-2 the algorithms', TG_CONV_SLOT_STRIDED the strided classes' */
 typedef struct {
     void *data[TG_CONV_SLOTS];
     size_t size[TG_CONV_SLOTS];
@@ -62,9 +62,7 @@ static void tg_conv_key_init(void)
     pthread_key_create(&g_key, tg_conv_bufs_free);
 }
 
-/* The calling thread's buffer `slot` of at least size bytes, or NULL when out of
- * memory. Invalidates what an earlier call for that slot on this thread returned. */
-static void *tg_conv_scratch(int slot, size_t size)
+void *tg_conv_scratch(int slot, size_t size)
 {
     pthread_once(&g_key_once, tg_conv_key_init);
     tg_conv_bufs *b = pthread_getspecific(g_key);

@@ -3,7 +3,16 @@
 #ifndef TG_CPU_CONV_IMPL_H
 #define TG_CPU_CONV_IMPL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* The calling thread's buffer `slot` (0 to 3) of at least size bytes, 64-byte aligned,
+ * grown as needed and freed when the thread exits (steady-state training allocates
+ * nothing), or NULL when out of memory. Invalidates what an earlier call for that slot on
+ * this thread returned. Slots 0-2 belong to the algorithms of conv.c; the strided
+ * backward-data holds TG_CONV_SLOT_STRIDED across the forward convs it runs. */
+#define TG_CONV_SLOT_STRIDED 3
+void *tg_conv_scratch(int slot, size_t size);
 
 /* The im2col matrix of one group, never stored: row k = (c, kh, kw), column q = (n, oh,
  * ow) flattened over the batch, value x[n, c, oh*sh + ih_off[k], ow*sw + iw_off[k]] or 0

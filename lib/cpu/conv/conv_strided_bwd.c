@@ -5,60 +5,14 @@
  * inputs), run by the forward dispatch's fast kernels into a temporary and scattered onto
  * the class's sub-grid of dx. col2im over the packed GEMM (conv_col_bwd_data), which this
  * replaces, reached a third of the FMA peak on ResNet-20's 16 -> 32 3x3 at stride 2.
- * Scratch: one 64-byte-aligned buffer a thread, grown to the largest request and freed
- * when the thread exits, so that steady-state training allocates nothing. */
-#include <pthread.h>
+ * Scratch: conv.c's per-thread buffers, a slot of its own held across the sub-convs. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/cpu/conv/conv_impl.h"
 #include "lib/cpu/conv/conv_strided_bwd.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
-
-/* ---------------------------------------------------------------- scratch */
-
-typedef struct {
-    void *data;
-    size_t size;
-} strided_buf;
-
-static pthread_key_t g_key;
-static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
-
-static void strided_buf_free(void *p)
-{
-    strided_buf *b = p;
-    if (b)
-        free(b->data);
-    free(b);
-}
-
-static void strided_key_init(void)
-{
-    pthread_key_create(&g_key, strided_buf_free);
-}
-
-/* The calling thread's buffer of at least size bytes, or NULL when out of memory.
- * Invalidates what an earlier call on this thread returned. */
-static void *strided_scratch(size_t size)
-{
-    pthread_once(&g_key_once, strided_key_init);
-    strided_buf *b = pthread_getspecific(g_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(g_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    if (b->size < size || !b->data) {
-        size = (size + 4095) & ~(size_t)4095;
-        free(b->data);
-        b->data = aligned_alloc(64, size ? size : 4096);
-        b->size = b->data ? size : 0;
-    }
-    return b->data;
-}
 
 /* ---------------------------------------------------------------- one axis of a class */
 
@@ -215,7 +169,7 @@ int tg_conv_strided_bwd_ok(const tg_conv2d_geom *g, int any)
                 wmax = wn > wmax ? wn : wmax, tmax = tn > tmax ? tn : tmax;                    \
             }                                                                                  \
         wmax = (wmax + 15) / 16 * 16; /* keeps tmp 64-byte aligned */                          \
-        T *wt = strided_scratch((size_t)(wmax + tmax) * sizeof(T));                            \
+        T *wt = tg_conv_scratch(TG_CONV_SLOT_STRIDED, (size_t)(wmax + tmax) * sizeof(T));                            \
         if (!wt)                                                                               \
             return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the strided classes"); \
         for (int64_t a = 0; a < g->stride[0]; a++)                                             \
