@@ -1,7 +1,8 @@
 /* tg_lstm_pointwise, the LSTM cell's pointwise primitive: forward against a host loop
  * in f64, first and second order against central differences (both outputs weighted),
  * the kernel's backward against the differentiable formulas that create_graph uses,
- * and the messages of bad arguments. On a device without the kernels the same checks
+ * each with the gates whole and in two parts (input + hidden), and the messages of bad
+ * arguments. On a device without the kernels the same checks
  * cover the elementwise composition. */
 #include "harness.h"
 
@@ -16,10 +17,12 @@ static tg_tensor *values(tg_device *dev, int64_t rows, int64_t cols, double scal
     return tg_from_f64(v, TG_SHAPE(rows, cols), dev);
 }
 
-TEST(forward_matches_host_loop) {
+/* With split, the gates go in as two parts whose sum is the same gates. */
+static void check_forward(int *tg_failed_, bool split) {
     tg_device *dev = tg_test_device();
     tg_tensor *gates = values(dev, N, 4 * H, 2.5, 0.3), *c_prev = values(dev, N, H, 1.5, -1.1), *h, *c;
-    CHECK(tg_lstm_pointwise(gates, c_prev, &h, &c) == TG_OK);
+    tg_tensor *part = values(dev, N, 4 * H, 0.8, 2.1);
+    CHECK(tg_lstm_pointwise(split ? tg_sub(gates, part) : gates, split ? part : NULL, c_prev, &h, &c) == TG_OK);
     double *g = tg_test_values(gates), *cp = tg_test_values(c_prev), *hv = tg_test_values(h), *cv = tg_test_values(c);
     double err = 0;
     for (int n = 0; g && cp && hv && cv && n < N; n++)
@@ -33,21 +36,37 @@ TEST(forward_matches_host_loop) {
     free(g), free(cp), free(hv), free(cv);
 }
 
+TEST(forward_matches_host_loop) { check_forward(tg_failed_, false); }
+TEST(forward_with_hidden_gates_matches_host_loop) { check_forward(tg_failed_, true); }
+
 /* h + 3 c: a gradient check then sees both outputs. */
 static tg_tensor *f_cell(tg_tensor *const *in, void *ctx) {
     (void)ctx;
     tg_tensor *h, *c;
-    if (tg_lstm_pointwise(in[0], in[1], &h, &c) != TG_OK) return NULL;
+    if (tg_lstm_pointwise(in[0], NULL, in[1], &h, &c) != TG_OK) return NULL;
+    return tg_add(h, tg_mul_scalar(c, 3));
+}
+
+/* in: input gates, c_prev, hidden gates. */
+static tg_tensor *f_cell_split(tg_tensor *const *in, void *ctx) {
+    (void)ctx;
+    tg_tensor *h, *c;
+    if (tg_lstm_pointwise(in[0], in[2], in[1], &h, &c) != TG_OK) return NULL;
     return tg_add(h, tg_mul_scalar(c, 3));
 }
 
 TEST(gradcheck_and_gradgradcheck) {
     tg_device *dev = tg_test_device();
-    tg_tensor *in[2] = { tg_param(values(dev, N, 4 * H, 2.0, 0.9)), tg_param(values(dev, N, H, 1.2, 0.4)) };
+    tg_tensor *in[3] = { tg_param(values(dev, N, 4 * H, 2.0, 0.9)), tg_param(values(dev, N, H, 1.2, 0.4)),
+                         tg_param(values(dev, N, 4 * H, 0.7, 1.3)) };
     tg_gradcheck_report r;
     CHECK(tg_gradcheck(f_cell, NULL, 2, in, NULL, &r) == TG_OK);
     if (r.input >= 0) fprintf(stderr, "  %s\n", r.message);
     CHECK(tg_gradgradcheck(f_cell, NULL, 2, in, NULL, &r) == TG_OK);
+    if (r.input >= 0) fprintf(stderr, "  %s\n", r.message);
+    CHECK(tg_gradcheck(f_cell_split, NULL, 3, in, NULL, &r) == TG_OK);
+    if (r.input >= 0) fprintf(stderr, "  %s\n", r.message);
+    CHECK(tg_gradgradcheck(f_cell_split, NULL, 3, in, NULL, &r) == TG_OK);
     if (r.input >= 0) fprintf(stderr, "  %s\n", r.message);
 }
 
@@ -60,31 +79,46 @@ static double max_diff(tg_tensor *a, tg_tensor *b) {
     return d;
 }
 
-TEST(kernel_backward_equals_composed_backward) {
+static void check_backwards_agree(int *tg_failed_, bool split) {
     tg_device *dev = tg_test_device();
     tg_tensor *gates = tg_param(values(dev, N, 4 * H, 3.0, 1.7)), *c_prev = tg_param(values(dev, N, H, 2.0, 0.2));
+    tg_tensor *hidden = split ? tg_param(values(dev, N, 4 * H, 1.0, 0.6)) : NULL;
     tg_tensor *w = values(dev, N, H, 1.0, 2.5);
     tg_tensor *h, *c;
-    CHECK(tg_lstm_pointwise(gates, c_prev, &h, &c) == TG_OK);
+    CHECK(tg_lstm_pointwise(gates, hidden, c_prev, &h, &c) == TG_OK);
     tg_tensor *loss = tg_sum(tg_add(tg_mul(h, w), tg_square(c)), TG_ALL, false);
-    tg_tensor *g2[2];
+    tg_tensor *g2[3];
     tg_backward_opts o = { .create_graph = true };
-    CHECK(tg_autograd_grad(1, &loss, NULL, 2, (tg_tensor *[]){ gates, c_prev }, g2, &o) == TG_OK);
+    CHECK(tg_autograd_grad(1, &loss, NULL, split ? 3 : 2, (tg_tensor *[]){ gates, c_prev, hidden }, g2, &o) == TG_OK);
     CHECK(tg_backward(loss) == TG_OK);
     CHECK(max_diff(tg_grad(gates), g2[0]) < 1e-14);
     CHECK(max_diff(tg_grad(c_prev), g2[1]) < 1e-14);
+    if (split) { /* d(gates) flows to both parts */
+        CHECK(max_diff(tg_grad(hidden), g2[2]) < 1e-14);
+        CHECK(max_diff(tg_grad(hidden), tg_grad(gates)) == 0);
+    }
 }
+
+TEST(kernel_backward_equals_composed_backward) { check_backwards_agree(tg_failed_, false); }
+TEST(kernel_backward_equals_composed_backward_with_hidden_gates) { check_backwards_agree(tg_failed_, true); }
 
 TEST(bad_arguments) {
     tg_device *dev = tg_test_device();
     tg_tensor *h, *c, *g = values(dev, N, 4 * H, 1, 0), *cp = values(dev, N, H, 1, 0);
-    CHECK_ERROR(tg_lstm_pointwise(values(dev, N, 6, 1, 0), cp, &h, &c), "tg_lstm_pointwise: gates must be (N, 4*H), got [3,6]");
-    CHECK_ERROR(tg_lstm_pointwise(g, values(dev, N, 4, 1, 0), &h, &c),
-                "tg_lstm_pointwise: c_prev must be (N, H) = [3,5] for gates [3,20], got [3,4]");
-    CHECK_ERROR(tg_lstm_pointwise(g, tg_cast(cp, TG_F32), &h, &c), "tg_lstm_pointwise: dtypes differ: f64 and f32 (convert one with tg_cast)");
-    CHECK_ERROR(tg_lstm_pointwise(g, cp, NULL, &c), "tg_lstm_pointwise: h and c must not be NULL");
-    CHECK_ERROR(tg_lstm_pointwise(NULL, cp, &h, &c), "tg_lstm_pointwise: gates is NULL");
+    CHECK_ERROR(tg_lstm_pointwise(values(dev, N, 6, 1, 0), NULL, cp, &h, &c),
+                "tg_lstm_pointwise: input_gates must be (N, 4*H), got [3,6]");
+    CHECK_ERROR(tg_lstm_pointwise(g, NULL, values(dev, N, 4, 1, 0), &h, &c),
+                "tg_lstm_pointwise: c_prev must be (N, H) = [3,5] for input_gates [3,20], got [3,4]");
+    CHECK_ERROR(tg_lstm_pointwise(g, NULL, tg_cast(cp, TG_F32), &h, &c),
+                "tg_lstm_pointwise: dtypes differ: f64 and f32 (convert one with tg_cast)");
+    CHECK_ERROR(tg_lstm_pointwise(g, values(dev, N, 5, 1, 0), cp, &h, &c),
+                "tg_lstm_pointwise: hidden_gates must have the input gates' shape [3,20], got [3,5]");
+    CHECK_ERROR(tg_lstm_pointwise(g, tg_cast(g, TG_F32), cp, &h, &c),
+                "tg_lstm_pointwise: dtypes differ: f64 and f32 (convert one with tg_cast)");
+    CHECK_ERROR(tg_lstm_pointwise(g, NULL, cp, NULL, &c), "tg_lstm_pointwise: h and c must not be NULL");
+    CHECK_ERROR(tg_lstm_pointwise(NULL, NULL, cp, &h, &c), "tg_lstm_pointwise: input_gates is NULL");
 }
 
-TG_TEST_MAIN(&tg_case_forward_matches_host_loop, &tg_case_gradcheck_and_gradgradcheck,
-             &tg_case_kernel_backward_equals_composed_backward, &tg_case_bad_arguments)
+TG_TEST_MAIN(&tg_case_forward_matches_host_loop, &tg_case_forward_with_hidden_gates_matches_host_loop,
+             &tg_case_gradcheck_and_gradgradcheck, &tg_case_kernel_backward_equals_composed_backward,
+             &tg_case_kernel_backward_equals_composed_backward_with_hidden_gates, &tg_case_bad_arguments)

@@ -51,11 +51,14 @@ TG_API tg_tensor *tg_lstm_cell(tg_tensor *x, tg_tensor *h, tg_tensor *c, tg_tens
                                tg_tensor *b_ih, tg_tensor *b_hh, tg_tensor **c_out);
 
 /* The LSTM cell's pointwise part as one primitive (what tg_lstm_cell and tg_lstm run at
- * every step): gates (N, 4H) are the pre-activations in blocks i, f, g, o; c_prev (N, H).
+ * every step), PyTorch's fused cell: the gates are input_gates + hidden_gates, both
+ * (N, 4H) pre-activations in blocks i, f, g, o (hidden_gates may be NULL: the gates are
+ * input_gates alone); c_prev (N, H).
  *   c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g),   h = sigmoid(o) * tanh(c).
  * Writes h and c (NULL on error). One kernel forward and one backward on the CPU;
  * differentiable to any order; other devices compose it from elementwise ops. */
-TG_API tg_status tg_lstm_pointwise(tg_tensor *gates, tg_tensor *c_prev, tg_tensor **h, tg_tensor **c);
+TG_API tg_status tg_lstm_pointwise(tg_tensor *input_gates, tg_tensor *hidden_gates, tg_tensor *c_prev, tg_tensor **h,
+                                   tg_tensor **c);
 
 /* G = 3 in the order r, z, n, as PyTorch (r multiplies W_hn h + b_hn):
  *   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)

@@ -16,6 +16,7 @@
 
 #include <string.h>
 
+#include "lib/cpu/clones.h"
 #include "lib/cpu/gemm/gemm_blas.h"
 #include "lib/cpu/gemm/gemm_kernels.h"
 #include "lib/cpu/threadpool.h"
@@ -31,15 +32,9 @@
 /* Bytes of B worth handing to another thread (~5 us of streaming on one core). */
 #define TG_GEMV_GRAIN_BYTES (64 * 1024)
 
-/* Same bits from every clone: -std=c11 contracts no multiply-add into an FMA, and every
- * lane sums the same terms in the same order whatever the vector width. Not under
- * ThreadSanitizer: the clones' resolvers run before its runtime is up. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(__SANITIZE_THREAD__)
-#define TG_GEMV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define TG_GEMV_CLONES
-#endif
+/* Its loops have clones for AVX-512 and AVX2 (lib/cpu/clones.h), with the same bits from
+ * each: every lane sums the same terms in the same order whatever the vector width. */
+#define TG_GEMV_CLONES TG_CPU_CLONES
 
 typedef struct {
     int64_t M, K;

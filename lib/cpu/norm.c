@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/cpu/cpu.h"
+#include "lib/cpu/clones.h"
 #include "lib/cpu/norm.h"
 #include "lib/cpu/scalar.h"
 #include "lib/cpu/threadpool.h"
@@ -231,21 +232,9 @@ static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
     return st;
 }
 
-/* The passes over memory built for AVX-512 and AVX2 beside the baseline and picked at
- * load time (GCC's target_clones). Every lane does the same operations in each clone and
- * -std=c11 contracts nothing into FMAs, so each clone gives the same bits. */
-/* Not under ThreadSanitizer: the clones' resolvers run while the dynamic loader relocates
- * the program, before the TSan runtime is up, and instrumented code crashes there. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(__SANITIZE_THREAD__)
-#define TG_NORM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define TG_NORM_CLONES
-#endif
-
-/* The helpers of the hot loops are inlined into each target clone (a plain static
- * inline one may stay a call to its baseline SSE2 copy). */
-#define NORM_INLINE static inline __attribute__((always_inline))
+/* The passes over memory have clones for AVX-512 and AVX2 (lib/cpu/clones.h). */
+#define TG_NORM_CLONES TG_CPU_CLONES
+#define NORM_INLINE TG_CPU_INLINE
 
 /* Eight double lanes: where every sum of the fast kernels collects; 16 float lanes, and
  * their halves. */

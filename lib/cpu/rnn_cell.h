@@ -6,7 +6,7 @@
 #include "lib/graph/tensor-impl.h"
 
 tg_status tg_cpu_lstm_pointwise(tg_tensor *h, tg_tensor *c, tg_tensor *ws, const tg_tensor *gates,
-                                const tg_tensor *c_prev);
+                                const tg_tensor *hidden, const tg_tensor *c_prev);
 tg_status tg_cpu_lstm_pointwise_backward(tg_tensor *dgates, tg_tensor *dc_prev, const tg_tensor *dh,
                                          const tg_tensor *dc, const tg_tensor *ws, const tg_tensor *c_prev);
 

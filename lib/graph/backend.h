@@ -233,13 +233,14 @@ typedef struct tg_backend {
 
     /* --- recurrent entries (ops/rnn_cell.c) --- */
     /* Optional. The LSTM cell's pointwise part on dense (N, 4H) gates (i, f, g, o blocks
-     * of H columns) and (N, H) c_prev: c = sigmoid(f) c_prev + sigmoid(i) tanh(g),
+     * of H columns; plus hidden, the same shape, when it is not NULL) and (N, H) c_prev:
+     * c = sigmoid(f) c_prev + sigmoid(i) tanh(g),
      * h = sigmoid(o) tanh(c); ws (N, 5H) receives sigmoid(i), sigmoid(f), tanh(g),
      * sigmoid(o), tanh(c) for backward. backward: from dh, dc (N, H) and ws, c_prev:
      * dgates (N, 4H) and dc_prev (N, H). Without them ops compose the cell from
      * elementwise ops. One float dtype throughout. */
     tg_status (*lstm_pointwise)(tg_tensor *h, tg_tensor *c, tg_tensor *ws, const tg_tensor *gates,
-                                const tg_tensor *c_prev);
+                                const tg_tensor *hidden, const tg_tensor *c_prev);
     tg_status (*lstm_pointwise_backward)(tg_tensor *dgates, tg_tensor *dc_prev, const tg_tensor *dh,
                                          const tg_tensor *dc, const tg_tensor *ws, const tg_tensor *c_prev);
 

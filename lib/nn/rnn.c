@@ -28,8 +28,8 @@ static int chunk(tg_tensor *x, int axis, int64_t n, tg_tensor **out) {
 /* One time step. gi (N, G*H) is the input projection with the biases that can be folded
  * in (b_ih + b_hh for RNN and LSTM, b_ih for GRU); whh_t is W_hh^T (H, G*H); b_hh is the
  * GRU's (G*H) or NULL. h NULL means zeros (RNN, LSTM: the matmul is skipped); c NULL
- * means zeros. Returns h' and, for the LSTM, c' in *c_out. Ops per step: RNN 3; LSTM 12
- * (matmul, add, chunk, 4 activations, 3 for c', 2 for h'); GRU 14. */
+ * means zeros. Returns h' and, for the LSTM, c' in *c_out. Ops per step: RNN 3; LSTM 2
+ * (matmul, the fused cell); GRU 14. */
 static tg_tensor *step(kind k, tg_tensor *gi, tg_tensor *h, tg_tensor *c, tg_tensor *whh_t, tg_tensor *b_hh,
                        tg_tensor **c_out) {
     tg_tensor *gh = h ? tg_matmul(h, whh_t) : NULL;
@@ -38,10 +38,9 @@ static tg_tensor *step(kind k, tg_tensor *gi, tg_tensor *h, tg_tensor *c, tg_ten
     case K_RNN_TANH: return tg_tanh(gh ? tg_add(gi, gh) : gi);
     case K_RNN_RELU: return tg_relu(gh ? tg_add(gi, gh) : gi);
     case K_LSTM: {
-        tg_tensor *gates = gh ? tg_add(gi, gh) : gi, *h2 = NULL;
-        if (gates && !c) c = tg_zeros(tg_dtype_of(gates), TG_SHAPE(tg_size(gates, 0), tg_size(gates, 1) / 4),
-                                      tg_device_of(gates));
-        return gates && c && tg_lstm_pointwise(gates, c, &h2, c_out) == TG_OK ? h2 : NULL;
+        tg_tensor *h2 = NULL; /* the cell sums gi and gh itself */
+        if (!c) c = tg_zeros(tg_dtype_of(gi), TG_SHAPE(tg_size(gi, 0), tg_size(gi, 1) / 4), tg_device_of(gi));
+        return c && tg_lstm_pointwise(gi, gh, c, &h2, c_out) == TG_OK ? h2 : NULL;
     }
     case K_GRU: {
         if (b_hh) gh = tg_add(gh, b_hh);

@@ -205,8 +205,8 @@ typedef struct {
     X(ERFC, "tg_erfc", "x", tg_same_shape, tg_erf_launch, tg_bw_erf, 1, 1, TG_OPF_FLOAT, 1)                \
                                                                                                             \
     /* ops/rnn_cell.c */                                                                                    \
-    X(LSTM_POINTWISE, "tg_lstm_pointwise", "gates c_prev", tg_lstm_pointwise_shape, tg_lstm_pointwise_launch, \
-      tg_bw_lstm_pointwise, 0, 2, TG_OPF_FLOAT, 3)                                                          \
+    X(LSTM_POINTWISE, "tg_lstm_pointwise", "input_gates c_prev hidden_gates", tg_lstm_pointwise_shape,      \
+      tg_lstm_pointwise_launch, tg_bw_lstm_pointwise, 0, 3, TG_OPF_FLOAT, 7)                                \
     X(LSTM_POINTWISE_BACKWARD, "tg_lstm_pointwise", "dh dc workspace c_prev", tg_lstm_pointwise_backward_shape, \
       tg_lstm_pointwise_backward_launch, tg_no_backward, 0, 4, TG_OPF_FLOAT | TG_OPF_NOGRAD, 0)             \
                                                                                                             \
