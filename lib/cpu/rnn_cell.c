@@ -34,6 +34,31 @@ typedef struct {
         else                                                                                             \
             for (int64_t j = 0; j < n; j++) out[j] = TANH(x[j]);                                        \
     }                                                                                                    \
+    /* The row loops take their arrays as restrict parameters: GCC ignores restrict on       \
+     * block-scope pointers, and with this many arrays it then gives up vectorising. */      \
+    TG_CPU_INLINE void add_row_##S(int64_t n, const T *restrict a, const T *restrict b, T *restrict out) {   \
+        for (int64_t j = 0; j < n; j++) out[j] = a[j] + b[j];                                           \
+    }                                                                                                    \
+    /* c = f * c_prev + i * g, from ws = (i, f, g, ...). */                                             \
+    TG_CPU_INLINE void c_row_##S(int64_t H, const T *restrict ws, const T *restrict cp, T *restrict c) { \
+        for (int64_t j = 0; j < H; j++) c[j] = ws[H + j] * cp[j] + ws[j] * ws[2 * H + j];               \
+    }                                                                                                    \
+    TG_CPU_INLINE void mul_row_##S(int64_t n, const T *restrict a, const T *restrict b, T *restrict out) {   \
+        for (int64_t j = 0; j < n; j++) out[j] = a[j] * b[j];                                           \
+    }                                                                                                    \
+    TG_CPU_INLINE void backward_row_##S(int64_t H, const T *restrict dh, const T *restrict dc,           \
+                                        const T *restrict ws, const T *restrict cp, T *restrict dg,      \
+                                        T *restrict dcp) {                                               \
+        for (int64_t j = 0; j < H; j++) {                                                                \
+            T i = ws[j], f = ws[H + j], g = ws[2 * H + j], o = ws[3 * H + j], tc = ws[4 * H + j];        \
+            T dct = dc[j] + dh[j] * o * (1 - tc * tc);                                                   \
+            dg[j] = dct * g * i * (1 - i);                                                               \
+            dg[H + j] = dct * cp[j] * f * (1 - f);                                                       \
+            dg[2 * H + j] = dct * i * (1 - g * g);                                                       \
+            dg[3 * H + j] = dh[j] * tc * o * (1 - o);                                                    \
+            dcp[j] = dct * f;                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
     /* The gates are the input gates plus, when given, the hidden gates: their sum goes to   \
      * the row's workspace first and the activations overwrite it there. */                   \
     TG_CPU_CLONES static void forward_rows_##S(void *vc, int64_t r0, int64_t r1) {                      \
@@ -43,45 +68,24 @@ typedef struct {
             const T *g = (const T *)x->gates + r * 4 * H, *cp = (const T *)x->c_prev + r * H;            \
             T *ws = (T *)x->ws + r * 5 * H, *c = (T *)x->c + r * H, *h = (T *)x->h + r * H;              \
             if (x->hidden) {                                                                             \
-                const T *restrict gi = g, *restrict gh = (const T *)x->hidden + r * 4 * H;               \
-                T *restrict sum = ws;                                                                    \
-                for (int64_t j = 0; j < 4 * H; j++) sum[j] = gi[j] + gh[j];                              \
+                add_row_##S(4 * H, g, (const T *)x->hidden + r * 4 * H, ws);                            \
                 g = ws;                                                                                  \
             }                                                                                            \
             sigmoid_##S(2 * H, g, ws); /* i, f */                                                        \
             tanh_##S(H, g + 2 * H, ws + 2 * H);                                                          \
             sigmoid_##S(H, g + 3 * H, ws + 3 * H);                                                       \
-            const T *restrict i = ws, *restrict f = ws + H, *restrict gg = ws + 2 * H;                   \
-            const T *restrict o = ws + 3 * H, *restrict cpr = cp;                                        \
-            T *restrict cr = c;                                                                          \
-            for (int64_t j = 0; j < H; j++) cr[j] = f[j] * cpr[j] + i[j] * gg[j];                        \
+            c_row_##S(H, ws, cp, c);                                                                     \
             tanh_##S(H, c, ws + 4 * H);                                                                  \
-            const T *restrict tc = ws + 4 * H;                                                           \
-            T *restrict hr = h;                                                                          \
-            for (int64_t j = 0; j < H; j++) hr[j] = o[j] * tc[j];                                        \
+            mul_row_##S(H, ws + 3 * H, ws + 4 * H, h); /* h = o * tanh(c) */                            \
         }                                                                                                \
     }                                                                                                    \
     TG_CPU_CLONES static void backward_rows_##S(void *vc, int64_t r0, int64_t r1) {                     \
         const cell_ctx *x = vc;                                                                          \
         const int64_t H = x->H;                                                                          \
-        for (int64_t r = r0; r < r1; r++) {                                                              \
-            const T *ws = (const T *)x->ws_in + r * 5 * H;                                               \
-            const T *restrict cp = (const T *)x->c_prev + r * H;                                         \
-            const T *restrict dh = (const T *)x->dh + r * H, *restrict dc = (const T *)x->dc + r * H;    \
-            const T *restrict i = ws, *restrict f = ws + H, *restrict g = ws + 2 * H;                    \
-            const T *restrict o = ws + 3 * H, *restrict tc = ws + 4 * H;                                 \
-            T *dgr = (T *)x->dgates + r * 4 * H;                                                         \
-            T *restrict di = dgr, *restrict df = dgr + H, *restrict dgg = dgr + 2 * H;                   \
-            T *restrict dout = dgr + 3 * H, *restrict dcp = (T *)x->dc_prev + r * H;                     \
-            for (int64_t j = 0; j < H; j++) {                                                            \
-                T dct = dc[j] + dh[j] * o[j] * (1 - tc[j] * tc[j]);                                      \
-                di[j] = dct * g[j] * i[j] * (1 - i[j]);                                                  \
-                df[j] = dct * cp[j] * f[j] * (1 - f[j]);                                                 \
-                dgg[j] = dct * i[j] * (1 - g[j] * g[j]);                                                 \
-                dout[j] = dh[j] * tc[j] * o[j] * (1 - o[j]);                                             \
-                dcp[j] = dct * f[j];                                                                     \
-            }                                                                                            \
-        }                                                                                                \
+        for (int64_t r = r0; r < r1; r++)                                                                \
+            backward_row_##S(H, (const T *)x->dh + r * H, (const T *)x->dc + r * H,                      \
+                             (const T *)x->ws_in + r * 5 * H, (const T *)x->c_prev + r * H,              \
+                             (T *)x->dgates + r * 4 * H, (T *)x->dc_prev + r * H);                       \
     }
 
 DEFINE_CELL(float, f32, expf, tanhf)
