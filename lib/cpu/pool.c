@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/cpu/clones.h"
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/pool.h"
 #include "lib/cpu/threadpool.h"
@@ -153,7 +154,7 @@ typedef struct {
 
 /* One f32 and one f64 copy of each kernel. */
 #define TG_POOL_KERNELS(T, S, TI)                                                                               \
-    static inline void max_one_##S(const T *xp, int64_t W, tg_pool_win hw, tg_pool_win ww, T *y, int64_t *i) { \
+    TG_CPU_INLINE void max_one_##S(const T *xp, int64_t W, tg_pool_win hw, tg_pool_win ww, T *y, int64_t *i) { \
         T m = (T)-INFINITY;                                                                                   \
         int64_t mi = hw.lo * W + ww.lo;                                                                       \
         for (int64_t h = hw.lo; h < hw.hi; h += hw.step)                                                      \
@@ -171,7 +172,7 @@ typedef struct {
     /* One tap of the window for n outputs sw apart: the running max m and the tap that    \
      * gave it. sw is a constant where the caller's branch makes it one (1, 2).             \
      * Same-width tap numbers let the compiler vectorise the blend. */                     \
-    static inline __attribute__((always_inline)) void max_tap_##S(const T *src, int64_t n, int64_t sw, T *m,   \
+    TG_CPU_INLINE void max_tap_##S(const T *src, int64_t n, int64_t sw, T *m,   \
                                                                   TI *tap, TI t) {                            \
         for (int64_t j = 0; j < n; j++) {                                                                     \
             T v = src[j * sw];                                                                                \
@@ -180,7 +181,7 @@ typedef struct {
             tap[j] = take ? t : tap[j];                                                                       \
         }                                                                                                     \
     }                                                                                                         \
-    static inline __attribute__((always_inline)) void max_val_##S(const T *src, int64_t n, int64_t sw, T *m) { \
+    TG_CPU_INLINE void max_val_##S(const T *src, int64_t n, int64_t sw, T *m) { \
         for (int64_t j = 0; j < n; j++) {                                                                     \
             T v = src[j * sw];                                                                                \
             m[j] = (v > m[j]) | (v != v) ? v : m[j];                                                          \
@@ -188,7 +189,7 @@ typedef struct {
     }                                                                                                         \
                                                                                                               \
     /* The interior of one output row: outputs [o0, o0 + n) of a window row range hw. */                      \
-    static inline void max_run_##S(const tg_pool2d_geom *g, const T *xp, tg_pool_win hw, int64_t o0, int64_t n, \
+    TG_CPU_INLINE void max_run_##S(const tg_pool2d_geom *g, const T *xp, tg_pool_win hw, int64_t o0, int64_t n, \
                                    T *y, int64_t *ix_out) {                                                   \
         const int64_t W = g->W, sw = g->stride[1], kw = g->kernel[1], dw = g->dilation[1];                    \
         T m[TG_POOL_CHUNK];                                                                                   \
@@ -215,18 +216,31 @@ typedef struct {
             ix_out[j] = b0 + j * sw + (int64_t)(tap[j] / kw) * hw.step * W + (int64_t)(tap[j] % kw) * dw;     \
     }                                                                                                         \
                                                                                                               \
+    /* n windows of a 2x2 stride-2 pool along one row pair (a: the top-left tap of the    \
+     * first, the rows W apart): its four taps to m (tap 0) and v0-v2, in arrays the loop  \
+     * (stride-2 loads) and the compares after it vectorise over. */                        \
+    TG_CPU_INLINE void gather_2x2_##S(int64_t n, const T *restrict a, int64_t W, T *restrict m, T *restrict v0, \
+                                      T *restrict v1, T *restrict v2) {                                     \
+        for (int64_t s = 0; s < n; s++) {                                                                     \
+            m[s] = a[2 * s], v0[s] = a[2 * s + 1], v1[s] = a[W + 2 * s], v2[s] = a[W + 2 * s + 1];            \
+        }                                                                                                     \
+    }                                                                                                         \
+    TG_CPU_INLINE void index_2x2_##S(int64_t n, int64_t at, int64_t W, const TI *restrict tap, int64_t *restrict ip) { \
+        for (int64_t s = 0; s < n; s++) ip[s] = at + 2 * s + (int64_t)(tap[s] >> 1) * W + (tap[s] & 1);       \
+    }                                                                                                         \
+                                                                                                              \
     /* The commonest window (2x2, stride 2, every window whole) a plane at a time: the   \
      * four taps of TG_POOL_CHUNK outputs (rows of the plane one after another) are copied \
-     * out, then compared in loops the compiler vectorises. Short rows (14 outputs) were  \
-     * what the row path paid for: loop set-up, and on random data mispredicted branches. \
-     * Taps in window order, a later tap taken when greater or NaN, as the general path.  */ \
-    static void max_2x2_planes_##S(void *vc, int64_t begin, int64_t end) {                                    \
+     * out a row segment at a time, then compared in loops the compiler vectorises. Short  \
+     * rows (14 outputs) were what the row path paid for: loop set-up, and on random data  \
+     * mispredicted branches. Taps in window order, a later tap taken when greater or NaN, \
+     * as the general path. */                                                              \
+    TG_CPU_CLONES static void max_2x2_planes_##S(void *vc, int64_t begin, int64_t end) {                      \
         const tg_pool_ctx *c = vc;                                                                            \
         const tg_pool2d_geom *g = c->g;                                                                       \
         const int64_t W = g->W, OW = g->OW, HW = g->H * W, OHW = g->OH * OW;                                  \
         T m[TG_POOL_CHUNK], v[3][TG_POOL_CHUNK];                                                              \
         TI tap[TG_POOL_CHUNK];                                                                                \
-        int64_t at[TG_POOL_CHUNK];                                                                            \
         for (int64_t p = begin; p < end; p++) {                                                               \
             const T *xp = (const T *)c->x + p * HW;                                                           \
             T *y = (T *)c->y + p * OHW;                                                                       \
@@ -234,15 +248,22 @@ typedef struct {
             int64_t oh = 0, o = 0;                                                                            \
             for (int64_t k0 = 0; k0 < OHW; k0 += TG_POOL_CHUNK) {                                             \
                 int64_t n = OHW - k0 < TG_POOL_CHUNK ? OHW - k0 : TG_POOL_CHUNK;                              \
-                for (int64_t j = 0; j < n; j++) {                                                             \
-                    int64_t i = 2 * oh * W + 2 * o;                                                           \
-                    at[j] = i, m[j] = xp[i], v[0][j] = xp[i + 1], v[1][j] = xp[i + W], v[2][j] = xp[i + W + 1]; \
-                    if (++o == OW) o = 0, oh++;                                                               \
+                int64_t oh0 = oh, o0 = o;                                                                     \
+                for (int64_t j = 0; j < n;) { /* row segments */                                              \
+                    int64_t seg = OW - o < n - j ? OW - o : n - j;                                            \
+                    gather_2x2_##S(seg, xp + 2 * oh * W + 2 * o, W, m + j, v[0] + j, v[1] + j, v[2] + j);     \
+                    j += seg, o += seg;                                                                       \
+                    if (o == OW) o = 0, oh++;                                                                 \
                 }                                                                                             \
                 for (int64_t j = 0; j < n; j++) tap[j] = 0;                                                   \
                 for (int q = 0; q < 3; q++) max_tap_##S(v[q], n, 1, m, tap, (TI)(q + 1));                     \
                 memcpy(y + k0, m, (size_t)n * sizeof(T));                                                     \
-                for (int64_t j = 0; ip && j < n; j++) ip[k0 + j] = at[j] + (tap[j] >> 1) * W + (tap[j] & 1);  \
+                for (int64_t j = 0; ip && j < n;) {                                                           \
+                    int64_t seg = OW - o0 < n - j ? OW - o0 : n - j;                                          \
+                    index_2x2_##S(seg, 2 * oh0 * W + 2 * o0, W, tap + j, ip + k0 + j);                        \
+                    j += seg, o0 += seg;                                                                      \
+                    if (o0 == OW) o0 = 0, oh0++;                                                              \
+                }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
@@ -395,8 +416,7 @@ tg_status tg_cpu_pool2d(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, c
                              : g->kernel[0] * g->kernel[1];
     int64_t rows = g->N * g->C * g->OH;
     bool f32 = x->dtype == TG_F32;
-    /* with indices only: for values the row path vectorises its short rows well enough */
-    if (k2s2 && c.idx && 2 * g->OH <= g->H && 2 * g->OW <= g->W) { /* no clipped window (ceil_mode) */
+    if (k2s2 && 2 * g->OH <= g->H && 2 * g->OW <= g->W) { /* no clipped window (ceil_mode) */
         tg_pool_parallel_for(g->N * g->C, tg_pool_grain(g->OH * g->OW * 5), f32 ? max_2x2_planes_f32 : max_2x2_planes_f64,
                              &c);
         return TG_OK;
