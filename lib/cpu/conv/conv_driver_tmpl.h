@@ -165,17 +165,30 @@ typedef struct {
     atomic_int oom;
 } FN(iconv);
 
-/* out columns [q, q + n) of rows [0, m) (row stride P; image stride out_img) (+)= tile. */
+/* c[0, n) (+)= t[0, n): restrict parameters, so that the loop vectorises. */
+static inline void FN(conv_merge_run)(int64_t n, T *restrict c, const T *restrict t, int acc)
+{
+    if (acc)
+        for (int64_t j = 0; j < n; j++)
+            c[j] += t[j];
+    else
+        for (int64_t j = 0; j < n; j++)
+            c[j] = t[j];
+}
+
+/* out columns [q, q + n) of rows [0, m) (row stride P; image stride out_img) (+)= tile,
+ * a run of columns within one image at a time, so that each run is one vector loop (the
+ * tiles that cross an image boundary: one in six of a 14x14 layer's). */
 static void FN(conv_scatter)(const FN(iconv) *w, T *C, int64_t q, int64_t m, int64_t n,
                              const T *tile, int64_t nr, int acc)
 {
     int64_t img = q / w->P, p = q % w->P;
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j0 = 0; j0 < n;) {
+        int64_t len = w->P - p < n - j0 ? w->P - p : n - j0;
         T *c = C + img * w->out_img + p;
         for (int64_t i = 0; i < m; i++)
-            c[i * w->P] = acc ? c[i * w->P] + tile[i * nr + j] : tile[i * nr + j];
-        if (++p == w->P)
-            p = 0, img++;
+            FN(conv_merge_run)(len, c + i * w->P, tile + i * nr + j0, acc);
+        j0 += len, p = 0, img++;
     }
 }
 
