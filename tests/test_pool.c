@@ -207,6 +207,19 @@ static void check_case(int *tg_failed_, const cfg *c, bool max, tg_dtype dt, boo
                       max ? vi[i] : 0.0, y[i], max ? (long long)idx[i] : 0LL);
                 bad++;
             }
+        if (max && !c->adaptive) { /* the values-only forward (its own path) gives the same values */
+            tg_max_pool2d_opts o = max_opts(c);
+            bool prev = tg_set_grad_enabled(false); /* with grad on, the op keeps the indices */
+            double *vv = tg_test_values(tg_max_pool2d(xin, &o));
+            tg_set_grad_enabled(prev);
+            for (int64_t i = 0; i < ny && bad < 3; i++)
+                if (!vv || !same(vv[i], y[i], tol)) {
+                    FAIL_("[%s] values-only output %lld: got %g, expected %g", g_what, (long long)i,
+                          vv ? vv[i] : NAN, y[i]);
+                    bad++;
+                }
+            free(vv);
+        }
         tg_tensor *tg = tg_cast(tg_from_f64(g, tg_shape_of(ty), dev()), dt);
         if (tg_backward_ex(ty, tg, NULL) != TG_OK) {
             FAIL_("[%s] backward failed: %s", g_what, tg_last_error());
