@@ -32,9 +32,9 @@
 /* Bytes of B worth handing to another thread (~5 us of streaming on one core). */
 #define TG_GEMV_GRAIN_BYTES (64 * 1024)
 
-/* Its loops have clones for AVX-512 and AVX2 (lib/cpu/clones.h), with the same bits from
- * each: every lane sums the same terms in the same order whatever the vector width. */
-#define TG_GEMV_CLONES TG_CPU_CLONES
+/* Its loops (TG_CPU_CLONES) have clones for AVX-512 and AVX2 (lib/cpu/clones.h), with the
+ * same bits from each: every lane sums the same terms in the same order whatever the
+ * vector width. */
 
 typedef struct {
     int64_t M, K;
@@ -74,7 +74,7 @@ static inline __attribute__((always_inline)) void tg_gemv_dots(const tg_gemv_job
     }
 }
 
-TG_GEMV_CLONES static void tg_gemv_cols_c(const tg_gemv_job *g, int64_t j0, int64_t j1)
+TG_CPU_CLONES static void tg_gemv_cols_c(const tg_gemv_job *g, int64_t j0, int64_t j1)
 {
     switch (g->M) {
     case 1: tg_gemv_dots(g, 1, j0, j1); break;
@@ -157,7 +157,7 @@ static void tg_gemv_cols(void *ctx, int64_t j0, int64_t j1)
 
 /* C[i][j] = sum_k A[i][k] B[k][j] for columns [j0, j1), a block of columns at a time:
  * the block of C's rows is zeroed, then each row of B adds into it in k order. */
-TG_GEMV_CLONES static void tg_gemv_row_sums(void *ctx, int64_t j0, int64_t j1)
+TG_CPU_CLONES static void tg_gemv_row_sums(void *ctx, int64_t j0, int64_t j1)
 {
     const tg_gemv_job *g = ctx;
     float acc[TG_GEMV_MAX_M][TG_GEMV_ROW_BLOCK];

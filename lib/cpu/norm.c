@@ -232,9 +232,7 @@ static tg_status scratch_d(const tg_tensor *t, int64_t n, double **out) {
     return st;
 }
 
-/* The passes over memory have clones for AVX-512 and AVX2 (lib/cpu/clones.h). */
-#define TG_NORM_CLONES TG_CPU_CLONES
-#define NORM_INLINE TG_CPU_INLINE
+/* The passes over memory (TG_CPU_CLONES) have clones for AVX-512 and AVX2 (lib/cpu/clones.h). */
 
 /* Eight double lanes: where every sum of the fast kernels collects; 16 float lanes, and
  * their halves. */
@@ -243,14 +241,14 @@ typedef float tg_v16f __attribute__((vector_size(64)));
 typedef float tg_v8f __attribute__((vector_size(32)));
 
 /* lo, hi = the lanes of v in double (f32: its two halves; f64: v and zero). */
-NORM_INLINE void widen_f32(const tg_v16f *v, tg_v8d *lo, tg_v8d *hi) {
+TG_CPU_INLINE void widen_f32(const tg_v16f *v, tg_v8d *lo, tg_v8d *hi) {
     tg_v8f a, b;
     memcpy(&a, v, sizeof a);
     memcpy(&b, (const char *)v + sizeof a, sizeof b);
     *lo = __builtin_convertvector(a, tg_v8d);
     *hi = __builtin_convertvector(b, tg_v8d);
 }
-NORM_INLINE void widen_f64(const tg_v8d *v, tg_v8d *lo, tg_v8d *hi) {
+TG_CPU_INLINE void widen_f64(const tg_v8d *v, tg_v8d *lo, tg_v8d *hi) {
     *lo = *v;
     *hi = (tg_v8d){ 0 };
 }

@@ -11,13 +11,13 @@ typedef T SFX(vec) __attribute__((vector_size(64)));
 
 /* Unaligned whole-vector load and store; the last n % VL elements of a loop go lane by
  * lane with the same operations, so a tail changes nothing but the speed. */
-NORM_INLINE void SFX(load)(SFX(vec) *v, const T *x) { memcpy(v, x, sizeof *v); }
-NORM_INLINE void SFX(store)(T *y, const SFX(vec) *v) { memcpy(y, v, sizeof *v); }
+TG_CPU_INLINE void SFX(load)(SFX(vec) *v, const T *x) { memcpy(v, x, sizeof *v); }
+TG_CPU_INLINE void SFX(store)(T *y, const SFX(vec) *v) { memcpy(y, v, sizeof *v); }
 
 /* relu of each lane as the relu kernel computes it (v < 0 ? 0 : v: -0 and NaN stay), by
  * clearing the lanes' bits where v < 0 (C has no vector ?:). */
 typedef TI SFX(ivec) __attribute__((vector_size(64)));
-NORM_INLINE void SFX(relu_v)(SFX(vec) *v) { /* by pointer: a 64-byte vector is no baseline-ABI value */
+TG_CPU_INLINE void SFX(relu_v)(SFX(vec) *v) { /* by pointer: a 64-byte vector is no baseline-ABI value */
     SFX(ivec) neg = *v < 0, bits;
     memcpy(&bits, v, sizeof bits);
     bits &= ~neg;
@@ -25,14 +25,14 @@ NORM_INLINE void SFX(relu_v)(SFX(vec) *v) { /* by pointer: a 64-byte vector is n
 }
 
 /* acc (8 doubles) += the lanes of v, f32's 16 lanes pairwise. */
-NORM_INLINE void SFX(widen_add)(tg_v8d *acc, const SFX(vec) *v) {
+TG_CPU_INLINE void SFX(widen_add)(tg_v8d *acc, const SFX(vec) *v) {
     tg_v8d lo, hi;
     SFX(widen)(v, &lo, &hi);
     *acc += VL == 16 ? lo + hi : lo;
 }
 
 /* p[0..VL) += the lanes of v, in double. */
-NORM_INLINE void SFX(widen_add_to)(double *p, const SFX(vec) *v) {
+TG_CPU_INLINE void SFX(widen_add_to)(double *p, const SFX(vec) *v) {
     tg_v8d w[2], q[2];
     SFX(widen)(v, &w[0], &w[1]);
     memcpy(q, p, (size_t)VL * sizeof(double));
@@ -43,7 +43,7 @@ NORM_INLINE void SFX(widen_add_to)(double *p, const SFX(vec) *v) {
 
 /* s1 += sum(x - K), s2 += sum((x - K)^2) over x[0..n), in 8 lanes: shifting by a value
  * near the mean keeps the one-pass variance accurate. */
-NORM_INLINE void SFX(lane_sums)(const T *x, int64_t n, T K, tg_v8d *s1, tg_v8d *s2) {
+TG_CPU_INLINE void SFX(lane_sums)(const T *x, int64_t n, T K, tg_v8d *s1, tg_v8d *s2) {
     for (int64_t i = 0; i < n;) {
         SFX(vec) a = { 0 }, b = { 0 }, v;
         int64_t end = n - i > NORM_RUN * VL ? i + NORM_RUN * VL : n;
@@ -64,7 +64,7 @@ NORM_INLINE void SFX(lane_sums)(const T *x, int64_t n, T K, tg_v8d *s1, tg_v8d *
 }
 
 /* sg += sum(g), sgx += sum(g * (x - m)) over n elements, in 8 lanes. */
-NORM_INLINE void SFX(lane_grad_sums)(const T *g, const T *x, int64_t n, T m, tg_v8d *sg, tg_v8d *sgx) {
+TG_CPU_INLINE void SFX(lane_grad_sums)(const T *g, const T *x, int64_t n, T m, tg_v8d *sg, tg_v8d *sgx) {
     for (int64_t i = 0; i < n;) {
         SFX(vec) a = { 0 }, b = { 0 }, gv, xv;
         int64_t end = n - i > NORM_RUN * VL ? i + NORM_RUN * VL : n;
@@ -83,14 +83,14 @@ NORM_INLINE void SFX(lane_grad_sums)(const T *g, const T *x, int64_t n, T m, tg_
     }
 }
 
-NORM_INLINE double SFX(hsum)(const tg_v8d *v) {
+TG_CPU_INLINE double SFX(hsum)(const tg_v8d *v) {
     double s = 0;
     for (int j = 0; j < 8; j++) s += (*v)[j];
     return s;
 }
 
 /* s1 += sum(x - K), s2 += sum((x - K)^2) over n elements (group and layer norm). */
-TG_NORM_CLONES static void SFX(shifted_sums)(const T *x, int64_t n, T K, double *s1, double *s2) {
+TG_CPU_CLONES static void SFX(shifted_sums)(const T *x, int64_t n, T K, double *s1, double *s2) {
     tg_v8d a = { 0 }, b = { 0 };
     SFX(lane_sums)(x, n, K, &a, &b);
     *s1 += SFX(hsum)(&a);
@@ -98,7 +98,7 @@ TG_NORM_CLONES static void SFX(shifted_sums)(const T *x, int64_t n, T K, double 
 }
 
 /* sg += sum(g), sgx += sum(g * (x - m)) over n elements (group norm). */
-TG_NORM_CLONES static void SFX(grad_sums)(const T *g, const T *x, int64_t n, T m, double *sg, double *sgx) {
+TG_CPU_CLONES static void SFX(grad_sums)(const T *g, const T *x, int64_t n, T m, double *sg, double *sgx) {
     tg_v8d a = { 0 }, b = { 0 };
     SFX(lane_grad_sums)(g, x, n, m, &a, &b);
     *sg += SFX(hsum)(&a);
@@ -116,7 +116,7 @@ static T SFX(shift_of)(const T *x, int64_t n, int64_t S, int64_t stride) {
 }
 
 /* Mean and biased variance from shifted sums of cnt elements. */
-NORM_INLINE void SFX(moments)(double K, double s1, double s2, double cnt, double *mean, double *var) {
+TG_CPU_INLINE void SFX(moments)(double K, double s1, double s2, double cnt, double *mean, double *var) {
     double m = s1 / cnt, v = s2 / cnt - m * m;
     *mean = K + m;
     *var = v > 0 ? v : 0;
@@ -147,7 +147,7 @@ typedef struct {
 } SFX(bn_ctx);
 
 /* The sums of planes [n0, n1) of channel c into part[0], part[1]. */
-NORM_INLINE void SFX(bn_plane_sums)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1, double *part) {
+TG_CPU_INLINE void SFX(bn_plane_sums)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1, double *part) {
     tg_v8d a = { 0 }, b = { 0 };
     for (int64_t n = n0; n < n1; n++) {
         int64_t off = (n * k->C + c) * k->S;
@@ -197,7 +197,7 @@ static void SFX(bn_coef)(const SFX(bn_ctx) *k, int64_t c, double s1, double s2) 
 
 /* Channel mode: y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, for
  * x[0..n) of one channel, its coefficients cf[a * C]. */
-NORM_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T *g, T *y, int64_t n, const T *cf,
+TG_CPU_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T *g, T *y, int64_t n, const T *cf,
                                      int64_t C) {
     T m = cf[BN_M * C], l = cf[BN_L * C], s = cf[BN_S * C], t = cf[BN_T * C], u = cf[BN_U * C];
     SFX(vec) xv, gv, r;
@@ -232,7 +232,7 @@ NORM_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T *g
 }
 
 /* Channel c's N planes through the apply pass. */
-NORM_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1) {
+TG_CPU_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
         int64_t off = (n * k->C + c) * k->S;
         SFX(bn_apply_plane)(k->bwd, k->relu, k->x + off, k->g ? k->g + off : NULL, k->y + off, k->S, k->coef + c,
@@ -242,7 +242,7 @@ NORM_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_t 
 
 /* Channel mode, unit u = (channel, block of planes): its sums; fused: whole channels,
  * their coefficients and their apply pass while the planes are still in L2. */
-TG_NORM_CLONES static void SFX(bn_chan_task)(void *vc, int64_t u0, int64_t u1) {
+TG_CPU_CLONES static void SFX(bn_chan_task)(void *vc, int64_t u0, int64_t u1) {
     SFX(bn_ctx) *k = vc;
     for (int64_t u = u0; u < u1; u++) {
         int64_t c = u / k->units, b = u % k->units;
@@ -255,13 +255,13 @@ TG_NORM_CLONES static void SFX(bn_chan_task)(void *vc, int64_t u0, int64_t u1) {
 }
 
 /* Channel mode apply pass over planes (n, c) = i. */
-TG_NORM_CLONES static void SFX(bn_plane_task)(void *vc, int64_t i0, int64_t i1) {
+TG_CPU_CLONES static void SFX(bn_plane_task)(void *vc, int64_t i0, int64_t i1) {
     SFX(bn_ctx) *k = vc;
     for (int64_t i = i0; i < i1; i++) SFX(bn_apply_channel)(k, i % k->C, i / k->C, i / k->C + 1);
 }
 
 /* Row mode, block b of rows: per-position partial sums, NORM_RUN rows at a time in T. */
-TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
+TG_CPU_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
     SFX(bn_ctx) *k = vc;
     int64_t CS = k->C * k->S;
     const T *kp = k->kpos;
@@ -310,7 +310,7 @@ TG_NORM_CLONES static void SFX(bn_row_task)(void *vc, int64_t b0, int64_t b1) {
 
 /* Row mode apply pass over blocks of NORM_RUN rows: each vector of coefficients (per
  * position, e[a * CS + j]) loads once for the block's rows. */
-TG_NORM_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t q1) {
+TG_CPU_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t q1) {
     SFX(bn_ctx) *k = vc;
     int64_t CS = k->C * k->S;
     const T *e = k->coef + BN_NCOEF * k->C, *em = e + BN_M * CS, *el = e + BN_L * CS, *ec = e + BN_S * CS;
@@ -464,7 +464,7 @@ typedef struct {
     int64_t N, nb;
 } SFX(gn_ctx);
 
-TG_NORM_CLONES static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
+TG_CPU_CLONES static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
     SFX(gn_ctx) *k = vc;
     int64_t Cg = k->C / k->G, len = Cg * k->S;
     for (int64_t q = q0; q < q1; q++) {
@@ -485,7 +485,7 @@ TG_NORM_CLONES static void SFX(gn_fwd_task)(void *vc, int64_t q0, int64_t q1) {
     }
 }
 
-TG_NORM_CLONES static void SFX(gn_bwd_task)(void *vc, int64_t q0, int64_t q1) {
+TG_CPU_CLONES static void SFX(gn_bwd_task)(void *vc, int64_t q0, int64_t q1) {
     SFX(gn_ctx) *k = vc;
     int64_t Cg = k->C / k->G, len = Cg * k->S;
     double M = (double)len;
@@ -545,7 +545,7 @@ static tg_status SFX(gn_bwd)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias
 }
 
 /* Layer norm forward: group norm with one group per row and a per-element affine. */
-TG_NORM_CLONES static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
+TG_CPU_CLONES static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
     SFX(gn_ctx) *k = vc;
     int64_t D = k->C;
     for (int64_t r = r0; r < r1; r++) {
@@ -572,7 +572,7 @@ TG_NORM_CLONES static void SFX(ln_fwd_task)(void *vc, int64_t r0, int64_t r1) {
 
 /* sgw += sum(g * w), sgwx += sum(g * w * (x - m)) over a row of n, in 8 lanes (w NULL:
  * ones). */
-NORM_INLINE void SFX(lane_wgrad_sums)(const T *g, const T *x, const T *w, int64_t n, T m, tg_v8d *sgw,
+TG_CPU_INLINE void SFX(lane_wgrad_sums)(const T *g, const T *x, const T *w, int64_t n, T m, tg_v8d *sgw,
                                       tg_v8d *sgwx) {
     if (!w) {
         SFX(lane_grad_sums)(g, x, n, m, sgw, sgwx);
@@ -602,7 +602,7 @@ NORM_INLINE void SFX(lane_wgrad_sums)(const T *g, const T *x, const T *w, int64_
 /* Layer norm backward, block by block of rows: dx row by row, and the block's dweight
  * and dbias partials (the column sums of g * xhat and g), NORM_RUN rows at a time in T
  * (run) before they add into double (part). */
-TG_NORM_CLONES static void SFX(ln_bwd_task)(void *vc, int64_t b0, int64_t b1) {
+TG_CPU_CLONES static void SFX(ln_bwd_task)(void *vc, int64_t b0, int64_t b1) {
     SFX(gn_ctx) *k = vc;
     int64_t D = k->C;
     for (int64_t blk = b0; blk < b1; blk++) {
