@@ -2,7 +2,8 @@
  * BatchNorm followed by a ReLU): forward bitwise equal to tg_relu(tg_batch_norm(...))
  * (channel and row modes, training and eval, f32 and f64, running statistics too), the
  * gradients of x, weight and bias bitwise equal to the composition's, gradcheck and
- * gradgradcheck in f64, the CPU kernel against its reference, a write into the output
+ * gradgradcheck in f64, the CPU kernels (forward, and the backward that masks dout by
+ * the output in its own passes) against their references, a write into the output
  * before backward reported, and Sequential(BatchNorm2d, ReLU) and a BasicBlock against
  * the unfused modules (a hook on the ReLU turns the fusion off and still sees its input). */
 #include <math.h>
@@ -123,6 +124,49 @@ TEST(cpu_kernel_matches_reference) {
     }
 }
 
+/* The relu form's backward kernel (dout masked by the output > 0 inside its passes)
+ * against the reference, and bitwise against the plain backward of a masked copy of
+ * dout: row mode, channels fused with their apply pass, channels too large for it. */
+TEST(cpu_relu_backward_matches_reference) {
+    tg_device *cpu = tg_device_get("cpu");
+    static const int64_t shapes[][3] = { { 64, 16, 1024 }, { 16, 5, 3 }, { 3, 40, 64 }, { 9, 3, 37 } };
+    for (int dt = 0; dt < 2; dt++)
+        for (int si = 0; si < 4; si++)
+            for (int training = 0; training < 2; training++) {
+                tg_dtype d = dt ? TG_F32 : TG_F64;
+                int64_t N = shapes[si][0], C = shapes[si][1], S = shapes[si][2];
+                tg_norm_params p = { .N = N, .C = C, .S = S, .eps = 1e-5, .momentum = 0.1, .training = training };
+                WHAT("%s shape %d training %d", tg_dtype_name(d), si, training);
+                tg_manual_seed(11 + si);
+                tg_tensor *x = tg_randn(d, TG_SHAPE(N, C, S), cpu), *w = tg_randn(d, TG_SHAPE(C), cpu);
+                tg_tensor *b = tg_randn(d, TG_SHAPE(C), cpu), *g = tg_randn(d, TG_SHAPE(N, C, S), cpu);
+                tg_tensor *rm = tg_zeros(d, TG_SHAPE(C), cpu), *rv = tg_ones(d, TG_SHAPE(C), cpu);
+                tg_tensor *y = tg_empty(d, TG_SHAPE(N, C, S), cpu), *m = tg_empty(d, TG_SHAPE(C), cpu);
+                tg_tensor *is = tg_empty(d, TG_SHAPE(C), cpu);
+                CHECK(tg_cpu_batch_norm_relu(y, m, is, rm, rv, x, w, b, &p) == TG_OK);
+                tg_tensor *gm = tg_where(tg_gt(y, tg_scalar(d, 0, cpu)), g, tg_zeros_like(g));
+                tg_tensor *dx[3], *dw[3], *db[3];
+                for (int r = 0; r < 3; r++) {
+                    dx[r] = tg_empty(d, TG_SHAPE(N, C, S), cpu);
+                    dw[r] = tg_empty(d, TG_SHAPE(C), cpu);
+                    db[r] = tg_empty(d, TG_SHAPE(C), cpu);
+                }
+                CHECK(tg_cpu_batch_norm_relu_backward(dx[0], dw[0], db[0], g, y, x, w, m, is, &p) == TG_OK);
+                CHECK(tg_cpu_batch_norm_relu_backward_ref(dx[1], dw[1], db[1], g, y, x, w, m, is, &p) == TG_OK);
+                CHECK(tg_cpu_batch_norm_backward(dx[2], dw[2], db[2], gm, x, w, m, is, &p) == TG_OK);
+                double tol = dt ? 2e-4 : 1e-10;
+                CHECK(max_diff(dx[0], dx[1]) < tol);
+                CHECK(max_diff(dw[0], dw[1]) < tol * (double)(N * S));
+                CHECK(max_diff(db[0], db[1]) < tol * (double)(N * S));
+                CHECK_SAME(dx[0], dx[2]);
+                CHECK_SAME(dw[0], dw[2]);
+                CHECK_SAME(db[0], db[2]);
+                tg_tensor *dx1 = tg_empty(d, TG_SHAPE(N, C, S), cpu); /* dx alone */
+                CHECK(tg_cpu_batch_norm_relu_backward(dx1, NULL, NULL, g, y, x, w, m, is, &p) == TG_OK);
+                CHECK_SAME(dx1, dx[0]);
+            }
+}
+
 TEST(output_written_in_place_is_reported) {
     tg_tensor *x = tg_param(tg_randn(TG_F32, TG_SHAPE(4, 2, 3), dev()));
     tg_tensor *y = bn(x, NULL, NULL, NULL, NULL, true, true);
@@ -162,5 +206,6 @@ TEST(modules_match_unfused) {
 }
 
 TG_TEST_MAIN(&tg_case_forward_and_backward_match_composition, &tg_case_gradcheck_f64,
-             &tg_case_cpu_kernel_matches_reference, &tg_case_output_written_in_place_is_reported,
+             &tg_case_cpu_kernel_matches_reference, &tg_case_cpu_relu_backward_matches_reference,
+             &tg_case_output_written_in_place_is_reported,
              &tg_case_modules_match_unfused)

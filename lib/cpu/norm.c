@@ -88,7 +88,16 @@ TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu_ref) {
     return st;
 }
 
+/* dout at k, or 0 where relu_out (if given) is not > 0 */
+static double ref_g(const tg_tensor *dout, const tg_tensor *relu_out, int64_t k) {
+    return relu_out && !(dget(relu_out, k) > 0) ? 0.0 : dget(dout, k);
+}
+
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward_ref) {
+    return tg_cpu_batch_norm_relu_backward_ref(dx, dweight, dbias, dout, NULL, x, weight, save_mean, save_invstd, p);
+}
+
+TG_CPU_NORM_RELU_BW_DECL(tg_cpu_batch_norm_relu_backward_ref) {
     double M = (double)(p->N * p->S);
     for (int64_t c = 0; c < p->C; c++) {
         double mean = vget(save_mean, c, 0), invstd = vget(save_invstd, c, 1), w = vget(weight, c, 1);
@@ -96,15 +105,15 @@ TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward_ref) {
         for (int64_t n = 0; n < p->N; n++)
             for (int64_t i = 0; i < p->S; i++) {
                 int64_t k = (n * p->C + c) * p->S + i;
-                sg += dget(dout, k);
-                sgx += dget(dout, k) * (dget(x, k) - mean);
+                sg += ref_g(dout, relu_out, k);
+                sgx += ref_g(dout, relu_out, k) * (dget(x, k) - mean);
             }
         vset(dbias, c, sg);
         vset(dweight, c, sgx * invstd);
         for (int64_t n = 0; dx && n < p->N; n++)
             for (int64_t i = 0; i < p->S; i++) {
                 int64_t k = (n * p->C + c) * p->S + i;
-                double g = dget(dout, k), xhat = (dget(x, k) - mean) * invstd;
+                double g = ref_g(dout, relu_out, k), xhat = (dget(x, k) - mean) * invstd;
                 dset(dx, k, p->training ? w * invstd * (g - sg / M - xhat * sgx * invstd / M) : w * invstd * g);
             }
     }
@@ -279,7 +288,10 @@ TG_CPU_NORM_DECL(tg_cpu_batch_norm) {
     return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p);
 }
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward) {
-    return DISPATCH(bn_bwd, dx, dweight, dbias, dout, x, weight, save_mean, save_invstd, p);
+    return DISPATCH(bn_bwd, dx, dweight, dbias, dout, NULL, x, weight, save_mean, save_invstd, p);
+}
+TG_CPU_NORM_RELU_BW_DECL(tg_cpu_batch_norm_relu_backward) {
+    return DISPATCH(bn_bwd, dx, dweight, dbias, dout, relu_out, x, weight, save_mean, save_invstd, p);
 }
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_layer_norm) { return DISPATCH(ln_fwd, out, save_mean, save_invstd, x, weight, bias, p); }
 TG_CPU_NORM_BW_DECL(tg_cpu_layer_norm_backward) {

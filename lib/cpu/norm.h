@@ -18,9 +18,15 @@
                    const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,                  \
                    const tg_tensor *save_invstd, const tg_norm_params *p)
 
+#define TG_CPU_NORM_RELU_BW_DECL(name)                                                                           \
+    tg_status name(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,                \
+                   const tg_tensor *relu_out, const tg_tensor *x, const tg_tensor *weight,                    \
+                   const tg_tensor *save_mean, const tg_tensor *save_invstd, const tg_norm_params *p)
+
 TG_CPU_NORM_DECL(tg_cpu_batch_norm);
 TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu); /* relu(batch_norm(x)) */
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward);
+TG_CPU_NORM_RELU_BW_DECL(tg_cpu_batch_norm_relu_backward); /* dout masked by relu_out > 0 */
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_layer_norm);
 TG_CPU_NORM_BW_DECL(tg_cpu_layer_norm_backward);
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_group_norm);
@@ -30,6 +36,7 @@ TG_CPU_NORM_BW_DECL(tg_cpu_group_norm_backward);
 TG_CPU_NORM_DECL(tg_cpu_batch_norm_ref);
 TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu_ref);
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward_ref);
+TG_CPU_NORM_RELU_BW_DECL(tg_cpu_batch_norm_relu_backward_ref);
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_layer_norm_ref);
 TG_CPU_NORM_BW_DECL(tg_cpu_layer_norm_backward_ref);
 TG_CPU_NORM_AFFINE_DECL(tg_cpu_group_norm_ref);

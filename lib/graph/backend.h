@@ -187,6 +187,13 @@ typedef struct tg_backend {
     tg_status (*batch_norm_relu)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd,
                                  tg_tensor *running_mean, tg_tensor *running_var, const tg_tensor *x,
                                  const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
+    /* Optional (NULL: the op masks dout by threshold_backward first): the backward of
+     * batch_norm_relu given its output relu_out, batch_norm_backward of dout where
+     * relu_out > 0 and 0 elsewhere, without a masked copy of dout. */
+    tg_status (*batch_norm_relu_backward)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias,
+                                          const tg_tensor *dout, const tg_tensor *relu_out, const tg_tensor *x,
+                                          const tg_tensor *weight, const tg_tensor *save_mean,
+                                          const tg_tensor *save_invstd, const tg_norm_params *p);
     /* The generic convolution path: cols (N, C/groups*KH*KW per group..., OH*OW). */
     tg_status (*im2col)(tg_tensor *cols, const tg_tensor *x, const tg_conv2d_geom *g);
     tg_status (*col2im)(tg_tensor *dx, const tg_tensor *cols, const tg_conv2d_geom *g);

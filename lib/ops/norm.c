@@ -96,12 +96,14 @@ static tg_axes all_but(int ndim, int keep) {
 }
 
 /* Writes the kernel's gradients: dx into gin[0], dweight and dbias where wanted. The
- * three fused backward entries share this signature. */
+ * three fused backward entries share this signature; relu_out (batch norm's relu form,
+ * else NULL) routes the call to batch_norm_relu_backward instead. */
 typedef tg_status (*norm_bw_fn)(tg_tensor *dx, tg_tensor *dweight, tg_tensor *dbias, const tg_tensor *dout,
                                 const tg_tensor *x, const tg_tensor *weight, const tg_tensor *save_mean,
                                 const tg_tensor *save_invstd, const tg_norm_params *p);
 
-static tg_status fused_backward(norm_bw_fn fn, tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
+static tg_status fused_backward(norm_bw_fn fn, const tg_tensor *relu_out, tg_node *n, tg_tensor *const *gout,
+                                tg_tensor **gin) {
     const tg_op_args *a = &n->args;
     tg_tensor *x = tg_node_saved(n, 0), *mean = tg_node_saved(n, 1), *invstd = tg_node_saved(n, 2);
     tg_tensor *w = a->norm.weight >= 0 ? tg_node_saved(n, 3) : NULL;
@@ -116,7 +118,9 @@ static tg_status fused_backward(norm_bw_fn fn, tg_node *n, tg_tensor *const *gou
     if ((tg_node_needs(n, 0) && !dx) || (wi >= 0 && tg_node_needs(n, wi) && !dw) ||
         (bi >= 0 && tg_node_needs(n, bi) && !db))
         return tg_last_status();
-    tg_status st = fn(dx, dw, db, g, x, w, mean, invstd, &a->norm.p);
+    tg_status st = relu_out ? tg_dev(x)->be->batch_norm_relu_backward(dx, dw, db, g, relu_out, x, w, mean, invstd,
+                                                                       &a->norm.p)
+                            : fn(dx, dw, db, g, x, w, mean, invstd, &a->norm.p);
     if (st != TG_OK) return st;
     gin[0] = dx;
     if (dw) gin[wi] = dw;
@@ -274,13 +278,18 @@ tg_status tg_bw_batch_norm(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) 
     const tg_norm_params *p = &n->args.norm.p;
     tg_device *dev = n->inputs[0].dev;
     tg_tensor *g_bn[1] = { gout[0] };
+    bool fused = !tg_is_grad_enabled() && tg_device_supports(dev, TG_KERNEL_BATCH_NORM_BACKWARD, n->inputs[0].dtype);
     if (p->relu) { /* through relu first: its output is saved after the weight */
         tg_tensor *y = tg_node_saved(n, 3 + (n->args.norm.weight >= 0));
-        if (!y || !(g_bn[0] = tg_ops_relu_grad(gout[0], y))) return tg_last_status();
+        if (!y) return tg_last_status();
+        if (fused && dev->be->batch_norm_relu_backward) { /* the mask read in the kernel's passes */
+            tg_tensor *yd = dense(y);
+            return yd ? fused_backward(NULL, yd, n, gout, gin) : tg_last_status();
+        }
+        if (!(g_bn[0] = tg_ops_relu_grad(gout[0], y))) return tg_last_status();
         gout = g_bn;
     }
-    if (!tg_is_grad_enabled() && tg_device_supports(dev, TG_KERNEL_BATCH_NORM_BACKWARD, n->inputs[0].dtype))
-        return fused_backward(dev->be->batch_norm_backward, n, gout, gin);
+    if (fused) return fused_backward(dev->be->batch_norm_backward, NULL, n, gout, gin);
     tg_tensor *x = tg_node_saved(n, 0), *mean = tg_node_saved(n, 1), *invstd = tg_node_saved(n, 2);
     tg_tensor *w = n->args.norm.weight >= 0 ? tg_node_saved(n, 3) : NULL;
     if (!x || !mean || !invstd || (n->args.norm.weight >= 0 && !w)) return tg_last_status();
@@ -395,7 +404,7 @@ static tg_tensor *ln_set_mean(tg_tensor *t, const tg_node *n) {
 tg_status tg_bw_layer_norm(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     tg_device *dev = n->inputs[0].dev;
     if (!tg_is_grad_enabled() && dev->be->layer_norm_backward)
-        return fused_backward(dev->be->layer_norm_backward, n, gout, gin);
+        return fused_backward(dev->be->layer_norm_backward, NULL, n, gout, gin);
     tg_tensor *x = tg_node_saved(n, 0);
     tg_tensor *w = n->args.norm.weight >= 0 ? tg_node_saved(n, 3) : NULL;
     if (!x || (n->args.norm.weight >= 0 && !w)) return tg_last_status();
@@ -485,7 +494,7 @@ static tg_tensor *gn_set_mean(tg_tensor *t, const tg_node *n) {
 tg_status tg_bw_group_norm(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     tg_device *dev = n->inputs[0].dev;
     if (!tg_is_grad_enabled() && dev->be->group_norm_backward)
-        return fused_backward(dev->be->group_norm_backward, n, gout, gin);
+        return fused_backward(dev->be->group_norm_backward, NULL, n, gout, gin);
     tg_tensor *x = tg_node_saved(n, 0);
     tg_tensor *w = n->args.norm.weight >= 0 ? tg_node_saved(n, 3) : NULL;
     if (!x || (n->args.norm.weight >= 0 && !w)) return tg_last_status();
