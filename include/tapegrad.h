@@ -588,6 +588,9 @@ typedef struct {
     tg_opt_f64 eps;         /* default 1e-5 */
     bool relu;              /* the result is tg_relu(tg_batch_norm(...)), in the same pass
                                where the device has the fused kernel (the CPU) */
+    tg_tensor *residual;    /* or NULL; else the result is batch_norm(...) + residual, before
+                               the relu (ResNet's relu(bn(conv(x)) + shortcut)): x's shape,
+                               dtype and device, its gradient the sum's; one pass on the CPU */
 } tg_batch_norm_opts;
 /* x (N, C), (N, C, L), (N, C, H, W) or more axes; statistics per channel over every
  * other axis. running_mean/running_var (C) are read in eval (required there) and, in

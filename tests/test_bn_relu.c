@@ -1,5 +1,7 @@
 /* Batch norm with relu fused (tg_batch_norm_opts.relu, which the nn layers use for a
- * BatchNorm followed by a ReLU): forward bitwise equal to tg_relu(tg_batch_norm(...))
+ * BatchNorm followed by a ReLU), and with a residual added before it (.residual, a
+ * ResNet block's end): forward bitwise equal to tg_relu(tg_batch_norm(...)) and to
+ * relu(batch_norm + residual)
  * (channel and row modes, training and eval, f32 and f64, running statistics too), the
  * gradients of x, weight and bias bitwise equal to the composition's, gradcheck and
  * gradgradcheck in f64, the CPU kernels (forward, and the backward that masks dout by
@@ -28,6 +30,14 @@ static double max_diff(tg_tensor *a, tg_tensor *b) {
         double d_ = max_diff((a), (b));                                                     \
         if (d_ != 0) FAIL_("[%s] %s and %s differ by %g", g_what, #a, #b, d_);              \
     } while (0)
+
+/* A module's forward hook: counts calls and returns the output unchanged. */
+static int g_hook_calls;
+static tg_tensor *count_hook(tg_module *m, int n, tg_tensor *const *in, tg_tensor *out, void *ctx) {
+    (void)m, (void)n, (void)in, (void)ctx;
+    g_hook_calls++;
+    return out;
+}
 
 static tg_tensor *bn(tg_tensor *x, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b, bool training, bool relu) {
     tg_batch_norm_opts o = { .training = training, .momentum = TG_SOME(0.2), .relu = relu };
@@ -167,6 +177,149 @@ TEST(cpu_relu_backward_matches_reference) {
             }
 }
 
+static tg_tensor *bn_res(tg_tensor *x, tg_tensor *z, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b,
+                         bool training, bool relu) {
+    tg_batch_norm_opts o = { .training = training, .momentum = TG_SOME(0.2), .relu = relu, .residual = z };
+    return tg_batch_norm(x, rm, rv, w, b, &o);
+}
+
+/* .residual against the composition relu(batch_norm(x) + z) (and batch_norm(x) + z
+ * without relu): output, running statistics and every gradient bitwise equal. */
+TEST(residual_matches_composition) {
+    static const int64_t shapes[][4] = { { 8, 3, 5, 5 }, { 64, 16, 0, 0 }, { 5, 7, 33, 0 }, { 4, 16, 32, 32 } };
+    for (int dt = 0; dt < 2; dt++)
+        for (int si = 0; si < 4; si++)
+            for (int mode = 0; mode < 4; mode++) {
+                bool training = mode & 1, relu = mode & 2;
+                tg_dtype d = dt ? TG_F64 : TG_F32;
+                tg_shape s = { .ndim = shapes[si][2] ? shapes[si][3] ? 4 : 3 : 2 };
+                for (int k = 0; k < s.ndim; k++) s.dims[k] = shapes[si][k];
+                int64_t C = s.dims[1];
+                WHAT("%s shape %d training %d relu %d", tg_dtype_name(d), si, training, relu);
+                tg_manual_seed(31 + si);
+                tg_tensor *x0 = tg_randn(d, s, dev()), *z0 = tg_randn(d, s, dev()), *w0 = tg_randn(d, TG_SHAPE(C), dev());
+                tg_tensor *b0 = tg_randn(d, TG_SHAPE(C), dev()), *gy = tg_randn(d, s, dev());
+                tg_tensor *y[2], *g[2][4], *rm[2], *rv[2];
+                for (int f = 0; f < 2; f++) {
+                    tg_tensor *x = tg_param(tg_clone(x0)), *z = tg_param(tg_clone(z0));
+                    tg_tensor *w = tg_param(tg_clone(w0)), *b = tg_param(tg_clone(b0));
+                    rm[f] = tg_zeros(d, TG_SHAPE(C), dev());
+                    rv[f] = tg_full(d, TG_SHAPE(C), 1.5, dev());
+                    if (f) {
+                        y[f] = bn_res(x, z, rm[f], rv[f], w, b, training, relu);
+                    } else {
+                        y[f] = tg_add(bn(x, rm[f], rv[f], w, b, training, false), z);
+                        if (relu) y[f] = tg_relu(y[f]);
+                    }
+                    tg_tensor *wrt[4] = { x, w, b, z };
+                    for (int i = 0; i < 4; i++) g[f][i] = NULL;
+                    CHECK(y[f] && tg_autograd_grad(1, &y[f], &gy, 4, wrt, g[f], NULL) == TG_OK);
+                }
+                CHECK_SAME(y[0], y[1]);
+                CHECK_SAME(rm[0], rm[1]);
+                CHECK_SAME(rv[0], rv[1]);
+                for (int i = 0; i < 4; i++) {
+                    WHAT("%s shape %d training %d relu %d gradient %d", tg_dtype_name(d), si, training, relu, i);
+                    CHECK_SAME(g[0][i], g[1][i]);
+                }
+            }
+}
+
+typedef struct {
+    bool training, relu;
+} bnz_ctx;
+
+static tg_tensor *f_bnz(tg_tensor *const *in, void *ctx) {
+    const bnz_ctx *c = ctx;
+    tg_tensor *rm = c->training ? NULL : tg_full(TG_F64, TG_SHAPE(3), 0.1, dev());
+    tg_tensor *rv = c->training ? NULL : tg_full(TG_F64, TG_SHAPE(3), 0.8, dev());
+    return bn_res(in[0], in[3], rm, rv, in[1], in[2], c->training, c->relu);
+}
+
+TEST(residual_gradcheck_f64) {
+    for (int mode = 0; mode < 4; mode++) {
+        bnz_ctx c = { .training = mode & 1, .relu = mode & 2 };
+        WHAT("training %d relu %d", c.training, c.relu);
+        tg_manual_seed(23);
+        tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(4, 3, 2, 2), dev());
+        /* the residual keeps the sums away from relu's kink: |z| >= 0.5 with the sign of a
+         * normal draw */
+        tg_tensor *n = tg_randn(TG_F64, TG_SHAPE(4, 3, 2, 2), dev());
+        tg_tensor *z = tg_add(tg_mul_scalar(tg_sign(n), 0.5), tg_mul_scalar(n, 2));
+        double wv[3] = { 0.1, -0.15, 0.12 }, bv[3] = { 0.05, 0.1, -0.07 };
+        tg_tensor *w = tg_from_f64(wv, TG_SHAPE(3), dev()), *b = tg_from_f64(bv, TG_SHAPE(3), dev());
+        CHECK_GRAD_(tg_gradcheck, f_bnz, &c, x, w, b, z);
+        CHECK_GRAD_(tg_gradgradcheck, f_bnz, &c, x, w, b, z);
+    }
+}
+
+TEST(cpu_residual_kernel_matches_reference) {
+    tg_device *cpu = tg_device_get("cpu");
+    static const int64_t shapes[][3] = { { 64, 16, 1024 }, { 16, 5, 3 }, { 3, 40, 64 } };
+    for (int si = 0; si < 3; si++)
+        for (int relu = 0; relu < 2; relu++) {
+            int64_t N = shapes[si][0], C = shapes[si][1], S = shapes[si][2];
+            tg_norm_params p = { .N = N, .C = C, .S = S, .eps = 1e-5, .momentum = 0.1, .training = true, .relu = relu };
+            tg_manual_seed(6);
+            tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(N, C, S), cpu), *z = tg_randn(TG_F64, TG_SHAPE(N, C, S), cpu);
+            tg_tensor *w = tg_randn(TG_F64, TG_SHAPE(C), cpu), *b = tg_randn(TG_F64, TG_SHAPE(C), cpu), *y[2];
+            for (int r = 0; r < 2; r++) {
+                y[r] = tg_empty(TG_F64, TG_SHAPE(N, C, S), cpu);
+                tg_tensor *m = tg_empty(TG_F64, TG_SHAPE(C), cpu), *is = tg_empty(TG_F64, TG_SHAPE(C), cpu);
+                CHECK((r ? tg_cpu_batch_norm_add_ref : tg_cpu_batch_norm_add)(y[r], m, is, NULL, NULL, x, z, w, b, &p) ==
+                      TG_OK);
+            }
+            WHAT("shape %d relu %d", si, relu);
+            CHECK(max_diff(y[0], y[1]) < 1e-12);
+            CHECK((tg_item(tg_min(y[0], TG_ALL, false)) == 0) == (bool)relu);
+        }
+}
+
+TEST(residual_errors) {
+    tg_device *d = dev();
+    tg_tensor *x = tg_randn(TG_F64, TG_SHAPE(2, 3), d);
+    tg_batch_norm_opts o = { .training = true, .relu = true, .residual = tg_randn(TG_F64, TG_SHAPE(3), d) };
+    CHECK_ERROR(tg_batch_norm(x, NULL, NULL, NULL, NULL, &o),
+                "tg_batch_norm: residual should have x's shape [2,3], got [3]");
+    o.residual = tg_randn(TG_F32, TG_SHAPE(2, 3), d);
+    CHECK_ERROR(tg_batch_norm(x, NULL, NULL, NULL, NULL, &o),
+                "tg_batch_norm: residual is f32 but x is f64 (convert one with tg_cast)");
+    tg_device *cpu = tg_device_get("cpu");
+    if (d != cpu) { /* the suite runs on another device: a residual on the CPU */
+        o.residual = tg_randn(TG_F64, TG_SHAPE(2, 3), cpu);
+        CHECK_ERROR_CONTAINS(tg_batch_norm(x, NULL, NULL, NULL, NULL, &o), "tg_batch_norm: tensors on two devices");
+    }
+}
+
+/* A ResNet block's fused end (bn + shortcut + relu in one op) against the same block
+ * with a hook on that batch norm, which turns the fusion off: output and the input's
+ * gradient bitwise equal, for a BasicBlock with and without projection and a Bottleneck. */
+TEST(blocks_match_unfused) {
+    for (int k = 0; k < 3; k++) {
+        tg_manual_seed(41 + k);
+        tg_resnet_block_opts o = { .stride = k == 1 ? 2 : 1 };
+        tg_module *blk = k < 2 ? tg_basic_block_new(8, k == 1 ? 16 : 8, &o, dev()) : tg_bottleneck_new(16, 4, &o, dev());
+        CHECK(blk);
+        if (!blk) return;
+        tg_module_train(blk, true);
+        tg_tensor *x0 = tg_randn(TG_F32, TG_SHAPE(3, k < 2 ? 8 : 16, 6, 6), dev()), *y[2], *gx[2];
+        for (int f = 0; f < 2; f++) {
+            int h = -1;
+            if (f) h = tg_module_register_forward_hook(tg_module_get(blk, k < 2 ? "bn2" : "bn3"), count_hook, NULL);
+            tg_tensor *x = tg_param(tg_clone(x0));
+            y[f] = tg_module_forward(blk, x);
+            tg_tensor *gy = tg_ones_like(y[f]);
+            gx[f] = NULL;
+            CHECK(y[f] && tg_autograd_grad(1, &y[f], &gy, 1, &x, &gx[f], NULL) == TG_OK);
+            if (f) CHECK(h > 0 && tg_module_remove_hook(tg_module_get(blk, k < 2 ? "bn2" : "bn3"), h) == TG_OK);
+        }
+        WHAT("block %d", k);
+        CHECK_SAME(y[0], y[1]);
+        CHECK_SAME(gx[0], gx[1]);
+        tg_module_free(blk);
+    }
+}
+
 TEST(output_written_in_place_is_reported) {
     tg_tensor *x = tg_param(tg_randn(TG_F32, TG_SHAPE(4, 2, 3), dev()));
     tg_tensor *y = bn(x, NULL, NULL, NULL, NULL, true, true);
@@ -178,13 +331,6 @@ TEST(output_written_in_place_is_reported) {
     CHECK(strstr(tg_last_error(), "tg_batch_norm") != NULL);
 }
 
-/* A ReLU's forward hook: counts calls and returns the output unchanged. */
-static int g_hook_calls;
-static tg_tensor *count_hook(tg_module *m, int n, tg_tensor *const *in, tg_tensor *out, void *ctx) {
-    (void)m, (void)n, (void)in, (void)ctx;
-    g_hook_calls++;
-    return out;
-}
 
 TEST(modules_match_unfused) {
     tg_manual_seed(9);
@@ -207,5 +353,7 @@ TEST(modules_match_unfused) {
 
 TG_TEST_MAIN(&tg_case_forward_and_backward_match_composition, &tg_case_gradcheck_f64,
              &tg_case_cpu_kernel_matches_reference, &tg_case_cpu_relu_backward_matches_reference,
+             &tg_case_residual_matches_composition, &tg_case_residual_gradcheck_f64,
+             &tg_case_cpu_residual_kernel_matches_reference, &tg_case_residual_errors, &tg_case_blocks_match_unfused,
              &tg_case_output_written_in_place_is_reported,
              &tg_case_modules_match_unfused)

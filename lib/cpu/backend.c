@@ -61,6 +61,7 @@ static const tg_backend cpu_backend = {
     .batch_norm_backward = tg_cpu_batch_norm_backward,
     .batch_norm_relu = tg_cpu_batch_norm_relu,
     .batch_norm_relu_backward = tg_cpu_batch_norm_relu_backward,
+    .batch_norm_add = tg_cpu_batch_norm_add,
     .layer_norm = tg_cpu_layer_norm,
     .layer_norm_backward = tg_cpu_layer_norm_backward,
     .group_norm = tg_cpu_group_norm,

@@ -79,11 +79,17 @@ TG_CPU_NORM_DECL(tg_cpu_batch_norm_ref) {
 }
 
 TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu_ref) {
+    tg_norm_params q = *p;
+    q.relu = true;
+    return tg_cpu_batch_norm_add_ref(out, save_mean, save_invstd, running_mean, running_var, x, NULL, weight, bias, &q);
+}
+
+TG_CPU_NORM_ADD_DECL(tg_cpu_batch_norm_add_ref) {
     tg_status st = tg_cpu_batch_norm_ref(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p);
     int64_t n = p->N * p->C * p->S;
     for (int64_t k = 0; st == TG_OK && k < n; k++) {
-        double v = dget(out, k);
-        dset(out, k, v < 0 ? 0.0 : v);
+        double v = dget(out, k) + (residual ? dget(residual, k) : 0.0);
+        dset(out, k, p->relu && v < 0 ? 0.0 : v);
     }
     return st;
 }
@@ -285,7 +291,12 @@ enum { BN_M, BN_L, BN_S, BN_T, BN_U, BN_NCOEF };
 #define DISPATCH(fn, ...) (x->dtype == TG_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
 
 TG_CPU_NORM_DECL(tg_cpu_batch_norm) {
-    return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p);
+    return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, NULL, weight, bias, p);
+}
+/* The residual (and the relu, where p->relu) in the normalising pass: a ResNet block's
+ * add and relu cost no pass of their own. */
+TG_CPU_NORM_ADD_DECL(tg_cpu_batch_norm_add) {
+    return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, residual, weight, bias, p);
 }
 TG_CPU_NORM_BW_DECL(tg_cpu_batch_norm_backward) {
     return DISPATCH(bn_bwd, dx, dweight, dbias, dout, NULL, x, weight, save_mean, save_invstd, p);
@@ -307,5 +318,5 @@ TG_CPU_NORM_BW_DECL(tg_cpu_group_norm_backward) {
 TG_CPU_NORM_DECL(tg_cpu_batch_norm_relu) {
     tg_norm_params q = *p;
     q.relu = true;
-    return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, &q);
+    return DISPATCH(bn_fwd, out, save_mean, save_invstd, running_mean, running_var, x, NULL, weight, bias, &q);
 }

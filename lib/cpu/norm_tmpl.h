@@ -153,6 +153,7 @@ typedef struct {
     bool bwd;
     bool relu;       /* forward: y = relu(batch_norm(x)) */
     const T *ym;     /* backward of relu(batch_norm(x)): its output, which masks g (load_g); or NULL */
+    const T *z;      /* forward: the residual added before the relu, or NULL */
     const T *K;      /* per channel: the shift (forward) or the saved mean (backward) */
     const T *kpos;   /* row mode: K expanded per position (C * S) */
     double *part;    /* channel mode: 2 per (channel, block); row mode: 2 * C * S per block */
@@ -214,12 +215,12 @@ static void SFX(bn_coef)(const SFX(bn_ctx) *k, int64_t c, double s1, double s2) 
     cf[BN_U * C + c] = (T)(p->training ? -s * s1 / M : 0);
 }
 
-/* Channel mode: y = ((x - m) - l) * s + t, or dx = s * g - t * (x - m) + u, for
- * x[0..n) of one channel, its coefficients cf[a * C]. */
-TG_CPU_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T *g, const T *ym, T *y, int64_t n,
-                                     const T *cf, int64_t C) {
+/* Channel mode: y = ((x - m) - l) * s + t (+ z, then relu, where given), or
+ * dx = s * g - t * (x - m) + u, for x[0..n) of one channel, its coefficients cf[a * C]. */
+TG_CPU_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T *g, const T *ym, const T *z, T *y,
+                                     int64_t n, const T *cf, int64_t C) {
     T m = cf[BN_M * C], l = cf[BN_L * C], s = cf[BN_S * C], t = cf[BN_T * C], u = cf[BN_U * C];
-    SFX(vec) xv, gv, r;
+    SFX(vec) xv, gv, zv, r;
     int64_t i = 0;
     if (bwd) {
         for (; i + VL <= n; i += VL) {
@@ -229,24 +230,22 @@ TG_CPU_INLINE void SFX(bn_apply_plane)(bool bwd, bool relu, const T *x, const T 
             SFX(store)(y + i, &r);
         }
         for (; i < n; i++) y[i] = s * SFX(g_at)(g, ym, i) - t * (x[i] - m) + u;
-    } else if (relu) {
-        for (; i + VL <= n; i += VL) {
-            SFX(load)(&xv, x + i);
-            r = ((xv - m) - l) * s + t;
-            SFX(relu_v)(&r);
-            SFX(store)(y + i, &r);
+        return;
+    }
+    for (; i + VL <= n; i += VL) { /* the flags are loop-invariant: GCC unswitches the loop */
+        SFX(load)(&xv, x + i);
+        r = ((xv - m) - l) * s + t;
+        if (z) {
+            SFX(load)(&zv, z + i);
+            r += zv;
         }
-        for (; i < n; i++) {
-            T v = ((x[i] - m) - l) * s + t;
-            y[i] = v < 0 ? 0 : v;
-        }
-    } else {
-        for (; i + VL <= n; i += VL) {
-            SFX(load)(&xv, x + i);
-            r = ((xv - m) - l) * s + t;
-            SFX(store)(y + i, &r);
-        }
-        for (; i < n; i++) y[i] = ((x[i] - m) - l) * s + t;
+        if (relu) SFX(relu_v)(&r);
+        SFX(store)(y + i, &r);
+    }
+    for (; i < n; i++) {
+        T v = ((x[i] - m) - l) * s + t;
+        if (z) v += z[i];
+        y[i] = relu && v < 0 ? 0 : v;
     }
 }
 
@@ -255,7 +254,7 @@ TG_CPU_INLINE void SFX(bn_apply_channel)(const SFX(bn_ctx) *k, int64_t c, int64_
     for (int64_t n = n0; n < n1; n++) {
         int64_t off = (n * k->C + c) * k->S;
         SFX(bn_apply_plane)(k->bwd, k->relu, k->x + off, k->g ? k->g + off : NULL, k->ym ? k->ym + off : NULL,
-                            k->y + off, k->S, k->coef + c, k->C);
+                            k->z ? k->z + off : NULL, k->y + off, k->S, k->coef + c, k->C);
     }
 }
 
@@ -353,6 +352,11 @@ TG_CPU_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t 
                 for (int64_t off = r0 * CS + j; off < r1 * CS; off += CS) {
                     SFX(load)(&xv, k->x + off);
                     r = ((xv - m) - l) * s + t;
+                    if (k->z) {
+                        SFX(vec) zv;
+                        SFX(load)(&zv, k->z + off);
+                        r += zv;
+                    }
                     if (k->relu) SFX(relu_v)(&r);
                     SFX(store)(k->y + off, &r);
                 }
@@ -361,8 +365,12 @@ TG_CPU_CLONES static void SFX(bn_rows_apply_task)(void *vc, int64_t q0, int64_t 
         for (; j < CS; j++)
             for (int64_t row = r0; row < r1; row++) {
                 int64_t off = row * CS + j;
-                T v = k->bwd ? ec[j] * SFX(g_at)(k->g, k->ym, off) - et[j] * (k->x[off] - em[j]) + eu[j]
-                             : ((k->x[off] - em[j]) - el[j]) * ec[j] + et[j];
+                if (k->bwd) {
+                    k->y[off] = ec[j] * SFX(g_at)(k->g, k->ym, off) - et[j] * (k->x[off] - em[j]) + eu[j];
+                    continue;
+                }
+                T v = ((k->x[off] - em[j]) - el[j]) * ec[j] + et[j];
+                if (k->z) v += k->z[off];
                 k->y[off] = k->relu && v < 0 ? 0 : v;
             }
     }
@@ -450,10 +458,12 @@ static tg_status SFX(bn_run)(SFX(bn_ctx) *k, const tg_tensor *x, bool sums) {
     return TG_OK;
 }
 
+/* residual: added to the result before the relu, or NULL. */
 static tg_status SFX(bn_fwd)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd, tg_tensor *rm,
-                             tg_tensor *rv, const tg_tensor *x, const tg_tensor *weight, const tg_tensor *bias,
-                             const tg_norm_params *p) {
+                             tg_tensor *rv, const tg_tensor *x, const tg_tensor *residual, const tg_tensor *weight,
+                             const tg_tensor *bias, const tg_norm_params *p) {
     SFX(bn_ctx) k = { .x = (const T *)tg_cpu_ptr(x), .y = (T *)tg_cpu_ptr(out), .p = p, .N = p->N, .C = p->C,
+                      .z = residual ? (const T *)tg_cpu_ptr(residual) : NULL,
                       .S = p->S, .relu = p->relu, .rm = rm, .rv = rv, .save_mean = save_mean,
                       .save_invstd = save_invstd, .weight = weight, .bias = bias };
     return SFX(bn_run)(&k, x, p->training);

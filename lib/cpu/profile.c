@@ -57,6 +57,7 @@ static tg_status p_pool_bw(tg_pool_kind k, tg_tensor *dx, const tg_tensor *d, co
 static TG_CPU_NORM_DECL(p_bn) { TIMED(K_BN, batch_norm(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p)); }
 static TG_CPU_NORM_DECL(p_bn_relu) { TIMED(K_BN, batch_norm_relu(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, p)); }
 static TG_CPU_NORM_BW_DECL(p_bn_bw) { TIMED(K_BN_BW, batch_norm_backward(dx, dweight, dbias, dout, x, weight, save_mean, save_invstd, p)); }
+static TG_CPU_NORM_ADD_DECL(p_bn_add) { TIMED(K_BN, batch_norm_add(out, save_mean, save_invstd, running_mean, running_var, x, residual, weight, bias, p)); }
 static TG_CPU_NORM_RELU_BW_DECL(p_bn_relu_bw) { TIMED(K_BN_BW, batch_norm_relu_backward(dx, dweight, dbias, dout, relu_out, x, weight, save_mean, save_invstd, p)); }
 
 static void report(void)
@@ -89,6 +90,7 @@ const tg_backend *tg_cpu_profiled(const tg_backend *plain)
     t.pool2d = p_pool, t.pool2d_backward = p_pool_bw, t.batch_norm = p_bn, t.batch_norm_backward = p_bn_bw;
     t.batch_norm_relu = plain->batch_norm_relu ? p_bn_relu : NULL;
     t.batch_norm_relu_backward = plain->batch_norm_relu_backward ? p_bn_relu_bw : NULL;
+    t.batch_norm_add = plain->batch_norm_add ? p_bn_add : NULL;
     atexit(report);
     return &t;
 }

@@ -187,6 +187,13 @@ typedef struct tg_backend {
     tg_status (*batch_norm_relu)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd,
                                  tg_tensor *running_mean, tg_tensor *running_var, const tg_tensor *x,
                                  const tg_tensor *weight, const tg_tensor *bias, const tg_norm_params *p);
+    /* Optional (NULL: the op runs batch_norm, add and relu): batch_norm with out =
+     * batch_norm(x) + residual (x's shape, dense), through relu where p->relu; the same
+     * statistics. */
+    tg_status (*batch_norm_add)(tg_tensor *out, tg_tensor *save_mean, tg_tensor *save_invstd,
+                                tg_tensor *running_mean, tg_tensor *running_var, const tg_tensor *x,
+                                const tg_tensor *residual, const tg_tensor *weight, const tg_tensor *bias,
+                                const tg_norm_params *p);
     /* Optional (NULL: the op masks dout by threshold_backward first): the backward of
      * batch_norm_relu given its output relu_out, batch_norm_backward of dout where
      * relu_out > 0 and 0 elsewhere, without a masked copy of dout. */

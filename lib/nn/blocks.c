@@ -27,11 +27,11 @@ static tg_tensor *resblock_forward(tg_module *self, tg_tensor *x) {
     resblock *r = tg_module_data(self);
     tg_tensor *y = tg_nn_bn_relu(r->bn1, NULL, tg_module_forward(r->conv1, x));
     y = tg_module_forward(r->conv2, y);
-    y = r->conv3 ? tg_nn_bn_relu(r->bn2, NULL, y) : tg_module_forward(r->bn2, y);
-    if (r->conv3) y = tg_module_forward(r->bn3, tg_module_forward(r->conv3, y));
+    if (r->conv3) y = tg_module_forward(r->conv3, tg_nn_bn_relu(r->bn2, NULL, y));
     if (!y) return NULL; /* before the shortcut, whose failure would hide the first message */
     tg_tensor *shortcut = r->downsample ? tg_module_forward(r->downsample, x) : x;
-    return shortcut ? tg_relu(tg_add(y, shortcut)) : NULL;
+    /* relu(bn(y) + shortcut), the last batch norm's pass doing the add and the relu */
+    return shortcut ? tg_nn_bn_add_relu(r->conv3 ? r->bn3 : r->bn2, y, shortcut) : NULL;
 }
 
 static const tg_module_type basic_block_type = { "BasicBlock", sizeof(resblock), resblock_forward, NULL, NULL, NULL };

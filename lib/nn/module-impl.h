@@ -64,6 +64,8 @@ tg_tensor *tg_nn_scalar(tg_dtype dtype, double v, tg_device *dev);
  * fused batch norm op (tg_batch_norm_opts.relu) where neither module has hooks, else the
  * two forwards (norm_layers.c). Any other bn runs as tg_module_forward, then the relu. */
 tg_tensor *tg_nn_bn_relu(tg_module *bn, tg_module *relu, tg_tensor *x);
+/* relu(bn(x) + residual) the same way (tg_batch_norm_opts.residual): ResNet's block end. */
+tg_tensor *tg_nn_bn_add_relu(tg_module *bn, tg_tensor *x, tg_tensor *residual);
 bool tg_nn_is_relu(const tg_module *m);      /* a ReLU module (layers.c) */
 bool tg_nn_is_batchnorm(const tg_module *m); /* a BatchNorm1d or 2d (norm_layers.c) */
 

@@ -45,15 +45,18 @@ static double count_batch(batchnorm *b) {
     return st == TG_OK && !isnan(n) ? n : -1;
 }
 
-/* Set by tg_nn_bn_relu for the one forward it runs: the next batchnorm_forward on this
- * thread asks for relu(batch norm) and clears it (a flag, so that the call still goes
- * through tg_module_forward's checks and error messages). */
+/* Set by tg_nn_bn_relu (and tg_nn_bn_add_relu) for the one forward it runs: the next
+ * batchnorm_forward on this thread asks for relu(batch norm (+ residual)) and clears
+ * them (flags, so that the call still goes through tg_module_forward's checks and error
+ * messages). */
 static _Thread_local bool g_fuse_relu;
+static _Thread_local tg_tensor *g_fuse_residual;
 
 /* BatchNorm1d: x (N, C) or (N, C, L); BatchNorm2d: x (N, C, H, W). Same shape out. */
 static tg_tensor *batchnorm_forward(tg_module *self, tg_tensor *x) {
     bool relu = g_fuse_relu;
-    g_fuse_relu = false;
+    tg_tensor *residual = g_fuse_residual;
+    g_fuse_relu = false, g_fuse_residual = NULL;
     batchnorm *b = tg_module_data(self);
     char s[128];
     int nd = tg_ndim(x);
@@ -72,7 +75,7 @@ static tg_tensor *batchnorm_forward(tg_module *self, tg_tensor *x) {
                          &(tg_batch_norm_opts){ .training = training || !track, .momentum = TG_SOME(b->momentum),
                                                 .cumulative = b->cumulative && training && track,
                                                 .num_batches_tracked = (int64_t)count, .eps = TG_SOME(b->eps),
-                                                .relu = relu });
+                                                .relu = relu, .residual = residual });
 }
 
 static int batchnorm_describe(const tg_module *self, char *buf, size_t size) {
@@ -125,6 +128,14 @@ tg_tensor *tg_nn_bn_relu(tg_module *bn, tg_module *relu, tg_tensor *x) {
     g_fuse_relu = true;
     tg_tensor *y = tg_module_forward(bn, x);
     g_fuse_relu = false; /* when the forward failed before reading it */
+    return y;
+}
+
+tg_tensor *tg_nn_bn_add_relu(tg_module *bn, tg_tensor *x, tg_tensor *residual) {
+    if (!tg_nn_is_batchnorm(bn) || bn->hooks.n != 0) return tg_relu(tg_add(tg_module_forward(bn, x), residual));
+    g_fuse_relu = true, g_fuse_residual = residual;
+    tg_tensor *y = tg_module_forward(bn, x);
+    g_fuse_relu = false, g_fuse_residual = NULL;
     return y;
 }
 

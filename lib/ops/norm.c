@@ -171,7 +171,30 @@ static bool check_running(const char *op, const char *arg, const tg_tensor *t, b
     return true;
 }
 
-/* Inputs x, then weight and bias where given; the running statistics in args.norm. */
+/* The residual has x's shape, dtype and device: checked before the op is composed on
+ * a device without the fused kernel, where tg_add would broadcast a smaller one. */
+static bool check_residual(const char *op, const tg_tensor *x, const tg_tensor *z) {
+    char b[128], b2[128];
+    if (!tg_shape_equal(z->ndim, z->shape, x->ndim, x->shape)) {
+        tg_error(TG_ERR_SHAPE, "%s: residual should have x's shape %s, got %s", op, tg_shape_str(b, x->ndim, x->shape),
+                 tg_shape_str(b2, z->ndim, z->shape));
+        return false;
+    }
+    if (tg_dev(z) != tg_dev(x)) {
+        tg_error(TG_ERR_DEVICE, "%s: tensors on two devices: %s and %s (copy one with tg_to)", op, tg_dev(x)->name,
+                 tg_dev(z)->name);
+        return false;
+    }
+    if (z->dtype != x->dtype) {
+        tg_error(TG_ERR_DTYPE, "%s: residual is %s but x is %s (convert one with tg_cast)", op, tg_dtype_name(z->dtype),
+                 tg_dtype_name(x->dtype));
+        return false;
+    }
+    return true;
+}
+
+/* Inputs x, then weight, bias and the residual where given; the running statistics in
+ * args.norm. */
 bool tg_batch_norm_shape(tg_op_call *c) {
     const char *op = "tg_batch_norm";
     tg_tensor *x = c->in[0];
@@ -221,9 +244,11 @@ tg_status tg_batch_norm_launch(tg_op_call *c) {
     const tg_backend *be = tg_dev(c->in[0])->be;
     tg_tensor *mean, *invstd;
     if (!new_stats(c, p->C, &mean, &invstd)) return tg_last_status();
-    tg_status st = (p->relu ? be->batch_norm_relu : be->batch_norm)(y, mean, invstd, rm, rv, c->in[0],
-                                                                   opt_in(c, c->args.norm.weight),
-                                                                   opt_in(c, c->args.norm.bias), p);
+    tg_tensor *w = opt_in(c, c->args.norm.weight), *b = opt_in(c, c->args.norm.bias);
+    tg_tensor *z = opt_in(c, c->args.norm.residual);
+    tg_status st = z         ? be->batch_norm_add(y, mean, invstd, rm, rv, c->in[0], z, w, b, p)
+                   : p->relu ? be->batch_norm_relu(y, mean, invstd, rm, rv, c->in[0], w, b, p)
+                             : be->batch_norm(y, mean, invstd, rm, rv, c->in[0], w, b, p);
     if (st != TG_OK) return st;
     if (p->training && rm) atomic_fetch_add(&rm->storage->version, 1);
     if (p->training && rv) atomic_fetch_add(&rv->storage->version, 1);
@@ -249,15 +274,22 @@ tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *runni
     if (o.cumulative && o.training && o.num_batches_tracked < 1)
         return tg_error_null(TG_ERR_INVALID, "%s: the cumulative average needs num_batches_tracked >= 1, got %lld",
                              op, (long long)o.num_batches_tracked);
-    if (o.relu && !tg_dev(x)->be->batch_norm_relu) { /* composed where the device has no fused kernel */
-        o.relu = false;
-        return tg_relu(tg_batch_norm(x, running_mean, running_var, weight, bias, &o));
+    if (o.residual && (!tg_op_nonnull(op, "residual", o.residual) || !check_residual(op, x, o.residual))) return NULL;
+    const tg_backend *be = tg_dev(x)->be;
+    if ((o.residual && !be->batch_norm_add) || (o.relu && !be->batch_norm_relu)) {
+        /* composed where the device has no fused kernel */
+        tg_batch_norm_opts plain = o;
+        plain.relu = false, plain.residual = NULL;
+        tg_tensor *y = tg_batch_norm(x, running_mean, running_var, weight, bias, &plain);
+        if (o.residual) y = tg_add(y, o.residual);
+        return o.relu ? tg_relu(y) : y;
     }
-    tg_tensor *in[3] = { dense(x) };
+    tg_tensor *in[4] = { dense(x) };
     int n = 1;
     tg_op_call c = { .op = TG_OP_BATCH_NORM, .in = in };
     c.args.norm.weight = add_input(in, &n, weight);
     c.args.norm.bias = add_input(in, &n, bias);
+    c.args.norm.residual = add_input(in, &n, o.residual ? dense(o.residual) : NULL);
     c.args.norm.running_mean = running_mean;
     c.args.norm.running_var = running_var;
     c.n_in = n;
@@ -267,7 +299,7 @@ tg_tensor *tg_batch_norm(tg_tensor *x, tg_tensor *running_mean, tg_tensor *runni
                            : o.momentum.set ? o.momentum.value
                                             : 0.1;
     c.args.norm.p.eps = o.eps.set ? o.eps.value : 1e-5;
-    return in[0] ? tg_op_run(&c) : NULL;
+    return in[0] && (!o.residual || in[c.args.norm.residual]) ? tg_op_run(&c) : NULL;
 }
 
 static tg_tensor *bn_set_mean(tg_tensor *t, const tg_node *n) {
@@ -282,13 +314,15 @@ tg_status tg_bw_batch_norm(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) 
     if (p->relu) { /* through relu first: its output is saved after the weight */
         tg_tensor *y = tg_node_saved(n, 3 + (n->args.norm.weight >= 0));
         if (!y) return tg_last_status();
-        if (fused && dev->be->batch_norm_relu_backward) { /* the mask read in the kernel's passes */
+        if (fused && dev->be->batch_norm_relu_backward && n->args.norm.residual < 0) { /* the mask read in the kernel's passes */
             tg_tensor *yd = dense(y);
             return yd ? fused_backward(NULL, yd, n, gout, gin) : tg_last_status();
         }
         if (!(g_bn[0] = tg_ops_relu_grad(gout[0], y))) return tg_last_status();
         gout = g_bn;
     }
+    int ri = n->args.norm.residual; /* the sum's gradient, the same tensor the batch norm gets */
+    if (ri >= 0 && tg_node_needs(n, ri)) gin[ri] = gout[0];
     if (fused) return fused_backward(dev->be->batch_norm_backward, NULL, n, gout, gin);
     tg_tensor *x = tg_node_saved(n, 0), *mean = tg_node_saved(n, 1), *invstd = tg_node_saved(n, 2);
     tg_tensor *w = n->args.norm.weight >= 0 ? tg_node_saved(n, 3) : NULL;

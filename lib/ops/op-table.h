@@ -58,7 +58,8 @@ typedef union {
     /* weight, bias: input index (-1: none); axes: layer norm's normalised axes. The running
      * statistics are no inputs (no edges, so a node keeps its small input array); they are
      * used by the call only and never read from a node. */
-    struct { tg_norm_params p; tg_tensor *running_mean, *running_var; int8_t weight, bias, axes; } norm;
+    /* residual: batch norm's input index of the tensor added before the relu (-1: none) */
+    struct { tg_norm_params p; tg_tensor *running_mean, *running_var; int8_t weight, bias, axes, residual; } norm;
 
     /* resampling, dropout, activations */
 

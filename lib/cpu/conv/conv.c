@@ -318,33 +318,36 @@ static void conv_lanes_unit(const tg_conv_lanes_job *j, int64_t u, float *buf, f
         tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf, pf);
 }
 
-/* Each participant takes slots until none are left, claiming its next slot before it
- * runs this one, so that the next slot's first unit is prefetched while this one runs. */
+/* Each participant takes slots until none are left. A unit prefetches the next unit of
+ * its slot, the last one the first unit of the slot `threads` on, which this thread
+ * takes next when the threads keep pace (a guess: claiming it ahead would leave a
+ * thread idle where there are few slots, as for the weight gradient). */
 static void conv_lanes_fn(void *ctx, int64_t begin, int64_t end)
 {
     tg_conv_lanes_job *j = ctx;
     (void)begin, (void)end;
+    const int64_t threads = tg_pool_num_threads();
     float *buf = NULL;
-    int64_t s = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-    while (s < j->nslots) {
+    for (;;) {
+        int64_t s = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (s >= j->nslots)
+            break;
         if (!buf && !(buf = tg_conv_scratch(0, (size_t)j->buf * sizeof(float)))) {
             atomic_store(&j->oom, 1);
             atomic_store(&j->next, j->nslots);
             break;
         }
-        int64_t next = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         float *sum = j->dout ? j->sums + s * j->part_size : NULL;
         if (sum)
             memset(sum, 0, (size_t)j->part_size * sizeof(float));
-        int64_t u1 = (s + 1) * j->units / j->nslots;
+        int64_t u1 = (s + 1) * j->units / j->nslots, guess = s + threads;
         for (int64_t u = s * j->units / j->nslots; u < u1; u++) {
-            int64_t nu = u + 1 < u1 ? u + 1 : next < j->nslots ? next * j->units / j->nslots : -1;
+            int64_t nu = u + 1 < u1 ? u + 1 : guess < j->nslots ? guess * j->units / j->nslots : -1;
             tg_conv_ahead pf;
             if (nu >= 0)
                 conv_lanes_prefetch_of(j, nu, &pf);
             conv_lanes_unit(j, u, buf, sum, nu >= 0 ? &pf : NULL);
         }
-        s = next;
     }
 }
 
