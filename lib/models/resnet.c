@@ -143,12 +143,12 @@ static tg_module *se_bottleneck(int64_t in, int64_t planes, int64_t stride, tg_d
 static tg_tensor *block_a_forward(tg_module *self, tg_tensor *x) {
     block *b = tg_module_data(self);
     tg_tensor *y = tg_nn_bn_relu(b->bn1, NULL, tg_module_forward(b->conv1, x));
-    y = tg_module_forward(b->bn2, tg_module_forward(b->conv2, y));
+    y = tg_module_forward(b->conv2, y);
     if (!y) return NULL;
     tg_tensor *shortcut = x;
     if (b->stride != 1) shortcut = tg_slice(tg_slice(x, 2, 0, INT64_MAX, b->stride), 3, 0, INT64_MAX, b->stride);
     if (b->pad) shortcut = tg_pad(shortcut, TG_PADS(0, 0, 0, 0, 0, b->pad), 0);
-    return tg_relu(tg_add(y, shortcut));
+    return shortcut ? tg_nn_bn_add_relu(b->bn2, y, shortcut) : NULL; /* relu(bn2(y) + shortcut) in one pass */
 }
 
 static const tg_module_type block_a_type = { "BasicBlock", sizeof(block), block_a_forward, NULL, NULL, NULL };
