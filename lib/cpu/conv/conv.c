@@ -272,61 +272,29 @@ typedef struct {
     atomic_int oom;
 } tg_conv_lanes_job;
 
-/* Unit u: group, image and first output row, and its rows. */
-static void conv_lanes_at(const tg_conv_lanes_job *j, int64_t u, int64_t *gi, int64_t *n, int64_t *oh0,
-                          int64_t *rows)
+static void conv_lanes_unit(const tg_conv_lanes_job *j, int64_t u, float *buf, float *sum)
 {
-    *gi = u / (j->N * j->nrb), *n = u / j->nrb % j->N, *oh0 = u % j->nrb * j->rows;
-    *rows = j->lg.OH - *oh0 < j->rows ? j->lg.OH - *oh0 : j->rows;
-}
-
-/* p = unit u's input rows (the weight gradient: and its dout rows) to prefetch. */
-static void conv_lanes_prefetch_of(const tg_conv_lanes_job *j, int64_t u, tg_conv_ahead *p)
-{
-    const tg_conv_lanes_geom *g = &j->lg;
-    int64_t gi, n, oh0, rows;
-    conv_lanes_at(j, u, &gi, &n, &oh0, &rows);
-    int64_t ih0 = oh0 * g->sh - g->ph, ih1 = ih0 + tg_conv_lanes_rows_in(g, rows);
-    ih0 = ih0 < 0 ? 0 : ih0, ih1 = ih1 > g->H ? g->H : ih1;
-    p->s[0] = (tg_conv_ahead_stream){ (const char *)(g->x + gi * j->x_group + n * g->img + ih0 * g->W),
-                                         (int64_t)sizeof(float) * g->H * g->W,
-                                         ih1 > ih0 ? (int64_t)sizeof(float) * (ih1 - ih0) * g->W : 0, g->C };
-    p->s[1] = (tg_conv_ahead_stream){ 0 };
-    if (j->dout)
-        p->s[1] = (tg_conv_ahead_stream){
-            (const char *)(j->dout + gi * j->out_group + n * g->out_img + oh0 * g->OW),
-            (int64_t)sizeof(float) * g->OH * g->OW, (int64_t)sizeof(float) * rows * g->OW, g->M };
-    tg_conv_ahead_begin(p);
-}
-
-static void conv_lanes_unit(const tg_conv_lanes_job *j, int64_t u, float *buf, float *sum, tg_conv_ahead *pf)
-{
-    int64_t gi, n, oh0, rows;
-    conv_lanes_at(j, u, &gi, &n, &oh0, &rows);
+    int64_t gi = u / (j->N * j->nrb), n = u / j->nrb % j->N, oh0 = u % j->nrb * j->rows;
+    int64_t rows = j->lg.OH - oh0 < j->rows ? j->lg.OH - oh0 : j->rows;
     tg_conv_lanes_geom lg = j->lg;
     lg.x += gi * j->x_group;
     if (j->dout) {
         tg_conv_wgrad_lanes_avx512_f32(&lg, j->dout + gi * j->out_group, n, oh0, rows, buf,
-                                       sum + gi * j->wt_group, pf);
+                                       sum + gi * j->wt_group);
         return;
     }
     lg.wt += gi * j->wt_group, lg.out += gi * j->out_group;
     lg.bias = lg.bias ? lg.bias + gi * lg.Mp : NULL;
     if (j->rows_kernel)
-        tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf, pf);
+        tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf);
     else
-        tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf, pf);
+        tg_conv_lanes_avx512_f32(&lg, n, oh0, rows, buf);
 }
 
-/* Each participant takes slots until none are left. A unit prefetches the next unit of
- * its slot, the last one the first unit of the slot `threads` on, which this thread
- * takes next when the threads keep pace (a guess: claiming it ahead would leave a
- * thread idle where there are few slots, as for the weight gradient). */
 static void conv_lanes_fn(void *ctx, int64_t begin, int64_t end)
 {
     tg_conv_lanes_job *j = ctx;
-    (void)begin, (void)end;
-    const int64_t threads = tg_pool_num_threads();
+    (void)begin, (void)end; /* every participant takes slots until none are left */
     float *buf = NULL;
     for (;;) {
         int64_t s = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
@@ -340,14 +308,8 @@ static void conv_lanes_fn(void *ctx, int64_t begin, int64_t end)
         float *sum = j->dout ? j->sums + s * j->part_size : NULL;
         if (sum)
             memset(sum, 0, (size_t)j->part_size * sizeof(float));
-        int64_t u1 = (s + 1) * j->units / j->nslots, guess = s + threads;
-        for (int64_t u = s * j->units / j->nslots; u < u1; u++) {
-            int64_t nu = u + 1 < u1 ? u + 1 : guess < j->nslots ? guess * j->units / j->nslots : -1;
-            tg_conv_ahead pf;
-            if (nu >= 0)
-                conv_lanes_prefetch_of(j, nu, &pf);
-            conv_lanes_unit(j, u, buf, sum, nu >= 0 ? &pf : NULL);
-        }
+        for (int64_t u = s * j->units / j->nslots; u < (s + 1) * j->units / j->nslots; u++)
+            conv_lanes_unit(j, u, buf, sum);
     }
 }
 

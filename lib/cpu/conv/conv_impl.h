@@ -80,41 +80,19 @@ typedef struct {
     int64_t out_img;                /* elements between images of out (forward) or of dout (weight gradient) */
 } tg_conv_lanes_geom;
 
-/* What a unit's kernel brings into L2, a few lines after each tile, for the unit its
- * thread takes next: that unit's input rows (and for the weight gradient its dout rows),
- * each stream nseg runs of len bytes, stride bytes apart. A unit's kernel starts by
- * copying its input into the padded block, and that copy read from memory cost a tenth
- * of a ResNet-20 layer's time; read from L2 it costs little. len 0: nothing. */
-typedef struct {
-    const char *base;
-    int64_t stride, len, nseg;
-} tg_conv_ahead_stream;
-typedef struct {
-    tg_conv_ahead_stream s[2];
-    int64_t lines, done; /* 64-byte lines in all, issued so far */
-} tg_conv_ahead;
-
-/* Starts p over its streams (counting their lines); then tg_conv_ahead_step issues
- * the share of the lines due after tile `tile` of `tiles`. */
-void tg_conv_ahead_begin(tg_conv_ahead *p);
-void tg_conv_ahead_step(tg_conv_ahead *p, int64_t tile, int64_t tiles);
-
 int64_t tg_conv_lanes_rows_in(const tg_conv_lanes_geom *g, int64_t rows);
 int64_t tg_conv_lanes_wp(const tg_conv_lanes_geom *g);
 /* Floats of scratch a unit of `rows` output rows needs (wgrad: also its dout, transposed). */
 int64_t tg_conv_lanes_buf(const tg_conv_lanes_geom *g, int64_t rows, int wgrad);
 
 /* Writes output rows [oh0, oh0 + rows) of image n, all M channels; buf: scratch of
- * tg_conv_lanes_buf(g, rows, 0) floats, 64-byte aligned; pf (or NULL): the next unit's
- * lines to prefetch meanwhile. */
-void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf,
-                              tg_conv_ahead *pf);
+ * tg_conv_lanes_buf(g, rows, 0) floats, 64-byte aligned. */
+void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf);
 
 /* The same output by tiles of 16-48 columns of one output row in the lanes and 8 output
  * channels (1 where M is 1) broadcast, for few channels; g->sw must be 1 and Mp a
  * multiple of 8 (or 1 where M is 1); buf: tg_conv_lanes_buf(g, rows, 0) floats. */
-void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf,
-                             tg_conv_ahead *pf);
+void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf);
 
 /* Whether the weight-gradient kernel has tiles for g (3- or 5-column kernels, no column
  * dilation, KH <= 7). */
@@ -123,6 +101,6 @@ int tg_conv_wgrad_lanes_ok(const tg_conv_lanes_geom *g);
  * output rows [oh0, oh0 + rows) of image n; dout is the group's first channel in image 0
  * (g->out_img apart); buf: tg_conv_lanes_buf(g, rows, 1) floats, 64-byte aligned. */
 void tg_conv_wgrad_lanes_avx512_f32(const tg_conv_lanes_geom *g, const float *dout, int64_t n, int64_t oh0,
-                                    int64_t rows, float *buf, float *acc, tg_conv_ahead *pf);
+                                    int64_t rows, float *buf, float *acc);
 
 #endif

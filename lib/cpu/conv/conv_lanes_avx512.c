@@ -42,29 +42,6 @@ static inline __attribute__((always_inline)) void tg_lanes_transpose(__m512 *r)
     }
 }
 
-void tg_conv_ahead_begin(tg_conv_ahead *p)
-{
-    p->lines = p->done = 0;
-    for (int i = 0; i < 2; i++)
-        if (p->s[i].len > 0)
-            p->lines += p->s[i].nseg * ((p->s[i].len + 63) / 64);
-}
-
-void tg_conv_ahead_step(tg_conv_ahead *p, int64_t tile, int64_t tiles)
-{
-    if (!p || p->done >= p->lines)
-        return;
-    int64_t due = p->lines * (tile + 1) / tiles;
-    for (; p->done < due; p->done++) { /* line `done` of the streams, in order */
-        int64_t l = p->done;
-        const tg_conv_ahead_stream *s = &p->s[0];
-        int64_t per = (s->len + 63) / 64, in0 = s->len > 0 ? s->nseg * per : 0;
-        if (l >= in0)
-            s = &p->s[1], l -= in0, per = (s->len + 63) / 64;
-        _mm_prefetch(s->base + l / per * s->stride + l % per * 64, _MM_HINT_T1);
-    }
-}
-
 int64_t tg_conv_lanes_rows_in(const tg_conv_lanes_geom *g, int64_t rows)
 {
     return (rows - 1) * g->sh + (g->KH - 1) * g->dh + 1;
@@ -212,8 +189,7 @@ static const tg_lanes_width *tg_lanes_pick(int mv, int64_t OW)
     return best;
 }
 
-void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf,
-                              tg_conv_ahead *pf)
+void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf)
 {
     const int mv = (int)(g->Mp / VL);
     const int64_t Hb = tg_conv_lanes_rows_in(g, rows), Wp = tg_conv_lanes_wp(g);
@@ -221,14 +197,12 @@ void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh
     const tg_lanes_width *wd = tg_lanes_pick(mv, g->OW);
     tg_lanes_fwd_fn fn = wd->fn[g->sw == 2];
     tg_lanes_tile t = { g, NULL, Hb * Wp, g->dh * Wp, NULL };
-    const int64_t per_row = (g->OW + wd->tw - 1) / wd->tw;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t ow0 = 0; ow0 < g->OW; ow0 += wd->tw) {
             int64_t at = ow0 + wd->tw <= g->OW ? ow0 : g->OW - wd->tw;
             t.xb = buf + r * g->sh * Wp + at * g->sw;
             t.o = g->out + n * g->out_img + (oh0 + r) * g->OW + at;
             fn(&t);
-            tg_conv_ahead_step(pf, r * per_row + ow0 / wd->tw, rows * per_row);
         }
 }
 
@@ -332,7 +306,7 @@ int tg_conv_wgrad_lanes_ok(const tg_conv_lanes_geom *g)
 }
 
 void tg_conv_wgrad_lanes_avx512_f32(const tg_conv_lanes_geom *g, const float *dout, int64_t n, int64_t oh0,
-                                    int64_t rows, float *buf, float *acc, tg_conv_ahead *pf)
+                                    int64_t rows, float *buf, float *acc)
 {
     const int mi = g->Mp == 16 ? 0 : g->Mp == 32 ? 1 : 2, ki = g->KW == 5;
     const int64_t Hb = tg_conv_lanes_rows_in(g, rows), Wp = tg_conv_lanes_wp(g);
@@ -343,14 +317,12 @@ void tg_conv_wgrad_lanes_avx512_f32(const tg_conv_lanes_geom *g, const float *do
     tg_lanes_pad(g, n, oh0, rows, buf);
     tg_lanes_dout_t(g, dout, n, oh0, rows * g->OW, dt);
     tg_lanes_wtile t = { g, NULL, dt, rows, Wp, 0, NULL };
-    const int64_t nkb = (g->KH + khb - 1) / khb;
     for (int64_t c = 0; c < g->C; c++)
         for (int64_t kh0 = 0; kh0 < g->KH; kh0 += khb) {
             int b = g->KH - kh0 < khb ? (int)(g->KH - kh0) : khb;
             t.xc = buf + c * Hb * Wp, t.kh0 = kh0;
             t.acc = acc + (c * g->KH + kh0) * g->KW * g->Mp;
             k_wg[mi][ki][b - 1][g->sw - 1](&t);
-            tg_conv_ahead_step(pf, c * nkb + kh0 / khb, g->C * nkb);
         }
 }
 
@@ -481,8 +453,7 @@ static const tg_rows_fn k_rows[3][3] = {
     { tg_rows_1_1_1, tg_rows_1_1_2, tg_rows_1_1_3 },
 };
 
-void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf,
-                             tg_conv_ahead *pf)
+void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0, int64_t rows, float *buf)
 {
     const int64_t Hb = tg_conv_lanes_rows_in(g, rows), Wp = tg_conv_lanes_wp(g), P = g->OH * g->OW;
     tg_lanes_pad(g, n, oh0, rows, buf);
@@ -490,9 +461,7 @@ void tg_conv_rows_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh0
     tg_rows_tile t = { g, NULL, Hb * Wp, g->dh * Wp, Wp, NULL, NULL, 0, 0 };
     const int mr = g->M == 1 ? 1 : 8;
     const int reuse = mr == 1 && g->sh == 1 && g->dh == 1 && (g->KH == 3 || g->KH == 5);
-    const int64_t ncol = (g->OW + 3 * VL - 1) / (3 * VL);
     for (int64_t ow0 = 0; ow0 < g->OW; ow0 += 3 * VL) {
-        tg_conv_ahead_step(pf, ow0 / (3 * VL), ncol);
         int64_t cols = g->OW - ow0 < 3 * VL ? g->OW - ow0 : 3 * VL;
         int nv = (int)((cols + VL - 1) / VL);
         t.last = (__mmask16)((1u << (cols - (nv - 1) * VL)) - 1);
