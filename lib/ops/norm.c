@@ -314,7 +314,9 @@ tg_status tg_bw_batch_norm(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) 
     if (p->relu) { /* through relu first: its output is saved after the weight */
         tg_tensor *y = tg_node_saved(n, 3 + (n->args.norm.weight >= 0));
         if (!y) return tg_last_status();
-        if (fused && dev->be->batch_norm_relu_backward && n->args.norm.residual < 0) { /* the mask read in the kernel's passes */
+        /* without a residual (whose gradient is the masked dout itself) the kernel reads
+         * the mask in its own passes */
+        if (fused && dev->be->batch_norm_relu_backward && n->args.norm.residual < 0) {
             tg_tensor *yd = dense(y);
             return yd ? fused_backward(NULL, yd, n, gout, gin) : tg_last_status();
         }
