@@ -39,9 +39,22 @@ static tg_tensor *count_hook(tg_module *m, int n, tg_tensor *const *in, tg_tenso
     return out;
 }
 
-static tg_tensor *bn(tg_tensor *x, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b, bool training, bool relu) {
-    tg_batch_norm_opts o = { .training = training, .momentum = TG_SOME(0.2), .relu = relu };
+/* tg_batch_norm with momentum 0.2, the residual z (or NULL) and the relu as given. */
+static tg_tensor *bn_res(tg_tensor *x, tg_tensor *z, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b,
+                         bool training, bool relu) {
+    tg_batch_norm_opts o = { .training = training, .momentum = TG_SOME(0.2), .relu = relu, .residual = z };
     return tg_batch_norm(x, rm, rv, w, b, &o);
+}
+
+static tg_tensor *bn(tg_tensor *x, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b, bool training, bool relu) {
+    return bn_res(x, NULL, rm, rv, w, b, training, relu);
+}
+
+/* A row {N, C, H, W} of a shape table: trailing zeros drop the axis ({64, 16, 0, 0} is 2-d). */
+static tg_shape table_shape(const int64_t *row) {
+    tg_shape s = { .ndim = row[2] ? row[3] ? 4 : 3 : 2 };
+    for (int k = 0; k < s.ndim; k++) s.dims[k] = row[k];
+    return s;
 }
 
 TEST(forward_and_backward_match_composition) {
@@ -50,8 +63,7 @@ TEST(forward_and_backward_match_composition) {
         for (int si = 0; si < 4; si++)
             for (int training = 0; training < 2; training++) {
                 tg_dtype d = dt ? TG_F64 : TG_F32;
-                tg_shape s = { .ndim = shapes[si][2] ? shapes[si][3] ? 4 : 3 : 2 };
-                for (int k = 0; k < s.ndim; k++) s.dims[k] = shapes[si][k];
+                tg_shape s = table_shape(shapes[si]);
                 int64_t C = s.dims[1];
                 WHAT("%s shape %d training %d", tg_dtype_name(d), si, training);
                 tg_manual_seed(7 + si);
@@ -177,12 +189,6 @@ TEST(cpu_relu_backward_matches_reference) {
             }
 }
 
-static tg_tensor *bn_res(tg_tensor *x, tg_tensor *z, tg_tensor *rm, tg_tensor *rv, tg_tensor *w, tg_tensor *b,
-                         bool training, bool relu) {
-    tg_batch_norm_opts o = { .training = training, .momentum = TG_SOME(0.2), .relu = relu, .residual = z };
-    return tg_batch_norm(x, rm, rv, w, b, &o);
-}
-
 /* .residual against the composition relu(batch_norm(x) + z) (and batch_norm(x) + z
  * without relu): output, running statistics and every gradient bitwise equal. */
 TEST(residual_matches_composition) {
@@ -192,8 +198,7 @@ TEST(residual_matches_composition) {
             for (int mode = 0; mode < 4; mode++) {
                 bool training = mode & 1, relu = mode & 2;
                 tg_dtype d = dt ? TG_F64 : TG_F32;
-                tg_shape s = { .ndim = shapes[si][2] ? shapes[si][3] ? 4 : 3 : 2 };
-                for (int k = 0; k < s.ndim; k++) s.dims[k] = shapes[si][k];
+                tg_shape s = table_shape(shapes[si]);
                 int64_t C = s.dims[1];
                 WHAT("%s shape %d training %d relu %d", tg_dtype_name(d), si, training, relu);
                 tg_manual_seed(31 + si);
