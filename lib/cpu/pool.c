@@ -16,6 +16,7 @@
 #include "lib/cpu/clones.h"
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/pool.h"
+#include "lib/cpu/simd/simd.h"
 #include "lib/cpu/threadpool.h"
 #include "lib/graph/error.h"
 
@@ -403,6 +404,28 @@ static void tg_pool_interior(const tg_pool2d_geom *g, int64_t *lo, int64_t *hi) 
     *hi = h;
 }
 
+/* Whether the SIMD table's 2x2 stride-2 plane kernel takes g (windows all whole, checked
+ * by the caller): f32 planes whose flat indices fit 32 bits. */
+static bool tg_pool_2x2_simd(const tg_pool2d_geom *g) {
+    return tg_simd()->max_pool_2x2_f32 && g->H * g->W < INT32_MAX;
+}
+
+static void max_2x2_simd(void *vc, int64_t begin, int64_t end) {
+    const tg_pool_ctx *c = vc;
+    const tg_pool2d_geom *g = c->g;
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+    for (int64_t p = begin; p < end; p++)
+        tg_simd()->max_pool_2x2_f32(g->OH, g->OW, (const float *)c->x + p * HW, g->W, (float *)c->y + p * OHW,
+                                    c->idx ? c->idx + p * OHW : NULL);
+}
+
+/* The 2x2 stride-2 max pool with every window whole (no padding, no ceil_mode clip). */
+static bool tg_pool_is_2x2(tg_pool_kind kind, const tg_pool2d_geom *g) {
+    return kind == TG_POOL_MAX && !g->adaptive && g->kernel[0] == 2 && g->kernel[1] == 2 && g->stride[0] == 2 &&
+           g->stride[1] == 2 && g->pad[0] == 0 && g->pad[1] == 0 && g->dilation[0] == 1 && g->dilation[1] == 1 &&
+           2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
 tg_status tg_cpu_pool2d(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, const tg_tensor *x,
                         const tg_pool2d_geom *g) {
     if (!g->adaptive && g->kernel[0] * (double)g->kernel[1] > INT32_MAX) /* tap numbers are i32 */
@@ -410,15 +433,13 @@ tg_status tg_cpu_pool2d(tg_pool_kind kind, tg_tensor *out, tg_tensor *indices, c
     tg_pool_ctx c = { .g = g, .x = tg_cpu_ptr(x), .y = tg_cpu_ptr(out) };
     c.idx = indices ? (int64_t *)tg_cpu_ptr(indices) : NULL;
     tg_pool_interior(g, &c.ow_lo, &c.ow_hi);
-    bool k2s2 = kind == TG_POOL_MAX && !g->adaptive && g->kernel[0] == 2 && g->kernel[1] == 2 && g->stride[0] == 2 &&
-             g->stride[1] == 2 && g->pad[0] == 0 && g->pad[1] == 0 && g->dilation[0] == 1 && g->dilation[1] == 1;
     int64_t kk = g->adaptive ? ((g->H + g->OH - 1) / g->OH + 1) * ((g->W + g->OW - 1) / g->OW + 1)
                              : g->kernel[0] * g->kernel[1];
     int64_t rows = g->N * g->C * g->OH;
     bool f32 = x->dtype == TG_F32;
-    if (k2s2 && 2 * g->OH <= g->H && 2 * g->OW <= g->W) { /* no clipped window (ceil_mode) */
-        tg_pool_parallel_for(g->N * g->C, tg_pool_grain(g->OH * g->OW * 5), f32 ? max_2x2_planes_f32 : max_2x2_planes_f64,
-                             &c);
+    if (tg_pool_is_2x2(kind, g)) {
+        tg_pool_fn planes = !f32 ? max_2x2_planes_f64 : tg_pool_2x2_simd(g) ? max_2x2_simd : max_2x2_planes_f32;
+        tg_pool_parallel_for(g->N * g->C, tg_pool_grain(g->OH * g->OW * 5), planes, &c);
         return TG_OK;
     }
     tg_pool_fn fn = kind == TG_POOL_MAX ? (f32 ? max_rows_f32 : max_rows_f64) : (f32 ? avg_rows_f32 : avg_rows_f64);

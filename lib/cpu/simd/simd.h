@@ -34,6 +34,12 @@ typedef struct {
     /* y[i] += alpha * x[i] */
     void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);
     void (*axpy_f64)(int64_t n, double alpha, const double *x, double *y);
+    /* 2x2 stride-2 max pooling of one plane whose windows are all whole (H >= 2*OH, W >=
+     * 2*OW, H*W < 2^31): y (OH x OW) and, unless idx is NULL, the flat index in the plane
+     * of each maximum; ties keep the first tap in window order, NaN propagates with the
+     * last NaN's index. NULL where the level has none (pool.c's plane loop runs);
+     * tests/test_pool.c checks it against naive loops. */
+    void (*max_pool_2x2_f32)(int64_t OH, int64_t OW, const float *x, int64_t W, float *y, int64_t *idx);
 } tg_simd_table;
 
 /* The table in use (initialised on first call, thread-safe). */
@@ -46,5 +52,8 @@ const tg_simd_table *tg_simd_level(int level);
 void tg_simd_fill_c(tg_simd_table *t);
 void tg_simd_fill_avx2(tg_simd_table *t);
 void tg_simd_fill_avx512(tg_simd_table *t);
+
+/* The AVX-512 pooling kernel (pool_avx512.c). */
+void tg_max_pool_2x2_avx512_f32(int64_t OH, int64_t OW, const float *x, int64_t W, float *y, int64_t *idx);
 
 #endif
