@@ -678,6 +678,19 @@ typedef struct {
                                  (groups = in_channels: depthwise) */
     tg_conv_padding padding_kind; /* "valid"/"same" instead of amounts (then padding must be 0) */
     int64_t stride_hw[2], padding_hw[2], dilation_hw[2]; /* per axis (H, W) */
+    /* An epilogue, for inference: the result is relu(bn(conv2d(x) + bias) + residual), each
+     * part optional (bn.running_mean NULL: no batch norm; residual NULL: none; relu false:
+     * none). bn is tg_batch_norm in eval mode with these tensors (bn.weight and bn.bias may
+     * be NULL) and bn.eps (default 1e-5). On the CPU, when no gradient is recorded (grad
+     * mode off, or no input requiring grad), it runs in the convolution's own output pass
+     * (ResNet's conv, batch norm, add and relu as one); otherwise it is that composition,
+     * gradients included. Both give the same bits. */
+    struct {
+        tg_tensor *running_mean, *running_var, *weight, *bias; /* (C_out) each */
+        tg_opt_f64 eps;
+    } bn;
+    tg_tensor *residual;      /* the result's shape, dtype and device */
+    bool relu;
 } tg_conv2d_opts;
 
 /* x (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, kH, kW); bias (C_out)

@@ -48,6 +48,7 @@ static const tg_backend cpu_backend = {
     .threshold_backward = tg_cpu_threshold_backward,
     /* convolution (conv/) */
     .conv2d = tg_cpu_conv2d_forward,
+    .conv2d_fused = tg_cpu_conv2d_fused,
     .conv2d_backward_data = tg_cpu_conv2d_backward_data,
     .conv2d_backward_weight = tg_cpu_conv2d_backward_weight,
 

@@ -50,6 +50,7 @@ static tg_status p_axpy(tg_tensor *d, double al, const tg_tensor *x) { TIMED(K_A
 /* relu's fused backward counts as the binary kernel (dout * step(x)) it replaces */
 static tg_status p_thr_bw(tg_tensor *dx, const tg_tensor *d, const tg_tensor *x, double th) { TIMED(K_BINARY, threshold_backward(dx, d, x, th)); }
 static tg_status p_conv(tg_tensor *o, const tg_tensor *x, const tg_tensor *w, const tg_tensor *b, const tg_conv2d_geom *g) { TIMED(K_CONV, conv2d(o, x, w, b, g)); }
+static tg_status p_conv_fused(tg_tensor *o, const tg_tensor *x, const tg_tensor *w, const tg_tensor *b, const tg_conv_epilogue *e, const tg_conv2d_geom *g) { TIMED(K_CONV, conv2d_fused(o, x, w, b, e, g)); }
 static tg_status p_conv_bd(tg_tensor *dx, const tg_tensor *d, const tg_tensor *w, const tg_conv2d_geom *g) { TIMED(K_CONV_BD, conv2d_backward_data(dx, d, w, g)); }
 static tg_status p_conv_bw(tg_tensor *dw, const tg_tensor *d, const tg_tensor *x, const tg_conv2d_geom *g) { TIMED(K_CONV_BW, conv2d_backward_weight(dw, d, x, g)); }
 static tg_status p_pool(tg_pool_kind k, tg_tensor *o, tg_tensor *i, const tg_tensor *x, const tg_pool2d_geom *g) { TIMED(K_POOL, pool2d(k, o, i, x, g)); }
@@ -86,7 +87,8 @@ const tg_backend *tg_cpu_profiled(const tg_backend *plain)
     t.fill = p_fill, t.copy = p_copy, t.unary = p_unary, t.binary = p_binary, t.where = p_where;
     t.reduce = p_reduce, t.matmul = p_matmul, t.axpy = plain->axpy ? p_axpy : NULL;
     t.threshold_backward = plain->threshold_backward ? p_thr_bw : NULL;
-    t.conv2d = p_conv, t.conv2d_backward_data = p_conv_bd, t.conv2d_backward_weight = p_conv_bw;
+    t.conv2d = p_conv, t.conv2d_fused = plain->conv2d_fused ? p_conv_fused : NULL;
+    t.conv2d_backward_data = p_conv_bd, t.conv2d_backward_weight = p_conv_bw;
     t.pool2d = p_pool, t.pool2d_backward = p_pool_bw, t.batch_norm = p_bn, t.batch_norm_backward = p_bn_bw;
     t.batch_norm_relu = plain->batch_norm_relu ? p_bn_relu : NULL;
     t.batch_norm_relu_backward = plain->batch_norm_relu_backward ? p_bn_relu_bw : NULL;

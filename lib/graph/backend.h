@@ -34,6 +34,17 @@ typedef enum {
 } tg_binary_op;
 #define TG_BIN_FIRST_CMP TG_BIN_EQ
 
+/* What conv2d_fused does after the convolution (+ bias), in this order: eval-mode batch
+ * normalization with the running statistics mean and var (C values each; NULL: none),
+ * the affine weight and bias (each NULL: 1, 0) and eps; + residual (the output's shape,
+ * dense; NULL: none); relu. All tensors of the output's dtype and device. */
+typedef struct {
+    const tg_tensor *mean, *var, *weight, *bias;
+    double eps;
+    const tg_tensor *residual;
+    bool relu;
+} tg_conv_epilogue;
+
 typedef enum { TG_RED_SUM, TG_RED_MAX, TG_RED_MIN, TG_RED_ARGMAX, TG_RED_ARGMIN } tg_reduce_op;
 typedef enum { TG_RNG_UNIFORM, TG_RNG_NORMAL, TG_RNG_BERNOULLI } tg_rng_kind;
 
@@ -160,6 +171,12 @@ typedef struct tg_backend {
      * (bias (OC) or NULL); backward_data is also conv_transpose2d's forward. */
     tg_status (*conv2d)(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,
                         const tg_conv2d_geom *g);
+    /* Optional (NULL: tg_conv2d composes its epilogue with tg_batch_norm, tg_add and
+     * tg_relu): conv2d, then e applied to each output value in the convolution's own
+     * output pass, with the arithmetic of the batch norm kernel (the same bits as the
+     * composition). Inference only: the op layer never records it. */
+    tg_status (*conv2d_fused)(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,
+                              const tg_conv_epilogue *e, const tg_conv2d_geom *g);
     tg_status (*conv2d_backward_data)(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *w,
                                       const tg_conv2d_geom *g);
     tg_status (*conv2d_backward_weight)(tg_tensor *dw, const tg_tensor *dout, const tg_tensor *x,

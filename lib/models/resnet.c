@@ -2,7 +2,7 @@
  * SE-ResNet (a squeeze-and-excitation block in every bottleneck) and the CIFAR ResNets of
  * He et al. 2015 section 4.2 (6n + 2 layers, option A or B shortcuts). */
 #include "lib/models/zoo.h"
-#include "lib/nn/module-impl.h" /* tg_nn_bn_relu: a BatchNorm and its ReLU as one fused op */
+#include "lib/nn/module-impl.h" /* tg_nn_conv_bn, tg_nn_bn_relu: the fused forms of conv, batch norm, relu */
 
 /* ------------------------------------------------------------- the network */
 
@@ -13,7 +13,10 @@ typedef struct {
 /* x (N, 3, H, W) -> (N, num_classes). */
 static tg_tensor *resnet_forward(tg_module *self, tg_tensor *x) {
     resnet *r = tg_module_data(self);
-    x = tg_nn_bn_relu(r->bn1, r->relu, tg_module_forward(r->conv1, x));
+    if (r->relu->hooks.n == 0) /* the stem's conv, batch norm and relu: one op in eval, two in training */
+        x = tg_nn_conv_bn(r->conv1, r->bn1, x, NULL, true);
+    else
+        x = tg_nn_bn_relu(r->bn1, r->relu, tg_module_forward(r->conv1, x));
     if (r->maxpool) x = tg_module_forward(r->maxpool, x);
     for (int i = 0; i < 4 && r->layer[i]; i++) x = tg_module_forward(r->layer[i], x);
     x = tg_module_forward(r->avgpool, x);
@@ -108,9 +111,9 @@ typedef struct {
 /* x (N, in, H, W) -> (N, 4 planes, H / stride, W / stride): relu(se(bn3(...)) + shortcut). */
 static tg_tensor *se_bottleneck_forward(tg_module *self, tg_tensor *x) {
     block *b = tg_module_data(self);
-    tg_tensor *y = tg_nn_bn_relu(b->bn1, NULL, tg_module_forward(b->conv1, x));
-    y = tg_nn_bn_relu(b->bn2, NULL, tg_module_forward(b->conv2, y));
-    y = tg_module_forward(b->se, tg_module_forward(b->bn3, tg_module_forward(b->conv3, y)));
+    tg_tensor *y = tg_nn_conv_bn(b->conv1, b->bn1, x, NULL, true);
+    y = tg_nn_conv_bn(b->conv2, b->bn2, y, NULL, true);
+    y = tg_module_forward(b->se, tg_nn_conv_bn(b->conv3, b->bn3, y, NULL, false));
     if (!y) return NULL; /* before the shortcut, whose failure would hide the first message */
     tg_tensor *shortcut = b->downsample ? tg_module_forward(b->downsample, x) : x;
     return shortcut ? tg_relu(tg_add(y, shortcut)) : NULL;
@@ -142,12 +145,14 @@ static tg_module *se_bottleneck(int64_t in, int64_t planes, int64_t stride, tg_d
  * x[:, :, ::stride, ::stride] with planes - in zero channels after x's. */
 static tg_tensor *block_a_forward(tg_module *self, tg_tensor *x) {
     block *b = tg_module_data(self);
-    tg_tensor *y = tg_nn_bn_relu(b->bn1, NULL, tg_module_forward(b->conv1, x));
-    y = tg_module_forward(b->conv2, y);
+    tg_tensor *y = tg_nn_conv_bn(b->conv1, b->bn1, x, NULL, true);
+    bool fuse = tg_nn_conv_bn_fuses(b->conv2, b->bn2); /* eval: conv2's epilogue does bn2, the add, the relu */
+    if (!fuse) y = tg_module_forward(b->conv2, y);
     if (!y) return NULL;
     tg_tensor *shortcut = x;
     if (b->stride != 1) shortcut = tg_slice(tg_slice(x, 2, 0, INT64_MAX, b->stride), 3, 0, INT64_MAX, b->stride);
     if (b->pad) shortcut = tg_pad(shortcut, TG_PADS(0, 0, 0, 0, 0, b->pad), 0);
+    if (fuse) return shortcut ? tg_nn_conv_bn(b->conv2, b->bn2, y, shortcut, true) : NULL;
     return shortcut ? tg_nn_bn_add_relu(b->bn2, y, shortcut) : NULL; /* relu(bn2(y) + shortcut) in one pass */
 }
 

@@ -25,13 +25,18 @@ typedef struct {
 /* x (N, in, H, W) -> (N, planes * expansion, H / stride, W / stride). */
 static tg_tensor *resblock_forward(tg_module *self, tg_tensor *x) {
     resblock *r = tg_module_data(self);
-    tg_tensor *y = tg_nn_bn_relu(r->bn1, NULL, tg_module_forward(r->conv1, x));
-    y = tg_module_forward(r->conv2, y);
-    if (r->conv3) y = tg_module_forward(r->conv3, tg_nn_bn_relu(r->bn2, NULL, y));
+    tg_tensor *y = tg_nn_conv_bn(r->conv1, r->bn1, x, NULL, true);
+    if (r->conv3) y = tg_nn_conv_bn(r->conv2, r->bn2, y, NULL, true);
+    tg_module *conv = r->conv3 ? r->conv3 : r->conv2, *bn = r->conv3 ? r->bn3 : r->bn2;
+    if (y && tg_nn_conv_bn_fuses(conv, bn)) { /* eval: the last conv's epilogue does bn, the add and the relu */
+        tg_tensor *shortcut = r->downsample ? tg_module_forward(r->downsample, x) : x;
+        return shortcut ? tg_nn_conv_bn(conv, bn, y, shortcut, true) : NULL;
+    }
+    y = tg_module_forward(conv, y);
     if (!y) return NULL; /* before the shortcut, whose failure would hide the first message */
     tg_tensor *shortcut = r->downsample ? tg_module_forward(r->downsample, x) : x;
     /* relu(bn(y) + shortcut), the last batch norm's pass doing the add and the relu */
-    return shortcut ? tg_nn_bn_add_relu(r->conv3 ? r->bn3 : r->bn2, y, shortcut) : NULL;
+    return shortcut ? tg_nn_bn_add_relu(bn, y, shortcut) : NULL;
 }
 
 static const tg_module_type basic_block_type = { "BasicBlock", sizeof(resblock), resblock_forward, NULL, NULL, NULL };
@@ -98,7 +103,7 @@ typedef struct {
 
 static tg_tensor *basic_conv_forward(tg_module *self, tg_tensor *x) { /* relu(bn(conv(x))) */
     basic_conv *b = tg_module_data(self);
-    return tg_nn_bn_relu(b->bn, NULL, tg_module_forward(b->conv, x));
+    return tg_nn_conv_bn(b->conv, b->bn, x, NULL, true);
 }
 
 static const tg_module_type basic_conv_type = { "BasicConv2d", sizeof(basic_conv), basic_conv_forward, NULL, NULL, NULL };

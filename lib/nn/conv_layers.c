@@ -98,8 +98,18 @@ static tg_tensor *pad_input(const conv *c, tg_tensor *x) {
     return x;
 }
 
+/* Set by tg_nn_conv_bn for the one forward it runs: the next conv_forward on this thread
+ * takes this epilogue and clears it (a flag, so that the call still goes through
+ * tg_module_forward's checks and messages). */
+static _Thread_local struct {
+    bool set;
+    tg_conv2d_opts o; /* bn, residual, relu */
+} g_epilogue;
+
 /* x (N, in, H, W) or (in, H, W) -> (N, out, H', W'); 1-D: (N, in, L) or (in, L). */
 static tg_tensor *conv_forward(tg_module *self, tg_tensor *x) {
+    tg_conv2d_opts epi = g_epilogue.set ? g_epilogue.o : (tg_conv2d_opts){ 0 };
+    g_epilogue.set = false;
     conv *c = tg_module_data(self);
     char b[128];
     int nd = tg_ndim(x), batched = c->dims + 2;
@@ -128,7 +138,8 @@ static tg_tensor *conv_forward(tg_module *self, tg_tensor *x) {
     return tg_conv2d(x, c->weight, c->bias, &(tg_conv2d_opts){
         .groups = c->groups, .padding_kind = kind, .stride_hw = { c->stride[0], c->stride[1] },
         .padding = p0 == p1 ? p0 : 0, .padding_hw = { p0 == p1 ? 0 : p0, p0 == p1 ? 0 : p1 },
-        .dilation_hw = { c->dilation[0], c->dilation[1] } });
+        .dilation_hw = { c->dilation[0], c->dilation[1] }, .bn = epi.bn, .residual = epi.residual,
+        .relu = epi.relu });
 }
 
 /* PyTorch's _ConvNd.extra_repr. */
@@ -156,6 +167,35 @@ static const tg_module_type conv1d_type = { "Conv1d", sizeof(conv), conv_forward
 static const tg_module_type conv2d_type = { "Conv2d", sizeof(conv), conv_forward, NULL, NULL, conv_describe };
 static const tg_module_type conv_transpose2d_type = { "ConvTranspose2d", sizeof(conv), conv_forward, NULL, NULL,
                                                       conv_describe };
+
+/* The epilogue conv and bn give (false: they run one by one). */
+static bool conv_bn_epilogue(const tg_module *m, const tg_module *bn, tg_conv2d_opts *o) {
+    if (!tg_module_is(m, &conv2d_type) || m->hooks.n != 0) return false;
+    const conv *c = tg_module_data(m);
+    return !bn || tg_nn_bn_eval_epilogue(bn, c->out, tg_dtype_of(c->weight), o);
+}
+
+bool tg_nn_conv_bn_fuses(const tg_module *conv, const tg_module *bn) {
+    tg_conv2d_opts o = { 0 };
+    return conv_bn_epilogue(conv, bn, &o);
+}
+
+tg_tensor *tg_nn_conv_bn(tg_module *m, tg_module *bn, tg_tensor *x, tg_tensor *residual, bool relu) {
+    tg_conv2d_opts o = { 0 };
+    if (conv_bn_epilogue(m, bn, &o)) {
+        o.residual = residual, o.relu = relu;
+        g_epilogue.set = true, g_epilogue.o = o;
+        tg_tensor *y = tg_module_forward(m, x);
+        g_epilogue.set = false; /* when the forward failed before reading it */
+        return y;
+    }
+    tg_tensor *y = tg_module_forward(m, x);
+    if (bn && residual && relu) return tg_nn_bn_add_relu(bn, y, residual);
+    if (bn && !residual) return relu ? tg_nn_bn_relu(bn, NULL, y) : tg_module_forward(bn, y);
+    if (bn) y = tg_module_forward(bn, y);
+    if (residual) y = tg_add(y, residual);
+    return relu ? tg_relu(y) : y;
+}
 
 /* What is wrong with the options, or NULL (PyTorch's constructor checks). */
 static const char *conv_check(const conv *c, const tg_conv_layer_opts *o) {

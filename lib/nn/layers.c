@@ -296,10 +296,25 @@ tg_module *tg_log_softmax_new(int dim) { return simple_new(&log_softmax_type, (s
 
 /* ------------------------------------------------------------- Sequential */
 
-/* A BatchNorm followed by a ReLU runs as one fused op (tg_nn_bn_relu). */
+/* A BatchNorm followed by a ReLU runs as one fused op (tg_nn_bn_relu); a Conv2d followed
+ * by an eval-mode BatchNorm2d and/or a ReLU, none of them hooked, as the conv with its
+ * epilogue (tg_nn_conv_bn). */
 static tg_tensor *sequential_forward(tg_module *self, tg_tensor *x) {
     for (int i = 0; i < self->children.n && x; i++) {
         tg_module *m = self->children.v[i].m, *next = i + 1 < self->children.n ? self->children.v[i + 1].m : NULL;
+        tg_module *after = i + 2 < self->children.n ? self->children.v[i + 2].m : NULL;
+        bool next_relu = next && tg_nn_is_relu(next) && next->hooks.n == 0;
+        if (next && !next_relu && tg_nn_conv_bn_fuses(m, next)) {
+            bool relu = after && tg_nn_is_relu(after) && after->hooks.n == 0;
+            x = tg_nn_conv_bn(m, next, x, NULL, relu);
+            i += relu ? 2 : 1;
+            continue;
+        }
+        if (next_relu && tg_nn_conv_bn_fuses(m, NULL)) {
+            x = tg_nn_conv_bn(m, NULL, x, NULL, true);
+            i++;
+            continue;
+        }
         if (next && tg_nn_is_batchnorm(m) && tg_nn_is_relu(next)) {
             x = tg_nn_bn_relu(m, next, x);
             i++;

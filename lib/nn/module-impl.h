@@ -66,6 +66,17 @@ tg_tensor *tg_nn_scalar(tg_dtype dtype, double v, tg_device *dev);
 tg_tensor *tg_nn_bn_relu(tg_module *bn, tg_module *relu, tg_tensor *x);
 /* relu(bn(x) + residual) the same way (tg_batch_norm_opts.residual): ResNet's block end. */
 tg_tensor *tg_nn_bn_add_relu(tg_module *bn, tg_tensor *x, tg_tensor *residual);
+/* Where bn is a BatchNorm2d in eval mode with running statistics of `channels` values
+ * of dtype, and no hooks: fills o->bn with them and returns true (norm_layers.c). */
+bool tg_nn_bn_eval_epilogue(const tg_module *bn, int64_t channels, tg_dtype dtype, tg_conv2d_opts *o);
+/* relu?(bn(conv(x)) + residual) (bn NULL: none; residual NULL: none): the conv's own
+ * epilogue (tg_conv2d_opts.bn, .residual, .relu) where conv is a Conv2d without hooks
+ * and bn is NULL or as tg_nn_bn_eval_epilogue takes it, so that inference with grad
+ * mode off runs one pass where it ran two or three; else the modules one by one
+ * (conv_layers.c). */
+tg_tensor *tg_nn_conv_bn(tg_module *conv, tg_module *bn, tg_tensor *x, tg_tensor *residual, bool relu);
+/* Whether tg_nn_conv_bn fuses conv and bn (NULL: none). */
+bool tg_nn_conv_bn_fuses(const tg_module *conv, const tg_module *bn);
 bool tg_nn_is_relu(const tg_module *m);      /* a ReLU module (layers.c) */
 bool tg_nn_is_batchnorm(const tg_module *m); /* a BatchNorm1d or 2d (norm_layers.c) */
 

@@ -119,6 +119,15 @@ bool tg_nn_is_batchnorm(const tg_module *m) {
     return tg_module_is(m, &batchnorm1d_type) || tg_module_is(m, &batchnorm2d_type);
 }
 
+bool tg_nn_bn_eval_epilogue(const tg_module *bn, int64_t channels, tg_dtype dtype, tg_conv2d_opts *o) {
+    if (!tg_module_is(bn, &batchnorm2d_type) || bn->hooks.n != 0 || tg_module_is_training(bn)) return false;
+    const batchnorm *b = tg_module_data(bn);
+    if (!b->running_mean || b->c != channels || tg_dtype_of(b->running_mean) != dtype) return false;
+    o->bn.running_mean = b->running_mean, o->bn.running_var = b->running_var;
+    o->bn.weight = b->weight, o->bn.bias = b->bias, o->bn.eps = (tg_opt_f64)TG_SOME(b->eps);
+    return true;
+}
+
 tg_tensor *tg_nn_bn_relu(tg_module *bn, tg_module *relu, tg_tensor *x) {
     bool fuse = tg_nn_is_batchnorm(bn) && bn->hooks.n == 0 && (!relu || (tg_nn_is_relu(relu) && relu->hooks.n == 0));
     if (!fuse) {

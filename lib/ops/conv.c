@@ -80,6 +80,8 @@ tg_status tg_conv_launch(tg_op_call *c) {
     /* For tg_summary: each of the three runs every (output pixel of the forward, weight)
      * pair once, N OH OW OC (C / groups) KH KW multiply-adds (the notes' formula). */
     tg_macs_add(7, (int64_t[]){ g.N, g.OH, g.OW, g.OC, g.C / g.groups, g.KH, g.KW });
+    if (c->op == TG_OP_CONV2D && c->args.conv.epi)
+        return be->conv2d_fused(c->out[0], c->in[0], c->in[1], c->n_in > 2 ? c->in[2] : NULL, c->args.conv.epi, &g);
     if (c->op == TG_OP_CONV2D) return be->conv2d(c->out[0], c->in[0], c->in[1], c->n_in > 2 ? c->in[2] : NULL, &g);
     if (c->op == TG_OP_CONV2D_BACKWARD_DATA) return be->conv2d_backward_data(c->out[0], c->in[0], c->in[1], &g);
     return be->conv2d_backward_weight(c->out[0], c->in[0], c->in[1], &g);
@@ -99,6 +101,8 @@ static tg_tensor *conv_op(int op, tg_tensor *a, tg_tensor *b, tg_tensor *bias, c
 tg_status tg_bw_conv2d(tg_node *n, tg_tensor *const *gout, tg_tensor **gin) {
     tg_tensor *x = tg_node_saved(n, 0), *w = tg_node_saved(n, 1);
     if (!x || !w) return tg_last_status();
+    if (n->args.conv.epi) /* the builder composes the epilogue wherever a node is recorded */
+        return tg_error(TG_ERR_STATE, "tg_conv2d: internal: a fused epilogue was recorded");
     if (tg_node_needs(n, 0) && !(gin[0] = conv_op(TG_OP_CONV2D_BACKWARD_DATA, gout[0], w, NULL, &n->args)))
         return tg_last_status();
     if (tg_node_needs(n, 1) && !(gin[1] = conv_op(TG_OP_CONV2D_BACKWARD_WEIGHT, gout[0], x, NULL, &n->args)))
@@ -275,8 +279,58 @@ static bool out_size(conv_req *r, const int64_t *in, const int64_t *k, int64_t *
     return true;
 }
 
-/* The whole call: checks, geometry, the op on 4-D views, then the user's shape back. */
-static tg_tensor *convolve(conv_req *r, tg_tensor *x, tg_tensor *w, tg_tensor *bias) {
+/* ------------------------------------------------------------- conv2d's epilogue */
+
+/* A per-channel tensor of the epilogue's batch norm: x's dtype and device, (c_out). */
+static bool check_channel_vec(const char *name, const char *arg, const tg_tensor *x, const tg_tensor *t,
+                              int64_t c_out) {
+    char b[128];
+    if (!tg_op_compatible(name, x, t)) return false;
+    if (t->ndim != 1 || t->shape[0] != c_out)
+        return tg_error_null(TG_ERR_SHAPE, "%s: %s must be 1-D with out_channels (%lld) elements, got %s", name, arg,
+                             (long long)c_out, tg_shape_str(b, t->ndim, t->shape));
+    return true;
+}
+
+/* The epilogue's tensors against the result (oshape, in the user's terms). */
+static bool check_epilogue(const char *name, const tg_conv2d_opts *o, const tg_tensor *x, int64_t c_out, int ndim,
+                           const int64_t *oshape) {
+    char b1[128], b2[128];
+    const tg_tensor *rm = o->bn.running_mean, *rv = o->bn.running_var;
+    if ((rm || rv || o->bn.weight || o->bn.bias) && !(rm && rv))
+        return tg_error_null(TG_ERR_INVALID, "%s: bn needs both running_mean and running_var (eval-mode batch norm)",
+                             name);
+    const char *names[4] = { "bn.running_mean", "bn.running_var", "bn.weight", "bn.bias" };
+    const tg_tensor *vecs[4] = { rm, rv, o->bn.weight, o->bn.bias };
+    for (int i = 0; i < 4; i++)
+        if (vecs[i] && !check_channel_vec(name, names[i], x, vecs[i], c_out)) return false;
+    if (o->bn.eps.set && !(o->bn.eps.value >= 0))
+        return tg_error_null(TG_ERR_INVALID, "%s: bn.eps must be >= 0, got %g", name, o->bn.eps.value);
+    const tg_tensor *z = o->residual;
+    if (z && !tg_op_compatible(name, x, z)) return false;
+    if (z && (z->ndim != ndim || memcmp(z->shape, oshape, (size_t)ndim * sizeof *oshape)))
+        return tg_error_null(TG_ERR_SHAPE, "%s: residual should have the result's shape %s, got %s", name,
+                             tg_shape_str(b1, ndim, oshape), tg_shape_str(b2, z->ndim, z->shape));
+    return true;
+}
+
+static bool has_epilogue(const tg_conv2d_opts *o) {
+    return o && (o->bn.running_mean || o->bn.running_var || o->bn.weight || o->bn.bias || o->residual || o->relu);
+}
+
+/* The epilogue composed on the 4-D result y (z: the residual as 4-D): tg_batch_norm in
+ * eval mode with the add and the relu in its pass, or tg_add then tg_relu. */
+static tg_tensor *compose_epilogue(tg_tensor *y, const tg_conv2d_opts *o, tg_tensor *z) {
+    if (o->bn.running_mean)
+        return tg_batch_norm(y, o->bn.running_mean, o->bn.running_var, o->bn.weight, o->bn.bias,
+                             &(tg_batch_norm_opts){ .eps = o->bn.eps, .relu = o->relu, .residual = z });
+    if (z) y = tg_add(y, z);
+    return o->relu ? tg_relu(y) : y;
+}
+
+/* The whole call: checks, geometry, the op on 4-D views, then the user's shape back;
+ * epi: conv2d's options when they ask for an epilogue, else NULL. */
+static tg_tensor *convolve(conv_req *r, tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_opts *epi) {
     int64_t c_out = 0;
     if (!check_options(r) || !check_tensors(r, x, w, bias, &c_out)) return NULL;
     int sp = r->sp;
@@ -300,10 +354,30 @@ static tg_tensor *convolve(conv_req *r, tg_tensor *x, tg_tensor *w, tg_tensor *b
         a.conv.pad[o + i] = r->pad[i];
         a.conv.dilation[o + i] = r->dilation[i];
     }
-    tg_tensor *x4 = unbatched ? tg_unsqueeze(x, 0) : x, *w4 = w;
+    tg_tensor *x4 = unbatched ? tg_unsqueeze(x, 0) : x, *w4 = w, *z4 = NULL;
     if (sp == 1) x4 = tg_unsqueeze(x4, 2), w4 = tg_unsqueeze(w, 2);
+    tg_conv_epilogue e = { 0 };
+    bool fused = false;
+    if (epi) {
+        if (!check_epilogue(r->name, epi, x, c_out, unbatched ? 3 : 4, unbatched ? oshape + 1 : oshape)) return NULL;
+        z4 = epi->residual && unbatched ? tg_unsqueeze(epi->residual, 0) : epi->residual;
+        tg_tensor *in[6] = { x, w, bias, epi->residual, epi->bn.weight, epi->bn.bias };
+        tg_tensor *given[6];
+        int n_given = 0;
+        for (int i = 0; i < 6; i++)
+            if (in[i]) given[n_given++] = in[i];
+        fused = tg_dev(x)->be->conv2d_fused && !tg_node_should_record(n_given, given);
+        if (fused) {
+            e = (tg_conv_epilogue){ .mean = dense(epi->bn.running_mean), .var = dense(epi->bn.running_var),
+                                    .weight = dense(epi->bn.weight), .bias = dense(epi->bn.bias),
+                                    .eps = epi->bn.eps.set ? epi->bn.eps.value : 1e-5, .residual = dense(z4),
+                                    .relu = epi->relu };
+            a.conv.epi = &e;
+        }
+    }
     tg_tensor *y = r->transposed ? conv_op(TG_OP_CONV2D_BACKWARD_DATA, x4, w4, NULL, &a)
                                  : conv_op(TG_OP_CONV2D, x4, w4, bias, &a);
+    if (epi && !fused && y) y = compose_epilogue(y, epi, z4);
     if (sp == 1) y = tg_squeeze(y, 2);
     if (unbatched) y = tg_squeeze(y, 0);
     if (r->transposed && bias) y = tg_add(y, tg_reshape(bias, sp == 2 ? TG_SHAPE(c_out, 1, 1) : TG_SHAPE(c_out, 1)));
@@ -317,7 +391,7 @@ tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_
     resolve(r.stride, 2, o.stride, o.stride_hw, 1);
     resolve(r.pad, 2, o.padding, o.padding_hw, 0);
     resolve(r.dilation, 2, o.dilation, o.dilation_hw, 1);
-    return convolve(&r, x, weight, bias);
+    return convolve(&r, x, weight, bias, has_epilogue(&o) ? &o : NULL);
 }
 
 tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_conv1d_opts *opts) {
@@ -327,7 +401,7 @@ tg_tensor *tg_conv1d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_
     resolve(r.stride, 1, o.stride, NULL, 1);
     resolve(r.pad, 1, o.padding, NULL, 0);
     resolve(r.dilation, 1, o.dilation, NULL, 1);
-    return convolve(&r, x, weight, bias);
+    return convolve(&r, x, weight, bias, NULL);
 }
 
 tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias, const tg_conv_transpose2d_opts *opts) {
@@ -338,5 +412,5 @@ tg_tensor *tg_conv_transpose2d(tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
     resolve(r.pad, 2, o.padding, o.padding_hw, 0);
     resolve(r.out_pad, 2, o.output_padding, o.output_padding_hw, 0);
     resolve(r.dilation, 2, o.dilation, o.dilation_hw, 1);
-    return convolve(&r, x, weight, bias);
+    return convolve(&r, x, weight, bias, NULL);
 }

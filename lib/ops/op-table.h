@@ -44,7 +44,9 @@ typedef union {
     struct { tg_reduction reduction; int64_t ignore_index; } cross_entropy;
     struct { const tg_function *f; void *user; } function;
     /* convolution (ops/conv.c) */
-    struct { int64_t H, W, OH, OW, KH, KW, stride[2], pad[2], dilation[2], groups; } conv; /* geometry but N, C, OC */
+    /* geometry but N, C, OC; epi: conv2d's fused epilogue (the builder's, for the one
+     * unrecorded call it makes; NULL otherwise) */
+    struct { int64_t H, W, OH, OW, KH, KW, stride[2], pad[2], dilation[2], groups; const tg_conv_epilogue *epi; } conv;
 
     /* pooling (ops/pool.c) */
     struct {

@@ -5,11 +5,13 @@
  * slot 0 a worker's packing / col buffer, slot 1 the caller's packed weight and row
  * tables, slot 2 the caller's transformed weight or a worker's copy of dw. A call
  * allocates only when a buffer must grow, so steady-state training allocates nothing. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/cpu/clones.h"
 #include "lib/cpu/conv/conv.h"
 #include "lib/cpu/conv/conv_impl.h"
 #include "lib/cpu/conv/conv_strided_bwd.h"
@@ -242,7 +244,8 @@ static tg_conv_lanes_geom conv_lanes_geom(const tg_conv2d_geom *g, const float *
         Mp = M == 1 ? 1 : (M + 7) / 8 * 8;
     return (tg_conv_lanes_geom){ x, g->C * g->H * g->W, g->C / g->groups, g->H, g->W, g->KH, g->KW,
                                  g->stride[0], g->stride[1], g->dilation[0], g->dilation[1], g->pad[0],
-                                 g->pad[1], g->OH, g->OW, M, Mp, NULL, NULL, NULL, g->OC * g->OH * g->OW };
+                                 g->pad[1], g->OH, g->OW, M, Mp, NULL, NULL, NULL, g->OC * g->OH * g->OW,
+                                 NULL, 0, NULL, 0 };
 }
 
 /* Output rows a unit takes: a whole image where the batch gives the threads enough units,
@@ -285,6 +288,8 @@ static void conv_lanes_unit(const tg_conv_lanes_job *j, int64_t u, float *buf, f
     }
     lg.wt += gi * j->wt_group, lg.out += gi * j->out_group;
     lg.bias = lg.bias ? lg.bias + gi * lg.Mp : NULL;
+    lg.ecoef = lg.ecoef ? lg.ecoef + gi * lg.M : NULL;
+    lg.eres = lg.eres ? lg.eres + gi * j->out_group : NULL;
     if (j->rows_kernel)
         tg_conv_rows_avx512_f32(&lg, n, oh0, rows, buf);
     else
@@ -365,11 +370,16 @@ static void conv_lanes_sum_fn(void *ctx, int64_t begin, int64_t end)
 }
 
 /* out = conv(x, A) + bias by the channel-lane kernel: 1 done, -1 out of memory (message
- * set). A is the weight as a matrix (groups x M x K). */
+ * set). A is the weight as a matrix (groups x M x K). epi (or NULL): the channels-in-lanes
+ * kernel does it in its stores. */
 static int conv_lanes_f32(float *out, const float *x, const float *A, const float *bias,
-                          const tg_conv2d_geom *g, int kind)
+                          const tg_conv2d_geom *g, int kind, tg_conv_epi *epi)
 {
     tg_conv_lanes_job j = { .lg = conv_lanes_geom(g, x, kind == 2), .rows_kernel = kind == 2 };
+    if (epi && kind == 1) {
+        j.lg.ecoef = epi->coef, j.lg.eoc = epi->oc, j.lg.eres = epi->res, j.lg.erelu = epi->relu;
+        epi->applied = 1;
+    }
     int64_t M = j.lg.M, Mp = j.lg.Mp, K = j.lg.C * g->KH * g->KW;
     float *wt = tg_conv_scratch(1, (size_t)(g->groups * (K + 1) * Mp) * sizeof(float));
     if (!wt) {
@@ -419,9 +429,9 @@ static int conv_lanes_kind_f32(const tg_conv2d_geom *g)
 }
 
 static int conv_lanes_f32(float *out, const float *x, const float *A, const float *bias,
-                          const tg_conv2d_geom *g, int kind)
+                          const tg_conv2d_geom *g, int kind, tg_conv_epi *epi)
 {
-    (void)out, (void)x, (void)A, (void)bias, (void)g, (void)kind;
+    (void)out, (void)x, (void)A, (void)bias, (void)g, (void)kind, (void)epi;
     return 0;
 }
 
@@ -446,11 +456,11 @@ static int wgrad_lanes_f64(double *dw, const double *dout, const double *x, cons
  * cpu%: the notes' 16->32 5x5 at 14x14 64% by the tiles, 80% by the lanes; ResNet-20's
  * 16->32 3x3 at stride 2 (no tiles) 25% packed, 72% by the lanes. */
 static int conv_direct_f32(float *out, const float *x, const float *A, const float *bias,
-                           const tg_conv2d_geom *g)
+                           const tg_conv2d_geom *g, tg_conv_epi *epi)
 {
     int lanes = conv_lanes_kind_f32(g);
     if (lanes)
-        return conv_lanes_f32(out, x, A, bias, g, lanes);
+        return conv_lanes_f32(out, x, A, bias, g, lanes, epi);
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
     int64_t Cg = g->C / g->groups, M = g->OC / g->groups, K = Cg * g->KH * g->KW;
     if (!(g_algo == TG_CONV_AUTO || g_algo == TG_CONV_DIRECT) || strcmp(kr->name, "avx512") != 0 ||
@@ -532,9 +542,9 @@ static void wgrad_direct_f64(const tg_conv2d_geom *g, const double *dout, const 
 
 /* f64 has no direct path: the packed GEMM serves it (gradcheck, not speed). */
 static int conv_direct_f64(double *out, const double *x, const double *A, const double *bias,
-                           const tg_conv2d_geom *g)
+                           const tg_conv2d_geom *g, tg_conv_epi *epi)
 {
-    (void)out, (void)x, (void)A, (void)bias, (void)g;
+    (void)out, (void)x, (void)A, (void)bias, (void)g, (void)epi;
     return 0;
 }
 
@@ -595,9 +605,70 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
     return t;
 }
 
+/* The epilogue's pass after a path that could not do it in its stores: a plane (image,
+ * channel) at a time, in the batch norm kernel's order of operations. */
+#define TG_CONV_EPI_PASS(T, S)                                                                 \
+    typedef struct {                                                                           \
+        T *out;                                                                                \
+        const T *coef, *res;                                                                   \
+        int64_t OC, P;                                                                         \
+        int relu;                                                                              \
+    } conv_epi_job_##S;                                                                        \
+                                                                                               \
+    TG_CPU_CLONES static void conv_epi_planes_##S(void *vc, int64_t i0, int64_t i1)            \
+    {                                                                                          \
+        const conv_epi_job_##S *j = vc;                                                        \
+        for (int64_t i = i0; i < i1; i++) {                                                    \
+            T *restrict o = j->out + i * j->P;                                                 \
+            const T *restrict z = j->res ? j->res + i * j->P : NULL;                           \
+            int64_t c = i % j->OC;                                                             \
+            if (j->coef) {                                                                     \
+                T m = j->coef[c], l = j->coef[j->OC + c], s = j->coef[2 * j->OC + c],          \
+                  t = j->coef[3 * j->OC + c];                                                  \
+                for (int64_t p = 0; p < j->P; p++)                                             \
+                    o[p] = ((o[p] - m) - l) * s + t;                                           \
+            }                                                                                  \
+            if (z)                                                                             \
+                for (int64_t p = 0; p < j->P; p++)                                             \
+                    o[p] += z[p];                                                              \
+            if (j->relu)                                                                       \
+                for (int64_t p = 0; p < j->P; p++)                                             \
+                    o[p] = o[p] < 0 ? (T)0 : o[p];                                             \
+        }                                                                                      \
+    }                                                                                          \
+                                                                                               \
+    static void conv_epi_pass_##S(T *out, const tg_conv2d_geom *g, const tg_conv_epi *epi)     \
+    {                                                                                          \
+        conv_epi_job_##S j = { out, epi->coef, epi->res, g->OC, g->OH * g->OW, epi->relu };    \
+        int64_t planes = g->N * g->OC, grain = TG_GRAIN_ELEMENTWISE / (j.P > 0 ? j.P : 1);     \
+        tg_pool_parallel_for(planes, grain > 0 ? grain : 1, conv_epi_planes_##S, &j);          \
+    }
+
+TG_CONV_EPI_PASS(float, f32)
+TG_CONV_EPI_PASS(double, f64)
+
 #define TG_CONV_DISPATCH(T, S)                                                                 \
+    static tg_status conv_forward_paths_##S(T *out, const T *x, const T *w, const T *bias,     \
+                                            const tg_conv2d_geom *g, tg_conv_epi *epi);        \
+                                                                                               \
     tg_status tg_cpu_conv2d_forward_##S(T *out, const T *x, const T *w, const T *bias,         \
                                         const tg_conv2d_geom *g)                               \
+    {                                                                                          \
+        return conv_forward_paths_##S(out, x, w, bias, g, NULL);                               \
+    }                                                                                          \
+                                                                                               \
+    /* The forward with the epilogue: in a path's stores where it can, else one pass after. */ \
+    static tg_status conv_forward_##S(T *out, const T *x, const T *w, const T *bias,           \
+                                      const tg_conv2d_geom *g, tg_conv_epi *epi)               \
+    {                                                                                          \
+        tg_status st = conv_forward_paths_##S(out, x, w, bias, g, epi);                        \
+        if (st == TG_OK && !epi->applied)                                                      \
+            conv_epi_pass_##S(out, g, epi);                                                    \
+        return st;                                                                             \
+    }                                                                                          \
+                                                                                               \
+    static tg_status conv_forward_paths_##S(T *out, const T *x, const T *w, const T *bias,     \
+                                            const tg_conv2d_geom *g, tg_conv_epi *epi)         \
     {                                                                                          \
         if (tg_conv_empty(g))                                                                  \
             return TG_OK;                                                                      \
@@ -633,7 +704,7 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
                                     (T)(bias ? 1 : 0), out, off + 2 * nb, P, 1);                \
             return TG_OK;                                                                      \
         }                                                                                      \
-        return conv_implicit_##S(out, x, w, 0, bias, g);                                       \
+        return conv_implicit_##S(out, x, w, 0, bias, g, epi);                                  \
     }                                                                                          \
                                                                                                \
     tg_status tg_cpu_conv2d_backward_data_##S(T *dx, const T *dout, const T *w,                \
@@ -679,12 +750,12 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
         }                                                                                      \
         tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
         if (Cg > TG_CONV_DIRECT_MAX_M) /* never the direct tiles: packed straight from w */     \
-            return conv_implicit_##S(dx, dout, w, 1, NULL, &t);                                \
+            return conv_implicit_##S(dx, dout, w, 1, NULL, &t, NULL);                          \
         T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \
         if (!wt)                                                                               \
             return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight");    \
         conv_flip_w_##S(wt, w, g->groups, M, Cg, KK);                                          \
-        return conv_implicit_##S(dx, dout, wt, 0, NULL, &t);                                   \
+        return conv_implicit_##S(dx, dout, wt, 0, NULL, &t, NULL);                             \
     }                                                                                          \
                                                                                                \
     tg_status tg_cpu_conv2d_backward_weight_##S(T *dw, const T *dout, const T *x,              \
@@ -769,6 +840,65 @@ tg_status tg_cpu_conv2d_forward(tg_tensor *out, const tg_tensor *x, const tg_ten
     return tg_cpu_conv2d_forward_f64((double *)tg_cpu_ptr(out), (const double *)tg_cpu_ptr(x),
                                      (const double *)tg_cpu_ptr(w),
                                      bias ? (const double *)tg_cpu_ptr(bias) : NULL, g);
+}
+
+/* Channel c's coefficients of eval-mode batch norm, as the batch norm kernel computes
+ * them (norm_tmpl.h's bn_coef): m, l (the mean's high and low parts), s, t. */
+#define TG_CONV_BN_COEF(T)                                                                          \
+    do {                                                                                            \
+        T *cf = coef;                                                                               \
+        for (int64_t c = 0; c < OC; c++) {                                                          \
+            double mean = ((const T *)tg_cpu_ptr(e->mean))[c], var = ((const T *)tg_cpu_ptr(e->var))[c]; \
+            double invstd = 1 / sqrt(var + e->eps);                                                 \
+            cf[c] = (T)mean;                                                                        \
+            cf[OC + c] = (T)(mean - (double)(T)mean);                                               \
+            cf[2 * OC + c] = (T)(invstd * (e->weight ? (double)((const T *)tg_cpu_ptr(e->weight))[c] : 1.0)); \
+            cf[3 * OC + c] = e->bias ? ((const T *)tg_cpu_ptr(e->bias))[c] : (T)0;                  \
+        }                                                                                           \
+    } while (0)
+
+tg_status tg_cpu_conv2d_fused(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,
+                              const tg_conv_epilogue *e, const tg_conv2d_geom *g)
+{
+    const char *fn = "conv2d";
+    TG_CONV_CHECK(tg_conv_check_geom(fn, g));
+    tg_dtype dt = x ? x->dtype : TG_F32;
+    TG_CONV_CHECK(tg_conv_check(fn, "x", x, dt, g->N, g->C, g->H, g->W));
+    TG_CONV_CHECK(tg_conv_check(fn, "weight", w, dt, g->OC, g->C / g->groups, g->KH, g->KW));
+    TG_CONV_CHECK(tg_conv_check(fn, "out", out, dt, g->N, g->OC, g->OH, g->OW));
+    if (bias)
+        TG_CONV_CHECK(tg_conv_check(fn, "bias", bias, dt, g->OC, 0, 0, -1));
+    if (!e)
+        return tg_error(TG_ERR_INVALID, "%s: epilogue is NULL", fn);
+    if (e->residual)
+        TG_CONV_CHECK(tg_conv_check(fn, "residual", e->residual, dt, g->N, g->OC, g->OH, g->OW));
+    if (!e->mean != !e->var || ((e->weight || e->bias) && !e->mean))
+        return tg_error(TG_ERR_INVALID, "%s: the epilogue's batch norm needs both running statistics", fn);
+    const tg_tensor *vecs[4] = { e->mean, e->var, e->weight, e->bias };
+    for (int i = 0; i < 4; i++)
+        if (vecs[i])
+            TG_CONV_CHECK(tg_conv_check(fn, "batch norm", vecs[i], dt, g->OC, 0, 0, -1));
+    int64_t OC = g->OC;
+    size_t es = dt == TG_F32 ? sizeof(float) : sizeof(double);
+    void *coef = NULL;
+    if (e->mean) {
+        if (!(coef = malloc((size_t)(4 * (OC > 0 ? OC : 1)) * es)))
+            return tg_error(TG_ERR_NOMEM, "%s: out of memory for the batch norm's coefficients", fn);
+        if (dt == TG_F32)
+            TG_CONV_BN_COEF(float);
+        else
+            TG_CONV_BN_COEF(double);
+    }
+    tg_conv_epi epi = { coef, OC, e->residual ? tg_cpu_ptr(e->residual) : NULL, e->relu, 0 };
+    tg_status st = dt == TG_F32
+                       ? conv_forward_f32((float *)tg_cpu_ptr(out), (const float *)tg_cpu_ptr(x),
+                                          (const float *)tg_cpu_ptr(w),
+                                          bias ? (const float *)tg_cpu_ptr(bias) : NULL, g, &epi)
+                       : conv_forward_f64((double *)tg_cpu_ptr(out), (const double *)tg_cpu_ptr(x),
+                                          (const double *)tg_cpu_ptr(w),
+                                          bias ? (const double *)tg_cpu_ptr(bias) : NULL, g, &epi);
+    free(coef);
+    return st;
 }
 
 tg_status tg_cpu_conv2d_backward_data(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *w,

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "lib/graph/backend.h"
 #include "tapegrad.h"
 
 #ifndef TG_CONV2D_GEOM_DEFINED
@@ -28,6 +29,10 @@ typedef struct {
  * out is unspecified after an error. */
 tg_status tg_cpu_conv2d_forward(tg_tensor *out, const tg_tensor *x, const tg_tensor *w,
                                 const tg_tensor *bias, const tg_conv2d_geom *g);
+/* The forward, then the epilogue e (lib/graph/backend.h) on every output value: in the
+ * stores of the channels-in-lanes kernel, in one pass over the output after the others. */
+tg_status tg_cpu_conv2d_fused(tg_tensor *out, const tg_tensor *x, const tg_tensor *w, const tg_tensor *bias,
+                              const tg_conv_epilogue *e, const tg_conv2d_geom *g);
 /* dx (N, C, H, W) = the gradient of sum(conv(x, w) * dout) with respect to x, given
  * dout (N, OC, OH, OW); dx is overwritten. Gradient at padded positions is dropped. */
 tg_status tg_cpu_conv2d_backward_data(tg_tensor *dx, const tg_tensor *dout, const tg_tensor *w,

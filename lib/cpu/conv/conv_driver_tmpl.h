@@ -332,9 +332,9 @@ static void FN(iconv_cut)(FN(iconv) *w)
  * OC/groups, K = Cg*KH*KW) is the weight as a matrix; or, flip, where A is the weight of
  * the forward conv whose backward data g is (tg_conv_bwd_geom), never the direct tiles. */
 static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, const T *bias,
-                                   const tg_conv2d_geom *g0)
+                                   const tg_conv2d_geom *g0, tg_conv_epi *epi)
 {
-    int direct = flip ? 0 : FN(conv_direct)(out, x, A, bias, g0);
+    int direct = flip ? 0 : FN(conv_direct)(out, x, A, bias, g0, epi);
     if (direct)
         return direct > 0 ? TG_OK : TG_ERR_NOMEM;
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();

@@ -64,6 +64,20 @@ void tg_conv_direct_avx512_f32(const tg_conv_direct_geom *g, int64_t q0, int nq)
 void tg_conv_wgrad_direct_avx512_f32(const tg_conv_direct_geom *g, const float *dout, float *dw, int64_t q0,
                                      int nq);
 
+/* conv2d's epilogue as the kernels take it (tg_cpu_conv2d_fused): each output value v
+ * becomes ((v - m) - l) * s + t with channel c's batch norm coefficients (coef: rows m,
+ * l, s, t of oc values each, of the output's type, as the batch norm kernel computes
+ * them; NULL: no batch norm), then v + the residual (res, laid out as out; NULL: none),
+ * then relu (v < 0 ? 0 : v). applied: set by a path that did it in its own stores;
+ * the others' output gets one pass after. */
+typedef struct {
+    const void *coef;
+    int64_t oc;
+    const void *res;
+    int relu;
+    int applied;
+} tg_conv_epi;
+
 /* The f32 conv with the output channels in the vector lanes (conv_lanes_avx512.c), for
  * 16-64 output channels a group at stride 1 or 2: out (M x OH*OW an image) = conv of
  * one group, read from a zero-padded copy of a unit's input rows (C x Hb x Wp floats,
@@ -78,6 +92,12 @@ typedef struct {
     const float *bias;              /* forward: Mp values (zero past M), or NULL */
     float *out;                     /* forward: the group's first output channel in image 0 */
     int64_t out_img;                /* elements between images of out (forward) or of dout (weight gradient) */
+    /* forward: conv2d's epilogue (tg_conv_epi), in the stores: ecoef the group's first
+     * channel's m (its l, s, t eoc floats apart) or NULL; eres laid out as out or NULL */
+    const float *ecoef;
+    int64_t eoc;
+    const float *eres;
+    int erelu;
 } tg_conv_lanes_geom;
 
 int64_t tg_conv_lanes_rows_in(const tg_conv_lanes_geom *g, int64_t rows);

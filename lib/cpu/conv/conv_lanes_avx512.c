@@ -98,7 +98,23 @@ typedef struct {
     int64_t chp;  /* floats between channels of the padded block (Hb * Wp) */
     int64_t rowp; /* floats between padded rows kh and kh + 1 (dh * Wp) */
     float *o;     /* out at (n, channel 0, oh, ow0) */
+    const float *z; /* the epilogue's residual at the same place, or NULL */
 } tg_lanes_tile;
+
+/* The epilogue (tg_conv_epi) on 16 values of output channel ch: the batch norm kernel's
+ * arithmetic, operation for operation (no FMA), so the bits are the composition's. */
+static inline __attribute__((always_inline)) __m512 tg_lanes_epi(const tg_conv_lanes_geom *g, int64_t ch, __m512 v,
+                                                                 const float *z, __mmask16 m)
+{
+    if (g->ecoef) {
+        const float *cf = g->ecoef + ch;
+        v = _mm512_sub_ps(_mm512_sub_ps(v, _mm512_set1_ps(cf[0])), _mm512_set1_ps(cf[g->eoc]));
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(cf[2 * g->eoc])), _mm512_set1_ps(cf[3 * g->eoc]));
+    }
+    if (z)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z));
+    return g->erelu ? _mm512_max_ps(_mm512_setzero_ps(), v) : v; /* v when NaN or -0, as relu */
+}
 
 static inline __attribute__((always_inline)) void
 tg_lanes_fwd_body(const tg_lanes_tile *t, __m512 *acc, const int MV, const int TW, const int SW)
@@ -137,9 +153,13 @@ tg_lanes_fwd_body(const tg_lanes_tile *t, __m512 *acc, const int MV, const int T
             tg_lanes_transpose(r);
             __mmask16 m = (__mmask16)((1u << n) - 1);
             int rows = g->M - v * VL < VL ? (int)(g->M - v * VL) : VL;
+            int epi = g->ecoef || t->z || g->erelu;
             for (int i = 0; i < VL; i++)
                 if (i < rows)
-                    _mm512_mask_storeu_ps(t->o + (v * VL + i) * P + j0, m, r[i]);
+                    _mm512_mask_storeu_ps(t->o + (v * VL + i) * P + j0, m,
+                                          epi ? tg_lanes_epi(g, v * VL + i, r[i], t->z ? t->z + (v * VL + i) * P + j0
+                                                                                    : NULL, m)
+                                              : r[i]);
         }
 }
 
@@ -196,12 +216,13 @@ void tg_conv_lanes_avx512_f32(const tg_conv_lanes_geom *g, int64_t n, int64_t oh
     tg_lanes_pad(g, n, oh0, rows, buf);
     const tg_lanes_width *wd = tg_lanes_pick(mv, g->OW);
     tg_lanes_fwd_fn fn = wd->fn[g->sw == 2];
-    tg_lanes_tile t = { g, NULL, Hb * Wp, g->dh * Wp, NULL };
+    tg_lanes_tile t = { g, NULL, Hb * Wp, g->dh * Wp, NULL, NULL };
     for (int64_t r = 0; r < rows; r++)
         for (int64_t ow0 = 0; ow0 < g->OW; ow0 += wd->tw) {
-            int64_t at = ow0 + wd->tw <= g->OW ? ow0 : g->OW - wd->tw;
+            int64_t at = ow0 + wd->tw <= g->OW ? ow0 : g->OW - wd->tw, off = n * g->out_img + (oh0 + r) * g->OW + at;
             t.xb = buf + r * g->sh * Wp + at * g->sw;
-            t.o = g->out + n * g->out_img + (oh0 + r) * g->OW + at;
+            t.o = g->out + off;
+            t.z = g->eres ? g->eres + off : NULL;
             fn(&t);
         }
 }
