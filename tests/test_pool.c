@@ -312,6 +312,40 @@ TEST(max_pool2d_2x2_stride_2) {
     }
 }
 
+/* Windows other than 2x2 with a stride of 1 or 2 along W have a SIMD row kernel on the
+ * CPU (16 outputs a vector, masked loads at the padded edges): rows of one to five
+ * vectors and not a multiple of one, paddings, dilations, strides along H, ceil_mode,
+ * count_include_pad and divisor_override, ties and NaNs, mostly f32 (the kernel's
+ * dtype). And global average pooling (its own plane path) over planes of up to 70x70. */
+TEST(wide_rows) {
+    NEED_POOLING();
+    int run = 0;
+    for (int t = 0; t < 160; t++) {
+        bool max = t % 2;
+        cfg c = { .N = 1, .C = 1 + t % 2, .H = rnd_in(1, 9), .W = rnd_in(14, 90), .ceil_mode = rnd_u() & 1 };
+        c.count_include_pad = rnd_u() & 1, c.divisor = !max && t % 7 == 0 ? rnd_in(1, 9) : 0;
+        for (int a = 0; a < 2; a++) {
+            c.k[a] = rnd_in(1, 5), c.s[a] = a ? rnd_in(1, 2) : rnd_in(1, 3), c.p[a] = rnd_in(0, c.k[a] / 2);
+            c.d[a] = max ? rnd_in(1, 3) : 1;
+        }
+        c.OH = osize(c.H, c.k[0], c.s[0], c.p[0], c.d[0], c.ceil_mode);
+        c.OW = osize(c.W, c.k[1], c.s[1], c.p[1], c.d[1], c.ceil_mode);
+        if (c.OH < 1 || c.OW < 1) continue;
+        tg_dtype dt = t % 8 == 0 ? TG_F64 : TG_F32;
+        describe(&c, max ? "wide max" : "wide avg", dt);
+        check_case(tg_failed_, &c, max, dt, t % 5 == 0, t % 3 == 0);
+        run++;
+    }
+    CHECK(run > 100);
+    for (int t = 0; t < 12; t++) {
+        cfg c = { .N = 1 + t % 2, .C = 1 + t % 3, .H = rnd_in(1, 70), .W = rnd_in(1, 70), .adaptive = true };
+        c.OH = c.OW = 1;
+        tg_dtype dt = t % 3 == 0 ? TG_F64 : TG_F32;
+        describe(&c, "global avg", dt);
+        check_case(tg_failed_, &c, false, dt, t % 2 == 0, false);
+    }
+}
+
 TEST(avg_pool2d_grid) {
     NEED_POOLING();
     grid(tg_failed_, false);
@@ -749,7 +783,7 @@ TEST(agrees_with_pytorch) {
     free(want);
 }
 
-TG_TEST_MAIN(&tg_case_max_pool2d_grid, &tg_case_max_pool2d_2x2_stride_2, &tg_case_avg_pool2d_grid, &tg_case_adaptive_grid, &tg_case_ceil_mode_edges,
+TG_TEST_MAIN(&tg_case_max_pool2d_grid, &tg_case_max_pool2d_2x2_stride_2, &tg_case_wide_rows, &tg_case_avg_pool2d_grid, &tg_case_adaptive_grid, &tg_case_ceil_mode_edges,
              &tg_case_ties_and_nan, &tg_case_unbatched, &tg_case_max_unpool2d_values, &tg_case_cpu_reference_kernels,
              &tg_case_gradcheck_every_option, &tg_case_gradgradcheck_max_and_avg, &tg_case_error_messages,
              &tg_case_agrees_with_pytorch)

@@ -40,6 +40,13 @@ typedef struct {
      * last NaN's index. NULL where the level has none (pool.c's plane loop runs);
      * tests/test_pool.c checks it against naive loops. */
     void (*max_pool_2x2_f32)(int64_t OH, int64_t OW, const float *x, int64_t W, float *y, int64_t *idx);
+    /* Output rows [r0, r1) (row r: plane r / OH, output row r % OH) of a max or average
+     * pool over dense f32 NCHW x, g not adaptive, any window, padding, dilation and
+     * ceil_mode, stride 1 or 2 along W, indices (idx, may be NULL) fitting 32 bits
+     * (pool.c checks). pool.c's semantics: ties, NaN, the index of an empty window, the
+     * order of an average's sums and its divisor. NULL where the level has none. */
+    void (*pool_rows_f32)(tg_pool_kind kind, const tg_pool2d_geom *g, const float *x, float *y, int64_t *idx,
+                          int64_t r0, int64_t r1);
 } tg_simd_table;
 
 /* The table in use (initialised on first call, thread-safe). */
@@ -53,7 +60,9 @@ void tg_simd_fill_c(tg_simd_table *t);
 void tg_simd_fill_avx2(tg_simd_table *t);
 void tg_simd_fill_avx512(tg_simd_table *t);
 
-/* The AVX-512 pooling kernel (pool_avx512.c). */
+/* The AVX-512 pooling kernels (pool_avx512.c). */
 void tg_max_pool_2x2_avx512_f32(int64_t OH, int64_t OW, const float *x, int64_t W, float *y, int64_t *idx);
+void tg_pool_rows_avx512_f32(tg_pool_kind kind, const tg_pool2d_geom *g, const float *x, float *y, int64_t *idx,
+                             int64_t r0, int64_t r1);
 
 #endif

@@ -124,4 +124,5 @@ void tg_simd_fill_avx512(tg_simd_table *t)
     fill_f32(t);
     fill_f64(t);
     t->max_pool_2x2_f32 = tg_max_pool_2x2_avx512_f32;
+    t->pool_rows_f32 = tg_pool_rows_avx512_f32;
 }
