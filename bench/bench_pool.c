@@ -20,6 +20,10 @@ static tg_tensor *c_max2i(tg_tensor *x, tg_tensor *aux) {
     tg_tensor *i;
     return tg_max_pool2d_with_indices(x, &(tg_max_pool2d_opts){ .kernel_size = 2 }, &i);
 }
+static tg_tensor *c_max3v(tg_tensor *x, tg_tensor *aux) {
+    (void)aux;
+    return tg_max_pool2d(x, &(tg_max_pool2d_opts){ .kernel_size = 3, .stride = 2, .padding = 1 });
+}
 static tg_tensor *c_max3(tg_tensor *x, tg_tensor *aux) {
     (void)aux;
     tg_tensor *i;
@@ -64,6 +68,7 @@ int main(int argc, char **argv) {
         { "tg_add (reference)", c_add, x, x2, 3 * in },
         { "max_pool2d 2x2 s2", c_max2, x, NULL, in + q },
         { "max_pool2d 2x2 s2, indices", c_max2i, x, NULL, in + q * 3 },
+        { "max_pool2d 3x3 s2 p1", c_max3v, x, NULL, in + q },
         { "max_pool2d 3x3 s2 p1, indices", c_max3, x, NULL, in + q * 3 },
         { "avg_pool2d 2x2 s2", c_avg2, x, NULL, in + q },
         { "avg_pool2d 3x3 s1 p1", c_avg3, x, NULL, 2 * in },
