@@ -8,7 +8,7 @@
  * Usage: bench_conv [--rounds R] [--threads N] [--quick] [--full] [--no-peer] [--json]
  *        [--peer PATH] [--match TEXT] [--algo NAME]   (--quick: the three target layers;
  *        --full adds VGG-16 at batch 32; --match: only the layers whose name contains TEXT;
- *        --algo: force implicit, col, gemm, depthwise, direct or lanes where it applies) */
+ *        --algo: force implicit, col, gemm, depthwise, direct, lanes or winograd where it applies) */
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -259,12 +259,13 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc)
             match = argv[++i];
         else if (strcmp(argv[i], "--algo") == 0 && i + 1 < argc) {
-            static const char *const names[] = { "auto", "implicit", "gemm", "col", "depthwise", "direct", "lanes" };
+            static const char *const names[] = { "auto", "implicit", "gemm", "col", "depthwise", "direct", "lanes",
+                                                 "winograd" };
             const char *a = argv[++i];
             int k = 0;
-            while (k < 7 && strcmp(a, names[k]) != 0)
+            while (k < 8 && strcmp(a, names[k]) != 0)
                 k++;
-            if (k == 7) {
+            if (k == 8) {
                 fprintf(stderr, "bench_conv: unknown --algo %s\n", a);
                 return 2;
             }

@@ -223,8 +223,8 @@ static tg_conv2d_geom random_geom(void)
 static void run_geom(const tg_conv2d_geom *g, int both)
 {
     static const tg_conv_algo algos[] = { TG_CONV_AUTO, TG_CONV_IMPLICIT, TG_CONV_COL, TG_CONV_GEMM, TG_CONV_DIRECT,
-                                          TG_CONV_LANES };
-    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm", "direct", "lanes" };
+                                          TG_CONV_LANES, TG_CONV_WINOGRAD };
+    static const char *const algo_names[] = { "auto", "implicit", "col", "gemm", "direct", "lanes", "winograd" };
     static const char *const sets[] = { "avx512", "avx2", "c" };
     problem p = prob_new(g);
     int bias = (int)(rnd_u() & 1) || g->C > 4;
@@ -237,8 +237,10 @@ static void run_geom(const tg_conv2d_geom *g, int both)
                 if (!both && t == 1 && s > 0)
                     continue;
                 tg_pool_set_num_threads(t);
-                for (int a = 0; a < 6; a++) {
+                for (int a = 0; a < 7; a++) {
                     if (algos[a] == TG_CONV_GEMM && !(g->KH == 1 && g->KW == 1))
+                        continue;
+                    if (algos[a] == TG_CONV_WINOGRAD && (!f32 || g->KH != 3 || g->KW != 3)) /* else AUTO again */
                         continue;
                     if ((algos[a] == TG_CONV_DIRECT || algos[a] == TG_CONV_LANES) && (!f32 || s > 0)) /* f32 on AVX-512 only: else AUTO again */
                         continue;
@@ -405,6 +407,16 @@ int main(int argc, char **argv)
         geom(2, 1, 9, 20, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         geom(1, 1, 40, 40, 4, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
         geom(3, 1, 13, 11, 5, 3, 5, 1, 1, 1, 2, 1, 0, 1, 1, 1),
+        /* Winograd's F(2x2, 3x3): outputs of odd and even sizes (partial tiles), padding
+         * 0-2 and asymmetric, one row or column, channels not a multiple of 16 or over a
+         * K block (600), output channels not a multiple of a panel, and more tiles than a
+         * chunk of V holds (5000 tiles of 16 channels: two chunks) */
+        geom(1, 1, 3, 3, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1),
+        geom(2, 5, 7, 6, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 17, 1, 9, 15, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(3, 20, 10, 11, 29, 3, 3, 1, 1, 2, 0, 1, 0, 1, 1, 1),
+        geom(1, 600, 5, 5, 20, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(2, 16, 100, 100, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         /* rows longer than the padded copy's table of masks (1024 floats) */
         geom(1, 1, 3, 1100, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         geom(1, 4, 2, 1050, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),

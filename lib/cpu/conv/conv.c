@@ -15,6 +15,7 @@
 #include "lib/cpu/conv/conv.h"
 #include "lib/cpu/conv/conv_impl.h"
 #include "lib/cpu/conv/conv_strided_bwd.h"
+#include "lib/cpu/conv/conv_winograd.h"
 #include "lib/cpu/cpu.h"
 #include "lib/cpu/gemm/gemm.h"
 #include "lib/cpu/gemm/gemm_kernels.h"
@@ -31,7 +32,7 @@
 /* The fewest columns of dw (of the weight gradient's GEMM) a block of input channels
  * may have when the weight gradient's units are such blocks. */
 #define TG_CONV_WGRAD_MIN_COLS 128
-/* What moving one weight value costs, in flops, for tg_conv_run's choice of threads. */
+/* What moving one weight value costs, in flops, for tg_conv_parallel's choice of threads. */
 #define TG_CONV_MOVE_FLOPS 32.0
 /* Output positions a unit of the 1x1 path takes (fewer where the batch is small): enough
  * work (2 * M * K * 512 flops) to pay for the unit's start, many units to balance. */
@@ -84,10 +85,7 @@ void *tg_conv_scratch(int slot, size_t size)
     return b->data[slot];
 }
 
-/* Runs fn (which takes work units from a counter until none are left) on the pool's
- * threads, or on the caller alone when there is one unit, one thread, or too little
- * work to wake another. */
-static void tg_conv_run(double flops, int64_t units, tg_pool_fn fn, void *ctx)
+void tg_conv_parallel(double flops, int64_t units, tg_pool_fn fn, void *ctx)
 {
     int64_t n = (int64_t)(flops / 1024), grain = (int64_t)(TG_CONV_GRAIN_FLOPS / 1024);
     if (units > 1 && tg_pool_num_threads() > 1 && n > grain)
@@ -339,7 +337,7 @@ static int conv_lanes_run(tg_conv_lanes_job *j, const tg_conv2d_geom *g, int wgr
     }
     atomic_init(&j->next, 0);
     atomic_init(&j->oom, 0);
-    tg_conv_run(flops, j->nslots, conv_lanes_fn, j);
+    tg_conv_parallel(flops, j->nslots, conv_lanes_fn, j);
     return atomic_load(&j->oom) ? -1 : 1;
 }
 
@@ -490,7 +488,7 @@ static int conv_direct_f32(float *out, const float *x, const float *A, const flo
     j.ntiles = (j.Q + TG_CONV_DIRECT_TILE - 1) / TG_CONV_DIRECT_TILE;
     j.units = g->groups * j.ntiles;
     atomic_init(&j.next, 0);
-    tg_conv_run(2.0 * (double)(g->groups * M * K) * (double)j.Q, j.units, tg_conv_direct_fn, &j);
+    tg_conv_parallel(2.0 * (double)(g->groups * M * K) * (double)j.Q, j.units, tg_conv_direct_fn, &j);
     return 1;
 #endif
 }
@@ -647,6 +645,31 @@ static tg_conv2d_geom tg_conv_bwd_geom(const tg_conv2d_geom *g)
 TG_CONV_EPI_PASS(float, f32)
 TG_CONV_EPI_PASS(double, f64)
 
+/* Whether AUTO takes Winograd's F(2x2, 3x3) for g (tg_conv_winograd_ok). */
+static int conv_winograd_auto(const tg_conv2d_geom *g)
+{
+    (void)g;
+    return 0;
+}
+
+/* Winograd's F(2x2, 3x3) (conv_winograd.c), f32 only: where forced, or where AUTO takes
+ * it. Returns 1 when it ran (*st its status), else 0. */
+static int conv_winograd_f32(float *out, const float *x, const float *w, int flip, const float *bias,
+                             const tg_conv2d_geom *g, tg_status *st)
+{
+    if (!tg_conv_winograd_ok(g) || !(g_algo == TG_CONV_WINOGRAD || (g_algo == TG_CONV_AUTO && conv_winograd_auto(g))))
+        return 0;
+    *st = tg_conv_winograd_f32(out, x, w, flip, bias, g);
+    return 1;
+}
+
+static int conv_winograd_f64(double *out, const double *x, const double *w, int flip, const double *bias,
+                             const tg_conv2d_geom *g, tg_status *st)
+{
+    (void)out, (void)x, (void)w, (void)flip, (void)bias, (void)g, (void)st;
+    return 0;
+}
+
 #define TG_CONV_DISPATCH(T, S)                                                                 \
     static tg_status conv_forward_paths_##S(T *out, const T *x, const T *w, const T *bias,     \
                                             const tg_conv2d_geom *g, tg_conv_epi *epi);        \
@@ -704,6 +727,9 @@ TG_CONV_EPI_PASS(double, f64)
                                     (T)(bias ? 1 : 0), out, off + 2 * nb, P, 1);                \
             return TG_OK;                                                                      \
         }                                                                                      \
+        tg_status wst;                                                                         \
+        if (conv_winograd_##S(out, x, w, 0, bias, g, &wst))                                    \
+            return wst;                                                                        \
         return conv_implicit_##S(out, x, w, 0, bias, g, epi);                                  \
     }                                                                                          \
                                                                                                \
@@ -749,6 +775,9 @@ TG_CONV_EPI_PASS(double, f64)
             return TG_OK;                                                                      \
         }                                                                                      \
         tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
+        tg_status wst;                                                                         \
+        if (conv_winograd_##S(dx, dout, w, 1, NULL, &t, &wst))                                 \
+            return wst;                                                                        \
         if (Cg > TG_CONV_DIRECT_MAX_M) /* never the direct tiles: packed straight from w */     \
             return conv_implicit_##S(dx, dout, w, 1, NULL, &t, NULL);                          \
         T *wt = tg_conv_scratch(2, (size_t)(g->OC * Cg * KK) * sizeof(T));                     \

@@ -82,6 +82,7 @@ typedef enum {
     TG_CONV_DIRECT,   /* stride 1, f32, AVX-512: tiles read from x, no im2col panel (AUTO's pick for 33-48 channels) */
     TG_CONV_LANES,    /* f32, AVX-512, <= 64 output channels a group, stride 1 or 2 along a row: a padded copy, the
                          channels (or for 1-3 input / < 16 output channels the row's columns) in the lanes (AUTO's pick) */
+    TG_CONV_WINOGRAD, /* f32 3x3 stride 1, one group: Winograd's F(2x2, 3x3), forward and backward data */
 } tg_conv_algo;
 void tg_cpu_conv_set_algo(tg_conv_algo a);
 

@@ -131,7 +131,7 @@ static void FN(conv_pack_w)(const tg_gemm_kernels *kr, const T *A, int64_t flip_
     FN(wprep) w = { .kr = kr, .src = A, .dst = dst, .M = M, .K = K, .kc = kc,
                     .nkb = (K + kc - 1) / kc, .flip_kk = flip_kk };
     w.units = groups * w.nkb;
-    tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * K), w.units, FN(wprep_fn), &w);
+    tg_conv_parallel(TG_CONV_MOVE_FLOPS * (double)(groups * M * K), w.units, FN(wprep_fn), &w);
 }
 
 /* wt (groups x Cg x M x KK) = the weight w (groups*M x Cg x KK) of each group transposed,
@@ -141,7 +141,7 @@ static void FN(conv_flip_w)(T *wt, const T *w, int64_t groups, int64_t M, int64_
     FN(wprep) j = { .src = w, .dst = wt, .M = M, .Cg = Cg, .KK = KK,
                     .ncb = (Cg + TG_CONV_FLIP_C - 1) / TG_CONV_FLIP_C };
     j.units = groups * j.ncb;
-    tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(groups * M * Cg * KK), j.units, FN(wprep_fn), &j);
+    tg_conv_parallel(TG_CONV_MOVE_FLOPS * (double)(groups * M * Cg * KK), j.units, FN(wprep_fn), &j);
 }
 
 /* ---------------------------------------------------------------- implicit */
@@ -384,11 +384,11 @@ static tg_status FN(conv_implicit)(T *out, const T *x, const T *A, int flip, con
     }
     if (bbytes) {
         w.bpre = (T *)(s1 + tab + wbytes);
-        tg_conv_run(TG_CONV_MOVE_FLOPS * (double)(bbytes / sizeof(T)), g.groups * w.nbands * nkb,
+        tg_conv_parallel(TG_CONV_MOVE_FLOPS * (double)(bbytes / sizeof(T)), g.groups * w.nbands * nkb,
                     FN(iconv_pack_fn), &w);
         atomic_store(&w.next, 0);
     }
-    tg_conv_run(2.0 * (double)M * (double)K * (double)w.Q * (double)g.groups, w.units, FN(iconv_fn), &w);
+    tg_conv_parallel(2.0 * (double)M * (double)K * (double)w.Q * (double)g.groups, w.units, FN(iconv_fn), &w);
     if (atomic_load(&w.oom))
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
     return TG_OK;
@@ -571,7 +571,7 @@ static tg_status FN(conv_1x1)(int backward, T *c, const T *b, const T *A, const 
     w.band = band < P ? band : P;
     w.nbands = (P + w.band - 1) / w.band;
     w.units = per * w.nbands;
-    tg_conv_run(2.0 * (double)(g->N * g->groups) * (double)(M * K) * (double)P, w.units, FN(c1_fn), &w);
+    tg_conv_parallel(2.0 * (double)(g->N * g->groups) * (double)(M * K) * (double)P, w.units, FN(c1_fn), &w);
     if (atomic_load(&w.oom))
         return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's packing buffer");
     return TG_OK;
@@ -706,7 +706,7 @@ static tg_status FN(conv_col_bwd_data)(T *dx, const T *dout, const T *wt, const 
     w.ncb = (w.Cg + w.cb - 1) / w.cb;
     w.units = per * w.ncb;
     double flops = 2.0 * (double)g->N * (double)g->OC * (double)w.K * (double)(g->OH * g->OW);
-    tg_conv_run(flops, w.units, FN(colbd_fn), &w);
+    tg_conv_parallel(flops, w.units, FN(colbd_fn), &w);
     if (atomic_load(&w.oom))
         return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a col buffer");
     return TG_OK;
@@ -849,7 +849,7 @@ static tg_status FN(conv_wgrad)(T *dw, const T *dout, const T *x, const tg_conv2
         return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for the weight-gradient sums");
     if (w.ncb == 1)
         memset(dw, 0, (size_t)w.size * sizeof(T));
-    tg_conv_run(flops, w.nslots, FN(wgrad_fn), &w);
+    tg_conv_parallel(flops, w.nslots, FN(wgrad_fn), &w);
     if (atomic_load(&w.oom))
         return tg_error(TG_ERR_NOMEM, "conv2d backward: out of memory for a thread's im2col rows");
     if (w.nslots > 1 && w.ncb == 1) {

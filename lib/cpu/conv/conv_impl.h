@@ -14,6 +14,11 @@
 #define TG_CONV_SLOT_STRIDED 3
 void *tg_conv_scratch(int slot, size_t size);
 
+/* Runs fn (which takes work units from a counter of its own until none are left) on the
+ * pool's threads, or on the caller alone when there is one unit, one thread, or too
+ * little work (flops) to wake another. */
+void tg_conv_parallel(double flops, int64_t units, void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx);
+
 /* The im2col matrix of one group, never stored: row k = (c, kh, kw), column q = (n, oh,
  * ow) flattened over the batch, value x[n, c, oh*sh + ih_off[k], ow*sw + iw_off[k]] or 0
  * outside the image. */
