@@ -31,6 +31,11 @@
 
 #define WG_XI 16        /* the 4x4 positions of a transformed tile */
 #define WG_CB 32        /* channels an input-transform unit */
+/* Channels the transforms write to a local block before copying each position's rows
+ * out: the sixteen rows of the packed U and V lie a multiple of 4 KB apart, and sixteen
+ * stores to them one channel at a time aliased in L1 (the filter transform took a
+ * third of a batch-1 512 -> 512 layer). */
+#define WG_BLK 16
 #define WG_MAX_NR TG_GEMM_MAX_NR /* tiles a panel at most */
 /* Bytes of V a chunk of tile panels holds at most: L3-resident, so the GEMMs read it
  * back without going to memory. */
@@ -59,21 +64,25 @@ int tg_conv_winograd_ok(const tg_conv2d_geom *g)
 
 /* ---------------------------------------------------------------- transforms */
 
-/* U = G g G^T for one kernel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-static inline void wg_filter(const float g[9], float u[WG_XI])
+/* U = G g G^T for the kernels of one panel's mr output channels side by side (k[q][i]:
+ * tap q of row i's kernel), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], into the
+ * packed rows dst + xi * stride (mr values each). */
+TG_CPU_CLONES static void wg_filter_rows(int64_t mr, const float k[9][TG_GEMM_MAX_MR], float *dst, int64_t stride)
 {
-    float t[4][3];
-    for (int s = 0; s < 3; s++) {
-        t[0][s] = g[s];
-        t[1][s] = 0.5f * (g[s] + g[3 + s] + g[6 + s]);
-        t[2][s] = 0.5f * (g[s] - g[3 + s] + g[6 + s]);
-        t[3][s] = g[6 + s];
-    }
-    for (int r = 0; r < 4; r++) {
-        u[r * 4 + 0] = t[r][0];
-        u[r * 4 + 1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
-        u[r * 4 + 2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
-        u[r * 4 + 3] = t[r][2];
+    for (int64_t i = 0; i < mr; i++) {
+        float t[4][3];
+        for (int s = 0; s < 3; s++) {
+            t[0][s] = k[s][i];
+            t[1][s] = 0.5f * (k[s][i] + k[3 + s][i] + k[6 + s][i]);
+            t[2][s] = 0.5f * (k[s][i] - k[3 + s][i] + k[6 + s][i]);
+            t[3][s] = k[6 + s][i];
+        }
+        for (int r = 0; r < 4; r++) {
+            dst[(r * 4 + 0) * stride + i] = t[r][0];
+            dst[(r * 4 + 1) * stride + i] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+            dst[(r * 4 + 2) * stride + i] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+            dst[(r * 4 + 3) * stride + i] = t[r][2];
+        }
     }
 }
 
@@ -82,22 +91,33 @@ static void wg_filter_fn(void *ctx, int64_t begin, int64_t end)
 {
     wg_job *j = ctx;
     (void)begin, (void)end;
+    const int64_t mr = j->mr, C = j->C, OC = j->OC;
     for (;;) {
         int64_t op = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (op >= j->ocp)
             break;
-        for (int64_t i = 0; i < j->mr; i++) {
-            int64_t oc = op * j->mr + i;
-            for (int64_t c = 0; c < j->C; c++) {
-                float k[9], u[WG_XI];
-                for (int q = 0; q < 9; q++)
-                    k[q] = oc >= j->OC ? 0.0f
-                           : j->flip ? j->w[(c * j->OC + oc) * 9 + 8 - q] /* transposed, flipped */
-                                     : j->w[(oc * j->C + c) * 9 + q];
-                wg_filter(k, u);
-                for (int xi = 0; xi < WG_XI; xi++)
-                    j->u[((xi * j->ocp + op) * j->Cp + c) * j->mr + i] = u[xi];
+        int64_t rows = OC - op * mr < mr ? OC - op * mr : mr;
+        float k[9][TG_GEMM_MAX_MR], blk[WG_XI * WG_BLK * TG_GEMM_MAX_MR];
+        memset(k, 0, sizeof k); /* rows past OC stay zero */
+        for (int64_t c = 0; c < C; c++) {
+            int64_t cb = c % WG_BLK;
+            for (int64_t i = 0; i < rows; i++) {
+                int64_t oc = op * mr + i;
+                if (j->flip) { /* w is (C, OC, 3, 3): transposed, the taps reversed */
+                    const float *src = j->w + (c * OC + oc) * 9;
+                    for (int q = 0; q < 9; q++)
+                        k[q][i] = src[8 - q];
+                } else {
+                    const float *src = j->w + (oc * C + c) * 9;
+                    for (int q = 0; q < 9; q++)
+                        k[q][i] = src[q];
+                }
             }
+            wg_filter_rows(mr, (const float(*)[TG_GEMM_MAX_MR])k, blk + cb * mr, WG_BLK * mr);
+            if (cb == WG_BLK - 1 || c == C - 1)
+                for (int xi = 0; xi < WG_XI; xi++)
+                    memcpy(j->u + ((xi * j->ocp + op) * j->Cp + c - cb) * mr, blk + xi * WG_BLK * mr,
+                           (size_t)((cb + 1) * mr) * sizeof(float));
         }
     }
 }
@@ -162,8 +182,9 @@ static void wg_input_fn(void *ctx, int64_t begin, int64_t end)
         for (int xi = 0; xi < WG_XI; xi++)
             for (int64_t k = nt; k < nr; k++)
                 d[xi][k] = 0.0f; /* tiles past the batch's last */
-        float *vp = j->v + pl * WG_XI * j->Cp * nr;
+        float *vp = j->v + pl * WG_XI * j->Cp * nr, blk[WG_XI * WG_BLK * WG_MAX_NR];
         for (int64_t c = c0; c < c1; c++) {
+            int64_t cb = (c - c0) % WG_BLK;
             for (int64_t k = 0; k < nt; k++) {
                 const float *xc = j->x + (tl[k].n * j->C + c) * HW;
                 int64_t ih = tl[k].ih, iw = tl[k].iw;
@@ -180,7 +201,10 @@ static void wg_input_fn(void *ctx, int64_t begin, int64_t end)
                         }
                 }
             }
-            wg_input_rows(nr, (const float(*)[WG_MAX_NR])d, vp + c * nr, j->Cp * nr);
+            wg_input_rows(nr, (const float(*)[WG_MAX_NR])d, blk + cb * nr, WG_BLK * nr);
+            if (cb == WG_BLK - 1 || c == c1 - 1)
+                for (int xi = 0; xi < WG_XI; xi++)
+                    memcpy(vp + (xi * j->Cp + c - cb) * nr, blk + xi * WG_BLK * nr, (size_t)((cb + 1) * nr) * sizeof(float));
         }
     }
 }
