@@ -646,16 +646,20 @@ TG_CONV_EPI_PASS(float, f32)
 TG_CONV_EPI_PASS(double, f64)
 
 /* Whether AUTO takes Winograd's F(2x2, 3x3) for g (tg_conv_winograd_ok): with the
- * AVX-512 kernels, 128 channels or more on both sides and a panel of 2x2 tiles or more.
- * Alternated calls, 2 threads, AUTO's other paths against it (forward): 1.1-1.5x at
- * 128-512 channels (256 -> 256 at 14x14 batch 32 1.40x, 512 -> 512 at 28x28 batch 1
- * 1.27x, 128 -> 128 at 112x112 1.09x); at 64 channels 0.5-0.7x and at 16-32 0.2-0.4x
- * (the transforms, a few adds a value, weigh against 16 * 2 * channels flops), and 0.6x
- * at 512 -> 512 7x7 batch 1 (16 tiles: the filter transform is most of the work). */
+ * AVX-512 kernels and a panel of 2x2 tiles or more, 128 channels or more on both sides,
+ * or 64 or more over images of 28x28 or more. Against AUTO's other paths (forward,
+ * alternated calls, 2 threads, Zen 4): at 128-512 channels 1.1-1.8x (128 -> 128 at 28x28
+ * batch 1 1.49x, 256 -> 256 at 14x14 batch 32 1.80x, 512 -> 512 at 14x14 batch 1
+ * 1.16x); 64 channels 1.10-1.18x at 56x56 and 224x224, 1.0x at 14x14-28x28 and 0.85x at
+ * 8x8 (edge tiles, which gather their patches element by element, are most of a small
+ * image); 32-48 channels 0.5-0.85x (the transforms weigh against 32 * channels flops
+ * a transformed value); 512 -> 512 at 7x7 batch 1 0.56x (16 tiles: the filter
+ * transform, 16 values a weight, is most of the work). */
 static int conv_winograd_auto(const tg_conv2d_geom *g)
 {
     int64_t tiles = g->N * ((g->OH + 1) / 2) * ((g->OW + 1) / 2);
-    return strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && g->C >= 128 && g->OC >= 128 && tiles >= 32;
+    int wide = g->C >= 128 && g->OC >= 128, large = g->C >= 64 && g->OC >= 64 && g->OH >= 28 && g->OW >= 28;
+    return strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && tiles >= 32 && (wide || large);
 }
 
 /* Winograd's F(2x2, 3x3) (conv_winograd.c), f32 only: where forced, or where AUTO takes

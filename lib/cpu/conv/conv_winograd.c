@@ -65,25 +65,28 @@ int tg_conv_winograd_ok(const tg_conv2d_geom *g)
 /* ---------------------------------------------------------------- transforms */
 
 /* U = G g G^T for the kernels of one panel's mr output channels side by side (k[q][i]:
- * tap q of row i's kernel), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], into the
+ * tap q of row i's kernel at k[q * TG_GEMM_MAX_MR + i]), G = [1 0 0; 1/2 1/2 1/2;
+ * 1/2 -1/2 1/2; 0 0 1], into the
  * packed rows dst + xi * stride (mr values each). */
-TG_CPU_CLONES static void wg_filter_rows(int64_t mr, const float k[9][TG_GEMM_MAX_MR], float *dst, int64_t stride)
+TG_CPU_CLONES static void wg_filter_rows(int64_t mr, const float *restrict k, float *restrict dst, int64_t stride)
 {
-    for (int64_t i = 0; i < mr; i++) {
-        float t[4][3];
-        for (int s = 0; s < 3; s++) {
-            t[0][s] = k[s][i];
-            t[1][s] = 0.5f * (k[s][i] + k[3 + s][i] + k[6 + s][i]);
-            t[2][s] = 0.5f * (k[s][i] - k[3 + s][i] + k[6 + s][i]);
-            t[3][s] = k[6 + s][i];
-        }
-        for (int r = 0; r < 4; r++) {
-            dst[(r * 4 + 0) * stride + i] = t[r][0];
-            dst[(r * 4 + 1) * stride + i] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
-            dst[(r * 4 + 2) * stride + i] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
-            dst[(r * 4 + 3) * stride + i] = t[r][2];
-        }
+    /* row r of G g, for r = 0..3: g's row 0; (rows 0 + 1 + 2) / 2; (0 - 1 + 2) / 2; row 2
+     * (computed for each of its three columns), then (G g) G^T the same way along the row */
+#define K(q) k[(q) * TG_GEMM_MAX_MR + i]
+#define ROW(r, t0, t1, t2)                                                                         \
+    for (int64_t i = 0; i < mr; i++) {                                                             \
+        float a = t0, b = t1, c = t2;                                                              \
+        dst[(r * 4 + 0) * stride + i] = a;                                                         \
+        dst[(r * 4 + 1) * stride + i] = 0.5f * (a + b + c);                                        \
+        dst[(r * 4 + 2) * stride + i] = 0.5f * (a - b + c);                                        \
+        dst[(r * 4 + 3) * stride + i] = c;                                                         \
     }
+    ROW(0, K(0), K(1), K(2))
+    ROW(1, 0.5f * (K(0) + K(3) + K(6)), 0.5f * (K(1) + K(4) + K(7)), 0.5f * (K(2) + K(5) + K(8)))
+    ROW(2, 0.5f * (K(0) - K(3) + K(6)), 0.5f * (K(1) - K(4) + K(7)), 0.5f * (K(2) - K(5) + K(8)))
+    ROW(3, K(6), K(7), K(8))
+#undef ROW
+#undef K
 }
 
 /* Units: output-channel panels; rows past OC are zero. */
@@ -97,7 +100,7 @@ static void wg_filter_fn(void *ctx, int64_t begin, int64_t end)
         if (op >= j->ocp)
             break;
         int64_t rows = OC - op * mr < mr ? OC - op * mr : mr;
-        float k[9][TG_GEMM_MAX_MR], blk[WG_XI * WG_BLK * TG_GEMM_MAX_MR];
+        float k[9 * TG_GEMM_MAX_MR], blk[WG_XI * WG_BLK * TG_GEMM_MAX_MR];
         memset(k, 0, sizeof k); /* rows past OC stay zero */
         for (int64_t c = 0; c < C; c++) {
             int64_t cb = c % WG_BLK;
@@ -106,14 +109,14 @@ static void wg_filter_fn(void *ctx, int64_t begin, int64_t end)
                 if (j->flip) { /* w is (C, OC, 3, 3): transposed, the taps reversed */
                     const float *src = j->w + (c * OC + oc) * 9;
                     for (int q = 0; q < 9; q++)
-                        k[q][i] = src[8 - q];
+                        k[q * TG_GEMM_MAX_MR + i] = src[8 - q];
                 } else {
                     const float *src = j->w + (oc * C + c) * 9;
                     for (int q = 0; q < 9; q++)
-                        k[q][i] = src[q];
+                        k[q * TG_GEMM_MAX_MR + i] = src[q];
                 }
             }
-            wg_filter_rows(mr, (const float(*)[TG_GEMM_MAX_MR])k, blk + cb * mr, WG_BLK * mr);
+            wg_filter_rows(mr, k, blk + cb * mr, WG_BLK * mr);
             if (cb == WG_BLK - 1 || c == C - 1)
                 for (int xi = 0; xi < WG_XI; xi++)
                     memcpy(j->u + ((xi * j->ocp + op) * j->Cp + c - cb) * mr, blk + xi * WG_BLK * mr,
@@ -142,23 +145,27 @@ static void wg_tiles(const wg_job *j, int64_t t0, int64_t nt, wg_tile *tl)
     }
 }
 
-/* V = B^T d B of nr patches side by side (d[xi][j]: position xi of tile j's patch), into
- * the packed rows dst + xi * stride; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-TG_CPU_CLONES static void wg_input_rows(int64_t nr, const float d[WG_XI][WG_MAX_NR], float *dst, int64_t stride)
+/* V = B^T d B of nr patches side by side (d[xi * WG_MAX_NR + j]: position xi of tile
+ * j's patch), into the packed rows dst + xi * stride; B^T = [1 0 -1 0; 0 1 1 0;
+ * 0 -1 1 0; 0 1 0 -1]. A loop over the tiles of whole-vector operations. */
+TG_CPU_CLONES static void wg_input_rows(int64_t nr, const float *restrict d, float *restrict dst, int64_t stride)
 {
-    for (int64_t q = 0; q < nr; q++) {
-        float t[4][4];
-        for (int s = 0; s < 4; s++) {
-            t[0][s] = d[s][q] - d[8 + s][q];
-            t[1][s] = d[4 + s][q] + d[8 + s][q];
-            t[2][s] = d[8 + s][q] - d[4 + s][q];
-            t[3][s] = d[4 + s][q] - d[12 + s][q];
-        }
-        for (int r = 0; r < 4; r++) {
-            dst[(r * 4 + 0) * stride + q] = t[r][0] - t[r][2];
-            dst[(r * 4 + 1) * stride + q] = t[r][1] + t[r][2];
-            dst[(r * 4 + 2) * stride + q] = t[r][2] - t[r][1];
-            dst[(r * 4 + 3) * stride + q] = t[r][1] - t[r][3];
+    /* row r of B^T d is rows[r][0] + sign[r] * rows[r][1] of the patch */
+    static const int rows[4][2] = { { 0, 2 }, { 1, 2 }, { 2, 1 }, { 1, 3 } };
+    static const float sign[4] = { -1.0f, 1.0f, -1.0f, -1.0f };
+    for (int r = 0; r < 4; r++) {
+        const float *restrict p = d + rows[r][0] * 4 * WG_MAX_NR, *restrict n = d + rows[r][1] * 4 * WG_MAX_NR;
+        const float sg = sign[r];
+        float *restrict o0 = dst + r * 4 * stride, *restrict o1 = o0 + stride, *restrict o2 = o1 + stride,
+                        *restrict o3 = o2 + stride;
+        for (int64_t q = 0; q < nr; q++) {
+            float a0 = p[q] + sg * n[q], a1 = p[WG_MAX_NR + q] + sg * n[WG_MAX_NR + q];
+            float a2 = p[2 * WG_MAX_NR + q] + sg * n[2 * WG_MAX_NR + q];
+            float a3 = p[3 * WG_MAX_NR + q] + sg * n[3 * WG_MAX_NR + q];
+            o0[q] = a0 - a2;
+            o1[q] = a1 + a2;
+            o2[q] = a2 - a1;
+            o3[q] = a1 - a3;
         }
     }
 }
@@ -178,10 +185,10 @@ static void wg_input_fn(void *ctx, int64_t begin, int64_t end)
         int64_t t0 = (j->p0 + pl) * nr, nt = j->T - t0 < nr ? j->T - t0 : nr;
         wg_tile tl[WG_MAX_NR];
         wg_tiles(j, t0, nt, tl);
-        float d[WG_XI][WG_MAX_NR];
+        float d[WG_XI * WG_MAX_NR];
         for (int xi = 0; xi < WG_XI; xi++)
             for (int64_t k = nt; k < nr; k++)
-                d[xi][k] = 0.0f; /* tiles past the batch's last */
+                d[xi * WG_MAX_NR + k] = 0.0f; /* tiles past the batch's last */
         float *vp = j->v + pl * WG_XI * j->Cp * nr, blk[WG_XI * WG_BLK * WG_MAX_NR];
         for (int64_t c = c0; c < c1; c++) {
             int64_t cb = (c - c0) % WG_BLK;
@@ -192,16 +199,16 @@ static void wg_input_fn(void *ctx, int64_t begin, int64_t end)
                     const float *p = xc + ih * W + iw;
                     for (int r = 0; r < 4; r++)
                         for (int s = 0; s < 4; s++)
-                            d[r * 4 + s][k] = p[r * W + s];
+                            d[(r * 4 + s) * WG_MAX_NR + k] = p[r * W + s];
                 } else {
                     for (int r = 0; r < 4; r++)
                         for (int s = 0; s < 4; s++) {
                             int64_t h = ih + r, w = iw + s;
-                            d[r * 4 + s][k] = h >= 0 && h < H && w >= 0 && w < W ? xc[h * W + w] : 0.0f;
+                            d[(r * 4 + s) * WG_MAX_NR + k] = h >= 0 && h < H && w >= 0 && w < W ? xc[h * W + w] : 0.0f;
                         }
                 }
             }
-            wg_input_rows(nr, (const float(*)[WG_MAX_NR])d, blk + cb * nr, WG_BLK * nr);
+            wg_input_rows(nr, d, blk + cb * nr, WG_BLK * nr);
             if (cb == WG_BLK - 1 || c == c1 - 1)
                 for (int xi = 0; xi < WG_XI; xi++)
                     memcpy(vp + (xi * j->Cp + c - cb) * nr, blk + xi * WG_BLK * nr, (size_t)((cb + 1) * nr) * sizeof(float));
@@ -211,8 +218,8 @@ static void wg_input_fn(void *ctx, int64_t begin, int64_t end)
 
 /* Y = A^T m A of one output channel's nr tiles (m[xi]: nr values, mr * nr apart), A^T =
  * [1 1 1 0; 0 1 -1 -1]: y[a * 2 + b][j] is the tile's output (a, b). */
-TG_CPU_CLONES static void wg_output_rows(int64_t nr, const float *m, int64_t stride, float bias,
-                                         float y[4][WG_MAX_NR])
+TG_CPU_CLONES static void wg_output_rows(int64_t nr, const float *restrict m, int64_t stride, float bias,
+                                         float (*restrict y)[WG_MAX_NR])
 {
     for (int64_t q = 0; q < nr; q++) {
         float t[2][4];
