@@ -3,7 +3,7 @@
  * pass, and the result must be bitwise the composition tg_batch_norm (eval, with its own
  * residual and relu) or tg_add and tg_relu, over geometries that reach every CPU path
  * (the channels-in-lanes kernel at stride 1 and 2, the rows kernel of first layers, the
- * packed GEMM, 1x1, depthwise, groups, unbatched input), f32 and f64, with and without
+ * packed GEMM, Winograd's F(2x2, 3x3), 1x1, depthwise, groups, unbatched input), f32 and f64, with and without
  * the conv's bias, the batch norm's affine parameters, the residual and the relu. While
  * a gradient is recorded it is the composition, gradients included (gradcheck in f64).
  * The errors a user can make, with their messages. */
@@ -47,6 +47,7 @@ static const geo k_geos[] = {
     { 2, 24, 6, 6, 24, 3, 1, 1, 24 },  /* depthwise */
     { 2, 8, 7, 7, 12, 3, 2, 0, 4 },    /* groups, no padding */
     { 0, 16, 8, 8, 16, 3, 1, 1, 1 },   /* unbatched */
+    { 2, 128, 7, 8, 136, 3, 1, 1, 1 }, /* Winograd's F(2x2, 3x3): odd rows, a partial panel of channels */
 };
 #define NGEOS ((int)(sizeof k_geos / sizeof k_geos[0]))
 

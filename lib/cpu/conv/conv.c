@@ -665,18 +665,18 @@ static int conv_winograd_auto(const tg_conv2d_geom *g)
 /* Winograd's F(2x2, 3x3) (conv_winograd.c), f32 only: where forced, or where AUTO takes
  * it. Returns 1 when it ran (*st its status), else 0. */
 static int conv_winograd_f32(float *out, const float *x, const float *w, int flip, const float *bias,
-                             const tg_conv2d_geom *g, tg_status *st)
+                             const tg_conv2d_geom *g, tg_conv_epi *epi, tg_status *st)
 {
     if (!tg_conv_winograd_ok(g) || !(g_algo == TG_CONV_WINOGRAD || (g_algo == TG_CONV_AUTO && conv_winograd_auto(g))))
         return 0;
-    *st = tg_conv_winograd_f32(out, x, w, flip, bias, g);
+    *st = tg_conv_winograd_f32(out, x, w, flip, bias, g, epi);
     return 1;
 }
 
 static int conv_winograd_f64(double *out, const double *x, const double *w, int flip, const double *bias,
-                             const tg_conv2d_geom *g, tg_status *st)
+                             const tg_conv2d_geom *g, tg_conv_epi *epi, tg_status *st)
 {
-    (void)out, (void)x, (void)w, (void)flip, (void)bias, (void)g, (void)st;
+    (void)out, (void)x, (void)w, (void)flip, (void)bias, (void)g, (void)epi, (void)st;
     return 0;
 }
 
@@ -738,7 +738,7 @@ static int conv_winograd_f64(double *out, const double *x, const double *w, int 
             return TG_OK;                                                                      \
         }                                                                                      \
         tg_status wst;                                                                         \
-        if (conv_winograd_##S(out, x, w, 0, bias, g, &wst))                                    \
+        if (conv_winograd_##S(out, x, w, 0, bias, g, epi, &wst))                               \
             return wst;                                                                        \
         return conv_implicit_##S(out, x, w, 0, bias, g, epi);                                  \
     }                                                                                          \
@@ -786,7 +786,7 @@ static int conv_winograd_f64(double *out, const double *x, const double *w, int 
         }                                                                                      \
         tg_conv2d_geom t = tg_conv_bwd_geom(g);                                                \
         tg_status wst;                                                                         \
-        if (conv_winograd_##S(dx, dout, w, 1, NULL, &t, &wst))                                 \
+        if (conv_winograd_##S(dx, dout, w, 1, NULL, &t, NULL, &wst))                           \
             return wst;                                                                        \
         if (Cg > TG_CONV_DIRECT_MAX_M) /* never the direct tiles: packed straight from w */     \
             return conv_implicit_##S(dx, dout, w, 1, NULL, &t, NULL);                          \

@@ -47,6 +47,9 @@ typedef struct {
     const float *x, *w, *bias;
     int flip; /* w is the forward weight of the conv whose backward data g is */
     float *out;
+    const float *ecoef, *eres; /* conv2d's epilogue (tg_conv_epi), or NULL */
+    int64_t eoc;
+    int erelu;
     int64_t C, Cp, OC, mr, nr, kc, ocp; /* Cp: C rounded up to 16, the packed stride */
     int64_t TH, TW, T, tpan;            /* tiles down and across an image, in all, panels of nr */
     float *u;                           /* [xi][oc panel][Cp][mr] */
@@ -236,6 +239,25 @@ TG_CPU_CLONES static void wg_output_rows(int64_t nr, const float *restrict m, in
     }
 }
 
+/* The epilogue's batch norm on one channel's tiles, as conv.c's pass after a conv
+ * computes it (the same operations in the same order: the same bits). */
+TG_CPU_CLONES static void wg_epi_bn(int64_t nr, float m, float l, float sc, float t, float (*y)[WG_MAX_NR])
+{
+    for (int a = 0; a < 4; a++)
+        for (int64_t q = 0; q < nr; q++)
+            y[a][q] = ((y[a][q] - m) - l) * sc + t;
+}
+
+/* out[at] = v, then the epilogue's residual and relu where there are. */
+static inline void wg_store(const wg_job *j, int64_t at, float v)
+{
+    if (j->eres)
+        v += j->eres[at];
+    if (j->erelu)
+        v = v < 0 ? 0.0f : v;
+    j->out[at] = v;
+}
+
 /* Units: (panel of the chunk, block of ocb output-channel panels). */
 static void wg_gemm_fn(void *ctx, int64_t begin, int64_t end)
 {
@@ -270,17 +292,20 @@ static void wg_gemm_fn(void *ctx, int64_t begin, int64_t end)
                 int64_t oc = op * mr + i;
                 float y[4][WG_MAX_NR];
                 wg_output_rows(nr, mt + i * nr, mr * nr, j->bias ? j->bias[oc] : 0.0f, y);
+                if (j->ecoef)
+                    wg_epi_bn(nr, j->ecoef[oc], j->ecoef[j->eoc + oc], j->ecoef[2 * j->eoc + oc],
+                              j->ecoef[3 * j->eoc + oc], y);
                 for (int64_t k = 0; k < nt; k++) {
                     int64_t oh = tl[k].ih + g->pad[0], ow = tl[k].iw + g->pad[1];
-                    float *o = j->out + (tl[k].n * j->OC + oc) * P + oh * OW + ow;
+                    int64_t at = (tl[k].n * j->OC + oc) * P + oh * OW + ow;
                     int down = oh + 1 < OH, right = ow + 1 < OW;
-                    o[0] = y[0][k];
+                    wg_store(j, at, y[0][k]);
                     if (right)
-                        o[1] = y[1][k];
+                        wg_store(j, at + 1, y[1][k]);
                     if (down)
-                        o[OW] = y[2][k];
+                        wg_store(j, at + OW, y[2][k]);
                     if (down && right)
-                        o[OW + 1] = y[3][k];
+                        wg_store(j, at + OW + 1, y[3][k]);
                 }
             }
         }
@@ -290,11 +315,15 @@ static void wg_gemm_fn(void *ctx, int64_t begin, int64_t end)
 /* ---------------------------------------------------------------- the driver */
 
 tg_status tg_conv_winograd_f32(float *out, const float *x, const float *w, int flip, const float *bias,
-                               const tg_conv2d_geom *g)
+                               const tg_conv2d_geom *g, tg_conv_epi *epi)
 {
     const tg_gemm_kernels *kr = tg_gemm_kernels_current();
     wg_job j = { .g = g, .kr = kr, .x = x, .w = w, .bias = bias, .flip = flip, .out = out, .C = g->C,
                  .OC = g->OC, .mr = kr->f32.mr, .nr = kr->f32.nr, .kc = kr->f32.kc };
+    if (epi) {
+        j.ecoef = epi->coef, j.eoc = epi->oc, j.eres = epi->res, j.erelu = epi->relu;
+        epi->applied = 1;
+    }
     j.Cp = (j.C + 15) / 16 * 16;
     j.ocp = (j.OC + j.mr - 1) / j.mr;
     j.TH = (g->OH + 1) / 2, j.TW = (g->OW + 1) / 2, j.T = g->N * j.TH * j.TW;
