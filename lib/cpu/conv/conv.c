@@ -659,7 +659,9 @@ static int conv_winograd_auto(const tg_conv2d_geom *g)
 {
     int64_t tiles = g->N * ((g->OH + 1) / 2) * ((g->OW + 1) / 2);
     int wide = g->C >= 128 && g->OC >= 128, large = g->C >= 64 && g->OC >= 64 && g->OH >= 28 && g->OW >= 28;
-    return strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && tiles >= 32 && (wide || large);
+    /* the transformed weight, 16 values a channel pair, kept to 64 MB (1024 x 1024) */
+    int fits = (double)g->C * (double)g->OC <= 1024.0 * 1024.0;
+    return strcmp(tg_gemm_kernels_current()->name, "avx512") == 0 && tiles >= 32 && (wide || large) && fits;
 }
 
 /* Winograd's F(2x2, 3x3) (conv_winograd.c), f32 only: where forced, or where AUTO takes

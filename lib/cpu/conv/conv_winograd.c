@@ -18,7 +18,10 @@
  *
  * Accuracy: the transforms' coefficients are 0, +-1 and +-1/2, exact in binary; the
  * rounding of the sums of V and of the output transform is the error beyond the direct
- * method's (tests/test_conv_kernels.c holds it to the same bound as the other paths). */
+ * method's (tests/test_conv_kernels.c holds it to the same bound as the other paths).
+ * As with every Winograd convolution, an infinite input can give NaN where the direct
+ * sum gives an infinity (the transforms subtract inputs from one another), and inputs
+ * near FLT_MAX can overflow in them. */
 #include <stdatomic.h>
 #include <string.h>
 
