@@ -6,9 +6,11 @@
  * rounds). Measures, never asserts.
  *
  * Usage: bench_conv [--rounds R] [--threads N] [--quick] [--full] [--no-peer] [--json]
- *        [--peer PATH] [--match TEXT] [--algo NAME]   (--quick: the three target layers;
- *        --full adds VGG-16 at batch 32; --match: only the layers whose name contains TEXT;
- *        --algo: force implicit, col, gemm, depthwise, direct, lanes or winograd where it applies) */
+ *        [--peer PATH] [--match TEXT] [--algo NAME] [--vs NAME]   (--quick: the three target
+ *        layers; --full adds VGG-16 at batch 32; --match: only the layers whose name contains
+ *        TEXT; --algo: force implicit, col, gemm, depthwise, direct, lanes or winograd where it
+ *        applies; --vs: the second column is that algorithm instead of PyTorch, timed right
+ *        after the first on each layer in each round, "ratio" the first's speed over it) */
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -245,9 +247,14 @@ static void spread(const double *v, int n, double *med, double *lo, double *hi)
     *lo = c[0], *hi = c[n - 1];
 }
 
+/* --algo and --vs names, in tg_conv_algo's order */
+static const char *const k_algos[] = { "auto", "implicit", "gemm", "col", "depthwise", "direct", "lanes", "winograd" };
+#define NALGOS (int)(sizeof k_algos / sizeof k_algos[0])
+
 int main(int argc, char **argv)
 {
     int rounds = 3, threads = 2, quick = 0, full = 0, peer_on = 1, json = 0, samples = 3;
+    int base_algo = 0, vs_algo = -1; /* --vs: the second column is that algorithm, alternated with the first */
     const char *peer_path = "bench/peer_torch_conv.py", *match = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
@@ -258,18 +265,20 @@ int main(int argc, char **argv)
             peer_path = argv[++i];
         else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc)
             match = argv[++i];
-        else if (strcmp(argv[i], "--algo") == 0 && i + 1 < argc) {
-            static const char *const names[] = { "auto", "implicit", "gemm", "col", "depthwise", "direct", "lanes",
-                                                 "winograd" };
+        else if ((strcmp(argv[i], "--algo") == 0 || strcmp(argv[i], "--vs") == 0) && i + 1 < argc) {
+            int vs = argv[i][2] == 'v';
             const char *a = argv[++i];
             int k = 0;
-            while (k < 8 && strcmp(a, names[k]) != 0)
+            while (k < NALGOS && strcmp(a, k_algos[k]) != 0)
                 k++;
-            if (k == 8) {
-                fprintf(stderr, "bench_conv: unknown --algo %s\n", a);
+            if (k == NALGOS) {
+                fprintf(stderr, "bench_conv: unknown %s %s\n", vs ? "--vs" : "--algo", a);
                 return 2;
             }
-            tg_cpu_conv_set_algo((tg_conv_algo)k);
+            if (vs)
+                vs_algo = k;
+            else
+                base_algo = k;
         }
         else if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -300,13 +309,20 @@ int main(int argc, char **argv)
     }
     float *x = filled(nx, 0.1f), *w = filled(nw, 0.01f), *b = filled(nb, 0.1f);
     float *y = filled(no, 0), *dy = filled(no, 0.1f), *dx = filled(nx, 0), *dw = filled(nw, 0);
-    int peer_ok = peer_on;
+    int peer_ok = peer_on && vs_algo < 0;
+    tg_cpu_conv_set_algo((tg_conv_algo)base_algo);
     for (int r = 0; r < rounds; r++) {
         double p0 = measure_peak();
         for (int i = 0; i < nsel; i++) {
             tg_conv2d_geom g = to_geom(&k_shapes[sel[i]]);
             for (int d = 0; d < 3; d++)
                 tg[i][d][r] = time_dir(&g, d, samples, x, w, b, y, dy, dx, dw, &tgc[i][d][r]);
+            if (vs_algo < 0)
+                continue;
+            tg_cpu_conv_set_algo((tg_conv_algo)vs_algo);
+            for (int d = 0; d < 3; d++)
+                peer[i][d][r] = time_dir(&g, d, samples, x, w, b, y, dy, dx, dw, &peerc[i][d][r]);
+            tg_cpu_conv_set_algo((tg_conv_algo)base_algo);
         }
         if (peer_ok && run_peer(peer_path, sel, nsel, threads, samples, r, peer, peerc) != 0) {
             fprintf(stderr, "bench_conv: the PyTorch peer did not run (%s); continuing without\n",
@@ -319,14 +335,16 @@ int main(int argc, char **argv)
     }
     double pk, plo, phi;
     spread(peaks, rounds, &pk, &plo, &phi);
+    peer_ok |= vs_algo >= 0;
+    const char *first = vs_algo >= 0 ? k_algos[base_algo] : "tapegrad", *second = vs_algo >= 0 ? k_algos[vs_algo] : "PyTorch";
     double peak = pk * threads;
     if (!json) {
         printf("f32 FMA peak, one core (per CPU second): %.1f GFLOP/s (rounds %.1f-%.1f); %d threads: %.1f; "
                "GEMM kernel %s\n", pk, plo, phi, threads, peak, tg_cpu_gemm_kernel_name());
         printf("GFLOP/s wall clock: median over %d rounds [min-max], %%pk of the %d-thread peak; "
                "cpu%%: GFLOP per CPU second of the process over one core's peak\n", rounds, threads);
-        printf("%-24s %-10s %20s %6s %5s %20s %6s %5s %6s\n", "layer", "direction", "tapegrad", "%pk",
-               "cpu%", "PyTorch", "%pk", "cpu%", "ratio");
+        printf("%-24s %-10s %20s %6s %5s %20s %6s %5s %6s\n", "layer", "direction", first, "%pk",
+               "cpu%", second, "%pk", "cpu%", "ratio");
     } else {
         printf("{\"peak_gflops_per_core\": %.1f, \"threads\": %d, \"kernel\": \"%s\", \"results\": [\n",
                pk, threads, tg_cpu_gemm_kernel_name());
