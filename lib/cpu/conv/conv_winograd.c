@@ -70,10 +70,9 @@ int tg_conv_winograd_ok(const tg_conv2d_geom *g)
 
 /* ---------------------------------------------------------------- transforms */
 
-/* U = G g G^T for the kernels of one panel's mr output channels side by side (k[q][i]:
- * tap q of row i's kernel at k[q * TG_GEMM_MAX_MR + i]), G = [1 0 0; 1/2 1/2 1/2;
- * 1/2 -1/2 1/2; 0 0 1], into the
- * packed rows dst + xi * stride (mr values each). */
+/* U = G g G^T for the kernels of one panel's mr output channels side by side (tap q of
+ * row i's kernel at k[q * TG_GEMM_MAX_MR + i]), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2;
+ * 0 0 1], into the packed rows dst + xi * stride (mr values each). */
 TG_CPU_CLONES static void wg_filter_rows(int64_t mr, const float *restrict k, float *restrict dst, int64_t stride)
 {
     /* row r of G g, for r = 0..3: g's row 0; (rows 0 + 1 + 2) / 2; (0 - 1 + 2) / 2; row 2
@@ -183,19 +182,25 @@ static void wg_input_fn(void *ctx, int64_t begin, int64_t end)
     const tg_conv2d_geom *g = j->g;
     (void)begin, (void)end;
     const int64_t H = g->H, W = g->W, nr = j->nr, HW = H * W;
+    float *d = NULL, *blk = NULL; /* the patches, and the block of transformed rows */
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (u >= j->np * j->ncb)
             break;
+        if (!d && !(d = tg_conv_scratch(0, (size_t)(WG_XI * (WG_MAX_NR + WG_BLK * nr)) * sizeof(float)))) {
+            atomic_store(&j->oom, 1);
+            atomic_store(&j->next, j->np * j->ncb);
+            break;
+        }
+        blk = d + WG_XI * WG_MAX_NR;
         int64_t pl = u / j->ncb, c0 = u % j->ncb * WG_CB, c1 = c0 + WG_CB < j->C ? c0 + WG_CB : j->C;
         int64_t t0 = (j->p0 + pl) * nr, nt = j->T - t0 < nr ? j->T - t0 : nr;
         wg_tile tl[WG_MAX_NR];
         wg_tiles(j, t0, nt, tl);
-        float d[WG_XI * WG_MAX_NR];
         for (int xi = 0; xi < WG_XI; xi++)
             for (int64_t k = nt; k < nr; k++)
                 d[xi * WG_MAX_NR + k] = 0.0f; /* tiles past the batch's last */
-        float *vp = j->v + pl * WG_XI * j->Cp * nr, blk[WG_XI * WG_BLK * WG_MAX_NR];
+        float *vp = j->v + pl * WG_XI * j->Cp * nr;
         for (int64_t c = c0; c < c1; c++) {
             int64_t cb = (c - c0) % WG_BLK;
             for (int64_t k = 0; k < nt; k++) {
@@ -353,6 +358,8 @@ tg_status tg_conv_winograd_f32(float *out, const float *x, const float *w, int f
         j.nocb = (j.ocp + j.ocb - 1) / j.ocb;
         atomic_store(&j.next, 0);
         tg_conv_parallel(32.0 * (double)(WG_XI * j.C * j.np * j.nr), j.np * j.ncb, wg_input_fn, &j);
+        if (atomic_load(&j.oom))
+            return tg_error(TG_ERR_NOMEM, "conv2d: out of memory for a thread's Winograd patch buffer");
         atomic_store(&j.next, 0);
         tg_conv_parallel(2.0 * WG_XI * (double)(j.ocp * j.mr) * (double)j.C * (double)(j.np * j.nr), j.np * j.nocb,
                     wg_gemm_fn, &j);
