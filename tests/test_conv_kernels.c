@@ -408,7 +408,7 @@ int main(int argc, char **argv)
         geom(1, 1, 40, 40, 4, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1),
         geom(3, 1, 13, 11, 5, 3, 5, 1, 1, 1, 2, 1, 0, 1, 1, 1),
         /* Winograd's F(2x2, 3x3): outputs of odd and even sizes (partial tiles), padding
-         * 0-2 and asymmetric, one row or column, channels not a multiple of 16 or over a
+         * 0-3 and asymmetric, one row or column, channels not a multiple of 16 or over a
          * K block (600), output channels not a multiple of a panel, and more tiles than a
          * chunk of V holds (5000 tiles of 16 channels: two chunks) */
         geom(1, 1, 3, 3, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1),
@@ -417,6 +417,7 @@ int main(int argc, char **argv)
         geom(3, 20, 10, 11, 29, 3, 3, 1, 1, 2, 0, 1, 0, 1, 1, 1),
         geom(1, 600, 5, 5, 20, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         geom(2, 16, 100, 100, 8, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        geom(1, 8, 6, 7, 5, 3, 3, 1, 1, 3, 3, 0, 0, 1, 1, 1), /* padding 3: backward-data's is -1 */
         /* rows longer than the padded copy's table of masks (1024 floats) */
         geom(1, 1, 3, 1100, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         geom(1, 4, 2, 1050, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1),
