@@ -131,12 +131,11 @@ static inline __attribute__((always_inline)) __m512 tap16(const float *r, int64_
     const float *p = (const float *)((uintptr_t)r + (uintptr_t)(c * (int64_t)sizeof(float)));
     if (inside)
         return sw == 1 ? _mm512_loadu_ps(p) : _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + VL));
-    uint32_t k = mask;
     if (sw == 1)
-        return _mm512_mask_loadu_ps(fill, (__mmask16)k, p);
+        return _mm512_mask_loadu_ps(fill, (__mmask16)mask, p);
     /* positions i of 32 read columns c + i; lane j keeps i = 2j */
-    __m512 lo = _mm512_mask_loadu_ps(fill, (__mmask16)k, p);
-    __m512 hi = _mm512_mask_loadu_ps(fill, (__mmask16)(k >> 16), p + VL);
+    __m512 lo = _mm512_mask_loadu_ps(fill, (__mmask16)mask, p);
+    __m512 hi = _mm512_mask_loadu_ps(fill, (__mmask16)(mask >> 16), p + VL);
     return _mm512_permutex2var_ps(lo, even, hi);
 }
 
